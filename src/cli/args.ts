@@ -1,0 +1,36 @@
+// Flag parsers shared by the subcommands: each names the flag in its error.
+
+import { InvalidArgumentError } from 'commander';
+
+export function intArg(flag: string, min = 0): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${flag} must be an integer >= ${min}, got "${v}"`);
+    return n;
+  };
+}
+
+export function floatArg(flag: string, min = -Infinity): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${flag} must be a number >= ${min}, got "${v}"`);
+    return n;
+  };
+}
+
+export function intListArg(flag: string): (v: string) => number[] {
+  return (v) => v.split(',').map((s) => intArg(flag, 1)(s.trim()));
+}
+
+/** 1234567 -> "1.23M" */
+export function human(n: number): string {
+  const units: [number, string][] = [[1e12, 'T'], [1e9, 'B'], [1e6, 'M'], [1e3, 'K']];
+  for (const [u, s] of units) if (Math.abs(n) >= u) return `${(n / u).toPrecision(3)}${s}`;
+  return String(n);
+}
+
+export function bytes(n: number): string {
+  const units: [number, string][] = [[2 ** 40, 'TiB'], [2 ** 30, 'GiB'], [2 ** 20, 'MiB'], [2 ** 10, 'KiB']];
+  for (const [u, s] of units) if (n >= u) return `${(n / u).toFixed(2)} ${s}`;
+  return `${n} B`;
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// longctx command line: each subcommand lives in its own file and only parses flags, calls the
+// library, and prints. Errors become one line on stderr (LONGCTX_DEBUG=1 adds the stack).
+
+import { Command, CommanderError } from 'commander';
+import { registerInit } from './init.js';
+import { registerInfo } from './info.js';
+import { registerRope } from './rope.js';
+import { VERSION } from '../version.js';
+
+export function buildProgram(): Command {
+  const program = new Command('longctx')
+    .description('Extend LLaMA-architecture models to long context (RoPE ABF, "Llama 2 Long") and measure whether it worked.')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)');
+  registerInit(program);
+  registerInfo(program);
+  registerRope(program);
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram().exitOverride();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof CommanderError) process.exit(e.exitCode); // commander already printed it
+    const err = e as Error;
+    process.stderr.write(`longctx: ${err.message.split('\n')[0]}\n`);
+    if (process.env.LONGCTX_DEBUG) process.stderr.write(`${err.stack ?? ''}\n`);
+    process.exit(1);
+  }
+}
+
+await main();

@@ -1,0 +1,16 @@
+// longctx library entry point.
+
+export * from './model/config.js';
+export * from './model/params.js';
+export * from './model/rope.js';
+export * from './model/llama.js';
+export * from './model/estimate.js';
+export type { Backend, AdamWStep } from './kernels/backend.js';
+export { IGNORE_INDEX } from './kernels/backend.js';
+export { refBackend } from './kernels/ref/index.js';
+export * from './train/adamw.js';
+export * from './train/schedule.js';
+export * from './train/step.js';
+export * from './io/safetensors.js';
+export * from './io/hf.js';
+export { Rng } from './util/rng.js';

@@ -1,0 +1,91 @@
+// The kernel interface. The model and trainer call only these ops, so the plain TypeScript
+// reference (kernels/ref, the oracle) and the fast native addon are interchangeable.
+//
+// Conventions (llm.c style):
+//  - outputs first, then inputs, then dimensions; every buffer is row-major.
+//  - backward ops ACCUMULATE (+=) into their gradient outputs; callers zero them.
+//  - N = B*T rows. Activations keep heads inside rows: q is (B, T, NH, HS), k/v are (B, T, NKV, HS).
+//  - Buffers are Float32Array; the reference also takes Float64Array, which the finite-difference
+//    gradient checks use.
+
+import type { Buf } from '../model/params.js';
+
+export interface AdamWStep {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number; // decoupled (AdamW): p -= lr * weightDecay * p
+  step: number; // 1-based, for bias correction
+}
+
+export interface Backend {
+  readonly name: string;
+
+  /** out (N, OC) = inp (N, C) @ w (OC, C)^T */
+  matmulForward(out: Buf, inp: Buf, w: Buf, N: number, C: number, OC: number): void;
+  /** dinp (N, C) += dout (N, OC) @ w (OC, C);  dw (OC, C) += dout^T @ inp. dinp may be null (first layer input). */
+  matmulBackward(dinp: Buf | null, dw: Buf, dout: Buf, inp: Buf, w: Buf, N: number, C: number, OC: number): void;
+
+  /** out (N, C) = inp * rstd * weight, rstd (N) = 1/sqrt(mean(inp^2) + eps) */
+  rmsnormForward(out: Buf, rstd: Buf, inp: Buf, weight: Buf, N: number, C: number, eps: number): void;
+  /** dinp (N, C) += ..., dweight (C) += ... */
+  rmsnormBackward(dinp: Buf, dweight: Buf, dout: Buf, inp: Buf, weight: Buf, rstd: Buf, N: number, C: number): void;
+
+  /**
+   * In-place rotation, Hugging Face rotate-half layout: for each head vector x (HS) at position t,
+   * pairs (i, i + HS/2) rotate by cos/sin (T, HS/2), whose amplitude (attention scaling, xPos)
+   * is already folded in. x is (B, T, NX, HS); every sequence of the batch has positions 0..T-1
+   * relative to the table's first position.
+   */
+  ropeForward(x: Buf, cos: Buf, sin: Buf, B: number, T: number, NX: number, HS: number): void;
+  /** In-place: dx (B, T, NX, HS) <- R^T dx (the rotation is linear, so it needs no saved input). */
+  ropeBackward(dx: Buf, cos: Buf, sin: Buf, B: number, T: number, NX: number, HS: number): void;
+
+  /**
+   * Causal grouped-query attention, scale 1/sqrt(HS). q (B, Tq, NH, HS), k/v (B, Tk, NKV, HS),
+   * out (B, Tq, NH, HS), lse (B, NH, Tq) = log-sum-exp of each query's scores (saved for backward).
+   * Query t sees keys 0 .. t + (Tk - Tq): Tk > Tq is a prefill/decoding step against a KV cache.
+   */
+  attentionForward(out: Buf, lse: Buf, q: Buf, k: Buf, v: Buf,
+    B: number, Tq: number, Tk: number, NH: number, NKV: number, HS: number): void;
+  /** Training case Tq = Tk = T. dq (B, T, NH, HS), dk/dv (B, T, NKV, HS) accumulate. */
+  attentionBackward(dq: Buf, dk: Buf, dv: Buf, dout: Buf, out: Buf, lse: Buf, q: Buf, k: Buf, v: Buf,
+    B: number, T: number, NH: number, NKV: number, HS: number): void;
+
+  /** out (N) = silu(gate) * up */
+  swigluForward(out: Buf, gate: Buf, up: Buf, N: number): void;
+  swigluBackward(dgate: Buf, dup: Buf, dout: Buf, gate: Buf, up: Buf, N: number): void;
+
+  /** out (N, C) = table[tokens[n]] */
+  embeddingForward(out: Buf, tokens: Int32Array, table: Buf, N: number, C: number): void;
+  /** dtable (V, C) += scatter of dout (N, C) */
+  embeddingBackward(dtable: Buf, dout: Buf, tokens: Int32Array, N: number, C: number): void;
+
+  /** out (n) = a + b */
+  add(out: Buf, a: Buf, b: Buf, n: number): void;
+  /** acc (n) += a */
+  accumulate(acc: Buf, a: Buf, n: number): void;
+
+  /**
+   * LM head fused with cross-entropy: logits = x (N, C) @ w (V, C)^T never materialised whole.
+   * losses (N) = -log softmax(logits)[target] per row, 0 where target is the ignore index -100.
+   */
+  crossEntropyForward(losses: Buf, x: Buf, w: Buf, targets: Int32Array, N: number, C: number, V: number): void;
+  /**
+   * Training: the same losses, and in one pass the gradient of sum_n dloss * loss_n:
+   * dx (N, C) += dlogits @ w, dw (V, C) += dlogits^T @ x with dlogits = dloss * (softmax - onehot).
+   */
+  crossEntropyForwardBackward(losses: Buf, dx: Buf, dw: Buf, x: Buf, w: Buf, targets: Int32Array,
+    dloss: number, N: number, C: number, V: number): void;
+
+  /** One AdamW update over n elements: params, first and second moments updated in place. */
+  adamw(params: Buf, grads: Buf, m: Buf, v: Buf, n: number, s: AdamWStep): void;
+  /** sum of squares of a (n), accumulated in float64 */
+  sumSquares(a: Buf, n: number): number;
+  /** a (n) *= s */
+  scale(a: Buf, s: number, n: number): void;
+}
+
+/** Targets equal to this are masked out of the loss (PyTorch's default ignore_index). */
+export const IGNORE_INDEX = -100;

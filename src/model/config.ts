@@ -1,0 +1,253 @@
+// LLaMA model configuration: Hugging Face `LlamaConfig` fields, validated, plus named presets.
+//
+// Dimension names used across the code base (declared here once):
+//   B batch, T sequence, C hidden (hidden_size), NH query heads, NKV key/value heads,
+//   HS head size, F ffn size (intermediate_size), V vocab, L layers.
+
+import { parseRopeScaling, ropeScalingToJSON, type RopeScaling, type RopeParams } from './rope.js';
+
+export interface LlamaConfig {
+  vocab_size: number; // V
+  hidden_size: number; // C
+  intermediate_size: number; // F
+  num_hidden_layers: number; // L
+  num_attention_heads: number; // NH
+  num_key_value_heads: number; // NKV (NKV < NH: grouped-query attention)
+  head_dim: number; // HS
+  rms_norm_eps: number;
+  rope_theta: number; // RoPE base; ABF is rope_theta 10,000 -> 500,000
+  rope_scaling: RopeScaling | null;
+  max_position_embeddings: number;
+  tie_word_embeddings: boolean;
+  bos_token_id: number;
+  eos_token_id: number;
+  initializer_range: number;
+}
+
+/** Keys we read from config.json with their types; anything else HF writes is tolerated (see IGNORED_KEYS). */
+const NUMBER_KEYS = [
+  'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
+  'num_key_value_heads', 'head_dim', 'rms_norm_eps', 'rope_theta', 'max_position_embeddings',
+  'bos_token_id', 'eos_token_id', 'initializer_range',
+] as const;
+const INTEGER_KEYS = new Set<string>([
+  'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
+  'num_key_value_heads', 'head_dim', 'max_position_embeddings', 'bos_token_id', 'eos_token_id',
+]);
+
+// Fields real Hugging Face Llama config.json files carry that do not change the math we implement.
+// They are accepted (so real checkpoints load) and dropped; any other key is an error naming it.
+const IGNORED_KEYS = new Set<string>([
+  'architectures', 'model_type', 'torch_dtype', 'dtype', 'transformers_version', 'use_cache',
+  'hidden_act', 'attention_bias', 'attention_dropout', 'mlp_bias', 'pretraining_tp', 'pad_token_id',
+  '_name_or_path', 'rope_type', 'max_sequence_length', 'tokenizer_class', 'auto_map', 'bias',
+]);
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Defaults for optional fields, as in HF LlamaConfig. */
+function defaults(): Omit<LlamaConfig, 'vocab_size' | 'hidden_size' | 'intermediate_size' | 'num_hidden_layers' | 'num_attention_heads'> {
+  return {
+    num_key_value_heads: 0, // filled with NH
+    head_dim: 0, // filled with C/NH
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    rope_scaling: null,
+    max_position_embeddings: 2048,
+    tie_word_embeddings: false,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    initializer_range: 0.02,
+  };
+}
+
+/**
+ * Parse and validate a config.json object. `where` names the source (a file path) in errors.
+ * Errors are one line: `${where}: field "x" ...: what is allowed`.
+ */
+export function parseLlamaConfig(raw: unknown, where = 'config'): LlamaConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(`${where}: expected a JSON object with LlamaConfig fields`);
+  }
+  const obj = raw as Record<string, unknown>;
+  const known = new Set<string>([...NUMBER_KEYS, 'rope_scaling', 'tie_word_embeddings']);
+  for (const key of Object.keys(obj)) {
+    if (!known.has(key) && !IGNORED_KEYS.has(key)) {
+      throw new ConfigError(`${where}: unknown field "${key}" (allowed: ${[...known].join(', ')})`);
+    }
+  }
+  if (obj.model_type !== undefined && obj.model_type !== 'llama') {
+    throw new ConfigError(`${where}: field "model_type" is ${JSON.stringify(obj.model_type)}; only "llama" is supported`);
+  }
+  if (obj.hidden_act !== undefined && obj.hidden_act !== 'silu') {
+    throw new ConfigError(`${where}: field "hidden_act" is ${JSON.stringify(obj.hidden_act)}; only "silu" (SwiGLU) is supported`);
+  }
+  for (const flag of ['attention_bias', 'mlp_bias'] as const) {
+    if (obj[flag] === true) throw new ConfigError(`${where}: field "${flag}" is true; longctx supports bias-free LLaMA layers only`);
+  }
+
+  const num = (key: (typeof NUMBER_KEYS)[number], required: boolean): number | undefined => {
+    const v = obj[key];
+    if (v === undefined || v === null) {
+      if (required) throw new ConfigError(`${where}: missing required field "${key}" (a positive integer)`);
+      return undefined;
+    }
+    // HF writes eos_token_id as a list for some models (Llama 3); we keep the first id.
+    const value = key === 'eos_token_id' && Array.isArray(v) ? v[0] : v;
+    if (typeof value !== 'number' || !Number.isFinite(value)) {
+      throw new ConfigError(`${where}: field "${key}" must be a number, got ${JSON.stringify(v)}`);
+    }
+    if (INTEGER_KEYS.has(key) && !Number.isInteger(value)) {
+      throw new ConfigError(`${where}: field "${key}" must be an integer, got ${value}`);
+    }
+    return value;
+  };
+
+  const d = defaults();
+  const cfg: LlamaConfig = {
+    vocab_size: num('vocab_size', true)!,
+    hidden_size: num('hidden_size', true)!,
+    intermediate_size: num('intermediate_size', true)!,
+    num_hidden_layers: num('num_hidden_layers', true)!,
+    num_attention_heads: num('num_attention_heads', true)!,
+    num_key_value_heads: num('num_key_value_heads', false) ?? d.num_key_value_heads,
+    head_dim: num('head_dim', false) ?? d.head_dim,
+    rms_norm_eps: num('rms_norm_eps', false) ?? d.rms_norm_eps,
+    rope_theta: num('rope_theta', false) ?? d.rope_theta,
+    rope_scaling: null,
+    max_position_embeddings: num('max_position_embeddings', false) ?? d.max_position_embeddings,
+    tie_word_embeddings: d.tie_word_embeddings,
+    bos_token_id: num('bos_token_id', false) ?? d.bos_token_id,
+    eos_token_id: num('eos_token_id', false) ?? d.eos_token_id,
+    initializer_range: num('initializer_range', false) ?? d.initializer_range,
+  };
+  if (cfg.num_key_value_heads === 0) cfg.num_key_value_heads = cfg.num_attention_heads;
+  if (cfg.head_dim === 0) cfg.head_dim = Math.floor(cfg.hidden_size / cfg.num_attention_heads);
+  if (obj.tie_word_embeddings !== undefined) {
+    if (typeof obj.tie_word_embeddings !== 'boolean') {
+      throw new ConfigError(`${where}: field "tie_word_embeddings" must be true or false, got ${JSON.stringify(obj.tie_word_embeddings)}`);
+    }
+    cfg.tie_word_embeddings = obj.tie_word_embeddings;
+  }
+  try {
+    cfg.rope_scaling = parseRopeScaling(obj.rope_scaling, cfg.head_dim, where);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  validateLlamaConfig(cfg, where);
+  return cfg;
+}
+
+/** Checks relations between fields; throws a one-line ConfigError naming the field. */
+export function validateLlamaConfig(cfg: LlamaConfig, where = 'config'): void {
+  const positive: (keyof LlamaConfig)[] = [
+    'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
+    'num_key_value_heads', 'head_dim', 'max_position_embeddings', 'rope_theta', 'rms_norm_eps',
+  ];
+  for (const key of positive) {
+    const v = cfg[key];
+    if (typeof v !== 'number' || !(v > 0)) throw new ConfigError(`${where}: field "${key}" must be > 0, got ${String(v)}`);
+  }
+  if (cfg.num_attention_heads % cfg.num_key_value_heads !== 0) {
+    throw new ConfigError(
+      `${where}: field "num_key_value_heads" (${cfg.num_key_value_heads}) must divide num_attention_heads (${cfg.num_attention_heads})`,
+    );
+  }
+  if (cfg.head_dim % 2 !== 0) throw new ConfigError(`${where}: field "head_dim" must be even for RoPE, got ${cfg.head_dim}`);
+  for (const key of ['bos_token_id', 'eos_token_id'] as const) {
+    if (cfg[key] < 0 || cfg[key] >= cfg.vocab_size) {
+      throw new ConfigError(`${where}: field "${key}" (${cfg[key]}) must be in [0, vocab_size=${cfg.vocab_size})`);
+    }
+  }
+}
+
+/** The config.json object Hugging Face's LlamaForCausalLM expects. */
+export function llamaConfigToJSON(cfg: LlamaConfig): Record<string, unknown> {
+  return {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    hidden_act: 'silu',
+    attention_bias: false,
+    mlp_bias: false,
+    vocab_size: cfg.vocab_size,
+    hidden_size: cfg.hidden_size,
+    intermediate_size: cfg.intermediate_size,
+    num_hidden_layers: cfg.num_hidden_layers,
+    num_attention_heads: cfg.num_attention_heads,
+    num_key_value_heads: cfg.num_key_value_heads,
+    head_dim: cfg.head_dim,
+    rms_norm_eps: cfg.rms_norm_eps,
+    rope_theta: cfg.rope_theta,
+    rope_scaling: ropeScalingToJSON(cfg.rope_scaling),
+    max_position_embeddings: cfg.max_position_embeddings,
+    tie_word_embeddings: cfg.tie_word_embeddings,
+    bos_token_id: cfg.bos_token_id,
+    eos_token_id: cfg.eos_token_id,
+    initializer_range: cfg.initializer_range,
+    torch_dtype: 'float32',
+  };
+}
+
+/** The RoPE parameters of a model config. */
+export function ropeParamsOf(cfg: LlamaConfig): RopeParams {
+  return {
+    headDim: cfg.head_dim,
+    theta: cfg.rope_theta,
+    scaling: cfg.rope_scaling,
+    maxPositionEmbeddings: cfg.max_position_embeddings,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Presets: plain functions returning a fresh config.
+
+/** Trains in seconds with the reference backend: the shape used by unit tests. */
+export function tinyConfig(): LlamaConfig {
+  return {
+    vocab_size: 512, hidden_size: 64, intermediate_size: 172, num_hidden_layers: 2,
+    num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, rms_norm_eps: 1e-5,
+    rope_theta: 10000, rope_scaling: null, max_position_embeddings: 256,
+    tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, initializer_range: 0.02,
+  };
+}
+
+/** A laptop-scale model: the shape of ../shared/bench/small.json. */
+export function smallConfig(): LlamaConfig {
+  return {
+    vocab_size: 4096, hidden_size: 256, intermediate_size: 704, num_hidden_layers: 6,
+    num_attention_heads: 8, num_key_value_heads: 8, head_dim: 32, rms_norm_eps: 1e-5,
+    rope_theta: 10000, rope_scaling: null, max_position_embeddings: 512,
+    tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, initializer_range: 0.02,
+  };
+}
+
+function llama2(C: number, F: number, L: number, NH: number, NKV: number): LlamaConfig {
+  return {
+    vocab_size: 32000, hidden_size: C, intermediate_size: F, num_hidden_layers: L,
+    num_attention_heads: NH, num_key_value_heads: NKV, head_dim: C / NH, rms_norm_eps: 1e-5,
+    rope_theta: 10000, rope_scaling: null, max_position_embeddings: 4096,
+    tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, initializer_range: 0.02,
+  };
+}
+
+/** Real Llama 2 shapes (Hugging Face meta-llama/Llama-2-*-hf config.json), for FLOP and memory estimates. */
+export const llama2_7b = (): LlamaConfig => llama2(4096, 11008, 32, 32, 32);
+export const llama2_13b = (): LlamaConfig => llama2(5120, 13824, 40, 40, 40);
+export const llama2_70b = (): LlamaConfig => llama2(8192, 28672, 80, 64, 8);
+
+export const PRESETS = {
+  tiny: tinyConfig,
+  small: smallConfig,
+  'llama2-7b': llama2_7b,
+  'llama2-13b': llama2_13b,
+  'llama2-70b': llama2_70b,
+} as const satisfies Record<string, () => LlamaConfig>;
+export type PresetName = keyof typeof PRESETS;
+
+export function presetConfig(name: string): LlamaConfig {
+  const make = (PRESETS as Record<string, (() => LlamaConfig) | undefined>)[name];
+  if (!make) throw new ConfigError(`unknown preset "${name}" (allowed: ${Object.keys(PRESETS).join(', ')})`);
+  return make();
+}

@@ -1,0 +1,101 @@
+// The command line as a user runs it: the built bin in a child process, real files on disk.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+
+function longctx(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, LONGCTX_DEBUG: '' } });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function assertOneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
+  assert.equal(r.code, 1, `exit code 1 expected, stderr: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
+  assert.match(lines[0]!, /^longctx: /);
+  assert.match(lines[0]!, pattern);
+}
+
+test('init writes a model folder that info reads and verifies', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'longctx-cli-'));
+  try {
+    const out = path.join(dir, 'm');
+    const r = longctx('init', '--preset', 'tiny', '--out', out, '--rope-theta', '500000');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /156K parameters/);
+    const cfg = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8'));
+    assert.equal(cfg.rope_theta, 500000);
+    assert.equal(cfg.model_type, 'llama');
+    const info = longctx('info', out, '--json', '--seq-lens', '256,1024');
+    assert.equal(info.code, 0, info.stderr);
+    const j = JSON.parse(info.stdout);
+    assert.equal(j.parameters, 156480);
+    assert.equal(j.weights.tensors, 21);
+    // FLOPs/token at T=256: 6 * (matmul params) + 6 * L * T * C
+    const matmul = j.matmulParameters;
+    assert.equal(j.byLength[0].flopsPerToken, 6 * matmul + 6 * 2 * 256 * 64);
+    // refuses to overwrite without --force
+    assertOneLineError(longctx('init', '--out', out), /exists and is not empty.*--force/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('info --preset llama2-7b gives ~6.7B parameters; 70B uses GQA with 8 KV heads', () => {
+  const r = longctx('info', '--preset', 'llama2-7b', '--json', '--seq-lens', '4096');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.parameters, 6738415616); // Hugging Face meta-llama/Llama-2-7b-hf
+  const r70 = JSON.parse(longctx('info', '--preset', 'llama2-70b', '--json', '--seq-lens', '4096').stdout);
+  assert.equal(r70.config.num_key_value_heads, 8);
+  assert.ok(Math.abs(r70.parameters - 68.98e9) < 0.01e9, String(r70.parameters));
+});
+
+test('rope prints the frequency table and the paper granularity comparison', () => {
+  const r = longctx('rope', '--theta', '500000', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.pairs.length, 64);
+  assert.ok(Math.abs(j.pairs[1].invFreq - Math.pow(500000, -2 / 128)) < 1e-15);
+  assert.ok(Math.abs(j.paper.abfLimit - 0.076) < 0.001 && Math.abs(j.paper.piLimit - 0.027) < 0.001);
+  assert.ok(j.paper.abf > j.paper.pi);
+  const text = longctx('rope', '--type', 'yarn', '--factor', '8', '--original-max-position', '4096');
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /granularity C_d/);
+  assertOneLineError(longctx('rope', '--type', 'bogus'), /--type must be one of/);
+  assert.notEqual(longctx('rope', '--factor', 'abc').code, 0);
+});
+
+test('a corrupt safetensors header, a missing tensor or a bad config key give one-line errors', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'longctx-cli-'));
+  try {
+    const out = path.join(dir, 'm');
+    assert.equal(longctx('init', '--out', out).code, 0);
+    const st = path.join(out, 'model.safetensors');
+    const good = readFileSync(st);
+    // header length field larger than the file
+    const corrupt = Buffer.from(good);
+    corrupt.writeBigUInt64LE(BigInt(good.length), 0);
+    writeFileSync(st, corrupt);
+    assertOneLineError(longctx('info', out), /model\.safetensors.*header/);
+    // a tensor renamed away: reported as missing, by name
+    const n = Number(good.readBigUInt64LE(0));
+    const header = good.subarray(8, 8 + n).toString('utf8').replace('model.norm.weight', 'model.norX.weight');
+    writeFileSync(st, Buffer.concat([good.subarray(0, 8), Buffer.from(header, 'utf8'), good.subarray(8 + n)]));
+    assertOneLineError(longctx('info', out), /tensor "model\.norm\.weight" is missing/);
+    // unknown config key
+    const cfgFile = path.join(dir, 'c.json');
+    writeFileSync(cfgFile, JSON.stringify({ vocab_size: 10, hidden_size: 8, intermediate_size: 4, num_hidden_layers: 1, num_attention_heads: 2, hiden_size: 3 }));
+    assertOneLineError(longctx('init', '--config', cfgFile, '--out', path.join(dir, 'x')), /unknown field "hiden_size"/);
+    assertOneLineError(longctx('info', path.join(dir, 'nope')), /nope/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
