@@ -14,3 +14,4 @@ export * from './train/step.js';
 export * from './io/safetensors.js';
 export * from './io/hf.js';
 export { Rng } from './util/rng.js';
+export * from './train/checkpoint.js';

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseLlamaConfig, llamaConfigToJSON, type LlamaConfig } from '../model/config.js';
 import { parameterSpecs, type ParamSpec } from '../model/params.js';
-import { writeDirAtomic, writeFileChunks, dirAtomicLeftovers } from './atomic.js';
+import { writeDirAtomic, writeFileChunks, dirAtomicLeftovers, type FileData } from './atomic.js';
 import {
   readSafetensorsHeader,
   readTensorF32Into,
@@ -220,7 +220,8 @@ export function loadModelWeights(dir: string, cfg: LlamaConfig): Float32Array {
 
 /** Extra files a save may carry: name (relative, no '..') -> content. */
 export interface SaveExtra {
-  files?: Record<string, string | Uint8Array>;
+  /** name -> content; a list of chunks is written without concatenating (large tensors) */
+  files?: Record<string, FileData>;
 }
 
 /**
