@@ -1,0 +1,34 @@
+// Native ops: the same contract as src/kernels/backend.ts (outputs first, backward accumulates),
+// float32 buffers, multi-threaded over the process pool.
+#pragma once
+#include <cstdint>
+
+namespace lc {
+
+struct AdamWStep { float lr, beta1, beta2, eps, weight_decay; int64_t step; };
+
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps);
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int64_t N, int64_t C);
+void rope_forward(float* x, const float* cos, const float* sin, int64_t B, int64_t T, int64_t NX, int64_t HS);
+void rope_backward(float* dx, const float* cos, const float* sin, int64_t B, int64_t T, int64_t NX, int64_t HS);
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t N);
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t N);
+void embedding_forward(float* out, const int32_t* tokens, const float* table, int64_t N, int64_t C);
+void embedding_backward(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int64_t C);
+void add(float* out, const float* a, const float* b, int64_t n);
+void accumulate(float* acc, const float* a, int64_t n);
+double sum_squares(const float* a, int64_t n);
+void scale(float* a, float s, int64_t n);
+void adamw(float* params, const float* grads, float* m, float* v, int64_t n, const AdamWStep& s);
+void matmul_forward(float* out, const float* inp, const float* w, int64_t N, int64_t C, int64_t OC);
+void matmul_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int64_t N, int64_t C, int64_t OC);
+void cross_entropy(float* losses, float* dx, float* dw, const float* x, const float* w, const int32_t* targets,
+                   float dloss, int64_t N, int64_t C, int64_t V);  // dx/dw null: forward only
+
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
+                       int64_t B, int64_t Tq, int64_t Tk, int64_t NH, int64_t NKV, int64_t HS);
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
+                        const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS);
+
+}  // namespace lc
