@@ -1,6 +1,7 @@
 // N-API bindings: argument checking and pointer extraction only; the math is in the other files.
 #include <napi.h>
 
+#include <stdexcept>
 #include <string>
 
 #include "gemm.h"
@@ -39,6 +40,94 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+
+// Each binding: (outputs..., inputs..., dims...) exactly as src/kernels/backend.ts orders them.
+Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
+  lc::matmul_forward(f32(info, 0, "out"), f32(info, 1, "inp"), f32(info, 2, "w"), num(info, 3), num(info, 4), num(info, 5));
+  return info.Env().Undefined();
+}
+Napi::Value MatmulBackward(const Napi::CallbackInfo& info) {
+  lc::matmul_backward(f32_or_null(info, 0, "dinp"), f32(info, 1, "dw"), f32(info, 2, "dout"), f32(info, 3, "inp"),
+                      f32(info, 4, "w"), num(info, 5), num(info, 6), num(info, 7));
+  return info.Env().Undefined();
+}
+Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
+  lc::rmsnorm_forward(f32(info, 0, "out"), f32(info, 1, "rstd"), f32(info, 2, "inp"), f32(info, 3, "weight"), num(info, 4),
+                      num(info, 5), flt(info, 6));
+  return info.Env().Undefined();
+}
+Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
+  lc::rmsnorm_backward(f32(info, 0, "dinp"), f32(info, 1, "dweight"), f32(info, 2, "dout"), f32(info, 3, "inp"),
+                       f32(info, 4, "weight"), f32(info, 5, "rstd"), num(info, 6), num(info, 7));
+  return info.Env().Undefined();
+}
+Napi::Value RopeForward(const Napi::CallbackInfo& info) {
+  lc::rope_forward(f32(info, 0, "x"), f32(info, 1, "cos"), f32(info, 2, "sin"), num(info, 3), num(info, 4), num(info, 5), num(info, 6));
+  return info.Env().Undefined();
+}
+Napi::Value RopeBackward(const Napi::CallbackInfo& info) {
+  lc::rope_backward(f32(info, 0, "dx"), f32(info, 1, "cos"), f32(info, 2, "sin"), num(info, 3), num(info, 4), num(info, 5), num(info, 6));
+  return info.Env().Undefined();
+}
+Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
+  lc::attention_forward(f32(info, 0, "out"), f32(info, 1, "lse"), f32(info, 2, "q"), f32(info, 3, "k"), f32(info, 4, "v"),
+                        num(info, 5), num(info, 6), num(info, 7), num(info, 8), num(info, 9), num(info, 10));
+  return info.Env().Undefined();
+}
+Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
+  lc::attention_backward(f32(info, 0, "dq"), f32(info, 1, "dk"), f32(info, 2, "dv"), f32(info, 3, "dout"), f32(info, 4, "out"),
+                         f32(info, 5, "lse"), f32(info, 6, "q"), f32(info, 7, "k"), f32(info, 8, "v"), num(info, 9),
+                         num(info, 10), num(info, 11), num(info, 12), num(info, 13));
+  return info.Env().Undefined();
+}
+Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
+  lc::swiglu_forward(f32(info, 0, "out"), f32(info, 1, "gate"), f32(info, 2, "up"), num(info, 3));
+  return info.Env().Undefined();
+}
+Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
+  lc::swiglu_backward(f32(info, 0, "dgate"), f32(info, 1, "dup"), f32(info, 2, "dout"), f32(info, 3, "gate"), f32(info, 4, "up"), num(info, 5));
+  return info.Env().Undefined();
+}
+Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
+  lc::embedding_forward(f32(info, 0, "out"), i32(info, 1, "tokens"), f32(info, 2, "table"), num(info, 3), num(info, 4));
+  return info.Env().Undefined();
+}
+Napi::Value EmbeddingBackward(const Napi::CallbackInfo& info) {
+  lc::embedding_backward(f32(info, 0, "dtable"), f32(info, 1, "dout"), i32(info, 2, "tokens"), num(info, 3), num(info, 4));
+  return info.Env().Undefined();
+}
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  lc::add(f32(info, 0, "out"), f32(info, 1, "a"), f32(info, 2, "b"), num(info, 3));
+  return info.Env().Undefined();
+}
+Napi::Value Accumulate(const Napi::CallbackInfo& info) {
+  lc::accumulate(f32(info, 0, "acc"), f32(info, 1, "a"), num(info, 2));
+  return info.Env().Undefined();
+}
+Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+  // (losses, dx|null, dw|null, x, w, targets, dloss, N, C, V)
+  try {
+    lc::cross_entropy(f32(info, 0, "losses"), f32_or_null(info, 1, "dx"), f32_or_null(info, 2, "dw"), f32(info, 3, "x"),
+                      f32(info, 4, "w"), i32(info, 5, "targets"), flt(info, 6), num(info, 7), num(info, 8), num(info, 9));
+  } catch (const std::range_error& e) {
+    throw Napi::RangeError::New(info.Env(), e.what());
+  }
+  return info.Env().Undefined();
+}
+Napi::Value Adamw(const Napi::CallbackInfo& info) {
+  // (params, grads, m, v, n, lr, beta1, beta2, eps, weightDecay, step)
+  lc::AdamWStep s{flt(info, 5), flt(info, 6), flt(info, 7), flt(info, 8), flt(info, 9), num(info, 10)};
+  lc::adamw(f32(info, 0, "params"), f32(info, 1, "grads"), f32(info, 2, "m"), f32(info, 3, "v"), num(info, 4), s);
+  return info.Env().Undefined();
+}
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), lc::sum_squares(f32(info, 0, "a"), num(info, 1)));
+}
+Napi::Value Scale(const Napi::CallbackInfo& info) {
+  lc::scale(f32(info, 0, "a"), flt(info, 1), num(info, 2));
+  return info.Env().Undefined();
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("threads", lc::pool().size());
@@ -49,6 +138,24 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sgemm", Napi::Function::New(env, Sgemm));
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("matmulForward", Napi::Function::New(env, MatmulForward));
+  exports.Set("matmulBackward", Napi::Function::New(env, MatmulBackward));
+  exports.Set("rmsnormForward", Napi::Function::New(env, RmsnormForward));
+  exports.Set("rmsnormBackward", Napi::Function::New(env, RmsnormBackward));
+  exports.Set("ropeForward", Napi::Function::New(env, RopeForward));
+  exports.Set("ropeBackward", Napi::Function::New(env, RopeBackward));
+  exports.Set("attentionForward", Napi::Function::New(env, AttentionForward));
+  exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward));
+  exports.Set("swigluForward", Napi::Function::New(env, SwigluForward));
+  exports.Set("swigluBackward", Napi::Function::New(env, SwigluBackward));
+  exports.Set("embeddingForward", Napi::Function::New(env, EmbeddingForward));
+  exports.Set("embeddingBackward", Napi::Function::New(env, EmbeddingBackward));
+  exports.Set("add", Napi::Function::New(env, Add));
+  exports.Set("accumulate", Napi::Function::New(env, Accumulate));
+  exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy));
+  exports.Set("adamw", Napi::Function::New(env, Adamw));
+  exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
+  exports.Set("scale", Napi::Function::New(env, Scale));
   return exports;
 }
 

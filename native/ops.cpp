@@ -1,1 +1,265 @@
+// Native ops other than attention. Same math as src/kernels/ref (the oracle the parity tests
+// compare against); float32 storage, row reductions in float with 16 partial sums, threaded over rows.
 #include "ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "gemm.h"
+#include "pool.h"
+#include "simd.h"
+
+namespace lc {
+
+namespace {
+// Elementwise work below this size is not worth waking the other threads for.
+constexpr int64_t kMinParallel = 1 << 14;
+
+void for_rows(int64_t N, int64_t work_per_row, const std::function<void(int64_t, int64_t, int)>& fn) {
+  if (N * work_per_row < kMinParallel) fn(0, N, 0);
+  else parallel_for(N, 1, fn);
+}
+
+void for_elems(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
+  if (n < kMinParallel) fn(0, n, 0);
+  else parallel_for(n, 64, fn);
+}
+
+// Per-thread partial sums of a (C) gradient, reduced into dst at the end: threads never write
+// the same weight gradient concurrently.
+struct PartialRows {
+  std::vector<float> buf;  // (threads, C)
+  int64_t C;
+  explicit PartialRows(int64_t C_) : buf(static_cast<size_t>(pool().size() * C_), 0.f), C(C_) {}
+  float* row(int tid) { return buf.data() + tid * C; }
+  void reduce_into(float* dst) {
+    for (int t = 0; t < pool().size(); t++)
+      for (int64_t c = 0; c < C; c++) dst[c] += buf[t * C + c];
+  }
+};
+}  // namespace
+
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int64_t N, int64_t C, float eps) {
+  for_rows(N, C, [&](int64_t n0, int64_t n1, int) {
+    for (int64_t n = n0; n < n1; n++) {
+      const float* x = inp + n * C;
+      float r = 1.0f / std::sqrt(dot(x, x, C) / static_cast<float>(C) + eps);
+      rstd[n] = r;
+      float* o = out + n * C;
+      for (int64_t c = 0; c < C; c++) o[c] = x[c] * r * weight[c];
+    }
+  });
+}
+
+void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
+                      const float* rstd, int64_t N, int64_t C) {
+  PartialRows dw(C);
+  for_rows(N, C, [&](int64_t n0, int64_t n1, int tid) {
+    std::vector<float> g(C);
+    float* dwt = dw.row(tid);
+    for (int64_t n = n0; n < n1; n++) {
+      const float* x = inp + n * C;
+      const float* d = dout + n * C;
+      float r = rstd[n];
+      for (int64_t c = 0; c < C; c++) g[c] = d[c] * weight[c];
+      float k = r * r * dot(g.data(), x, C) / static_cast<float>(C);
+      float* dx = dinp + n * C;
+      for (int64_t c = 0; c < C; c++) {
+        dx[c] += r * (g[c] - x[c] * k);
+        dwt[c] += d[c] * x[c] * r;
+      }
+    }
+  });
+  dw.reduce_into(dweight);
+}
+
+// Rotate-half layout: pair (i, i + HS/2) of each head vector rotates by the table entry of its row.
+template <bool kTranspose>
+static void rope_apply(float* x, const float* cos, const float* sin, int64_t B, int64_t T, int64_t NX, int64_t HS) {
+  const int64_t half = HS / 2;
+  for_rows(B * T, NX * HS, [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; r++) {
+      const int64_t t = r % T;
+      const float* c = cos + t * half;
+      const float* s = sin + t * half;
+      for (int64_t h = 0; h < NX; h++) {
+        float* v = x + (r * NX + h) * HS;
+        for (int64_t i = 0; i < half; i++) {
+          float x1 = v[i], x2 = v[i + half];
+          if (kTranspose) {
+            v[i] = x1 * c[i] + x2 * s[i];
+            v[i + half] = x2 * c[i] - x1 * s[i];
+          } else {
+            v[i] = x1 * c[i] - x2 * s[i];
+            v[i + half] = x2 * c[i] + x1 * s[i];
+          }
+        }
+      }
+    }
+  });
+}
+
+void rope_forward(float* x, const float* cos, const float* sin, int64_t B, int64_t T, int64_t NX, int64_t HS) {
+  rope_apply<false>(x, cos, sin, B, T, NX, HS);
+}
+void rope_backward(float* dx, const float* cos, const float* sin, int64_t B, int64_t T, int64_t NX, int64_t HS) {
+  rope_apply<true>(dx, cos, sin, B, T, NX, HS);
+}
+
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t N) {
+  for_elems(N, [&](int64_t i0, int64_t i1, int) {
+    constexpr int64_t kChunk = 1024;
+    float e[kChunk];
+    for (int64_t b = i0; b < i1; b += kChunk) {
+      int64_t n = std::min(kChunk, i1 - b);
+      for (int64_t i = 0; i < n; i++) e[i] = -gate[b + i];
+      exp_inplace(e, e, n);  // exp(-g)
+      for (int64_t i = 0; i < n; i++) out[b + i] = gate[b + i] / (1.0f + e[i]) * up[b + i];
+    }
+  });
+}
+
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t N) {
+  for_elems(N, [&](int64_t i0, int64_t i1, int) {
+    constexpr int64_t kChunk = 1024;
+    float e[kChunk];
+    for (int64_t b = i0; b < i1; b += kChunk) {
+      int64_t n = std::min(kChunk, i1 - b);
+      for (int64_t i = 0; i < n; i++) e[i] = -gate[b + i];
+      exp_inplace(e, e, n);
+      for (int64_t i = 0; i < n; i++) {
+        float g = gate[b + i], s = 1.0f / (1.0f + e[i]), d = dout[b + i];
+        dgate[b + i] += d * up[b + i] * s * (1.0f + g * (1.0f - s));
+        dup[b + i] += d * g * s;
+      }
+    }
+  });
+}
+
+void embedding_forward(float* out, const int32_t* tokens, const float* table, int64_t N, int64_t C) {
+  for_rows(N, C, [&](int64_t n0, int64_t n1, int) {
+    for (int64_t n = n0; n < n1; n++) std::memcpy(out + n * C, table + static_cast<int64_t>(tokens[n]) * C, C * sizeof(float));
+  });
+}
+
+void embedding_backward(float* dtable, const float* dout, const int32_t* tokens, int64_t N, int64_t C) {
+  // Threads split the columns, so repeated tokens never race on a row.
+  for_elems(C, [&](int64_t c0, int64_t c1, int) {
+    for (int64_t n = 0; n < N; n++) {
+      float* d = dtable + static_cast<int64_t>(tokens[n]) * C;
+      const float* g = dout + n * C;
+      for (int64_t c = c0; c < c1; c++) d[c] += g[c];
+    }
+  });
+}
+
+void add(float* out, const float* a, const float* b, int64_t n) {
+  for_elems(n, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; i++) out[i] = a[i] + b[i];
+  });
+}
+
+void accumulate(float* acc, const float* a, int64_t n) {
+  for_elems(n, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; i++) acc[i] += a[i];
+  });
+}
+
+double sum_squares(const float* a, int64_t n) {
+  std::vector<double> part(pool().size(), 0.0);
+  for_elems(n, [&](int64_t i0, int64_t i1, int tid) {
+    // float partial sums over short blocks, float64 across blocks: exact enough for a norm of 1e9 values
+    double s = 0.0;
+    for (int64_t b = i0; b < i1; b += 4096) {
+      int64_t e = std::min(i1, b + 4096);
+      s += dot(a + b, a + b, e - b);
+    }
+    part[tid] = s;
+  });
+  double s = 0.0;
+  for (double p : part) s += p;
+  return s;
+}
+
+void scale(float* a, float s, int64_t n) {
+  for_elems(n, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; i++) a[i] *= s;
+  });
+}
+
+void adamw(float* params, const float* grads, float* m, float* v, int64_t n, const AdamWStep& s) {
+  const double bc1 = 1.0 - std::pow(static_cast<double>(s.beta1), static_cast<double>(s.step));
+  const double bc2 = 1.0 - std::pow(static_cast<double>(s.beta2), static_cast<double>(s.step));
+  const float step_size = static_cast<float>(s.lr / bc1);
+  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+  const float decay = 1.0f - s.lr * s.weight_decay;
+  for_elems(n, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; i++) {
+      float g = grads[i];
+      float mi = s.beta1 * m[i] + (1.0f - s.beta1) * g;
+      float vi = s.beta2 * v[i] + (1.0f - s.beta2) * g * g;
+      m[i] = mi;
+      v[i] = vi;
+      params[i] = params[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + s.eps);
+    }
+  });
+}
+
+void matmul_forward(float* out, const float* inp, const float* w, int64_t N, int64_t C, int64_t OC) {
+  sgemm(false, true, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+}
+
+void matmul_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int64_t N, int64_t C, int64_t OC) {
+  if (dinp) sgemm(false, false, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);  // dinp (N,C) += dout @ w
+  sgemm(true, false, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);             // dw (OC,C) += dout^T @ inp
+}
+
+void cross_entropy(float* losses, float* dx, float* dw, const float* x, const float* w, const int32_t* targets,
+                   float dloss, int64_t N, int64_t C, int64_t V) {
+  for (int64_t n = 0; n < N; n++) {
+    int32_t t = targets[n];
+    if (t != -100 && (t < 0 || t >= V)) {
+      throw std::range_error("target " + std::to_string(t) + " at row " + std::to_string(n) + " is outside the vocabulary [0, " +
+                             std::to_string(V) + ") and is not the ignore index -100");
+    }
+  }
+  // Rows per chunk: big enough for efficient GEMMs, small enough that (R, V) logits stay ~16 MiB.
+  const int64_t R = std::max<int64_t>(1, std::min<int64_t>(N, (int64_t(1) << 22) / V));
+  std::vector<float> logits(static_cast<size_t>(R * V));  // (R, V)
+  const bool backward = dx != nullptr;
+  for (int64_t r0 = 0; r0 < N; r0 += R) {
+    const int64_t rows = std::min(R, N - r0);
+    sgemm(false, true, rows, V, C, 1.0f, x + r0 * C, C, w, C, 0.0f, logits.data(), V);
+    for_rows(rows, V, [&](int64_t a, int64_t b, int) {
+      for (int64_t i = a; i < b; i++) {
+        float* z = logits.data() + i * V;
+        int32_t t = targets[r0 + i];
+        if (t == -100) {
+          losses[r0 + i] = 0.f;
+          if (backward) std::memset(z, 0, V * sizeof(float));
+          continue;
+        }
+        float zt = z[t];
+        float mx = max_of(z, V);
+        double sum = exp_shift_sum(z, z, mx, V);  // z <- exp(z - max)
+        double lse = mx + std::log(sum);
+        losses[r0 + i] = static_cast<float>(lse - zt);
+        if (backward) {  // z <- dloss * (softmax - onehot)
+          float k = static_cast<float>(dloss / sum);
+          for (int64_t o = 0; o < V; o++) z[o] *= k;
+          z[t] -= dloss;
+        }
+      }
+    });
+    if (backward) {
+      sgemm(false, false, rows, C, V, 1.0f, logits.data(), V, w, C, 1.0f, dx + r0 * C, C);  // dx += dlogits @ w
+      sgemm(true, false, V, C, rows, 1.0f, logits.data(), V, x + r0 * C, C, 1.0f, dw, C);   // dw += dlogits^T @ x
+    }
+  }
+}
+
+}  // namespace lc

@@ -1,0 +1,95 @@
+// Small vector helpers shared by the ops: a vectorised exp (scalar expf would cost as much as the
+// matmuls around it in SwiGLU and softmax), dot products and axpy that the compiler vectorises.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+namespace lc {
+
+#if defined(__AVX2__) && defined(__FMA__)
+// exp(x) for 8 floats: range reduction x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial for e^r
+// (Cephes coefficients), then scale by 2^n through the exponent bits. Max relative error ~2e-7
+// over [-87, 88]; inputs below -87.3 give 0, above 88.7 give +inf, NaN stays NaN.
+static inline __m256 exp8(__m256 x) {
+  const __m256 hi = _mm256_set1_ps(88.7228391f), lo = _mm256_set1_ps(-87.3365447f);
+  const __m256 log2e = _mm256_set1_ps(1.44269504088896341f);
+  const __m256 c1 = _mm256_set1_ps(0.693359375f), c2 = _mm256_set1_ps(-2.12194440e-4f);
+  __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  __m256 overflow = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+  __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, c1, xc);
+  r = _mm256_fnmadd_ps(n, c2, r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  __m256 r2 = _mm256_mul_ps(r, r);
+  p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  // 2^n: n in [-126, 128]; split in two factors so n = 128 does not overflow the exponent field
+  __m256i ni = _mm256_cvtps_epi32(n);
+  __m256i half = _mm256_srai_epi32(ni, 1);
+  __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
+  __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
+  __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+  y = _mm256_andnot_ps(underflow, y);
+  y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), overflow);
+  return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));  // NaN in, NaN out
+}
+#endif
+
+// y[i] = exp(x[i] - shift) for i < n; y may alias x. Returns the sum of the results (float64).
+static inline double exp_shift_sum(float* y, const float* x, float shift, int64_t n) {
+  int64_t i = 0;
+  double total = 0.0;
+#if defined(__AVX2__) && defined(__FMA__)
+  __m256 s = _mm256_set1_ps(shift);
+  __m256 acc = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) {
+    __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+    _mm256_storeu_ps(y + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc);
+  for (float l : lanes) total += l;
+#endif
+  for (; i < n; i++) {
+    float e = std::exp(x[i] - shift);
+    y[i] = e;
+    total += e;
+  }
+  return total;
+}
+
+// sigmoid-based SwiGLU pieces need exp(-g); this fills y with exp(x) elementwise.
+static inline void exp_inplace(float* y, const float* x, int64_t n) { exp_shift_sum(y, x, 0.f, n); }
+
+static inline float dot(const float* a, const float* b, int64_t n) {
+  float acc[16] = {0};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; j++) acc[j] += a[i + j] * b[i + j];
+  float s = 0.f;
+  for (int j = 0; j < 16; j++) s += acc[j];
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+static inline float max_of(const float* a, int64_t n) {
+  float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++) m[j] = a[i + j] > m[j] ? a[i + j] : m[j];
+  float r = -INFINITY;
+  for (int j = 0; j < 8; j++) r = m[j] > r ? m[j] : r;
+  for (; i < n; i++) r = a[i] > r ? a[i] : r;
+  return r;
+}
+
+}  // namespace lc
