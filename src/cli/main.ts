@@ -6,6 +6,10 @@ import { Command, CommanderError } from 'commander';
 import { registerInit } from './init.js';
 import { registerInfo } from './info.js';
 import { registerRope } from './rope.js';
+import { registerBench } from './bench.js';
+import { registerPretrain } from './pretrain.js';
+import { registerExtend } from './extend.js';
+import { registerTokenizer } from './tokenizer.js'; import { registerData } from './data.js';
 import { VERSION } from '../version.js';
 
 export function buildProgram(): Command {
@@ -16,6 +20,10 @@ export function buildProgram(): Command {
   registerInit(program);
   registerInfo(program);
   registerRope(program);
+  registerPretrain(program);
+  registerExtend(program);
+  registerBench(program);
+  registerTokenizer(program); registerData(program);
   return program;
 }
 

@@ -1,0 +1,105 @@
+// Training-step benchmark: tokens/s, step time, FLOPs/token (DESIGN.md's formula), achieved GFLOPS,
+// MFU and peak memory for a model and batch given in ../shared/bench format, optionally beside the
+// same step in PyTorch (the peer) measured in the same sitting. Figures only; nothing here passes or fails.
+
+import { readFileSync } from 'node:fs';
+import type { Backend } from '../kernels/backend.js';
+import { parseLlamaConfig, type LlamaConfig } from '../model/config.js';
+import { createModel, initWeights } from '../model/llama.js';
+import { parameterCount } from '../model/params.js';
+import { trainingFlopsPerToken } from '../model/estimate.js';
+import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
+import { trainStep } from '../train/step.js';
+import { Rng } from '../util/rng.js';
+
+export interface BenchConfig {
+  description?: string;
+  model: LlamaConfig;
+  seq_len: number;
+  batch_size: number;
+}
+
+/** Reads a ../shared/bench/*.json file: { description?, model: <HF config.json fields>, seq_len, batch_size }. */
+export function readBenchConfig(file: string): BenchConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: cannot read a JSON bench config (${(e as Error).message.split('\n')[0]})`);
+  }
+  const o = raw as Record<string, unknown>;
+  if (typeof o !== 'object' || o === null) throw new Error(`${file}: expected an object {model, seq_len, batch_size}`);
+  for (const key of Object.keys(o)) {
+    if (!['description', 'model', 'seq_len', 'batch_size'].includes(key)) throw new Error(`${file}: unknown field "${key}" (allowed: description, model, seq_len, batch_size)`);
+  }
+  for (const key of ['seq_len', 'batch_size'] as const) {
+    if (!Number.isInteger(o[key]) || (o[key] as number) < 1) throw new Error(`${file}: field "${key}" must be a positive integer`);
+  }
+  return {
+    description: typeof o.description === 'string' ? o.description : undefined,
+    model: parseLlamaConfig(o.model, `${file}: model`),
+    seq_len: o.seq_len as number,
+    batch_size: o.batch_size as number,
+  };
+}
+
+export interface TrainBenchResult {
+  config: string;
+  backend: string;
+  threads: number | null;
+  parameters: number;
+  seq_len: number;
+  batch_size: number;
+  steps: number;
+  step_seconds: number; // median
+  step_seconds_all: number[];
+  tokens_per_second: number; // B*T / median step
+  flops_per_token: number;
+  achieved_gflops: number;
+  mfu: number | null; // achieved / peak_gflops
+  peak_gflops: number | null;
+  peak_rss_bytes: number;
+  loss: number;
+}
+
+export interface TrainBenchOptions {
+  steps?: number; // timed steps (median reported)
+  warmup?: number;
+  peakGflops?: number | null; // the machine's practical fp32 ceiling for MFU
+  onStep?: (i: number, seconds: number) => void;
+}
+
+export function benchTrain(name: string, bc: BenchConfig, be: Backend, opts: TrainBenchOptions = {}): TrainBenchResult {
+  const steps = opts.steps ?? 5;
+  const warmup = opts.warmup ?? 1;
+  const cfg = bc.model;
+  const { seq_len: T, batch_size: B } = bc;
+  const m = createModel(cfg, be);
+  initWeights(m, 0);
+  const opt = createOptimizerState(parameterCount(cfg));
+  const rng = new Rng(0);
+  const times: number[] = [];
+  let loss = NaN;
+  for (let i = 0; i < warmup + steps; i++) {
+    const tokens = Int32Array.from({ length: B * T }, () => rng.nextInt(cfg.vocab_size));
+    const targets = Int32Array.from({ length: B * T }, () => rng.nextInt(cfg.vocab_size));
+    const t0 = process.hrtime.bigint();
+    loss = trainStep(m, opt, llamaAdamW(), 1e-4, [{ tokens, targets, B, T }]).loss;
+    const dt = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (i >= warmup) times.push(dt);
+    opts.onStep?.(i - warmup, dt);
+  }
+  const sorted = [...times].sort((a, b) => a - b);
+  const med = sorted[Math.floor(sorted.length / 2)]!;
+  const flopsPerToken = trainingFlopsPerToken(cfg, T);
+  const achieved = (flopsPerToken * B * T) / med / 1e9;
+  const peak = opts.peakGflops ?? null;
+  const info = (be as { info?: () => { threads: number } }).info;
+  return {
+    config: name, backend: be.name, threads: info ? info().threads : null, parameters: parameterCount(cfg),
+    seq_len: T, batch_size: B, steps, step_seconds: med, step_seconds_all: times,
+    tokens_per_second: (B * T) / med, flops_per_token: flopsPerToken, achieved_gflops: achieved,
+    mfu: peak ? achieved / peak : null, peak_gflops: peak,
+    peak_rss_bytes: process.resourceUsage().maxRSS * 1024, loss,
+  };
+}

@@ -1,0 +1,64 @@
+// Flags shared by `pretrain` and `extend`: schedule, budget, optimizer, evaluation, checkpoints, mix.
+
+import type { Command } from 'commander';
+import { intArg, floatArg, intListArg } from './args.js';
+import { parseSourceWeights, parseUpsample } from '../data/mix.js';
+import type { CommonOptions } from '../recipes/pretrain.js';
+import type { TrainSummary } from '../train/trainer.js';
+
+export interface CommonFlags {
+  out?: string; seqLen?: number; schedule?: string; tokens?: number; tokensPerStep?: number; lr?: number; minLr?: number;
+  warmup?: number; seed: number; evalEvery?: number; evalSequences: number; evalLens?: number[]; checkpointEvery?: number;
+  keepCheckpoints: number; microBatch?: number; mix?: string; upsample?: string; json: boolean; resume?: string;
+}
+
+export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
+  return cmd
+    .option('--out <dir>', 'run folder to create')
+    .option('--seq-len <n>', 'train at one sequence length (same as --schedule N)', intArg('--seq-len', 1))
+    .option('--schedule <list>', 'length curriculum LENGTH:SHARE,... e.g. 256:0.8,2048:0.2 (paper §4.4)')
+    .option('--tokens <n>', 'training tokens in total', intArg('--tokens', 1))
+    .option('--tokens-per-step <n>', 'tokens per optimizer step, constant across lengths (default max(8192, 4 x longest length); extend: the base run\'s)', intArg('--tokens-per-step', 1))
+    .option('--lr <x>', `peak learning rate (default ${defaults.lr})`, floatArg('--lr', 0))
+    .option('--min-lr <x>', 'cosine floor (default lr/10)', floatArg('--min-lr', 0))
+    .option('--warmup <steps>', 'linear warm-up steps (default 5% of the run)', intArg('--warmup', 0))
+    .option('--seed <n>', 'seed for initialisation and data order', intArg('--seed', 0), 0)
+    .option('--eval-every <steps>', 'validation interval (default: 10 evaluations per run)', intArg('--eval-every', 1))
+    .option('--eval-sequences <n>', 'held-out sequences per length for validation', intArg('--eval-sequences', 1), 8)
+    .option('--eval-lens <list>', 'validation lengths (default: every length of the schedule; extend adds the base length)', intListArg('--eval-lens'))
+    .option('--checkpoint-every <steps>', 'checkpoint interval (default: 10 per run)', intArg('--checkpoint-every', 1))
+    .option('--keep-checkpoints <n>', 'checkpoints kept on disk', intArg('--keep-checkpoints', 1), 2)
+    .option('--micro-batch <n>', 'sequences per forward/backward (default: as many as memory allows, up to ~16k tokens)', intArg('--micro-batch', 1))
+    .option('--mix <list>', 'mix weights per source, e.g. moby-dick=2,sotu=1 (as in `data stats --mix`)')
+    .option('--upsample <spec>', 'up-sample documents longer than LENGTH by FACTOR, e.g. 2048x3 (the paper up-weights long texts)')
+    .option('--resume <run>', 'continue RUN from its last checkpoint (same data order and RNG); other flags are ignored')
+    .option('--json', 'JSON lines (metrics) on stdout instead of a progress bar', false);
+}
+
+export function commonOptions(f: CommonFlags): CommonOptions {
+  if (!f.out) throw new Error('--out is required (the run folder to create)');
+  if (f.tokens === undefined) throw new Error('--tokens is required (training tokens in total)');
+  const schedule = f.schedule ?? (f.seqLen !== undefined ? String(f.seqLen) : undefined);
+  if (!schedule) throw new Error('give --seq-len N or --schedule LENGTH:SHARE,...');
+  if (f.schedule && f.seqLen !== undefined) throw new Error('give either --seq-len or --schedule, not both');
+  return {
+    out: f.out, schedule, tokens: f.tokens, tokensPerStep: f.tokensPerStep, lr: f.lr, minLr: f.minLr, warmup: f.warmup,
+    seed: f.seed, evalEvery: f.evalEvery, evalSequences: f.evalSequences, evalLengths: f.evalLens,
+    checkpointEvery: f.checkpointEvery, keepCheckpoints: f.keepCheckpoints, microBatch: f.microBatch,
+    mix: {
+      ...(f.mix ? { sourceWeights: parseSourceWeights(f.mix) } : {}),
+      ...(f.upsample ? parseUpsample(f.upsample) : {}),
+    },
+  };
+}
+
+export function printSummary(s: TrainSummary, json: boolean, extra: Record<string, unknown> = {}): void {
+  if (json) {
+    process.stdout.write(JSON.stringify({ type: 'summary', ...s, ...extra }) + '\n');
+    return;
+  }
+  const val = Object.entries(s.valLoss).map(([T, l]) => `${T}: ${l.toFixed(4)}`).join(', ');
+  process.stdout.write(`${s.interrupted ? 'stopped' : 'done'}: ${s.steps} steps, ${s.tokens} tokens, ${(s.flops / 1e12).toFixed(3)} TFLOPs planned, ${s.seconds.toFixed(0)} s; ` +
+    `last train loss ${s.finalLoss.toFixed(4)}; validation loss by length {${val}}${s.model ? `; model in ${s.model}` : ''}\n`);
+  for (const [k, v] of Object.entries(extra)) process.stdout.write(`${k}: ${JSON.stringify(v)}\n`);
+}

@@ -1,0 +1,70 @@
+// Reading and writing tokenizer folders: a Hugging Face tokenizer.json (+ tokenizer_config.json,
+// which names BOS/EOS, as transformers' AutoTokenizer expects).
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { HfTokenizer, type Tokenizer } from './tokenizer.js';
+
+/** Parse tokenizer.json text (`where` names it in errors). */
+export function tokenizerFromJSON(text: string, where = 'tokenizer.json', config?: Record<string, unknown>): HfTokenizer {
+  return new HfTokenizer(text, where, config ? { config } : {});
+}
+
+/** The tokenizer.json path for a file or a folder containing one. */
+export function tokenizerPath(pathOrDir: string): string {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(pathOrDir);
+  } catch (e) {
+    throw new Error(`${pathOrDir}: cannot read tokenizer (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); give a tokenizer.json or a folder with one`);
+  }
+  if (!st.isDirectory()) return pathOrDir;
+  const p = path.join(pathOrDir, 'tokenizer.json');
+  if (!fs.existsSync(p)) throw new Error(`${pathOrDir}: no tokenizer.json in this folder (train one with: longctx tokenizer train --out ${pathOrDir})`);
+  return p;
+}
+
+/** Load a Hugging Face tokenizer.json (a file, or a folder containing tokenizer.json). */
+export function loadTokenizer(pathOrDir: string): HfTokenizer {
+  const file = tokenizerPath(pathOrDir);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let config: Record<string, unknown> | undefined;
+  const cfgPath = path.join(path.dirname(file), 'tokenizer_config.json');
+  if (fs.existsSync(cfgPath)) {
+    try {
+      const c = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
+      if (typeof c === 'object' && c !== null && !Array.isArray(c)) config = c;
+    } catch (e) {
+      throw new Error(`${cfgPath}: not valid JSON (${(e as Error).message})`);
+    }
+  }
+  return tokenizerFromJSON(text, file, config);
+}
+
+/**
+ * Write tokenizer.json and tokenizer_config.json into `dir` (created if needed), each atomically.
+ * Other files in the folder (e.g. a model's weights) are left alone.
+ */
+export function saveTokenizer(dir: string, tok: Tokenizer, opts: { modelMaxLength?: number } = {}): void {
+  fs.mkdirSync(dir, { recursive: true });
+  writeFileAtomic(path.join(dir, 'tokenizer.json'), tok.toJSON());
+  const name = (id: number): string | null => (id >= 0 ? tok.idToToken(id) ?? null : null);
+  const cfg = {
+    tokenizer_class: tok.kind === 'byte-fallback' ? 'LlamaTokenizerFast' : 'PreTrainedTokenizerFast',
+    bos_token: name(tok.bosId),
+    eos_token: name(tok.eosId),
+    unk_token: name(tok.unkId),
+    pad_token: null,
+    add_bos_token: true,
+    add_eos_token: false,
+    clean_up_tokenization_spaces: false,
+    ...(opts.modelMaxLength ? { model_max_length: opts.modelMaxLength } : {}),
+  };
+  writeFileAtomic(path.join(dir, 'tokenizer_config.json'), JSON.stringify(cfg, null, 2) + '\n');
+}

@@ -1,0 +1,199 @@
+// Recipes: pretrain a short-context base model, extend it to a long context (the paper's continual
+// pretraining with a RoPE change), and resume either. Each reads top to bottom: resolve the
+// configuration, write it, build model/optimizer/data, hand them to the training loop.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { presetConfig, ropeParamsOf, type LlamaConfig } from '../model/config.js';
+import { createModel, initWeights } from '../model/llama.js';
+import { parameterCount } from '../model/params.js';
+import { describeRope, parseRopeScaling } from '../model/rope.js';
+import { selectBackend } from '../kernels/native.js';
+import { openDataset, type Dataset } from '../data/dataset.js';
+import { createBatchIterator, restoreBatchIterator, type BatchIteratorState } from '../data/pack.js';
+import type { MixOptions } from '../data/mix.js';
+import { openModelFolder, isModelFolder } from '../io/hf.js';
+import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { parseSchedule, planStages } from '../train/curriculum.js';
+import { latestCheckpoint, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type RunConfig } from '../train/run.js';
+import { chooseMicroBatch, evalBatches, memoryBudget, train, validate, type TrainIO, type TrainSummary } from '../train/trainer.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { Rng } from '../util/rng.js';
+
+/** Options both recipes share. Defaults are documented in the README next to the paper's. */
+export interface CommonOptions {
+  out: string;
+  schedule: string; // "256" or "256:0.8,2048:0.2"
+  tokens: number;
+  tokensPerStep?: number;
+  lr?: number;
+  minLr?: number; // default lr / 10 (Llama 2's cosine floor)
+  warmup?: number; // steps; default 5% of the run
+  seed: number;
+  evalEvery?: number; // default: 10 evaluations per run
+  evalSequences: number;
+  evalLengths?: number[];
+  checkpointEvery?: number; // default: 10 checkpoints per run
+  keepCheckpoints: number;
+  microBatch?: number;
+  mix: MixOptions;
+}
+
+export interface PretrainOptions extends CommonOptions {
+  preset: string;
+  data: string;
+  ropeTheta?: number;
+}
+
+export interface ExtendOptions extends CommonOptions {
+  from: string; // a run folder (uses RUN/model) or a model folder
+  data?: string; // default: the base run's data
+  rope: string; // rope | abf | pi | ntk | dynamic | yarn | llama3 | xpos | xpos-abf
+  theta?: number; // ABF base, default 500,000
+  factor?: number; // PI/NTK/YaRN/Llama 3 factor, default new length / old length
+  scaleBase?: number; // xPos, default 512
+}
+
+export const PRETRAIN_LR = 1e-3;
+export const EXTEND_LR_RATIO = 1 / 3; // extension LR as a share of pretraining's (paper: 2e-5 after 3e-4)
+
+function refuseExisting(out: string): void {
+  if (fs.existsSync(path.join(out, RESOLVED_CONFIG))) {
+    throw new Error(`${out} already holds a run; continue it with --resume ${out}, or choose another --out`);
+  }
+}
+
+/** Everything about the run that does not depend on which recipe it is. */
+function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | null, data: string, o: CommonOptions, baseLr: number, backend: string): RunConfig {
+  const schedule = parseSchedule(o.schedule);
+  const maxLen = Math.max(...schedule.map((e) => e.seqLen));
+  const tokensPerStep = o.tokensPerStep ?? Math.max(8192, 4 * maxLen);
+  const stages = planStages(schedule, o.tokens, tokensPerStep, model);
+  const totalSteps = stages.reduce((n, s) => n + s.steps, 0);
+  const budget = memoryBudget();
+  const microBatch = stages.map((s) => {
+    if (o.microBatch !== undefined) {
+      if (s.batchSize % o.microBatch !== 0) throw new Error(`--micro-batch ${o.microBatch} must divide the batch of ${s.batchSize} sequences at length ${s.seqLen}`);
+      return o.microBatch;
+    }
+    return chooseMicroBatch(model, s, budget);
+  });
+  const lr = o.lr ?? baseLr;
+  return {
+    version: 1, kind, model, from, data: path.resolve(data), schedule, stages, tokens: o.tokens, tokensPerStep, microBatch,
+    lr: { maxLr: lr, minLr: o.minLr ?? lr / 10, warmupSteps: o.warmup ?? Math.max(1, Math.round(0.05 * totalSteps)) },
+    adam: llamaAdamW(), seed: o.seed, mix: o.mix,
+    evalEvery: o.evalEvery ?? Math.max(1, Math.round(totalSteps / 10)),
+    evalLengths: o.evalLengths ?? [...new Set(schedule.map((e) => e.seqLen))],
+    evalSequences: o.evalSequences,
+    checkpointEvery: o.checkpointEvery ?? Math.max(1, Math.round(totalSteps / 10)),
+    keepCheckpoints: o.keepCheckpoints, backend,
+  };
+}
+
+function startFresh(cfg: RunConfig, ds: Dataset, weights: Float32Array | null): Parameters<typeof train>[3] {
+  const be = selectBackend(cfg.backend === 'ref' ? 'ref' : undefined);
+  const model = createModel(cfg.model, be, weights ? { weights } : {});
+  if (!weights) initWeights(model, cfg.seed);
+  const first = cfg.stages[0]!;
+  return {
+    model,
+    opt: createOptimizerState(parameterCount(cfg.model)),
+    data: createBatchIterator(ds, { seqLen: first.seqLen, batchSize: first.batchSize, seed: cfg.seed, mix: cfg.mix }),
+    step: 0, tokens: 0, rng: new Rng(cfg.seed),
+  };
+}
+
+/** A short-context base model from scratch on a prepared data folder. */
+export async function pretrain(o: PretrainOptions, io: TrainIO): Promise<TrainSummary> {
+  refuseExisting(o.out);
+  const ds = openDataset(o.data);
+  const model = presetConfig(o.preset);
+  model.vocab_size = ds.tokenizer.vocabSize;
+  model.bos_token_id = ds.tokenizer.bosId;
+  model.eos_token_id = ds.tokenizer.eosId;
+  if (o.ropeTheta !== undefined) model.rope_theta = o.ropeTheta;
+  model.max_position_embeddings = Math.max(...parseSchedule(o.schedule).map((e) => e.seqLen));
+  const backend = selectBackend().name;
+  const cfg = resolveRun('pretrain', model, null, o.data, o, PRETRAIN_LR, backend);
+  writeRunConfig(o.out, cfg);
+  return train(o.out, cfg, ds, startFresh(cfg, ds, null), io);
+}
+
+/** The RoPE of the extended model: the paper's variants (§4.1) and their peers, as HF config fields. */
+export function extendedRope(base: LlamaConfig, o: Pick<ExtendOptions, 'rope' | 'theta' | 'factor' | 'scaleBase'>, newLen: number): Pick<LlamaConfig, 'rope_theta' | 'rope_scaling'> {
+  const oldLen = base.max_position_embeddings;
+  const factor = o.factor ?? Math.max(1, newLen / oldLen);
+  const theta = o.theta ?? 500000;
+  const scaling = (raw: Record<string, unknown> | null): LlamaConfig['rope_scaling'] => parseRopeScaling(raw, base.head_dim, '--rope');
+  switch (o.rope) {
+    case 'rope': return { rope_theta: base.rope_theta, rope_scaling: base.rope_scaling };
+    case 'abf': return { rope_theta: theta, rope_scaling: null };
+    case 'pi': return { rope_theta: base.rope_theta, rope_scaling: scaling({ rope_type: 'linear', factor }) };
+    case 'ntk': return { rope_theta: base.rope_theta, rope_scaling: scaling({ rope_type: 'ntk', factor }) };
+    case 'dynamic': return { rope_theta: base.rope_theta, rope_scaling: scaling({ rope_type: 'dynamic', factor, original_max_position_embeddings: oldLen }) };
+    case 'yarn': return { rope_theta: base.rope_theta, rope_scaling: scaling({ rope_type: 'yarn', factor, original_max_position_embeddings: oldLen }) };
+    case 'llama3': return {
+      rope_theta: base.rope_theta,
+      rope_scaling: scaling({ rope_type: 'llama3', factor, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: oldLen }),
+    };
+    case 'xpos': return { rope_theta: base.rope_theta, rope_scaling: scaling({ rope_type: 'xpos', scale_base: o.scaleBase ?? 512 }) };
+    case 'xpos-abf': return { rope_theta: theta, rope_scaling: scaling({ rope_type: 'xpos', scale_base: o.scaleBase ?? 512 }) };
+    default:
+      throw new Error(`--rope must be one of rope, abf, pi, ntk, dynamic, yarn, llama3, xpos, xpos-abf; got "${o.rope}"`);
+  }
+}
+
+/** Continual pretraining to a longer context with a new RoPE (the paper's §2.1 / §4.1). */
+export async function extend(o: ExtendOptions, io: TrainIO): Promise<TrainSummary> {
+  refuseExisting(o.out);
+  const fromRun = fs.existsSync(path.join(o.from, RESOLVED_CONFIG)) ? readRunConfig(o.from) : null;
+  const modelDir = fromRun ? path.join(o.from, FINAL_MODEL) : o.from;
+  if (!isModelFolder(modelDir)) {
+    throw new Error(`${modelDir} is not a model folder${fromRun ? ' (the base run has not finished: resume it first)' : ''}`);
+  }
+  const data = o.data ?? fromRun?.data;
+  if (!data) throw new Error(`--data is needed: ${o.from} is a model folder, not a run that names its data`);
+  const ds = openDataset(data);
+  const base = openModelFolder(modelDir);
+  if (base.config.vocab_size !== ds.tokenizer.vocabSize) {
+    throw new Error(`${modelDir} has vocab_size ${base.config.vocab_size} but ${data} was tokenized with ${ds.tokenizer.vocabSize} tokens; use the data folder the base model was trained on`);
+  }
+  const weights = base.loadWeights();
+  const newLen = Math.max(...parseSchedule(o.schedule).map((e) => e.seqLen));
+  const model: LlamaConfig = { ...base.config, ...extendedRope(base.config, o, newLen), max_position_embeddings: newLen };
+  const tokensPerStep = o.tokensPerStep ?? fromRun?.tokensPerStep; // the paper keeps tokens per step
+  const baseLr = (fromRun?.lr.maxLr ?? PRETRAIN_LR) * EXTEND_LR_RATIO;
+  const backend = selectBackend().name;
+  const cfg = resolveRun('extend', model, path.resolve(modelDir), data, { ...o, tokensPerStep, evalLengths: o.evalLengths ?? evalLengthsFor(base.config, o.schedule) }, baseLr, backend);
+  writeRunConfig(o.out, cfg);
+
+  // The base model as it was (its own RoPE) on the same held-out sequences: the line to beat.
+  const baseModel = createModel(base.config, selectBackend(), { weights });
+  const sets = new Map(cfg.evalLengths.map((T) => [T, evalBatches(ds, T, cfg.evalSequences)] as const));
+  const baseVal = validate(baseModel, sets);
+  writeFileAtomic(path.join(o.out, 'base_eval.json'), JSON.stringify({
+    model: modelDir, rope: describeRope(ropeParamsOf(base.config)),
+    val_loss: Object.fromEntries([...baseVal].map(([T, l]) => [String(T), l])),
+  }, null, 2) + '\n');
+  return train(o.out, cfg, ds, startFresh(cfg, ds, weights), io);
+}
+
+/** Validation lengths of an extension: the base length and every length of the new schedule. */
+function evalLengthsFor(base: LlamaConfig, schedule: string): number[] {
+  return [...new Set([base.max_position_embeddings, ...parseSchedule(schedule).map((e) => e.seqLen)])].sort((a, b) => a - b);
+}
+
+/** Continue a run from its last checkpoint with the same data order and RNG state. */
+export async function resume(runDir: string, io: TrainIO): Promise<TrainSummary> {
+  const cfg = readRunConfig(runDir);
+  const ckpt = latestCheckpoint(runDir);
+  if (!ckpt) throw new Error(`${runDir} has no complete checkpoint yet; start it again (remove the folder) instead of resuming`);
+  const ds = openDataset(cfg.data);
+  const be = selectBackend(cfg.backend === 'ref' ? 'ref' : undefined);
+  const { model, opt, state } = loadCheckpoint(ckpt, be);
+  truncateMetrics(runDir, state.step);
+  const data = restoreBatchIterator(ds, state.data as BatchIteratorState);
+  return train(runDir, cfg, ds, { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng) }, io);
+}

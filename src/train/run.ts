@@ -1,0 +1,123 @@
+// A run folder: everything one training run writes, so it can be inspected, compared and resumed.
+//
+//   RUN/config.resolved.json   the complete, validated configuration (what resume re-reads)
+//   RUN/metrics.jsonl          one JSON object per line: train steps, evaluations, stage changes
+//   RUN/checkpoints/step-NNNNNNNN/   model folder + optimizer + trainer state (atomic)
+//   RUN/checkpoints/latest     name of the newest complete checkpoint (written after it, atomically)
+//   RUN/model/                 the final Hugging Face model folder, with tokenizer.json
+//   RUN/summary.json           final figures
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
+import type { LlamaConfig } from '../model/config.js';
+import type { AdamWConfig } from './adamw.js';
+import type { ScheduleEntry, Stage } from './curriculum.js';
+import type { MixOptions } from '../data/mix.js';
+
+export interface RunConfig {
+  version: 1;
+  kind: 'pretrain' | 'extend';
+  model: LlamaConfig; // the model being trained (for extend: with the new RoPE)
+  from: string | null; // extend: the model folder it started from
+  data: string; // prepared data folder
+  schedule: ScheduleEntry[];
+  stages: Stage[]; // resolved from schedule, tokens and tokensPerStep
+  tokens: number;
+  tokensPerStep: number;
+  microBatch: number[]; // per stage: sequences per forward/backward (gradient accumulation below batchSize)
+  lr: { maxLr: number; minLr: number; warmupSteps: number };
+  adam: AdamWConfig;
+  seed: number;
+  mix: MixOptions;
+  evalEvery: number; // optimizer steps between validations
+  evalLengths: number[];
+  evalSequences: number; // held-out sequences per length
+  checkpointEvery: number;
+  keepCheckpoints: number;
+  backend: string;
+}
+
+export const RESOLVED_CONFIG = 'config.resolved.json';
+export const METRICS = 'metrics.jsonl';
+export const CHECKPOINTS = 'checkpoints';
+export const LATEST = 'latest';
+export const FINAL_MODEL = 'model';
+export const SUMMARY = 'summary.json';
+
+export function writeRunConfig(dir: string, cfg: RunConfig): void {
+  fs.mkdirSync(dir, { recursive: true });
+  writeFileAtomic(path.join(dir, RESOLVED_CONFIG), JSON.stringify(cfg, null, 2) + '\n');
+}
+
+export function readRunConfig(dir: string): RunConfig {
+  const file = path.join(dir, RESOLVED_CONFIG);
+  if (!fs.existsSync(file)) throw new Error(`${file} not found: ${dir} is not a longctx run folder (give the --out folder of a pretrain or extend run)`);
+  try {
+    const cfg = JSON.parse(fs.readFileSync(file, 'utf8')) as RunConfig;
+    if (cfg.version !== 1) throw new Error(`unsupported version ${String(cfg.version)}`);
+    return cfg;
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message.split('\n')[0]}; the run cannot be resumed`);
+  }
+}
+
+export function checkpointName(step: number): string {
+  return `step-${String(step).padStart(8, '0')}`;
+}
+
+/** The newest complete checkpoint of a run, or null. */
+export function latestCheckpoint(dir: string): string | null {
+  const file = path.join(dir, CHECKPOINTS, LATEST);
+  if (!fs.existsSync(file)) return null;
+  const name = fs.readFileSync(file, 'utf8').trim();
+  const p = path.join(dir, CHECKPOINTS, name);
+  return fs.existsSync(p) ? p : null;
+}
+
+export function markLatest(dir: string, name: string, keep: number): void {
+  writeFileAtomic(path.join(dir, CHECKPOINTS, LATEST), name + '\n');
+  // Older checkpoints beyond `keep` are removed only after `latest` points past them.
+  const all = fs.readdirSync(path.join(dir, CHECKPOINTS)).filter((n) => /^step-\d{8}$/.test(n)).sort();
+  for (const old of all.slice(0, Math.max(0, all.length - keep))) {
+    if (old !== name) fs.rmSync(path.join(dir, CHECKPOINTS, old), { recursive: true, force: true });
+  }
+}
+
+export type MetricLine =
+  | { type: 'train'; step: number; tokens: number; seq_len: number; loss: number; lr: number; grad_norm: number; tokens_per_s: number; flops: number }
+  | { type: 'eval'; step: number; tokens: number; seq_len: number; val_loss: number; val_ppl: number; sequences: number }
+  | { type: 'stage'; step: number; seq_len: number; batch_size: number; micro_batch: number };
+
+export function appendMetrics(dir: string, lines: MetricLine[]): void {
+  if (lines.length === 0) return;
+  fs.appendFileSync(path.join(dir, METRICS), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+}
+
+export function readMetrics(dir: string): MetricLine[] {
+  const file = path.join(dir, METRICS);
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as MetricLine);
+}
+
+/**
+ * On resume: keep the metric lines up to the checkpoint's step (train steps <= step, evaluations
+ * and stage marks at <= step) so the resumed run appends a continuous record. A line half-written
+ * by a killed process is dropped.
+ */
+export function truncateMetrics(dir: string, step: number): void {
+  const file = path.join(dir, METRICS);
+  if (!fs.existsSync(file)) return;
+  const kept: string[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    let m: MetricLine;
+    try {
+      m = JSON.parse(line) as MetricLine;
+    } catch {
+      continue;
+    }
+    if (m.step <= step) kept.push(line);
+  }
+  writeFileAtomic(file, kept.length ? kept.join('\n') + '\n' : '');
+}

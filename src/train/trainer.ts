@@ -1,0 +1,236 @@
+// The training loop shared by the recipes: stages of a length curriculum at constant tokens per
+// step, gradient accumulation, validation at every length of the schedule, atomic checkpoints,
+// exact resume, a NaN guard and progress. Recipes (src/recipes) build the plan and call train().
+
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { forward, type LlamaModel } from '../model/llama.js';
+import { memoryEstimate } from '../model/estimate.js';
+import { createBatchIterator, type BatchIterator } from '../data/pack.js';
+import { longDocuments, type Dataset } from '../data/dataset.js';
+import { saveModelFolder } from '../io/hf.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { progress } from '../util/progress.js';
+import { Rng } from '../util/rng.js';
+import type { OptimizerState } from './adamw.js';
+import { lrAt, type LrSchedule } from './schedule.js';
+import { trainStep, NonFiniteLossError, type MicroBatch } from './step.js';
+import { stageAt, type Stage } from './curriculum.js';
+import { saveCheckpoint } from './checkpoint.js';
+import {
+  appendMetrics, checkpointName, markLatest, CHECKPOINTS, FINAL_MODEL, SUMMARY, type MetricLine, type RunConfig,
+} from './run.js';
+
+export interface TrainState {
+  model: LlamaModel;
+  opt: OptimizerState;
+  data: BatchIterator;
+  step: number; // optimizer steps done
+  tokens: number; // training tokens consumed
+  rng: Rng;
+}
+
+export interface TrainIO {
+  json: boolean; // JSON lines on stdout instead of the progress bar
+  quiet?: boolean;
+  /** stop after this many optimizer steps in this process (tests; the run stays resumable) */
+  stopAfter?: number;
+}
+
+export interface TrainSummary {
+  steps: number;
+  tokens: number;
+  flops: number;
+  seconds: number;
+  finalLoss: number;
+  valLoss: Record<string, number>; // by sequence length
+  stageFlops: { seqLen: number; steps: number; flops: number }[];
+  model: string;
+  interrupted: boolean;
+}
+
+export function lrSchedule(cfg: RunConfig): LrSchedule {
+  const totalSteps = cfg.stages.reduce((n, s) => n + s.steps, 0);
+  return { ...cfg.lr, totalSteps };
+}
+
+/**
+ * Sequences per micro-batch: the largest divisor of the stage's batch whose training memory fits
+ * in `budgetBytes` and keeps at most ~16k tokens per forward (larger buys no GEMM efficiency).
+ * Throws with the estimate and a suggestion when even one sequence does not fit.
+ */
+export function chooseMicroBatch(cfg: RunConfig['model'], stage: Stage, budgetBytes: number): number {
+  const one = memoryEstimate(cfg, stage.seqLen, 1).trainingBytes;
+  if (one > budgetBytes) {
+    const gib = (b: number): string => `${(b / 2 ** 30).toFixed(2)} GiB`;
+    throw new Error(
+      `training at sequence length ${stage.seqLen} needs ~${gib(one)} (weights, gradients, AdamW and activations of one sequence) but ~${gib(budgetBytes)} is free; ` +
+      'use a smaller model or a shorter --seq-len / --schedule, or free memory',
+    );
+  }
+  let best = 1;
+  for (let mb = 1; mb <= stage.batchSize; mb++) {
+    if (stage.batchSize % mb !== 0) continue;
+    if (mb * stage.seqLen > Math.max(stage.seqLen, 16384)) break;
+    if (memoryEstimate(cfg, stage.seqLen, mb).trainingBytes <= budgetBytes) best = mb;
+  }
+  return best;
+}
+
+/** Free memory we allow a run to plan for: most of what the OS reports free now. */
+export function memoryBudget(): number {
+  return Math.floor(os.freemem() * 0.8);
+}
+
+/**
+ * Held-out sequences of exactly `T` tokens (+1 for the last target) for validation at length T:
+ * windows from the longest validation documents when there are enough of them (so the loss
+ * measures long context), else the packed validation stream. Deterministic.
+ */
+export function evalBatches(ds: Dataset, T: number, n: number): { tokens: Int32Array; targets: Int32Array; count: number } {
+  const tokens = new Int32Array(n * T);
+  const targets = new Int32Array(n * T);
+  const long = longDocuments(ds.val, T + 1);
+  if (long.length >= n) {
+    for (let i = 0; i < n; i++) {
+      const doc = long[i]!.tokens;
+      for (let t = 0; t < T; t++) {
+        tokens[i * T + t] = doc[t]!;
+        targets[i * T + t] = doc[t + 1]!;
+      }
+    }
+  } else {
+    const it = createBatchIterator(ds, { seqLen: T, batchSize: n, split: 'val', shuffle: false, seed: 0 });
+    const b = it.next();
+    tokens.set(b.tokens);
+    targets.set(b.targets);
+  }
+  return { tokens, targets, count: n };
+}
+
+/** Mean validation loss at each length, in micro-batches of at most `maxSeqs` sequences. */
+export function validate(m: LlamaModel, sets: Map<number, ReturnType<typeof evalBatches>>, maxRows = 8192): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const [T, set] of sets) {
+    const per = Math.max(1, Math.min(set.count, Math.floor(maxRows / T)));
+    let sum = 0;
+    for (let i = 0; i < set.count; i += per) {
+      const b = Math.min(per, set.count - i);
+      sum += b * forward(m, set.tokens.subarray(i * T, (i + b) * T), set.targets.subarray(i * T, (i + b) * T), b, T);
+    }
+    out.set(T, sum / set.count);
+  }
+  return out;
+}
+
+function splitMicro(batch: { tokens: Int32Array; targets: Int32Array; B: number; T: number }, mb: number): MicroBatch[] {
+  const out: MicroBatch[] = [];
+  const { T } = batch;
+  for (let b = 0; b < batch.B; b += mb) {
+    out.push({ tokens: batch.tokens.subarray(b * T, (b + mb) * T), targets: batch.targets.subarray(b * T, (b + mb) * T), B: mb, T });
+  }
+  return out;
+}
+
+export async function train(runDir: string, cfg: RunConfig, ds: Dataset, st: TrainState, io: TrainIO): Promise<TrainSummary> {
+  const schedule = lrSchedule(cfg);
+  const totalSteps = schedule.totalSteps;
+  const totalTokens = totalSteps * cfg.tokensPerStep;
+  const evalSets = new Map(cfg.evalLengths.map((T) => [T, evalBatches(ds, T, cfg.evalSequences)] as const));
+  const files = { 'tokenizer.json': ds.tokenizer.toJSON() };
+  const started = Date.now();
+  let stopRequested = false;
+  const onSignal = (): void => { stopRequested = true; };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const bar = progress({ label: `${cfg.kind}`, total: totalTokens, unit: 'tok', quiet: io.json || io.quiet, startAt: st.tokens });
+  const emit = (lines: MetricLine[]): void => {
+    appendMetrics(runDir, lines);
+    if (io.json) for (const l of lines) process.stdout.write(JSON.stringify(l) + '\n');
+  };
+  const checkpoint = (): void => {
+    const name = checkpointName(st.step);
+    saveCheckpoint(path.join(runDir, CHECKPOINTS, name), st.model, st.opt, {
+      step: st.step, tokens: st.tokens, rng: st.rng.state(), schedule, adam: cfg.adam, data: st.data.state(),
+    }, files);
+    markLatest(runDir, name, cfg.keepCheckpoints);
+  };
+  const evaluate = (): Map<number, number> => {
+    const v = validate(st.model, evalSets);
+    emit([...v].map(([T, loss]) => ({ type: 'eval' as const, step: st.step, tokens: st.tokens, seq_len: T, val_loss: loss, val_ppl: Math.exp(loss), sequences: cfg.evalSequences })));
+    return v;
+  };
+
+  let lastLoss = NaN;
+  let currentStage: Stage | null = null;
+  let processSteps = 0;
+  let lastVal = new Map<number, number>();
+  if (st.step === 0) {
+    lastVal = evaluate(); // the starting point of every curve
+    checkpoint();
+  }
+  try {
+    while (st.step < totalSteps) {
+      const stage = stageAt(cfg.stages, st.step);
+      const stageIndex = cfg.stages.indexOf(stage);
+      const mb = cfg.microBatch[stageIndex]!;
+      if (stage !== currentStage) {
+        currentStage = stage;
+        if (st.data.seqLen !== stage.seqLen || st.data.batchSize !== stage.batchSize) st.data.reshape(stage.seqLen, stage.batchSize);
+        emit([{ type: 'stage', step: st.step, seq_len: stage.seqLen, batch_size: stage.batchSize, micro_batch: mb }]);
+      }
+      const lr = lrAt(schedule, st.step);
+      const t0 = process.hrtime.bigint();
+      const batch = st.data.next();
+      let r;
+      try {
+        r = trainStep(st.model, st.opt, cfg.adam, lr, splitMicro(batch, mb));
+      } catch (e) {
+        if (e instanceof NonFiniteLossError) {
+          const last = path.join(runDir, CHECKPOINTS);
+          throw new Error(`${e.message}; training stopped, the last good checkpoint is in ${last} (resume with a lower --lr, or check the data)`);
+        }
+        throw e;
+      }
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      st.step += 1;
+      st.tokens += cfg.tokensPerStep;
+      lastLoss = r.loss;
+      processSteps += 1;
+      emit([{
+        type: 'train', step: st.step, tokens: st.tokens, seq_len: stage.seqLen, loss: r.loss, lr, grad_norm: r.gradNorm,
+        tokens_per_s: cfg.tokensPerStep / seconds, flops: stage.flops / Math.max(1, stage.steps),
+      }]);
+      bar.update(st.tokens, { step: `${st.step}/${totalSteps}`, T: stage.seqLen, loss: r.loss, 'tok/s': Math.round(cfg.tokensPerStep / seconds) });
+      const last = st.step === totalSteps;
+      if (st.step % cfg.evalEvery === 0 || last) lastVal = evaluate();
+      if (st.step % cfg.checkpointEvery === 0 || last) checkpoint();
+      if (io.stopAfter !== undefined && processSteps >= io.stopAfter && !last) break;
+      // Let signal handlers run between steps (the step itself is synchronous native work).
+      await new Promise((resolve) => setImmediate(resolve));
+      if (stopRequested) {
+        if (st.step % cfg.checkpointEvery !== 0) checkpoint();
+        process.stderr.write(`\nlongctx: stopped at step ${st.step}; resume with --resume ${runDir}\n`);
+        break;
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  const done = st.step >= totalSteps;
+  const modelDir = path.join(runDir, FINAL_MODEL);
+  if (done) saveModelFolder(modelDir, st.model.cfg, st.model.params.flat as Float32Array, { files });
+  bar.finish({ loss: lastLoss });
+  const summary: TrainSummary = {
+    steps: st.step, tokens: st.tokens,
+    flops: cfg.stages.reduce((n, s) => n + s.flops, 0),
+    seconds: (Date.now() - started) / 1000, finalLoss: lastLoss,
+    valLoss: Object.fromEntries([...lastVal].map(([T, l]) => [String(T), l])),
+    stageFlops: cfg.stages.map((s) => ({ seqLen: s.seqLen, steps: s.steps, flops: s.flops })),
+    model: done ? modelDir : '', interrupted: !done,
+  };
+  if (done) writeFileAtomic(path.join(runDir, SUMMARY), JSON.stringify(summary, null, 2) + '\n');
+  return summary;
+}

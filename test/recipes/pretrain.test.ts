@@ -1,0 +1,113 @@
+// The recipes as a user runs them (the built bin in a child process, real prepared data):
+// a run killed with SIGKILL and resumed gives the same loss curve as an uninterrupted run, bit for
+// bit; extend writes the new RoPE into config.json; a diverging run stops and keeps its checkpoint.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseSources, readSources } from '../../src/data/sources.js';
+import { trainTokenizer } from '../../src/data/tokenizer/train.js';
+import { saveTokenizer } from '../../src/data/tokenizer/load.js';
+import { prepareData } from '../../src/data/prepare.js';
+import { readMetrics } from '../../src/train/run.js';
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+let dir = '';
+let data = '';
+
+before(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'longctx-recipe-'));
+  const sources = parseSources('moby-dick');
+  const tok = trainTokenizer(readSources(sources), { vocabSize: 320 });
+  saveTokenizer(path.join(dir, 'tok'), tok);
+  data = path.join(dir, 'data');
+  prepareData({ sources, tokenizer: path.join(dir, 'tok'), out: data, progress: false, valFraction: 0.1 });
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function run(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const PRETRAIN = ['pretrain', '--preset', 'tiny', '--seq-len', '32', '--tokens-per-step', '256', '--tokens', String(256 * 120),
+  '--checkpoint-every', '10', '--eval-every', '40', '--eval-sequences', '2', '--lr', '3e-3'];
+
+test('SIGKILL mid-run, --resume: the loss curve equals the uninterrupted run bit for bit', async () => {
+  const full = path.join(dir, 'full');
+  const r = run([...PRETRAIN, '--data', data, '--out', full]);
+  assert.equal(r.code, 0, r.stderr);
+  const reference = readMetrics(full).filter((m) => m.type === 'train');
+  assert.equal(reference.length, 120);
+
+  const killed = path.join(dir, 'killed');
+  const child = spawn(process.execPath, [BIN, ...PRETRAIN, '--data', data, '--out', killed], { stdio: 'ignore' });
+  const latest = path.join(killed, 'checkpoints', 'latest');
+  // kill as soon as a checkpoint past step 0 exists: the process is then mid-run
+  const signal = await new Promise<string | null>((resolve) => {
+    const poll = setInterval(() => {
+      if (existsSync(latest) && !/step-00000000/.test(readFileSync(latest, 'utf8'))) {
+        clearInterval(poll);
+        child.kill('SIGKILL');
+      }
+    }, 5);
+    child.on('exit', (_code, sig) => { clearInterval(poll); resolve(sig); });
+  });
+  assert.equal(signal, 'SIGKILL', 'the run finished before it could be killed');
+  assert.ok(!existsSync(path.join(killed, 'summary.json')));
+  const resumed = run(['pretrain', '--resume', killed]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  const curve = readMetrics(killed).filter((m) => m.type === 'train');
+  assert.deepEqual(curve.map((m) => [m.step, m.loss, m.grad_norm]), reference.map((m) => [m.step, m.loss, m.grad_norm]));
+  const finalA = JSON.parse(readFileSync(path.join(full, 'summary.json'), 'utf8'));
+  const finalB = JSON.parse(readFileSync(path.join(killed, 'summary.json'), 'utf8'));
+  assert.deepEqual(finalB.valLoss, finalA.valLoss);
+  assert.ok(reference[reference.length - 1]!.loss < reference[0]!.loss - 0.5, 'the base run learns');
+});
+
+test('extend: ABF and the longer context go into config.json; same tokens per step; base evaluated', () => {
+  const base = path.join(dir, 'full');
+  const ext = path.join(dir, 'ext');
+  const r = run(['extend', '--from', base, '--rope', 'abf', '--seq-len', '128', '--tokens', String(256 * 6), '--eval-sequences', '2', '--out', ext, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const cfg = JSON.parse(readFileSync(path.join(ext, 'model', 'config.json'), 'utf8'));
+  assert.equal(cfg.rope_theta, 500000);
+  assert.equal(cfg.rope_scaling, null);
+  assert.equal(cfg.max_position_embeddings, 128);
+  assert.ok(existsSync(path.join(ext, 'model', 'tokenizer.json')));
+  const resolved = JSON.parse(readFileSync(path.join(ext, 'config.resolved.json'), 'utf8'));
+  assert.equal(resolved.tokensPerStep, 256);
+  assert.deepEqual(resolved.evalLengths, [32, 128]);
+  const baseEval = JSON.parse(readFileSync(path.join(ext, 'base_eval.json'), 'utf8'));
+  assert.ok(Number.isFinite(baseEval.val_loss['128']));
+  const summary = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.equal(summary.type, 'summary');
+  // PI writes HF's linear scaling with factor new/old
+  const pi = run(['extend', '--from', base, '--rope', 'pi', '--seq-len', '128', '--tokens', '256', '--eval-sequences', '1', '--out', path.join(dir, 'pi')]);
+  assert.equal(pi.code, 0, pi.stderr);
+  const piCfg = JSON.parse(readFileSync(path.join(dir, 'pi', 'model', 'config.json'), 'utf8'));
+  assert.deepEqual(piCfg.rope_scaling, { rope_type: 'linear', factor: 4 });
+});
+
+test('a diverging run stops with a one-line message and keeps its last good checkpoint', () => {
+  const out = path.join(dir, 'nan');
+  const r = run(['pretrain', '--preset', 'tiny', '--seq-len', '32', '--tokens-per-step', '256', '--tokens', String(256 * 40), '--lr', '1e30', '--warmup', '0',
+    '--checkpoint-every', '1', '--eval-sequences', '1', '--data', data, '--out', out]);
+  assert.equal(r.code, 1);
+  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('longctx:'));
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, /(loss|gradient norm) is (NaN|Infinity).*last good checkpoint/);
+  assert.ok(existsSync(path.join(out, 'checkpoints', 'latest')));
+  // and it is not mistaken for a finished run
+  assert.ok(!existsSync(path.join(out, 'model')));
+  // bad flags are one-line errors too
+  const bad = run(['pretrain', '--data', data, '--out', path.join(dir, 'x'), '--schedule', '32:0.5,64:0.6', '--tokens', '1000']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /shares add up to 1\.1/);
+  const again = run([...PRETRAIN, '--data', data, '--out', path.join(dir, 'full')]);
+  assert.match(again.stderr, /already holds a run; continue it with --resume/);
+});
