@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { parseSources, readSources } from '../data/sources.js';
 import { trainBpe } from '../data/tokenizer/train.js';
 import { loadTokenizer, saveTokenizer } from '../data/tokenizer/load.js';
-import { Progress } from '../data/progress.js';
+import { Progress } from '../util/progress.js';
 import { intArg, floatArg } from './args.js';
 
 interface TrainOptions { sources: string; vocab: number; out: string; kind: string; coverage: number; skipBad: boolean; json: boolean; quiet: boolean }

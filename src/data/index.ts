@@ -57,4 +57,4 @@ export { openDataset, longDocuments, docSetFromArrays, type Dataset, type DocSet
 export { docWeights, epochOrder, checkMix, parseSourceWeights, parseUpsample, type MixOptions } from './mix.js';
 export { createBatchIterator, restoreBatchIterator, batchShape, type Batch, type BatchIterator, type BatchIteratorState, type BatchOptions } from './pack.js';
 export { computeStats, formatStats, LENGTH_BUCKETS, SHARE_LENGTHS, type DataStats } from './stats.js';
-export { Progress } from './progress.js';
+export { Progress } from '../util/progress.js';

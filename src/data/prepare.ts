@@ -26,7 +26,7 @@ import { readSource, type SourceSpec } from './sources.js';
 import { writeShard, bytesPerTokenFor, SHARD_VERSION } from './shards.js';
 import { loadTokenizer, saveTokenizer } from './tokenizer/load.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
-import { Progress } from './progress.js';
+import { Progress } from '../util/progress.js';
 
 export const MANIFEST_FORMAT = 'longctx-data';
 export const MANIFEST_VERSION = 1;

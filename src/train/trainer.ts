@@ -10,7 +10,7 @@ import { createBatchIterator, type BatchIterator } from '../data/pack.js';
 import { longDocuments, type Dataset } from '../data/dataset.js';
 import { saveModelFolder } from '../io/hf.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { progress } from '../util/progress.js';
+import { Progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import type { OptimizerState } from './adamw.js';
 import { lrAt, type LrSchedule } from './schedule.js';
@@ -144,7 +144,7 @@ export async function train(runDir: string, cfg: RunConfig, ds: Dataset, st: Tra
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const bar = progress({ label: `${cfg.kind}`, total: totalTokens, unit: 'tok', quiet: io.json || io.quiet, startAt: st.tokens });
+  const bar = new Progress(cfg.kind, totalTokens, { unit: 'items', quiet: io.json || io.quiet, startAt: st.tokens });
   const emit = (lines: MetricLine[]): void => {
     appendMetrics(runDir, lines);
     if (io.json) for (const l of lines) process.stdout.write(JSON.stringify(l) + '\n');
@@ -202,7 +202,7 @@ export async function train(runDir: string, cfg: RunConfig, ds: Dataset, st: Tra
         type: 'train', step: st.step, tokens: st.tokens, seq_len: stage.seqLen, loss: r.loss, lr, grad_norm: r.gradNorm,
         tokens_per_s: cfg.tokensPerStep / seconds, flops: stage.flops / Math.max(1, stage.steps),
       }]);
-      bar.update(st.tokens, { step: `${st.step}/${totalSteps}`, T: stage.seqLen, loss: r.loss, 'tok/s': Math.round(cfg.tokensPerStep / seconds) });
+      bar.update(st.tokens, `step ${st.step}/${totalSteps}  T ${stage.seqLen}  loss ${r.loss.toFixed(4)}  ${Math.round(cfg.tokensPerStep / seconds)} tok/s`);
       const last = st.step === totalSteps;
       if (st.step % cfg.evalEvery === 0 || last) lastVal = evaluate();
       if (st.step % cfg.checkpointEvery === 0 || last) checkpoint();
@@ -222,7 +222,7 @@ export async function train(runDir: string, cfg: RunConfig, ds: Dataset, st: Tra
   const done = st.step >= totalSteps;
   const modelDir = path.join(runDir, FINAL_MODEL);
   if (done) saveModelFolder(modelDir, st.model.cfg, st.model.params.flat as Float32Array, { files });
-  bar.finish({ loss: lastLoss });
+  bar.finish(`loss ${lastLoss.toFixed(4)}`);
   const summary: TrainSummary = {
     steps: st.step, tokens: st.tokens,
     flops: cfg.stages.reduce((n, s) => n + s.flops, 0),

@@ -1,69 +1,87 @@
-// A progress bar for long work, on stderr: done/total, rate, ETA and a few live fields. On a
-// terminal it redraws one line; otherwise (CI, pipes) it prints a line every `logEvery` seconds,
-// so logs stay readable. Results never go here: they go to stdout or files.
+// A progress bar on stderr: redrawn in place on a terminal (at most 10 times a second), a plain line
+// every 10 seconds otherwise (logs, CI, tests), and a final line when done.
 
 export interface ProgressOptions {
-  label: string;
-  total: number;
-  unit?: string; // what `done` counts, e.g. "tok"
+  /** unit of `total` / `add`: 'bytes' shows MB/s, 'items' shows items/s */
+  unit?: 'bytes' | 'items';
   stream?: NodeJS.WriteStream;
-  logEvery?: number; // seconds between lines when not a TTY
   quiet?: boolean;
-  startAt?: number; // work already done before this process (a resumed run): excluded from the rate
+  /** units already done before this process started (a resumed run): counted as done, not in the rate */
+  startAt?: number;
 }
 
-export interface Progress {
-  update(done: number, fields?: Record<string, string | number>): void;
-  finish(fields?: Record<string, string | number>): void;
-}
-
-function fmtDuration(s: number): string {
-  if (!Number.isFinite(s)) return '--';
-  if (s < 60) return `${s.toFixed(0)}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  s = Math.max(0, Math.round(s));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}` : `${m}:${String(sec).padStart(2, '0')}`;
 }
 
 function fmtCount(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}G`;
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
-  return n.toFixed(0);
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  return String(Math.round(n));
 }
 
-export function progress(o: ProgressOptions): Progress {
-  const stream = o.stream ?? process.stderr;
-  const tty = stream.isTTY === true;
-  const start = Date.now();
-  let lastLog = 0;
-  const done0 = o.startAt ?? 0;
-  const line = (done: number, fields: Record<string, string | number>, final: boolean): string => {
-    const elapsed = (Date.now() - start) / 1000;
-    const rate = elapsed > 0 ? (done - done0) / elapsed : 0;
-    const frac = o.total > 0 ? Math.min(1, done / o.total) : 0;
-    const eta = rate > 0 ? (o.total - done) / rate : Infinity;
+export class Progress {
+  private done = 0;
+  private readonly t0 = Date.now();
+  private lastDraw = 0;
+  private readonly tty: boolean;
+  private readonly stream: NodeJS.WriteStream;
+  private extra = '';
+  private finished = false;
+
+  constructor(private readonly label: string, private total: number, private readonly opts: ProgressOptions = {}) {
+    this.stream = opts.stream ?? process.stderr;
+    this.tty = this.stream.isTTY === true;
+    this.lastDraw = this.t0; // first line after 100 ms on a terminal, after 10 s in a log
+    this.done = opts.startAt ?? 0;
+  }
+
+  setTotal(total: number): void {
+    this.total = total;
+  }
+
+  /** set the amount done so far */
+  update(done: number, extra?: string): void {
+    this.add(done - this.done, extra);
+  }
+
+  /** advance by n units; `extra` is shown after the rate (e.g. "1.2M tokens") */
+  add(n: number, extra?: string): void {
+    this.done += n;
+    if (extra !== undefined) this.extra = extra;
+    const now = Date.now();
+    if (this.opts.quiet) return;
+    if (this.tty ? now - this.lastDraw >= 100 : now - this.lastDraw >= 10_000) {
+      this.lastDraw = now;
+      this.draw(false);
+    }
+  }
+
+  finish(extra?: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (extra !== undefined) this.extra = extra;
+    if (!this.opts.quiet) this.draw(true);
+  }
+
+  private draw(final: boolean): void {
+    const el = (Date.now() - this.t0) / 1000;
+    const rate = el > 0 ? (this.done - (this.opts.startAt ?? 0)) / el : 0;
+    const frac = this.total > 0 ? Math.min(1, this.done / this.total) : 0;
     const width = 24;
-    const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.');
-    const extra = Object.entries(fields).map(([k, v]) => `${k} ${typeof v === 'number' ? (Number.isInteger(v) ? v : v.toPrecision(4)) : v}`).join('  ');
-    const unit = o.unit ? ` ${o.unit}` : '';
-    return `${o.label} [${bar}] ${(100 * frac).toFixed(1)}% ${fmtCount(done)}/${fmtCount(o.total)}${unit}  ${fmtCount(rate)}${unit}/s  ${final ? `took ${fmtDuration(elapsed)}` : `ETA ${fmtDuration(eta)}`}${extra ? '  ' + extra : ''}`;
-  };
-  return {
-    update(done, fields = {}) {
-      if (o.quiet) return;
-      if (tty) {
-        stream.write(`\r\x1b[2K${line(done, fields, false)}`);
-      } else {
-        const now = Date.now();
-        if (now - lastLog >= (o.logEvery ?? 10) * 1000) {
-          lastLog = now;
-          stream.write(line(done, fields, false) + '\n');
-        }
-      }
-    },
-    finish(fields = {}) {
-      if (o.quiet) return;
-      stream.write(`${tty ? '\r\x1b[2K' : ''}${line(o.total, fields, true)}\n`);
-    },
-  };
+    const fill = Math.round(frac * width);
+    const bar = `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}]`;
+    const rateS = this.opts.unit === 'bytes' ? `${(rate / 1e6).toFixed(2)} MB/s` : `${fmtCount(rate)}/s`;
+    const doneS = this.opts.unit === 'bytes' ? `${(this.done / 1e6).toFixed(1)}/${(this.total / 1e6).toFixed(1)} MB` : `${fmtCount(this.done)}/${fmtCount(this.total)}`;
+    const tail = final ? `in ${fmtTime(el)}` : `ETA ${fmtTime(rate > 0 ? (this.total - this.done) / rate : Infinity)}`;
+    const line = `${this.label} ${bar} ${(100 * frac).toFixed(0).padStart(3)}% ${doneS} ${rateS} ${tail}${this.extra ? `  ${this.extra}` : ''}`;
+    if (this.tty) this.stream.write(`\r\x1b[2K${line}${final ? '\n' : ''}`);
+    else this.stream.write(`${line}\n`);
+  }
 }
