@@ -2,26 +2,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
-
-function longctx(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, LONGCTX_DEBUG: '' } });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-function assertOneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
-  assert.equal(r.code, 1, `exit code 1 expected, stderr: ${r.stderr}`);
-  const lines = r.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^longctx: /);
-  assert.match(lines[0]!, pattern);
-}
+import { longctx, assertOneLineError } from '../bin.js';
 
 test('init writes a model folder that info reads and verifies', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'longctx-cli-'));

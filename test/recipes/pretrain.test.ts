@@ -4,18 +4,17 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { BIN, longctx } from '../bin.js';
 import { parseSources, readSources } from '../../src/data/sources.js';
 import { trainTokenizer } from '../../src/data/tokenizer/train.js';
 import { saveTokenizer } from '../../src/data/tokenizer/load.js';
 import { prepareData } from '../../src/data/prepare.js';
 import { readMetrics } from '../../src/train/run.js';
 
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 let dir = '';
 let data = '';
 
@@ -29,10 +28,7 @@ before(() => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const run = (args: string[]): ReturnType<typeof longctx> => longctx(...args);
 
 const PRETRAIN = ['pretrain', '--preset', 'tiny', '--seq-len', '32', '--tokens-per-step', '256', '--tokens', String(256 * 120),
   '--checkpoint-every', '10', '--eval-every', '40', '--eval-sequences', '2', '--lr', '3e-3'];
