@@ -21,3 +21,4 @@ export * from './train/run.js';
 export * from './train/trainer.js';
 export { pretrain, extend, resume, extendedRope, type PretrainOptions, type ExtendOptions } from './recipes/pretrain.js';
 export { selectBackend, loadNativeAddon, nativeBackendFrom } from './kernels/native.js';
+export * from './eval/index.js';

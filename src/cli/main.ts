@@ -10,6 +10,7 @@ import { registerBench } from './bench.js';
 import { registerPretrain } from './pretrain.js';
 import { registerExtend } from './extend.js';
 import { registerTokenizer } from './tokenizer.js'; import { registerData } from './data.js';
+import { registerEval } from './eval.js';
 import { VERSION } from '../version.js';
 
 export function buildProgram(): Command {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerExtend(program);
   registerBench(program);
   registerTokenizer(program); registerData(program);
+  registerEval(program);
   return program;
 }
 

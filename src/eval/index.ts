@@ -1,0 +1,31 @@
+// longctx evaluation suite: the paper's probes and metrics behind one small model interface.
+//
+// Stable API:
+//   EvalModel (model.ts): name, maxContext, trainedContext?, tokenizer, tokenLogprobs(tokens, from?,
+//     onProgress?), generate(prompt, maxNew, { stop? }), continuationLogprobs?(context, conts), info?
+//   openLocalModel(dir, { chunk?, maxContext?, backend? }) / new LocalEvalModel(model, tokenizer, opts)
+//   metrics.ts: normalizeAnswer, exactMatch, tokenF1, maxOverReferences, rougeN, rougeL, rouge,
+//     rougeGeoMean, corpusRouge, pickChoice, choiceAccuracy, stringMatchAll, stringMatchPart
+//   powerlaw.ts: fitPowerLaw(c[], L[], { loss?, fScale?, gammaMin? }) -> { alpha, beta, gamma, r2, factor, flags }
+//   probes/*: xxxExamples(tokenizer, ...) (seeded prompts at exact token lengths), scoreXxx(output, ...),
+//     xxxTask(model, ...) -> PreparedTask (work, maxSeq, run(tick))
+//   run.ts: prepareEvaluation(model, settings, inputs) / evaluate(...) -> EvalResults (results.json)
+
+export * from './model.js';
+export { LocalEvalModel, openLocalModel, DEFAULT_CHUNK, type LocalModelOptions } from './backends/local.js';
+export * from './metrics.js';
+export * from './powerlaw.js';
+export * from './memory.js';
+export * from './task.js';
+export { deriveSeed, continuationTokens, concatTokens, bosTokens, splitSentences, buildHaystack, insertAtDepths, firstLine, answerText, newlineIds, distinctWords, defaultLengths, type Haystack, type Insertion } from './text.js';
+export { openCorpus, corpusFromTexts, type EvalCorpus, type TextDoc, type TokenDoc } from './corpus.js';
+export { readJsonl, JsonlError } from './jsonl.js';
+export * from './probes/ppl.js';
+export * from './probes/first-sentence.js';
+export * from './probes/passkey.js';
+export * from './probes/needle.js';
+export * from './probes/ruler.js';
+export * from './probes/qa.js';
+export * from './probes/mc.js';
+export * from './run.js';
+export { formatSummary } from './summary.js';

@@ -1,0 +1,38 @@
+// The human-readable digest of results.json that `longctx eval` prints.
+
+import type { EvalResults } from './run.js';
+
+const pct = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(1) : '-');
+const mark = (beyond: boolean): string => (beyond ? '*' : '');
+
+export function formatSummary(r: EvalResults): string {
+  const out: string[] = [];
+  const trained = r.model.trainedContext;
+  out.push(`model ${r.model.name}${r.model.info.rope ? `, ${String(r.model.info.rope)}` : ''}${trained !== null ? `, trained context ${trained}` : ''}; seed ${r.settings.seed}; ${r.timing.seconds.toFixed(1)} s`);
+  const t = r.tasks;
+  if (t.ppl) {
+    const p = t.ppl;
+    out.push(`ppl            ${p.sequences} sequences of ${p.maxLen}${p.packed ? ' (packed documents)' : ''}: loss ${p.loss.toFixed(4)}, ppl ${p.ppl.toFixed(3)}`);
+    out.push(`  loss by c    ${p.byLength.map((b) => `${b.c}${mark(b.beyondTrained)}:${b.loss.toFixed(3)}`).join('  ')}`);
+    if (p.fit) {
+      const f = p.fit;
+      out.push(`  power law    L(c) = (${f.alpha.toPrecision(4)}/c)^${f.beta.toFixed(3)} + ${f.gamma.toFixed(3)}; R^2 ${f.r2.toFixed(4)}; 2^-beta ${f.factor.toFixed(3)}${f.flags.length ? ` [${f.flags.join(', ')}]` : ''}`);
+    } else if (p.fitNote) out.push(`  power law    not fitted: ${p.fitNote}`);
+  }
+  if (t['first-sentence']) out.push(`first-sentence ROUGE-L ${t['first-sentence'].byLength.map((b) => `${b.length}${mark(b.beyondTrained)}:${pct(b.rougeL)}`).join('  ')}`);
+  if (t.passkey) out.push(`passkey        accuracy ${t.passkey.byLength.map((b) => `${b.length}${mark(b.beyondTrained)}:${pct(b.accuracy)}`).join('  ')}`);
+  if (t.needle) out.push(`needle         recall ${t.needle.byLength.map((b) => `${b.length}${mark(b.beyondTrained)}:${pct(b.score)}`).join('  ')}; hit rate ${pct(t.needle.hitRate)}`);
+  if (t.ruler) {
+    for (const [name, s] of Object.entries(t.ruler.subtasks)) {
+      if (s) out.push(`ruler ${name.padEnd(9)}${s.byLength.map((b) => `${b.length}${mark(b.beyondTrained)}:${pct(b.score)}`).join('  ')}`);
+    }
+  }
+  if (t.qa) {
+    const g = t.qa.generation, c = t.qa.choice;
+    if (g) out.push(`qa             ${g.n} answers: F1 ${pct(g.f1)}, EM ${pct(g.exactMatch)}, ROUGE-1/2/L ${pct(g.rouge1)}/${pct(g.rouge2)}/${pct(g.rougeL)}, geo ${pct(g.rougeGeoMean)}`);
+    if (c) out.push(`qa choices     ${c.n} questions: accuracy ${pct(c.accuracy)}, norm ${pct(c.accuracyNorm)}`);
+  }
+  if (t.mc) out.push(`mc             ${t.mc.n} questions: accuracy ${pct(t.mc.accuracy)}, norm ${pct(t.mc.accuracyNorm)}`);
+  if (Object.values(t).some(Boolean) && trained !== null) out.push(`(* beyond the trained context of ${trained}; scores in %)`);
+  return out.join('\n');
+}

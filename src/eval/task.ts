@@ -1,0 +1,41 @@
+// A probe is prepared first (examples generated, errors raised, work counted) and run second, so a
+// whole evaluation fails before any compute when one task is misconfigured, and one progress bar
+// can show the ETA of everything.
+
+import type { TokenProgress } from './model.js';
+
+export interface PreparedTask<R> {
+  name: string;
+  /** tokens the model will process (prompts + generated tokens): the progress bar's units */
+  work: number;
+  /** the longest sequence (prompt + generation) it will send to the model */
+  maxSeq: number;
+  /** runs the examples; `tick(n)` reports n more tokens processed */
+  run(tick: (n: number) => void): R;
+}
+
+/**
+ * A TokenProgress for one model call budgeted at `budget` tokens: the call's own (done, total)
+ * reports become tick(delta) calls in proportion (done / total of the budget), never past it, so
+ * backends that count differently (a fallback that re-reads a context per choice) still add up.
+ * finish() tops up to the budget (generation that stopped early).
+ */
+export function ticker(tick: (n: number) => void, budget: number): { progress: TokenProgress; finish(): void } {
+  let last = 0;
+  const to = (n: number): void => {
+    const target = Math.min(budget, Math.max(last, Math.round(n)));
+    if (target > last) {
+      tick(target - last);
+      last = target;
+    }
+  };
+  return {
+    progress: (done, total) => to(total > 0 ? (done / total) * budget : 0),
+    finish: () => to(budget),
+  };
+}
+
+/** Runs a prepared task and returns its result (no progress): the library's one-call form. */
+export function runTask<R>(t: PreparedTask<R>): R {
+  return t.run(() => {});
+}
