@@ -1,24 +1,24 @@
 // Single-precision GEMM in the BLIS / GotoBLAS style.
 //
-//   for jc in N by NC:                       B block (KC, NC) packed once, shared by all threads
-//     for pc in K by KC:
-//       pack B[pc:pc+kc, jc:jc+nc] into NR-column panels       (threads split the panels)
-//       barrier
-//       for ic in this thread's rows, by MC:
-//         pack A[ic:ic+mc, pc:pc+kc] into MR-row panels         (thread-local buffer, L2-sized)
-//         for jr in this thread's NR panels:                    (B micro-panel stays in L1)
-//           for ir in MR panels:  micro-kernel  C[ir, jr] (MR, NR) += A panel @ B panel
+//   for jc in N by NC:                         B block (KC, NC), packed once, shared by all threads
+//     for pc in K by KC:                       one "step"
+//       pack B[pc:pc+kc, jc:jc+nc] into NR-column panels    (panels claimed from a counter)
+//       for each unit (MC rows x a run of NR panels):        (each thread's home units, then stealing)
+//         pack A[ic:ic+mc, pc:pc+kc] into MR-row panels      (thread-local, L2-sized; reused)
+//         for jr in the unit's NR panels:                    (B micro-panel stays in L1)
+//           for ir in MR panels:  micro-kernel  C[ir, jr] (MR, NR) = alpha * A @ B + beta' * C
 //
 // Packing absorbs the transposes, so all four (transA, transB) combinations run the same
 // micro-kernel. Partial panels are zero-padded; partial C tiles go through a small stack tile.
-// The micro-kernel is one template over a vector type (AVX-512: 16 lanes, AVX2: 8, scalar: 1);
-// only the lane width and MR/NR differ between builds.
+// The micro-kernel is one loop nest over a vector type (AVX-512: 16 lanes, AVX2: 8, scalar: 1);
+// only the lane width and MR / NR / blocking differ between builds. M == 1 or N == 1 (decoding)
+// take a matrix-vector path instead (no packing), tiny products a direct loop.
 //
-// Threads: one pool job per call. The threads form a tm x tn grid (tm * tn = pool size): a thread
-// owns a contiguous MR-aligned slice of rows and a slice of the NR panels of each B block. B is
-// packed cooperatively into one of two shared buffers (double-buffered, so one barrier per
-// (jc, pc) step suffices: a thread can only start packing buffer X again after every thread has
-// passed the barrier that follows its last use of X).
+// Threads: one pool job per call, no barriers (see StepState). The threads form a tm x tn grid
+// over rows and NR panels; each owns a home share of every step, split into units, and steals
+// other homes' units when done, so a thread that wakes late or loses its core to another process
+// costs little. Every C element is summed in the same order whatever the thread count: threaded
+// and single-threaded results are bitwise equal.
 #include "gemm.h"
 
 #include <algorithm>
@@ -177,6 +177,38 @@ struct AlignedBuf {
 thread_local AlignedBuf tl_apack;     // this thread's packed A block (MC, KC)
 thread_local AlignedBuf tl_bpack[2];  // packed B blocks (KC, NC), owned by the calling thread
 
+#if defined(__AVX2__)
+// 8x8 transpose: d[c * dd + r] = rows[r][c] for r, c < 8.
+inline void transpose8x8(const float* const* rows, float* d, int64_t dd) {
+  __m256 r0 = _mm256_loadu_ps(rows[0]), r1 = _mm256_loadu_ps(rows[1]);
+  __m256 r2 = _mm256_loadu_ps(rows[2]), r3 = _mm256_loadu_ps(rows[3]);
+  __m256 r4 = _mm256_loadu_ps(rows[4]), r5 = _mm256_loadu_ps(rows[5]);
+  __m256 r6 = _mm256_loadu_ps(rows[6]), r7 = _mm256_loadu_ps(rows[7]);
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(d + 0 * dd, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(d + 1 * dd, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(d + 2 * dd, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(d + 3 * dd, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(d + 4 * dd, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(d + 5 * dd, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(d + 6 * dd, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(d + 7 * dd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+// Same, rows at s + r * ld.
+inline void transpose8x8(const float* s, int64_t ld, float* d, int64_t dd) {
+  const float* rows[8] = {s, s + ld, s + 2 * ld, s + 3 * ld, s + 4 * ld, s + 5 * ld, s + 6 * ld, s + 7 * ld};
+  transpose8x8(rows, d, dd);
+}
+#endif
+
 // ---------------------------------------------------------------------------------------------
 // Packing.
 // A block rows [i0, i0+mc), cols [p0, p0+kc) of op(A) -> panels of MR rows: Ap[panel][k][r].
@@ -208,7 +240,22 @@ void pack_a(bool transA, const float* A, int64_t lda, int64_t i0, int64_t mc, in
       if (mr == MR) {
         const float* rows[MR];
         for (int r = 0; r < MR; r++) rows[r] = src + r * lda;
-        for (int64_t k = 0; k < kc; k++) {
+        int64_t k = 0;
+#if defined(__AVX2__)
+        // Eight k at a time: 8x8 transposes of up to 8 rows (missing rows repeat the last one and
+        // are not copied out), then MR-float runs into the panel.
+        alignas(32) float t[64];
+        for (; k + 8 <= kc; k += 8) {
+          for (int r0 = 0; r0 < MR; r0 += 8) {
+            const float* rr[8];
+            for (int r = 0; r < 8; r++) rr[r] = rows[std::min(r0 + r, MR - 1)] + k;
+            transpose8x8(rr, t, 8);
+            const int nrow = std::min(8, MR - r0);
+            for (int kk = 0; kk < 8; kk++) std::memcpy(dst + (k + kk) * MR + r0, t + kk * 8, sizeof(float) * nrow);
+          }
+        }
+#endif
+        for (; k < kc; k++) {
           float* d = dst + k * MR;
           for (int r = 0; r < MR; r++) d[r] = rows[r][k];
         }
@@ -224,31 +271,6 @@ void pack_a(bool transA, const float* A, int64_t lda, int64_t i0, int64_t mc, in
   }
 }
 
-#if defined(__AVX2__)
-// 8x8 transpose of rows s[0..7] (stride ld) into d (stride dd).
-inline void transpose8x8(const float* s, int64_t ld, float* d, int64_t dd) {
-  __m256 r0 = _mm256_loadu_ps(s + 0 * ld), r1 = _mm256_loadu_ps(s + 1 * ld);
-  __m256 r2 = _mm256_loadu_ps(s + 2 * ld), r3 = _mm256_loadu_ps(s + 3 * ld);
-  __m256 r4 = _mm256_loadu_ps(s + 4 * ld), r5 = _mm256_loadu_ps(s + 5 * ld);
-  __m256 r6 = _mm256_loadu_ps(s + 6 * ld), r7 = _mm256_loadu_ps(s + 7 * ld);
-  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  _mm256_storeu_ps(d + 0 * dd, _mm256_permute2f128_ps(u0, u4, 0x20));
-  _mm256_storeu_ps(d + 1 * dd, _mm256_permute2f128_ps(u1, u5, 0x20));
-  _mm256_storeu_ps(d + 2 * dd, _mm256_permute2f128_ps(u2, u6, 0x20));
-  _mm256_storeu_ps(d + 3 * dd, _mm256_permute2f128_ps(u3, u7, 0x20));
-  _mm256_storeu_ps(d + 4 * dd, _mm256_permute2f128_ps(u0, u4, 0x31));
-  _mm256_storeu_ps(d + 5 * dd, _mm256_permute2f128_ps(u1, u5, 0x31));
-  _mm256_storeu_ps(d + 6 * dd, _mm256_permute2f128_ps(u2, u6, 0x31));
-  _mm256_storeu_ps(d + 7 * dd, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
-#endif
 
 // One NR-column panel of op(B): rows [p0, p0+kc), cols [j0, j0+nr) -> Bp[k][c], zero-padded to NR.
 void pack_b_panel(bool transB, const float* B, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t nr,
@@ -397,10 +419,16 @@ void gemv_dot(int64_t j0, int64_t j1, int64_t K, float alpha, const float* x, co
   }
   for (; j < j1; j++) {
     const float* w = W + j * ldw;
-    vf a = vzero();
+    vf a0 = vzero(), a1 = vzero(), a2 = vzero(), a3 = vzero();  // four chains hide the FMA latency
     int64_t k = 0;
-    for (; k + VW <= K; k += VW) a = vfma(vloadu(x + k), vloadu(w + k), a);
-    float s = vsum(a);
+    for (; k + 4 * VW <= K; k += 4 * VW) {
+      a0 = vfma(vloadu(x + k), vloadu(w + k), a0);
+      a1 = vfma(vloadu(x + k + VW), vloadu(w + k + VW), a1);
+      a2 = vfma(vloadu(x + k + 2 * VW), vloadu(w + k + 2 * VW), a2);
+      a3 = vfma(vloadu(x + k + 3 * VW), vloadu(w + k + 3 * VW), a3);
+    }
+    for (; k + VW <= K; k += VW) a0 = vfma(vloadu(x + k), vloadu(w + k), a0);
+    float s = vsum(vadd(vadd(a0, a1), vadd(a2, a3)));
     for (; k < K; k++) s += x[k] * w[k];
     store_y(y + j * incy, s, alpha, beta);
   }
@@ -442,7 +470,7 @@ void gemv_axpy(int64_t j0, int64_t j1, int64_t K, float alpha, const float* x, c
   }
 }
 
-thread_local AlignedBuf tl_xvec;  // the gathered vector of a matrix-vector product
+thread_local AlignedBuf tl_xvec, tl_wvec;  // gathered strided vectors of a matrix-vector product
 
 // M == 1 or N == 1 through gemv_*; both cases become "n outputs, each a K-long sum".
 void sgemv_path(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
@@ -456,8 +484,8 @@ void sgemv_path(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float
   const float* xs = row ? A : B;
   const int64_t incx = row ? (transA ? lda : 1) : (transB ? 1 : ldb);
   const float* W = row ? B : A;
-  const int64_t ldw = row ? ldb : lda;
-  const bool dot = row ? transB : !transA;
+  int64_t ldw = row ? ldb : lda;
+  bool dot = row ? transB : !transA;
   const int64_t incy = row ? 1 : ldc;
 
   const float* x = xs;
@@ -465,6 +493,15 @@ void sgemv_path(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float
     float* g = tl_xvec.get(static_cast<size_t>(K));
     for (int64_t k = 0; k < K; k++) g[k] = xs[k * incx];
     x = g;
+  }
+  if (n == 1 && !dot) {  // a single dot product: make W's one column contiguous too
+    if (ldw != 1) {
+      float* g = tl_wvec.get(static_cast<size_t>(K));
+      for (int64_t k = 0; k < K; k++) g[k] = W[k * ldw];
+      W = g;
+    }
+    dot = true;
+    ldw = K;
   }
   auto run = [&](int64_t j0, int64_t j1) {
     if (dot) {
@@ -657,9 +694,11 @@ void sgemm_packed(const Problem& p, int nt) {
     }
     steps[s].units_total = total;
   }
-  // done_step[t * stride + u]: the last step at which unit u of home t was finished. Within one jc
+  // done_step[t * stride + u]: the latest step at which unit u of home t was finished. Within one jc
   // block every step has the same units over the same C tiles, and a unit may run on a different
-  // thread from one step to the next (stealing), so it waits for its own previous step.
+  // thread from one step to the next (stealing), so at pc > 0 it waits for its own previous step.
+  // (A later step of another jc block cannot have raised the value early: reaching it needs every
+  // unit of two steps back finished, the B double-buffer wait.)
   std::unique_ptr<std::atomic<int64_t>[]> done_step(new std::atomic<int64_t>[std::max<int64_t>(stride * nt, 1)]);
   for (int64_t i = 0; i < stride * nt; i++) done_step[i].store(-1, std::memory_order_relaxed);
 
@@ -707,7 +746,11 @@ void sgemm_packed(const Problem& p, int nt) {
             micro_kernel(kc, apack + ir * kc, bpanel, p.C + (ic + ir) * p.ldc + jc + j, p.ldc, mr, nr, p.alpha, beta);
           }
         }
-        done.store(s, std::memory_order_release);
+        // Raise to s (never lower: this unit's run in the next jc block, which has no dependence on
+        // this one, may already have finished and stored a later step).
+        for (int64_t cur = done.load(std::memory_order_relaxed);
+             cur < s && !done.compare_exchange_weak(cur, s, std::memory_order_release, std::memory_order_relaxed);) {
+        }
         st.units_done.fetch_add(1, std::memory_order_release);
       };
 

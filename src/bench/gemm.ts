@@ -197,7 +197,7 @@ export async function benchGemm(opts: {
   if (!addon) throw new Error(`gemm bench needs the native addon: ${nativeLoadError() ?? 'unavailable'}`);
   const repeats = opts.repeats ?? 10;
   if (!Number.isInteger(repeats) || repeats < 1) throw new RangeError(`gemm bench: repeats must be a positive integer, got ${repeats}`);
-  const rounds = opts.rounds ?? 2;
+  const rounds = opts.rounds ?? 3;
   if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`gemm bench: rounds must be a positive integer, got ${rounds}`);
   const cases = opts.shapes ? opts.shapes.map(toCase) : DEFAULT_GEMM_CASES;
   const progress = opts.onProgress ?? (() => {});
@@ -242,11 +242,14 @@ export async function benchGemm(opts: {
     const Cm = new Float32Array(M * N); // (M, N)
     const lda = ta ? M : K, ldb = tb ? K : N;
     const call = () => addon.sgemm(ta, tb, M, N, K, 1, A, lda, B, ldb, 0, Cm, N);
-    const w0 = process.hrtime.bigint();
-    for (let i = 0; i < 100 && (i < WARMUP || Number(process.hrtime.bigint() - w0) / 1e9 < WARMUP_S); i++) call();
+    const warm = (minCalls: number, seconds: number) => {
+      const w0 = process.hrtime.bigint();
+      for (let i = 0; i < 100 && (i < minCalls || Number(process.hrtime.bigint() - w0) / 1e9 < seconds); i++) call();
+    };
     const ours: number[] = [], peer: number[] = [];
     for (let round = 0; round < rounds; round++) {
-      if (round > 0) call(); // re-warm after the peer's process
+      if (round === 0) warm(WARMUP, WARMUP_S);
+      else warm(1, WARMUP_S / 2); // again after the peer's process
       for (let i = 0; i < repeats; i++) {
         const t0 = process.hrtime.bigint();
         call();

@@ -9,14 +9,57 @@ import type { Command } from 'commander';
 import { selectBackend } from '../kernels/native.js';
 import { benchTrain, readBenchConfig } from '../bench/train.js';
 import { runPythonPeer } from '../bench/peer.js';
+import { benchGemm, type GemmBenchResult, type GemmShape } from '../bench/gemm.js';
 import { intArg, floatArg, bytes } from './args.js';
 
 const PEER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bench/peers/torch_train.py');
+
+interface GemmOptions { shape?: string[]; repeats: number; rounds: number; peer: boolean; json: boolean }
+
+/** '1024,1024,1024' or '4096,512,512,NT' -> a GemmShape; the error names the flag. */
+function parseShape(s: string): GemmShape {
+  const parts = s.split(',').map((x) => x.trim());
+  const dims = parts.slice(0, 3).map(Number);
+  const trans = (parts[3] ?? 'NN').toUpperCase();
+  if (parts.length < 3 || parts.length > 4 || dims.some((d) => !Number.isInteger(d) || d < 1) || !['NN', 'NT', 'TN', 'TT'].includes(trans)) {
+    throw new Error(`--shape: expected M,N,K[,NN|NT|TN|TT] with positive integers, got '${s}'`);
+  }
+  return [dims[0]!, dims[1]!, dims[2]!, trans as 'NN'];
+}
+
+/** The result as a markdown table, ready for BENCHMARKS.md. */
+export function gemmMarkdown(r: GemmBenchResult): string {
+  const peer = r.peerName ? `${r.peerName} (${r.peerCore ?? '?'} kernel, OPENBLAS_CORETYPE=${r.peerCoretype})` : (r.peerNote ?? 'no peer');
+  const lines = [
+    `CPU: ${r.cpu}; ours: ${r.kernel} kernel, ${r.threads} threads; peer: ${peer}; median of ${r.rounds} x ${r.repeats} calls each, interleaved.`,
+    '',
+    '| M,N,K | op | shape | ours GFLOPS | peer GFLOPS | ours / peer |',
+    '|---|---|---|---:|---:|---:|',
+    ...r.rows.map((x) => `| ${x.shape} | ${x.trans} | ${x.label} | ${x.ours.toFixed(1)} | ${x.peer?.toFixed(1) ?? '-'} | ${x.ratio?.toFixed(2) ?? '-'} |`),
+  ];
+  return lines.join('\n') + '\n';
+}
 
 interface TrainOptions { config: string; steps: number; warmup: number; peer: boolean; peakGflops?: number; json: boolean }
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('performance benchmarks: figures, never pass/fail');
+  bench
+    .command('gemm')
+    .description('GFLOPS of the native sgemm at square and model shapes, beside numpy/OpenBLAS measured in the same run')
+    .option('--shape <M,N,K[,op]>', 'a shape to time (repeatable; op is NN, NT, TN or TT); default: square sizes and a training step\'s shapes', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--repeats <n>', 'timed calls per round', intArg('--repeats', 1), 10)
+    .option('--rounds <n>', 'rounds, alternating ours and the peer', intArg('--rounds', 1), 3)
+    .option('--no-peer', 'do not run numpy/OpenBLAS')
+    .option('--json', 'print only the JSON result', false)
+    .action(async (o: GemmOptions) => {
+      const shapes = o.shape?.map(parseShape);
+      const r = await benchGemm({
+        ...(shapes ? { shapes } : {}), repeats: o.repeats, rounds: o.rounds, peer: o.peer,
+        onProgress: (m) => { if (!o.json) process.stderr.write(`  ${m}\n`); },
+      });
+      process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : gemmMarkdown(r));
+    });
   bench
     .command('train')
     .description('time training steps (forward, backward, AdamW) of a bench config: tokens/s, GFLOPS, MFU, peak RSS')

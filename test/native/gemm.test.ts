@@ -1,6 +1,7 @@
 // Native sgemm against a float64 reference loop: all four transpose combinations, awkward sizes
 // (around the micro-tile MR x NR of every build: 6x16 AVX2, 12x32 AVX-512, 4x4 scalar, and the
-// KC / MC / NC cache blocks), alpha / beta, leading dimensions larger than the rows, NaN handling.
+// KC / MC / NC cache blocks; matrix-vector shapes), alpha / beta, leading dimensions larger than
+// the rows, NaN and Inf handling.
 //
 // Tolerance, per element: |ours - ref| <= 1e-5 * sqrt(K) * scale + 1e-5 * |ref|, where
 // scale = |alpha| * max|op(A)| * max|op(B)| + |beta| * max|C before|. NaN or Inf never passes
@@ -117,6 +118,9 @@ const SHAPES: [number, number, number][] = [
   [11, 31, 3], [12, 32, 5], [13, 33, 6], [17, 33, 65], [100, 1, 300], [1, 100, 1], [25, 47, 1],
   [47, 15, 33], [48, 16, 64], [49, 17, 65], [95, 63, 31], [97, 65, 40], [130, 70, 90],
   [20, 24, 383], [9, 40, 384], [10, 18, 385], [13, 35, 511], [7, 33, 512], [8, 31, 513], [5, 17, 1025],
+  // matrix-vector products (M == 1 or N == 1 take their own path), threaded above ~64K elements
+  [1, 700, 300], [700, 1, 300], [1, 1, 5000], [1, 2100, 40], [1, 33, 2000], [2000, 1, 33],
+  [1, 703, 301], [703, 1, 301], [1, 1, 5001], [1, 35, 2003], [2003, 1, 35],
 ];
 
 test('native sgemm: addon loads and names its kernel', { skip }, () => {
@@ -177,17 +181,19 @@ test('native sgemm: a NaN in A spreads to its row of C, a NaN in B to its column
   const a = need();
   for (const trans of TRANS) {
     const rng = new Rng(51);
-    for (const [M, N, K] of [[3, 5, 7], [61, 70, 129], [130, 70, 600]] as const) {
-      const p = makeProblem(rng, { M, N, K, trans, beta: 0 });
-      const ri = M >> 1, ck = K >> 1, cj = N - 1;
-      p.A[p.ta ? ck * p.lda + ri : ri * p.lda + ck] = NaN; // op(A)[ri][ck]
-      p.B[p.tb ? cj * p.ldb + (K - 1) : (K - 1) * p.ldb + cj] = NaN; // op(B)[K-1][cj]
-      const C = run(a, p);
-      for (let i = 0; i < M; i++) {
-        for (let j = 0; j < N; j++) {
-          const x = C[i * p.ldc + j]!;
-          const nan = i === ri || j === cj;
-          assert.equal(Number.isNaN(x), nan, `${trans} ${M}x${N}x${K}: C[${i}][${j}] = ${x}, expected ${nan ? 'NaN' : 'a number'}`);
+    for (const [M, N, K] of [[3, 5, 7], [61, 70, 129], [130, 70, 600], [1, 300, 400], [300, 1, 400]] as const) {
+      for (const where of ['A', 'B', 'both'] as const) {
+        const p = makeProblem(rng, { M, N, K, trans, beta: 0 });
+        const ri = M >> 1, ck = K >> 1, cj = N - 1;
+        if (where !== 'B') p.A[p.ta ? ck * p.lda + ri : ri * p.lda + ck] = NaN; // op(A)[ri][ck]
+        if (where !== 'A') p.B[p.tb ? cj * p.ldb + (K - 1) : (K - 1) * p.ldb + cj] = NaN; // op(B)[K-1][cj]
+        const C = run(a, p);
+        for (let i = 0; i < M; i++) {
+          for (let j = 0; j < N; j++) {
+            const x = C[i * p.ldc + j]!;
+            const nan = (where !== 'B' && i === ri) || (where !== 'A' && j === cj);
+            assert.equal(Number.isNaN(x), nan, `${trans} ${M}x${N}x${K} NaN in ${where}: C[${i}][${j}] = ${x}, expected ${nan ? 'NaN' : 'a number'}`);
+          }
         }
       }
     }
