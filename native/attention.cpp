@@ -1,13 +1,25 @@
 // Causal grouped-query attention in the flash style (Dao et al., FlashAttention-2), on CPU:
 // queries and keys in tiles, an online softmax, and only the output and each query's log-sum-exp
-// saved for backward. Memory is O(T); no T x T matrix exists. The tile products are small GEMMs
-// run single-threaded inside pool tasks (lc::sgemm with threaded = false).
+// saved for backward. Memory is O(T); no T x T matrix exists.
+//
+// The tile products are small (64 x 64 x HS) and there are T^2 / 4096 of them per head, so a
+// general GEMM call per tile (packing both operands each time) spent a third of its time packing.
+// Instead each (batch, kv head)'s keys (and, for backward, values) are packed ONCE into 16-key
+// panels, K^T-style, shared by every query tile and every query head of the group; the other
+// products read their row-major operands in place. Two register-tiled kernels cover all six
+// products:
+//   tile_qk:  C (nq, 16 * np) = alpha * A (nq, HS) @ panels^T       S = Q K^T,  dP = dO V^T
+//   tile_acc: C (nr, HS) += A (nr, nx) @ B (nx, HS)                 O += P V,   dV += P^T dO,
+//             with A read through (row, col) strides, so P^T and     dQ += dS K, dK += dS^T Q
+//             dS^T need no copy.
+// With AVX2 + FMA and HS a multiple of 8 they run 6-row x 16-column register tiles (the sgemm
+// micro-kernel's shape); otherwise plain loops (awkward head sizes are only ever tiny models).
+// Accumulation is float32 in a fixed order, so results do not depend on the thread count.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <vector>
 
-#include "gemm.h"
 #include "ops.h"
 #include "pool.h"
 #include "simd.h"
@@ -16,7 +28,9 @@ namespace lc {
 
 namespace {
 constexpr int64_t Br = 64;  // query rows per tile
-constexpr int64_t Bc = 64;  // keys per tile
+constexpr int64_t Bc = 64;  // keys per tile (a multiple of the 16-key panel)
+constexpr int64_t PW = 16;  // keys per packed panel
+constexpr int64_t MR = 6;   // rows per register tile
 
 // Runs task(i, tid) for i in [0, n) with dynamic scheduling: tiles of causal attention cost
 // different amounts, so threads pull the next task instead of taking a fixed share.
@@ -30,6 +44,173 @@ void run_tasks(int64_t n, F&& task) {
   pool().run([&](int tid) {
     for (int64_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) task(i, tid);
   });
+}
+
+// Packs rows x[0..n) (each HS floats, row stride ld) into ceil(n / PW) panels of (HS, PW):
+// out[(p * HS + d) * PW + j] = x[p * PW + j][d], zero past n.
+void pack_panels(float* out, const float* x, int64_t n, int64_t ld, int64_t HS) {
+  const int64_t np = (n + PW - 1) / PW;
+  for (int64_t p = 0; p < np; p++) {
+    float* o = out + p * HS * PW;
+    for (int64_t j = 0; j < PW; j++) {
+      const int64_t r = p * PW + j;
+      if (r < n) {
+        const float* xr = x + r * ld;
+        for (int64_t d = 0; d < HS; d++) o[d * PW + j] = xr[d];
+      } else {
+        for (int64_t d = 0; d < HS; d++) o[d * PW + j] = 0.f;
+      }
+    }
+  }
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+
+// C rows [0, R) x 16 columns = alpha * A (R, HS) @ panel (HS, 16).
+template <int R>
+LC_INLINE void micro_qk(const float* A, int64_t lda, const float* P, int64_t HS, float alpha, float* C, int64_t ldc) {
+  __m256 acc[R][2];
+  LC_UNROLL for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int64_t d = 0; d < HS; d++) {
+    const __m256 b0 = _mm256_loadu_ps(P + d * PW), b1 = _mm256_loadu_ps(P + d * PW + 8);
+    LC_UNROLL for (int r = 0; r < R; r++) {
+      const __m256 a = _mm256_broadcast_ss(A + r * lda + d);
+      acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+    }
+  }
+  const __m256 s = _mm256_set1_ps(alpha);
+  LC_UNROLL for (int r = 0; r < R; r++) {
+    _mm256_storeu_ps(C + r * ldc, _mm256_mul_ps(acc[r][0], s));
+    _mm256_storeu_ps(C + r * ldc + 8, _mm256_mul_ps(acc[r][1], s));
+  }
+}
+
+// C rows [0, R) x NV*8 columns += sum_x A(r, x) * B[x][cols], A(r, x) = A[r * ars + x * axs].
+// No alpha: with 12 accumulators, 2 B vectors and a broadcast, a 16th live register (an alpha
+// vector) makes the compiler spill a B vector on every iteration.
+template <int R, int NV>
+LC_INLINE void micro_acc(const float* A, int64_t ars, int64_t axs, int64_t nx, const float* B, int64_t ldb,
+                         float* C, int64_t ldc) {
+  __m256 acc[R][NV];
+  LC_UNROLL for (int r = 0; r < R; r++)
+    LC_UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();
+  for (int64_t x = 0; x < nx; x++) {
+    __m256 b[NV];
+    LC_UNROLL for (int v = 0; v < NV; v++) b[v] = _mm256_loadu_ps(B + x * ldb + 8 * v);
+    LC_UNROLL for (int r = 0; r < R; r++) {
+      const __m256 a = _mm256_broadcast_ss(A + r * ars + x * axs);
+      LC_UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+  LC_UNROLL for (int r = 0; r < R; r++)
+    LC_UNROLL for (int v = 0; v < NV; v++) {
+      float* c = C + r * ldc + 8 * v;
+      _mm256_storeu_ps(c, _mm256_add_ps(acc[r][v], _mm256_loadu_ps(c)));
+    }
+}
+
+template <int NV>
+void acc_rows(const float* A, int64_t ars, int64_t axs, int64_t nr, int64_t nx, const float* B, int64_t ldb,
+              float* C, int64_t ldc) {
+  int64_t r0 = 0;
+  for (; r0 + MR <= nr; r0 += MR) micro_acc<MR, NV>(A + r0 * ars, ars, axs, nx, B, ldb, C + r0 * ldc, ldc);
+  const float* a = A + r0 * ars;
+  float* c = C + r0 * ldc;
+  switch (nr - r0) {
+    case 5: micro_acc<5, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
+    case 4: micro_acc<4, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
+    case 3: micro_acc<3, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
+    case 2: micro_acc<2, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
+    case 1: micro_acc<1, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
+    default: break;
+  }
+}
+#endif
+
+// C (nq, PW * np) = alpha * A (nq, HS) @ panels^T; panels from pack_panels. Columns past the
+// packed rows come out 0.
+void tile_qk(const float* A, int64_t lda, int64_t nq, const float* panels, int64_t np, int64_t HS, float alpha,
+             float* C, int64_t ldc) {
+#if defined(__AVX2__) && defined(__FMA__)
+  for (int64_t p = 0; p < np; p++) {
+    const float* P = panels + p * HS * PW;
+    int64_t i = 0;
+    for (; i + MR <= nq; i += MR) micro_qk<MR>(A + i * lda, lda, P, HS, alpha, C + i * ldc + p * PW, ldc);
+    const float* a = A + i * lda;
+    float* c = C + i * ldc + p * PW;
+    switch (nq - i) {
+      case 5: micro_qk<5>(a, lda, P, HS, alpha, c, ldc); break;
+      case 4: micro_qk<4>(a, lda, P, HS, alpha, c, ldc); break;
+      case 3: micro_qk<3>(a, lda, P, HS, alpha, c, ldc); break;
+      case 2: micro_qk<2>(a, lda, P, HS, alpha, c, ldc); break;
+      case 1: micro_qk<1>(a, lda, P, HS, alpha, c, ldc); break;
+      default: break;
+    }
+  }
+#else
+  for (int64_t i = 0; i < nq; i++)
+    for (int64_t p = 0; p < np; p++)
+      for (int64_t j = 0; j < PW; j++) {
+        float s = 0.f;
+        for (int64_t d = 0; d < HS; d++) s += A[i * lda + d] * panels[(p * HS + d) * PW + j];
+        C[i * ldc + p * PW + j] = alpha * s;
+      }
+#endif
+}
+
+// C (nr, HS) += A (nr, nx) @ B (nx, HS), A(r, x) = A[r * ars + x * axs], B row-major (ldb).
+void tile_acc(const float* A, int64_t ars, int64_t axs, int64_t nr, int64_t nx, const float* B, int64_t ldb,
+              int64_t HS, float* C, int64_t ldc) {
+#if defined(__AVX2__) && defined(__FMA__)
+  if (HS % 8 == 0) {
+    int64_t c0 = 0;
+    for (; c0 + 16 <= HS; c0 += 16) acc_rows<2>(A, ars, axs, nr, nx, B + c0, ldb, C + c0, ldc);
+    if (c0 < HS) acc_rows<1>(A, ars, axs, nr, nx, B + c0, ldb, C + c0, ldc);
+    return;
+  }
+#endif
+  for (int64_t r = 0; r < nr; r++) {
+    float* c = C + r * ldc;
+    for (int64_t x = 0; x < nx; x++) {
+      const float a = A[r * ars + x * axs];
+      const float* b = B + x * ldb;
+      for (int64_t d = 0; d < HS; d++) c[d] += a * b[d];
+    }
+  }
+}
+
+// dst (n, HS) contiguous = rows of src at stride ld. Tile operands read row by row must be
+// contiguous: rows NH*HS floats apart (2 KiB for 8 heads of 64) all fall into two L1 sets.
+void gather_rows(float* dst, const float* src, int64_t n, int64_t ld, int64_t HS) {
+  for (int64_t r = 0; r < n; r++) std::copy(src + r * ld, src + r * ld + HS, dst + r * HS);
+}
+
+// dst rows at stride ld += src (n, HS) contiguous.
+void scatter_add_rows(float* dst, const float* src, int64_t n, int64_t ld, int64_t HS) {
+  for (int64_t r = 0; r < n; r++)
+    for (int64_t d = 0; d < HS; d++) dst[r * ld + d] += src[r * HS + d];
+}
+
+// Every (batch, kv head)'s rows of x (B, T, NKV, HS), contiguous: out (B, NKV, T, HS).
+std::vector<float> contiguous_heads(const float* x, int64_t B, int64_t T, int64_t NKV, int64_t HS) {
+  std::vector<float> out(static_cast<size_t>(B * NKV * T * HS));
+  run_tasks(B * NKV, [&](int64_t bk, int) {
+    const int64_t b = bk / NKV, kh = bk % NKV;
+    gather_rows(out.data() + bk * T * HS, x + (b * T * NKV + kh) * HS, T, NKV * HS, HS);
+  });
+  return out;
+}
+
+// Packs every (batch, kv head)'s rows of x (B, T, NKV, HS) into panels: out (B, NKV, np, HS, PW).
+std::vector<float> packed_heads(const float* x, int64_t B, int64_t T, int64_t NKV, int64_t HS) {
+  const int64_t np = (T + PW - 1) / PW, per = np * HS * PW;
+  std::vector<float> out(static_cast<size_t>(B * NKV * per));
+  run_tasks(B * NKV, [&](int64_t bk, int) {
+    const int64_t b = bk / NKV, kh = bk % NKV;
+    pack_panels(out.data() + bk * per, x + (b * T * NKV + kh) * HS, T, NKV * HS, HS);
+  });
+  return out;
 }
 
 // Sets S[i][j] = -inf where key k0 + j lies after query q0 + i (absolute positions).
@@ -47,22 +228,26 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   const int64_t group = NH / NKV, offset = Tk - Tq;
   const int64_t ldq = NH * HS, ldk = NKV * HS;
   const int64_t nqb = (Tq + Br - 1) / Br;
+  const int64_t npk = (Tk + PW - 1) / PW;  // key panels per head
+  const std::vector<float> kpack = packed_heads(k, B, Tk, NKV, HS);     // (B, NKV, npk, HS, PW)
+  const std::vector<float> vcont = contiguous_heads(v, B, Tk, NKV, HS);  // (B, NKV, Tk, HS)
+  const float *kp = kpack.data(), *vc = vcont.data();
   run_tasks(B * NH * nqb, [&](int64_t task, int) {
     // most expensive tiles (last query blocks) first
     const int64_t qb = nqb - 1 - task % nqb, bh = task / nqb, b = bh / NH, h = bh % NH, kh = h / group;
     const int64_t q0 = qb * Br, nq = std::min(Br, Tq - q0);
     thread_local std::vector<float> S, O, m, l;
-    S.resize(Br * Bc);  // (Br, Bc) scores, then probabilities
+    S.resize(Br * Bc);       // (Br, Bc) scores, then probabilities
     O.assign(Br * HS, 0.f);  // (Br, HS) unnormalised output
     m.assign(Br, -INFINITY);
     l.assign(Br, 0.f);
     const float* qt = q + ((b * Tq + q0) * NH + h) * HS;
+    const float* kph = kp + (b * NKV + kh) * npk * HS * PW;
     const int64_t kmax = q0 + nq - 1 + offset;  // last key any query of the tile sees
     for (int64_t k0 = 0; k0 <= kmax; k0 += Bc) {
       const int64_t nk = std::min({Bc, Tk - k0, kmax - k0 + 1});
-      const float* kt = k + ((b * Tk + k0) * NKV + kh) * HS;
-      const float* vt = v + ((b * Tk + k0) * NKV + kh) * HS;
-      sgemm(false, true, nq, nk, HS, scale, qt, ldq, kt, ldk, 0.f, S.data(), Bc, false);
+      const float* vt = vc + ((b * NKV + kh) * Tk + k0) * HS;
+      tile_qk(qt, ldq, nq, kph + (k0 / PW) * HS * PW, (nk + PW - 1) / PW, HS, scale, S.data(), Bc);
       if (k0 + nk - 1 > q0 + offset) causal_mask(S.data(), nq, nk, q0 + offset, k0);
       for (int64_t i = 0; i < nq; i++) {
         float* s = S.data() + i * Bc;
@@ -73,7 +258,7 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
           for (int64_t d = 0; d < HS; d++) O[i * HS + d] *= alpha;
         m[i] = mnew;
       }
-      sgemm(false, false, nq, HS, nk, 1.f, S.data(), Bc, vt, ldk, 1.f, O.data(), HS, false);
+      tile_acc(S.data(), Bc, 1, nq, nk, vt, HS, HS, O.data(), HS);  // O += P V
     }
     for (int64_t i = 0; i < nq; i++) {
       float* o = out + ((b * Tq + q0 + i) * NH + h) * HS;
@@ -89,47 +274,62 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
   const int64_t group = NH / NKV;
   const int64_t ldq = NH * HS, ldk = NKV * HS;
+  const int64_t np = (T + PW - 1) / PW;
+  const std::vector<float> kpack = packed_heads(k, B, T, NKV, HS);  // (B, NKV, np, HS, PW)
+  const std::vector<float> vpack = packed_heads(v, B, T, NKV, HS);  // (B, NKV, np, HS, PW)
+  const float *kp = kpack.data(), *vp = vpack.data();
   // One task per (batch, key/value head): it owns dk/dv of that head and dq of the query heads
   // sharing it, so no two threads ever add into the same gradient rows.
   run_tasks(B * NKV, [&](int64_t task, int) {
     const int64_t b = task / NKV, kh = task % NKV;
-    thread_local std::vector<float> P, dP, D;
-    P.resize(Br * Bc);   // (Br, Bc) probabilities
-    dP.resize(Br * Bc);  // (Br, Bc) dP, then dS
-    D.resize(T);         // (T) rowsum(dout * out) per query
+    thread_local std::vector<float> P, dP, D, Kc, Qc, dOc, dQc, dKc, dVc;
+    P.resize(Br * Bc);     // (Br, Bc) probabilities
+    dP.resize(Br * Bc);    // (Br, Bc) dP, then dS
+    D.resize(T);           // (T) rowsum(dout * out) per query
+    Kc.resize(T * HS);     // (T, HS) this head's keys, contiguous
+    Qc.resize(T * HS);     // (T, HS) one query head's queries
+    dOc.resize(T * HS);    // (T, HS) its output gradient
+    dQc.assign(T * HS, 0.f);  // (T, HS) its query gradient
+    dKc.assign(T * HS, 0.f);  // (T, HS) key gradient, summed over the group's query heads
+    dVc.assign(T * HS, 0.f);  // (T, HS) value gradient, likewise
+    const float* kph = kp + task * np * HS * PW;
+    const float* vph = vp + task * np * HS * PW;
+    gather_rows(Kc.data(), k + (b * T * NKV + kh) * HS, T, ldk, HS);
     for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
-      for (int64_t t = 0; t < T; t++) {
-        const int64_t o = ((b * T + t) * NH + h) * HS;
-        D[t] = dot(dout + o, out + o, HS);
-      }
+      gather_rows(Qc.data(), q + (b * T * NH + h) * HS, T, ldq, HS);
+      gather_rows(dOc.data(), dout + (b * T * NH + h) * HS, T, ldq, HS);
+      for (int64_t t = 0; t < T; t++) D[t] = dot(dOc.data() + t * HS, out + ((b * T + t) * NH + h) * HS, HS);
+      std::fill(dQc.begin(), dQc.end(), 0.f);
       const float* L = lse + (b * NH + h) * T;
       for (int64_t k0 = 0; k0 < T; k0 += Bc) {
-        const int64_t nk = std::min(Bc, T - k0);
-        const float* kt = k + ((b * T + k0) * NKV + kh) * HS;
-        const float* vt = v + ((b * T + k0) * NKV + kh) * HS;
-        float* dkt = dk + ((b * T + k0) * NKV + kh) * HS;
-        float* dvt = dv + ((b * T + k0) * NKV + kh) * HS;
+        const int64_t nk = std::min(Bc, T - k0), npt = (nk + PW - 1) / PW;
+        const float* kt = Kc.data() + k0 * HS;
+        float* dkt = dKc.data() + k0 * HS;
+        float* dvt = dVc.data() + k0 * HS;
         for (int64_t q0 = (k0 / Br) * Br; q0 < T; q0 += Br) {  // only query tiles that see these keys
           const int64_t nq = std::min(Br, T - q0);
-          const float* qt = q + ((b * T + q0) * NH + h) * HS;
-          const float* dot_ = dout + ((b * T + q0) * NH + h) * HS;
-          float* dqt = dq + ((b * T + q0) * NH + h) * HS;
-          sgemm(false, true, nq, nk, HS, scale, qt, ldq, kt, ldk, 0.f, P.data(), Bc, false);
+          const float* qt = Qc.data() + q0 * HS;
+          const float* dot_ = dOc.data() + q0 * HS;
+          float* dqt = dQc.data() + q0 * HS;
+          tile_qk(qt, HS, nq, kph + (k0 / PW) * HS * PW, npt, HS, scale, P.data(), Bc);  // S = scale Q K^T
           if (k0 + nk - 1 > q0) causal_mask(P.data(), nq, nk, q0, k0);
           for (int64_t i = 0; i < nq; i++) exp_shift_sum(P.data() + i * Bc, P.data() + i * Bc, L[q0 + i], nk);
-          sgemm(true, false, nk, HS, nq, 1.f, P.data(), Bc, dot_, ldq, 1.f, dvt, ldk, false);  // dV += P^T dO
-          sgemm(false, true, nq, nk, HS, 1.f, dot_, ldq, vt, ldk, 0.f, dP.data(), Bc, false);  // dP = dO V^T
-          for (int64_t i = 0; i < nq; i++) {
+          tile_acc(P.data(), 1, Bc, nk, nq, dot_, HS, HS, dvt, HS);               // dV += P^T dO
+          tile_qk(dot_, HS, nq, vph + (k0 / PW) * HS * PW, npt, HS, 1.f, dP.data(), Bc);  // dP = dO V^T
+          for (int64_t i = 0; i < nq; i++) {  // dS, times the score scale both its uses need
             const float Di = D[q0 + i];
             float* ds = dP.data() + i * Bc;
             const float* p = P.data() + i * Bc;
-            for (int64_t j = 0; j < nk; j++) ds[j] = p[j] * (ds[j] - Di);
+            for (int64_t j = 0; j < nk; j++) ds[j] = scale * p[j] * (ds[j] - Di);
           }
-          sgemm(false, false, nq, HS, nk, scale, dP.data(), Bc, kt, ldk, 1.f, dqt, ldq, false);  // dQ += scale dS K
-          sgemm(true, false, nk, HS, nq, scale, dP.data(), Bc, qt, ldq, 1.f, dkt, ldk, false);   // dK += scale dS^T Q
+          tile_acc(dP.data(), Bc, 1, nq, nk, kt, HS, HS, dqt, HS);  // dQ += scale dS K
+          tile_acc(dP.data(), 1, Bc, nk, nq, qt, HS, HS, dkt, HS);  // dK += scale dS^T Q
         }
       }
+      scatter_add_rows(dq + (b * T * NH + h) * HS, dQc.data(), T, ldq, HS);
     }
+    scatter_add_rows(dk + (b * T * NKV + kh) * HS, dKc.data(), T, ldk, HS);
+    scatter_add_rows(dv + (b * T * NKV + kh) * HS, dVc.data(), T, ldk, HS);
   });
 }
 

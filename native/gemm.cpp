@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "pool.h"
+#include "simd.h"
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__)) || defined(__SSE2__)
 #include <immintrin.h>
@@ -104,14 +105,7 @@ static_assert(MC_DEF % MR == 0 && NC_DEF % NR == 0, "MC and NC must be multiples
 constexpr size_t ALIGN = 64;
 
 // The micro-kernel's accumulators must live in registers: that needs every loop over MR / NV fully
-// unrolled (constant indices) and the kernel inlined into its caller.
-#define LC_PRAGMA(x) _Pragma(#x)
-#if defined(__clang__)
-#define LC_UNROLL LC_PRAGMA(unroll)
-#else
-#define LC_UNROLL LC_PRAGMA(GCC unroll 32)
-#endif
-#define LC_INLINE inline __attribute__((always_inline))
+// unrolled (constant indices) and the kernel inlined into its caller (LC_UNROLL, LC_INLINE: simd.h).
 
 inline void cpu_relax() {
 #if defined(__SSE2__)

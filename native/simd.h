@@ -7,6 +7,16 @@
 #include <immintrin.h>
 #endif
 
+// Register-tiled kernels keep their accumulator arrays in registers only when every loop over the
+// tile is fully unrolled (constant indices) and the kernel is inlined into its caller.
+#define LC_PRAGMA(x) _Pragma(#x)
+#if defined(__clang__)
+#define LC_UNROLL LC_PRAGMA(unroll)
+#else
+#define LC_UNROLL LC_PRAGMA(GCC unroll 32)
+#endif
+#define LC_INLINE inline __attribute__((always_inline))
+
 namespace lc {
 
 #if defined(__AVX2__) && defined(__FMA__)

@@ -77,8 +77,9 @@ test('rope forward and backward (in place)', { skip }, () => {
 for (const [NH, NKV] of [[4, 4], [4, 2], [4, 1], [8, 2]] as const) {
   test(`flash attention forward and backward, GQA ${NH}/${NKV}`, { skip }, () => {
     const rng = new Rng(4 + NH * 10 + NKV);
-    // T around and across the 64-row tiles; HS not a multiple of 8
-    for (const [B, T, HS] of [[1, 1, 8], [2, 7, 6], [1, 64, 16], [2, 65, 12], [1, 150, 32]] as const) {
+    // T around and across the 64-row tiles and 16-key panels; HS not a multiple of 8 (plain
+    // loops), 8 / 24 (an 8-column register tile), 16 / 32 / 64 (16-column tiles)
+    for (const [B, T, HS] of [[1, 1, 8], [2, 7, 6], [1, 64, 16], [2, 65, 12], [1, 150, 32], [1, 97, 24], [1, 200, 64]] as const) {
       const q = rand(rng, B * T * NH * HS), k = rand(rng, B * T * NKV * HS), v = rand(rng, B * T * NKV * HS);
       const o1 = new Float32Array(q.length), o2 = new Float32Array(q.length);
       const l1 = new Float32Array(B * NH * T), l2 = new Float32Array(B * NH * T);
