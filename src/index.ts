@@ -22,3 +22,8 @@ export * from './train/trainer.js';
 export { pretrain, extend, resume, extendedRope, type PretrainOptions, type ExtendOptions } from './recipes/pretrain.js';
 export { selectBackend, loadNativeAddon, nativeBackendFrom } from './kernels/native.js';
 export * from './eval/index.js';
+export { startServer, DEFAULT_MAX_CONCURRENCY, type ServeOptions, type RunningServer } from './serve/server.js';
+export * from './report/index.js';
+export * from './io/gguf.js';
+export * from './io/gguf-llama.js';
+export { LlamaCppEvalModel, openLlamaCppModel, type LlamaCppOptions } from './eval/backends/llamacpp.js';

@@ -1,4 +1,4 @@
-// `longctx eval MODEL`: the paper's probes on a model folder; writes OUT/results.json.
+// `longctx eval MODEL`: the paper's probes on a model folder or an OpenAI-compatible server; writes OUT/results.json and OUT/charts/.
 
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -8,19 +8,23 @@ import { readModelConfig } from '../io/hf.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { Progress } from '../util/progress.js';
 import { openLocalModel, DEFAULT_CHUNK } from '../eval/backends/local.js';
+import { isServerUrl, openOpenAIModel, type OpenAIEvalModel } from '../eval/backends/openai.js';
+import { openLlamaCppModel, type LlamaCppEvalModel } from '../eval/backends/llamacpp.js';
 import { checkEvalMemory, MAX_EVAL_LEN } from '../eval/memory.js';
 import { openCorpus } from '../eval/corpus.js';
 import { readQaFile } from '../eval/probes/qa.js';
 import { readMcFile } from '../eval/probes/mc.js';
 import { RULER_TASKS, type RulerTaskName } from '../eval/probes/ruler.js';
-import { EVAL_TASKS, prepareEvaluation, type EvalInputs, type EvalTaskName } from '../eval/run.js';
+import { EVAL_TASKS, prepareEvaluation, type EvalInputs, type EvalSettings, type EvalTaskName, type PreparedEvaluation } from '../eval/run.js';
 import { formatSummary } from '../eval/summary.js';
-import { intArg, intListArg } from './args.js';
+import { writeEvalCharts } from '../report/render.js';
+import { intArg, intListArg, floatArg } from './args.js';
 
 interface EvalFlags {
   tasks?: EvalTaskName[]; maxLen?: number; lengths?: number[]; depths?: number[]; samples?: number; data: string;
   qa?: string; qaShots: number; qaMaxNew: number; mc?: string; ruler?: RulerTaskName[]; limit?: number; pplMinLen?: number;
   chunk: number; seed: number; out: string; force: boolean; json: boolean; quiet: boolean;
+  backend?: 'local' | 'llama.cpp'; ropeBase?: number; tokenizer?: string; apiKeyEnv: string; concurrency: number; modelId?: string; timeout: number; retries: number; charts: boolean;
 }
 
 const DEFAULT_TASKS: EvalTaskName[] = ['ppl', 'first-sentence', 'passkey', 'needle', 'ruler'];
@@ -44,8 +48,13 @@ function depthsArg(v: string): number[] {
   });
 }
 
+function backendArg(v: string): 'local' | 'llama.cpp' {
+  if (v !== 'local' && v !== 'llama.cpp') throw new InvalidArgumentError(`--backend: unknown "${v}" (allowed: local, llama.cpp)`);
+  return v;
+}
+
 /** A run folder (with model/) stands for its model. */
-function modelDir(dir: string): string {
+export function modelDir(dir: string): string {
   if (!existsSync(path.join(dir, 'config.json')) && existsSync(path.join(dir, 'model', 'config.json'))) return path.join(dir, 'model');
   return dir;
 }
@@ -53,8 +62,8 @@ function modelDir(dir: string): string {
 export function registerEval(program: Command): void {
   program
     .command('eval')
-    .description('evaluate a model folder: loss by context length + power-law fit, first-sentence retrieval, passkey, needle-in-a-haystack, RULER-style tasks, long QA, multiple choice')
-    .argument('<model>', 'model folder (config.json, model.safetensors, tokenizer.json) or a run folder with model/')
+    .description('evaluate a model folder or an OpenAI-compatible server: loss by context length + power-law fit, first-sentence retrieval, passkey, needle-in-a-haystack, RULER-style tasks, long QA, multiple choice')
+    .argument('<model>', 'model folder (config.json, model.safetensors, tokenizer.json), a run folder with model/, a .gguf file (evaluated with llama.cpp; see longctx export gguf), or an OpenAI-compatible server URL (http://HOST:PORT/v1)')
     .option('--tasks <list>', `comma-separated: ${EVAL_TASKS.join(', ')} (default ${DEFAULT_TASKS.join(',')}, plus qa / mc when --qa / --mc is given)`, listArg('--tasks', EVAL_TASKS))
     .option('--max-len <n>', 'ppl sequence length, QA prompt limit and the longest retrieval length (default max_position_embeddings)', intArg('--max-len', 16))
     .option('--lengths <list>', 'prompt lengths of first-sentence/passkey/needle/ruler (default 256, 512, ... up to --max-len)', intListArg('--lengths'))
@@ -68,49 +77,110 @@ export function registerEval(program: Command): void {
     .option('--ruler <list>', `RULER subtasks: ${RULER_TASKS.join(', ')}`, listArg('--ruler', RULER_TASKS))
     .option('--limit <n>', 'only the first N lines of the QA / MC files', intArg('--limit', 1))
     .option('--ppl-min-len <n>', 'smallest context length of the loss-by-length table', intArg('--ppl-min-len', 1))
-    .option('--chunk <n>', 'prefill chunk (rows per forward)', intArg('--chunk', 1), DEFAULT_CHUNK)
+    .option('--chunk <n>', 'prefill chunk (rows per forward; model folders only)', intArg('--chunk', 1), DEFAULT_CHUNK)
     .option('--seed <n>', 'seed of every generated example', intArg('--seed', 0), 0)
-    .requiredOption('--out <dir>', 'output folder for results.json')
+    .option('--backend <name>', 'local (longctx\'s engine, for model folders) or llama.cpp (for .gguf files, through node-llama-cpp\'s CPU build; the default for a .gguf MODEL)', backendArg)
+    .option('--rope-base <theta>', 'llama.cpp only: RoPE base to use instead of the file\'s llama.rope.freq_base', floatArg('--rope-base', 0))
+    .option('--tokenizer <path>', 'server URL only: the served model\'s tokenizer.json or its folder (default: fetched from a longctx server)')
+    .option('--api-key-env <NAME>', 'server URL only: environment variable holding the API key', 'OPENAI_API_KEY')
+    .option('--concurrency <n>', 'server URL only: requests in flight at once', intArg('--concurrency', 1), 1)
+    .option('--model-id <id>', 'server URL only: which of the served models (default: the only one listed)')
+    .option('--timeout <s>', 'server URL only: seconds to wait for one answer', intArg('--timeout', 1), 600)
+    .option('--retries <n>', 'server URL only: retries on 429, 5xx, timeouts and network errors (exponential backoff)', intArg('--retries', 0), 4)
+    .requiredOption('--out <dir>', 'output folder for results.json and charts/')
     .option('--force', 'overwrite an existing results.json', false)
     .option('--json', 'print results.json on stdout instead of the summary', false)
     .option('--quiet', 'no progress bar', false)
-    .action((model: string, f: EvalFlags) => {
+    .option('--no-charts', 'skip OUT/charts/ (SVG + PNG of every task\'s results)')
+    .action(async (model: string, f: EvalFlags) => {
       const resultsFile = path.join(f.out, 'results.json');
       if (existsSync(resultsFile) && !f.force) throw new Error(`${resultsFile} exists; choose another --out or pass --force to replace it`);
       const tasks: EvalTaskName[] = f.tasks ?? [...DEFAULT_TASKS, ...(f.qa ? (['qa'] as const) : []), ...(f.mc ? (['mc'] as const) : [])];
       if (tasks.includes('qa') && !f.qa) throw new Error('task qa needs --qa FILE (JSONL with context, question, answers)');
       if (tasks.includes('mc') && !f.mc) throw new Error('task mc needs --mc FILE (JSONL with question, choices, answer)');
-      const dir = modelDir(model);
-      const cfg = readModelConfig(dir); // "not a model folder" errors come from here, before anything is loaded
-      const maxLen = f.maxLen ?? cfg.max_position_embeddings;
-      if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
       const lengths = f.lengths ? [...new Set(f.lengths)].sort((a, b) => a - b) : undefined;
-      const longest = Math.max(maxLen, ...(lengths ?? []));
-      const flag = lengths && Math.max(...lengths) > maxLen ? '--lengths' : '--max-len';
-      // a first check before any prompt is generated (answers take a few hundred tokens more)
-      checkEvalMemory(cfg, longest + GENERATION_ROOM, f.chunk, undefined, flag);
-      // Parse the user's files before loading weights: a bad line fails fast.
-      const inputs: EvalInputs = {};
-      if (tasks.includes('qa')) inputs.qa = { file: f.qa!, items: readQaFile(f.qa!) };
-      if (tasks.includes('mc')) inputs.mc = { file: f.mc!, items: readMcFile(f.mc!) };
-      if (tasks.some((t) => t === 'ppl' || t === 'first-sentence' || t === 'needle' || t === 'ruler')) inputs.corpus = openCorpus(f.data);
-
-      // Weights are read only when the first probe runs: prompts are generated (and checked) first.
-      const m = openLocalModel(dir, { chunk: f.chunk, maxContext: MAX_EVAL_LEN, defer: true });
-      const prepared = prepareEvaluation(m, {
+      // Parse the user's files before loading weights or calling a server: a bad line fails fast.
+      const readInputs = (): EvalInputs => {
+        const inputs: EvalInputs = {};
+        if (tasks.includes('qa')) inputs.qa = { file: f.qa!, items: readQaFile(f.qa!) };
+        if (tasks.includes('mc')) inputs.mc = { file: f.mc!, items: readMcFile(f.mc!) };
+        if (tasks.some((t) => t === 'ppl' || t === 'first-sentence' || t === 'needle' || t === 'ruler')) inputs.corpus = openCorpus(f.data);
+        return inputs;
+      };
+      const settingsFor = (maxLen: number): EvalSettings => ({
         tasks, maxLen, seed: f.seed, qaShots: f.qaShots, qaMaxNew: f.qaMaxNew,
         ...(lengths ? { lengths } : {}), ...(f.depths ? { depths: f.depths } : {}), ...(f.samples !== undefined ? { samples: f.samples } : {}),
         ...(f.ruler ? { rulerTasks: f.ruler } : {}), ...(f.limit !== undefined ? { limit: f.limit } : {}),
         ...(f.pplMinLen !== undefined ? { pplMinLen: f.pplMinLen } : {}),
-      }, inputs);
-      // the exact figure: the longest prompt + answer (or + choice) of any example
-      checkEvalMemory(cfg, prepared.maxSeq, f.chunk, undefined, flag);
+      });
+      let prepared: PreparedEvaluation;
+      let remote: OpenAIEvalModel | null = null;
+      let llamacpp: LlamaCppEvalModel | null = null;
+      if (isServerUrl(model)) {
+        // A server: its memory is its own concern; the tokenizer and context come from it (or the flags).
+        const inputs = readInputs();
+        remote = await openOpenAIModel(model, {
+          apiKey: process.env[f.apiKeyEnv] || null, concurrency: f.concurrency, timeoutMs: f.timeout * 1000, retries: f.retries,
+          ...(f.tokenizer !== undefined ? { tokenizer: f.tokenizer } : {}), ...(f.modelId !== undefined ? { modelId: f.modelId } : {}),
+        });
+        const maxLen = f.maxLen ?? remote.trainedContext ?? (remote.maxContext < MAX_EVAL_LEN ? remote.maxContext : undefined);
+        if (maxLen === undefined) throw new Error(`${remote.base} does not say its context length; give --max-len`);
+        if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
+        prepared = prepareEvaluation(remote, settingsFor(maxLen), inputs);
+        // ppl, mc and qa with choices score prompts: find out now, with one line saying what still works
+        if (tasks.includes('ppl') || tasks.includes('mc') || inputs.qa?.items.some((q) => q.choices)) await remote.checkPromptLogprobs();
+      } else if (f.backend === 'llama.cpp' || (f.backend === undefined && /\.gguf$/i.test(model))) {
+        // A GGUF file on llama.cpp: header, config and tokenizer now; weights on the first call.
+        if (!/\.gguf$/i.test(model)) throw new Error(`${model}: --backend llama.cpp takes a .gguf file (make one with: longctx export gguf MODEL --out model.gguf)`);
+        llamacpp = openLlamaCppModel(model, { maxContext: MAX_EVAL_LEN, batch: f.chunk, ...(f.ropeBase !== undefined ? { ropeFreqBase: f.ropeBase } : {}) });
+        const maxLen = f.maxLen ?? llamacpp.trainedContext;
+        if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
+        const flag = lengths && Math.max(...lengths) > maxLen ? '--lengths' : '--max-len';
+        // llama.cpp's F32 KV cache and weights are about what longctx's engine needs: the same check
+        checkEvalMemory(llamacpp.config, Math.max(maxLen, ...(lengths ?? [])) + GENERATION_ROOM, f.chunk, undefined, flag);
+        prepared = prepareEvaluation(llamacpp, settingsFor(maxLen), readInputs());
+        checkEvalMemory(llamacpp.config, prepared.maxSeq, f.chunk, undefined, flag);
+      } else {
+        if (f.backend === 'local' && /\.gguf$/i.test(model)) throw new Error(`${model}: a .gguf file runs on --backend llama.cpp; the local engine reads model folders`);
+        if (f.ropeBase !== undefined) throw new Error('--rope-base is for --backend llama.cpp; for a model folder, change rope_theta in its config.json');
+        if (f.tokenizer !== undefined) throw new Error('--tokenizer is for server URLs; a model folder uses its own tokenizer.json');
+        const dir = modelDir(model);
+        const cfg = readModelConfig(dir); // "not a model folder" errors come from here, before anything is loaded
+        const maxLen = f.maxLen ?? cfg.max_position_embeddings;
+        if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
+        const longest = Math.max(maxLen, ...(lengths ?? []));
+        const flag = lengths && Math.max(...lengths) > maxLen ? '--lengths' : '--max-len';
+        // a first check before any prompt is generated (answers take a few hundred tokens more)
+        checkEvalMemory(cfg, longest + GENERATION_ROOM, f.chunk, undefined, flag);
+        const inputs = readInputs();
+        // Weights are read only when the first probe runs: prompts are generated (and checked) first.
+        const m = openLocalModel(dir, { chunk: f.chunk, maxContext: MAX_EVAL_LEN, defer: true });
+        prepared = prepareEvaluation(m, settingsFor(maxLen), inputs);
+        // the exact figure: the longest prompt + answer (or + choice) of any example
+        checkEvalMemory(cfg, prepared.maxSeq, f.chunk, undefined, flag);
+      }
       const bar = new Progress('eval', prepared.work, { unit: 'items', quiet: f.quiet });
-      const results = prepared.run({ add: (n, extra) => bar.add(n, extra) });
+      let results;
+      try {
+        results = await prepared.run({ add: (n, extra) => bar.add(n, extra) });
+      } finally {
+        remote?.close();
+        await llamacpp?.close();
+      }
       bar.finish(`${tasks.length} task${tasks.length === 1 ? '' : 's'}`);
       mkdirSync(f.out, { recursive: true });
       writeFileAtomic(resultsFile, JSON.stringify(results, null, 2) + '\n');
+      // charts after results.json: if drawing fails, the results are already safe on disk
+      let charts: string[] = [];
+      if (f.charts) {
+        try {
+          charts = await writeEvalCharts(f.out, results);
+        } catch (e) {
+          throw new Error(`charts: ${(e as Error).message.split('\n')[0]} (${resultsFile} is written; --no-charts skips the charts)`);
+        }
+      }
+      const chartsNote = charts.length > 0 ? ` and ${charts.filter((c) => c.endsWith('.svg')).length} charts in ${path.join(f.out, 'charts')}` : '';
       if (f.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
-      else process.stdout.write(`${formatSummary(results)}\nwrote ${resultsFile}\n`);
+      else process.stdout.write(`${formatSummary(results)}\nwrote ${resultsFile}${chartsNote}\n`);
     });
 }

@@ -10,7 +10,9 @@ import { registerBench } from './bench.js';
 import { registerPretrain } from './pretrain.js';
 import { registerExtend } from './extend.js';
 import { registerTokenizer } from './tokenizer.js'; import { registerData } from './data.js';
-import { registerEval } from './eval.js';
+import { registerEval } from './eval.js'; import { registerExport } from './export.js';
+import { registerReport } from './report.js';
+import { registerServe } from './serve.js';
 import { VERSION } from '../version.js';
 
 export function buildProgram(): Command {
@@ -25,7 +27,9 @@ export function buildProgram(): Command {
   registerExtend(program);
   registerBench(program);
   registerTokenizer(program); registerData(program);
-  registerEval(program);
+  registerEval(program); registerExport(program);
+  registerReport(program);
+  registerServe(program);
   return program;
 }
 

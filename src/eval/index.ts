@@ -1,18 +1,21 @@
 // longctx evaluation suite: the paper's probes and metrics behind one small model interface.
 //
 // Stable API:
-//   EvalModel (model.ts): name, maxContext, trainedContext?, tokenizer, tokenLogprobs(tokens, from?,
-//     onProgress?), generate(prompt, maxNew, { stop? }), continuationLogprobs?(context, conts), info?
+//   EvalModel (model.ts): name, maxContext, trainedContext?, tokenizer, and async tokenLogprobs(tokens,
+//     from?, onProgress?), generate(prompt, maxNew, { stop? }), continuationLogprobs?(context, conts);
+//     info?, concurrency?
 //   openLocalModel(dir, { chunk?, maxContext?, backend? }) / new LocalEvalModel(model, tokenizer, opts)
+//   openOpenAIModel(url, { tokenizer?, apiKey?, concurrency?, retries?, timeoutMs? }): an OpenAI-compatible server
 //   metrics.ts: normalizeAnswer, exactMatch, tokenF1, maxOverReferences, rougeN, rougeL, rouge,
 //     rougeGeoMean, corpusRouge, pickChoice, choiceAccuracy, stringMatchAll, stringMatchPart
 //   powerlaw.ts: fitPowerLaw(c[], L[], { loss?, fScale?, gammaMin? }) -> { alpha, beta, gamma, r2, factor, flags }
 //   probes/*: xxxExamples(tokenizer, ...) (seeded prompts at exact token lengths), scoreXxx(output, ...),
-//     xxxTask(model, ...) -> PreparedTask (work, maxSeq, run(tick))
-//   run.ts: prepareEvaluation(model, settings, inputs) / evaluate(...) -> EvalResults (results.json)
+//     xxxTask(model, ...) -> PreparedTask (work, maxSeq, async run(tick)); mapLimit
+//   run.ts: prepareEvaluation(model, settings, inputs) / evaluate(...) -> Promise<EvalResults> (results.json)
 
 export * from './model.js';
 export { LocalEvalModel, openLocalModel, DEFAULT_CHUNK, type LocalModelOptions } from './backends/local.js';
+export { OpenAIEvalModel, openOpenAIModel, ApiClient, HttpError, PromptLogprobsUnsupported, apiBase, isServerUrl, LOGPROB_TASKS, GENERATION_TASKS, type OpenAIModelOptions } from './backends/openai.js';
 export * from './metrics.js';
 export * from './powerlaw.js';
 export * from './memory.js';

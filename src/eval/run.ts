@@ -32,6 +32,8 @@ export interface EvalSettings {
   depths?: number[];
   /** overrides every probe's samples per cell (ppl: sequences) */
   samples?: number;
+  /** ppl's sequences, over `samples` (retrieval probes need fewer examples than a loss average) */
+  pplSamples?: number;
   seed?: number;
   pplMinLen?: number;
   rulerTasks?: RulerTaskName[];
@@ -93,7 +95,7 @@ export interface PreparedEvaluation {
   maxSeq: number;
   settings: EvalResults['settings'];
   seeds: Record<string, number>;
-  run(progress?: ProgressSink): EvalResults;
+  run(progress?: ProgressSink): Promise<EvalResults>;
 }
 
 function need<T>(x: T | undefined, what: string): T {
@@ -107,7 +109,7 @@ export function prepareEvaluation(model: EvalModel, s: EvalSettings, inputs: Eva
   const lengths = s.lengths ?? defaultLengths(s.maxLen);
   const depths = s.depths ?? DEFAULT_DEPTHS;
   const rulerTasks = s.rulerTasks ?? [...RULER_TASKS];
-  const samples = (t: keyof typeof DEFAULT_SAMPLES): number => s.samples ?? DEFAULT_SAMPLES[t];
+  const samples = (t: keyof typeof DEFAULT_SAMPLES): number => (t === 'ppl' ? s.pplSamples : undefined) ?? s.samples ?? DEFAULT_SAMPLES[t];
   const seeds: Record<string, number> = {};
   const trainedContext = model.trainedContext;
   const common = (t: string): { seed: number; trainedContext?: number } => {
@@ -158,7 +160,7 @@ export function prepareEvaluation(model: EvalModel, s: EvalSettings, inputs: Eva
   const work = tasks.reduce((n, t) => n + t.work, 0);
   return {
     tasks, work, maxSeq, settings, seeds,
-    run: (progress) => {
+    run: async (progress) => {
       const started = Date.now();
       const out: Record<string, unknown> = {};
       const timing: Record<string, { seconds: number; tokens: number }> = {};
@@ -166,7 +168,7 @@ export function prepareEvaluation(model: EvalModel, s: EvalSettings, inputs: Eva
         const t0 = Date.now();
         let tokens = 0;
         progress?.add(0, t.name);
-        out[t.name] = t.run((n) => {
+        out[t.name] = await t.run((n) => {
           tokens += n;
           progress?.add(n, t.name);
         });
@@ -185,6 +187,6 @@ export function prepareEvaluation(model: EvalModel, s: EvalSettings, inputs: Eva
 }
 
 /** Prepare and run in one call (no progress bar). */
-export function evaluate(model: EvalModel, s: EvalSettings, inputs: EvalInputs, progress?: ProgressSink): EvalResults {
+export function evaluate(model: EvalModel, s: EvalSettings, inputs: EvalInputs, progress?: ProgressSink): Promise<EvalResults> {
   return prepareEvaluation(model, s, inputs).run(progress);
 }

@@ -11,7 +11,7 @@ export interface PreparedTask<R> {
   /** the longest sequence (prompt + generation) it will send to the model */
   maxSeq: number;
   /** runs the examples; `tick(n)` reports n more tokens processed */
-  run(tick: (n: number) => void): R;
+  run(tick: (n: number) => void): Promise<R>;
 }
 
 /**
@@ -36,6 +36,31 @@ export function ticker(tick: (n: number) => void, budget: number): { progress: T
 }
 
 /** Runs a prepared task and returns its result (no progress): the library's one-call form. */
-export function runTask<R>(t: PreparedTask<R>): R {
+export function runTask<R>(t: PreparedTask<R>): Promise<R> {
   return t.run(() => {});
+}
+
+/**
+ * fn over items with at most `limit` calls in flight (a remote backend with several slots), results
+ * in the items' order. limit 1 runs them one after another, exactly like a for loop. The first
+ * error stops new calls from starting and is the one thrown.
+ */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const i = next++;
+      try {
+        out[i] = await fn(items[i]!, i);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
+  };
+  const n = Math.max(1, Math.min(Math.floor(limit) || 1, items.length));
+  await Promise.all(Array.from({ length: n }, worker));
+  return out;
 }

@@ -53,40 +53,40 @@ function referenceLogprobs(m: LlamaModel, tokens: Int32Array): Float64Array {
   return out;
 }
 
-test('tokenLogprobs equals the log-softmax of the full forward (float64 reference: |diff| <= 1e-9)', () => {
+test('tokenLogprobs equals the log-softmax of the full forward (float64 reference: |diff| <= 1e-9)', async () => {
   const m = model(Float64Array);
   const tokens = randomTokens(41, 1);
   const ref = referenceLogprobs(m, tokens);
   for (const chunk of [1, 5, 16, 64]) {
     const lm = new LocalEvalModel(m, tok, { chunk });
-    assertClose(`chunk ${chunk}`, lm.tokenLogprobs(tokens), ref, 0, 1e-9);
+    assertClose(`chunk ${chunk}`, await lm.tokenLogprobs(tokens), ref, 0, 1e-9);
     // from: only positions from..n-1, and the chunks before it skip the LM head
-    assertClose(`chunk ${chunk}, from 23`, lm.tokenLogprobs(tokens, 23), ref.subarray(22), 0, 1e-9);
+    assertClose(`chunk ${chunk}, from 23`, await lm.tokenLogprobs(tokens, 23), ref.subarray(22), 0, 1e-9);
   }
   const lm = new LocalEvalModel(m, tok);
-  assert.equal(lm.tokenLogprobs(tokens, 41).length, 0);
-  assert.equal(lm.tokenLogprobs(tokens.subarray(0, 1)).length, 0);
+  assert.equal((await lm.tokenLogprobs(tokens, 41)).length, 0);
+  assert.equal((await lm.tokenLogprobs(tokens.subarray(0, 1))).length, 0);
   // probabilities: every entry is a log-probability
   for (const x of ref) assert.ok(x < 0 && Number.isFinite(x));
 });
 
-test('selectBackend (float32): matches the float64 reference to float32 noise; chunk size changes nothing beyond it', () => {
+test('selectBackend (float32): matches the float64 reference to float32 noise; chunk size changes nothing beyond it', async () => {
   const m64 = model(Float64Array);
   const m32 = model(Float32Array, selectBackend());
   const tokens = randomTokens(200, 2);
   const ref = referenceLogprobs(m64, tokens);
-  const byChunk = [1, 7, 64, 512].map((chunk) => new LocalEvalModel(m32, tok, { chunk }).tokenLogprobs(tokens));
+  const byChunk = await Promise.all([1, 7, 64, 512].map((chunk) => new LocalEvalModel(m32, tok, { chunk }).tokenLogprobs(tokens)));
   // float32 weights and activations, logits of magnitude ~10: |diff| <= 2e-4 + 1e-4 |ref|
   for (const lp of byChunk) assertClose('float32 vs float64', lp, ref, 1e-4, 2e-4);
   for (const lp of byChunk.slice(1)) assertClose('chunk vs chunk 1', lp, byChunk[0]!, 1e-4, 2e-4);
 });
 
-test('generate is greedy (step-by-step argmax of the full forward), deterministic, and stops at stop ids', () => {
+test('generate is greedy (step-by-step argmax of the full forward), deterministic, and stops at stop ids', async () => {
   const m = model(Float64Array);
   const lm = new LocalEvalModel(m, tok, { chunk: 4 });
   const prompt = randomTokens(13, 3);
-  const a = lm.generate(prompt, 12);
-  const b = lm.generate(prompt, 12);
+  const a = await lm.generate(prompt, 12);
+  const b = await lm.generate(prompt, 12);
   assert.deepEqual([...a], [...b]);
   // reference: re-run the full forward on prompt + generated, take argmax of the last row
   const seq = Array.from(prompt);
@@ -98,25 +98,25 @@ test('generate is greedy (step-by-step argmax of the full forward), deterministi
     seq.push(next);
   }
   assert.ok(a.length === 12 || a[a.length - 1] === tok.eosId);
-  const stopped = lm.generate(prompt, 12, { stop: [a[0]!] });
+  const stopped = await lm.generate(prompt, 12, { stop: [a[0]!] });
   assert.deepEqual([...stopped], [a[0]]);
-  assert.equal(lm.generate(prompt, 0).length, 0);
+  assert.equal((await lm.generate(prompt, 0)).length, 0);
 });
 
-test('continuationLogprobs (prefill once, rewind per choice) equals tokenLogprobs on each full sequence', () => {
+test('continuationLogprobs (prefill once, rewind per choice) equals tokenLogprobs on each full sequence', async () => {
   const m = model(Float64Array);
   const lm = new LocalEvalModel(m, tok, { chunk: 3 });
   const ctx = randomTokens(10, 4);
   const conts = [randomTokens(1, 5), randomTokens(6, 6), randomTokens(3, 7)];
-  const fast = continuationLogprobs(lm, ctx, conts);
-  const slow = continuationLogprobs({ ...lm, name: lm.name, maxContext: lm.maxContext, tokenizer: tok, tokenLogprobs: lm.tokenLogprobs.bind(lm), generate: lm.generate.bind(lm), continuationLogprobs: undefined }, ctx, conts);
+  const fast = await continuationLogprobs(lm, ctx, conts);
+  const slow = await continuationLogprobs({ ...lm, name: lm.name, maxContext: lm.maxContext, tokenizer: tok, tokenLogprobs: lm.tokenLogprobs.bind(lm), generate: lm.generate.bind(lm), continuationLogprobs: undefined }, ctx, conts);
   for (let k = 0; k < conts.length; k++) assertClose(`choice ${k}`, fast[k]!, slow[k]!, 0, 1e-9);
 });
 
-test('maxContext is enforced; the memory check refuses what does not fit', () => {
+test('maxContext is enforced; the memory check refuses what does not fit', async () => {
   const lm = new LocalEvalModel(model(Float64Array), tok, { maxContext: 16 });
-  assert.throws(() => lm.tokenLogprobs(randomTokens(18, 1)), /exceeds this model's maxContext 16/);
-  assert.throws(() => lm.generate(randomTokens(10, 1), 8), /exceeds/);
+  await assert.rejects(lm.tokenLogprobs(randomTokens(18, 1)), /exceeds this model's maxContext 16/);
+  await assert.rejects(lm.generate(randomTokens(10, 1), 8), /exceeds/);
   // Llama 2 7B at 32k: 32 GiB of fp32 KV cache (2 x 4 B x 32 layers x 32768 x 4096) + 25 GiB of weights, against 16 GiB free
   assert.throws(() => checkEvalMemory(llama2_7b(), 32768, 512, 16 * 2 ** 30), /--max-len 32768 needs about .* GiB \(weights .* \+ KV cache 32\.00 GiB .* but only 16\.00 GiB is free/);
   assert.throws(() => checkEvalMemory(tinyConfig(), 2 ** 21, 512, 2 ** 40), /above the limit/);
@@ -126,7 +126,7 @@ test('maxContext is enforced; the memory check refuses what does not fit', () =>
   assert.equal(evalMemory(llama2_7b(), 1024, 100000).chunk, Math.floor(2 ** 24 / 32000));
 });
 
-test('openLocalModel (eager or deferred): one-line errors for a non-model folder, a missing tokenizer.json, a tokenizer larger than the vocabulary', () => {
+test('openLocalModel (eager or deferred): one-line errors for a non-model folder, a missing tokenizer.json, a tokenizer larger than the vocabulary', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'longctx-eval-local-'));
   try {
     assert.throws(() => openLocalModel(path.join(dir, 'nope')), /nope: not a model folder: it does not exist/);
@@ -142,12 +142,12 @@ test('openLocalModel (eager or deferred): one-line errors for a non-model folder
     const lm = openLocalModel(folder, { chunk: 8 });
     assert.equal(lm.trainedContext, 256);
     assert.equal(lm.info.rope, 'rope(theta=10000)');
-    assert.equal(lm.tokenLogprobs(tok.encode('the cat sat on the mat', { bos: true })).length, tok.encode('the cat sat on the mat').length);
+    assert.equal((await lm.tokenLogprobs(tok.encode('the cat sat on the mat', { bos: true }))).length, tok.encode('the cat sat on the mat').length);
     // deferred: config and tokenizer now, weights on first use, same numbers
     const lazy = openLocalModel(folder, { chunk: 8, defer: true });
     assert.equal(lazy.isLoaded(), false);
     const ids = tok.encode('the cat sat on the mat', { bos: true });
-    assert.deepEqual([...lazy.tokenLogprobs(ids)], [...lm.tokenLogprobs(ids)]);
+    assert.deepEqual([...(await lazy.tokenLogprobs(ids))], [...(await lm.tokenLogprobs(ids))]);
     assert.equal(lazy.isLoaded(), true);
     unlinkSync(path.join(folder, 'tokenizer.json'));
   } finally {

@@ -70,7 +70,7 @@ export function oracleModel(tok: Tokenizer, opts: { trainedContext?: number } = 
   return {
     name: 'oracle', maxContext: 1 << 20, tokenizer: tok, prompts,
     ...(opts.trainedContext !== undefined ? { trainedContext: opts.trainedContext } : {}),
-    tokenLogprobs(tokens: Int32Array, from = 1, onProgress?: (d: number, t: number) => void): Float64Array {
+    async tokenLogprobs(tokens: Int32Array, from = 1, onProgress?: (d: number, t: number) => void): Promise<Float64Array> {
       const start = Math.max(1, from);
       const out = new Float64Array(Math.max(0, tokens.length - start));
       const copied = from > 1 && tok.decode(tokens.subarray(0, from)).includes(tok.decode(tokens.subarray(from)).trim());
@@ -78,7 +78,7 @@ export function oracleModel(tok: Tokenizer, opts: { trainedContext?: number } = 
       onProgress?.(tokens.length, tokens.length);
       return out;
     },
-    generate(prompt: Int32Array, maxNew: number, o: GenerateOptions = {}): Int32Array {
+    async generate(prompt: Int32Array, maxNew: number, o: GenerateOptions = {}): Promise<Int32Array> {
       prompts.push(prompt);
       const text = tok.decode(prompt);
       const ids = Int32Array.from(tok.encode(oracleAnswer(text))).subarray(0, maxNew);

@@ -16,7 +16,7 @@ import { pplSequences, pplTask, summarizeLosses } from '../../src/eval/probes/pp
 import { qaPrompt, qaTask, readQaFile } from '../../src/eval/probes/qa.js';
 import { mcTask, readMcFile } from '../../src/eval/probes/mc.js';
 import { prepareEvaluation } from '../../src/eval/run.js';
-import { runTask } from '../../src/eval/task.js';
+import { mapLimit, runTask } from '../../src/eval/task.js';
 import { buildHaystack, continuationTokens, insertAtDepths, splitSentences, deriveSeed } from '../../src/eval/text.js';
 import { Rng } from '../../src/util/rng.js';
 import { prepareData } from '../../src/data/prepare.js';
@@ -113,30 +113,48 @@ test('cwe: the list fills the budget exactly and the references are the frequent
   }
 });
 
-test('the oracle (reads each prompt perfectly) scores 1 on passkey, needle, every RULER task and first-sentence', () => {
+test('the oracle (reads each prompt perfectly) scores 1 on passkey, needle, every RULER task and first-sentence', async () => {
   const m = oracleModel(tok, { trainedContext: 512 });
   const grid = { lengths: [400, 1024], depths: [0, 0.5, 1], samples: 1, seed: 9 };
-  const pk = runTask(passkeyTask(m, grid));
+  const pk = await runTask(passkeyTask(m, grid));
   assert.equal(pk.accuracy, 1);
   assert.equal(pk.grid.length, 6);
   assert.deepEqual(pk.byLength.map((b) => b.beyondTrained), [false, true]);
-  const nd = runTask(needleTask(m, docs, grid));
+  const nd = await runTask(needleTask(m, docs, grid));
   assert.equal(nd.score, 1);
   assert.equal(nd.hitRate, 1);
-  const ru = runTask(rulerTask(m, docs, { lengths: [400, 1024], samples: 2, seed: 9 }));
+  const ru = await runTask(rulerTask(m, docs, { lengths: [400, 1024], samples: 2, seed: 9 }));
   for (const [name, s] of Object.entries(ru.subtasks)) assert.equal(s!.score, 1, `ruler ${name}: ${JSON.stringify(s!.examples.find((e) => e.score < 1))}`);
-  const fs = runTask(firstSentenceTask(m, docs, { lengths: [400, 1024], samples: 3, seed: 9 }));
+  const fs = await runTask(firstSentenceTask(m, docs, { lengths: [400, 1024], samples: 3, seed: 9 }));
   assert.equal(fs.rougeL, 1, JSON.stringify(fs.examples.find((e) => e.rougeL < 1)));
   // and a model that answers nothing useful scores 0
-  const dumb = { ...m, generate: () => tok.encode('I do not know') };
-  assert.equal(runTask(passkeyTask(dumb, grid)).accuracy, 0);
+  const dumb = { ...m, generate: async () => tok.encode('I do not know') };
+  assert.equal((await runTask(passkeyTask(dumb, grid))).accuracy, 0);
 });
 
-test('ppl: per-position windows, loss at each length, beyond-trained marks and the fit, from a known loss curve', () => {
+test('mapLimit keeps order, never exceeds the limit, and probes give the same results with several calls in flight', async () => {
+  let inFlight = 0, peak = 0;
+  const out = await mapLimit([5, 1, 4, 2, 3], 2, async (x) => {
+    inFlight++;
+    peak = Math.max(peak, inFlight);
+    await new Promise((r) => setTimeout(r, x));
+    inFlight--;
+    return x * 10;
+  });
+  assert.deepEqual(out, [50, 10, 40, 20, 30]);
+  assert.equal(peak, 2);
+  await assert.rejects(mapLimit([1, 2, 3], 3, async (x) => { if (x === 2) throw new Error('boom'); return x; }), /boom/);
+  const grid = { lengths: [400], depths: [0, 0.5, 1], samples: 2, seed: 3 };
+  const one = await runTask(passkeyTask(oracleModel(tok), grid));
+  const many = await runTask(passkeyTask({ ...oracleModel(tok), concurrency: 4 }, grid));
+  assert.deepEqual(many.examples, one.examples);
+});
+
+test('ppl: per-position windows, loss at each length, beyond-trained marks and the fit, from a known loss curve', async () => {
   // the oracle's loss at position p is 1 + 1/(p+1), so the mean over the first c positions is 1 + H(c)/c
   const m = oracleModel(tok, { trainedContext: 256 });
   const docsT = openCorpus('moby-dick').tokenDocs(tok);
-  const r = runTask(pplTask(m, docsT, { maxLen: 512, sequences: 3, seed: 1 }));
+  const r = await runTask(pplTask(m, docsT, { maxLen: 512, sequences: 3, seed: 1 }));
   assert.equal(r.sequences, 3);
   assert.equal(r.packed, false);
   const H = (c: number): number => { let s = 0; for (let k = 1; k <= c; k++) s += 1 / k; return s; };
@@ -169,7 +187,7 @@ function tmp(): string {
   return mkdtempSync(path.join(tmpdir(), 'longctx-eval-probes-'));
 }
 
-test('QA: the paper prompt, left truncation, k-shot, generation scores and choices by log-likelihood', () => {
+test('QA: the paper prompt, left truncation, k-shot, generation scores and choices by log-likelihood', async () => {
   const dir = tmp();
   try {
     const file = path.join(dir, 'qa.jsonl');
@@ -194,7 +212,7 @@ test('QA: the paper prompt, left truncation, k-shot, generation scores and choic
     assert.equal(shot.truncated, 0);
     assert.equal(tok.decode(shot.prompt, { skipSpecial: true }).trim(), 'The answer is dolphin Q: Which one, A: dolphin\n\nShort story. The answer is white whale Q: What does he hunt, A:');
     const m = oracleModel(tok);
-    const r = runTask(qaTask(m, items, { maxLen: 4096, shots: 1, seed: 0, file }));
+    const r = await runTask(qaTask(m, items, { maxLen: 4096, shots: 1, seed: 0, file }));
     assert.equal(r.generation!.n, 2);
     assert.equal(r.generation!.f1, 1);
     assert.equal(r.generation!.exactMatch, 1);
@@ -230,7 +248,7 @@ test('QA / MC files: a bad line is a one-line error naming file:line', () => {
   }
 });
 
-test('MC by log-likelihood and the whole evaluation: results, seeds, and progress that adds up to the work', () => {
+test('MC by log-likelihood and the whole evaluation: results, seeds, and progress that adds up to the work', async () => {
   const dir = tmp();
   try {
     const mcFile = path.join(dir, 'mc.jsonl');
@@ -239,13 +257,13 @@ test('MC by log-likelihood and the whole evaluation: results, seeds, and progres
       { question: 'The ship is the Pequod. Which ship?', choices: ['Pequod', 'Rachel', 'Jeroboam'], answer: 0 },
     ].map((l) => JSON.stringify(l)).join('\n'));
     const m = oracleModel(tok, { trainedContext: 512 });
-    const mc = runTask(mcTask(m, readMcFile(mcFile), { maxLen: 512 }));
+    const mc = await runTask(mcTask(m, readMcFile(mcFile), { maxLen: 512 }));
     assert.equal(mc.accuracy, 1);
     assert.equal(mc.n, 2);
     const prep = prepareEvaluation(m, { tasks: ['ppl', 'first-sentence', 'passkey', 'needle', 'ruler', 'mc'], maxLen: 512, lengths: [400, 512], samples: 1, seed: 4 },
       { corpus: openCorpus('moby-dick'), mc: { file: mcFile, items: readMcFile(mcFile) } });
     let ticked = 0;
-    const res = prep.run({ add: (n) => { ticked += n; } });
+    const res = await prep.run({ add: (n) => { ticked += n; } });
     assert.equal(ticked, prep.work);
     assert.deepEqual(Object.keys(res.tasks), ['ppl', 'first-sentence', 'passkey', 'needle', 'ruler', 'mc']);
     assert.equal(res.seeds.passkey, deriveSeed(4, 'passkey'));

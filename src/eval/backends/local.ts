@@ -16,7 +16,7 @@ import { parameterCount } from '../../model/params.js';
 import { openModelFolder } from '../../io/hf.js';
 import { loadTokenizer } from '../../data/tokenizer/load.js';
 import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
-import { argmax, logSoftmaxAt, type EvalModel, type GenerateOptions, type TokenProgress } from '../model.js';
+import { argmax, logSoftmaxAt, topLogprobs, type EvalModel, type GenerateOptions, type TokenProgress, type TopLogprobs } from '../model.js';
 import { MAX_EVAL_LEN, effectiveChunk } from '../memory.js';
 
 export interface LocalModelOptions {
@@ -45,6 +45,8 @@ export class LocalEvalModel implements EvalModel {
   readonly chunk: number;
   readonly info: Record<string, unknown>;
   private cache: KVCache | null = null;
+  /** bumped whenever the cache is handed to a new call: a decoder() from before it is stale */
+  private cacheEpoch = 0;
   private loaded: LlamaModel | null;
   private readonly deferred: DeferredLlama | null;
 
@@ -93,17 +95,19 @@ export class LocalEvalModel implements EvalModel {
       this.cache = createKVCache(this.model, Math.min(this.maxContext, Math.ceil(n / 256) * 256));
     }
     this.cache.length = 0;
+    this.cacheEpoch++;
     return this.cache;
   }
 
-  tokenLogprobs(tokens: Int32Array, from = 1, onProgress?: TokenProgress): Float64Array {
-    const n = tokens.length;
-    const start = Math.max(1, from);
-    if (start >= n) return new Float64Array(0);
-    const out = new Float64Array(n - start); // out[j] = log p(tokens[start + j] | tokens[< start + j])
+  /**
+   * The chunked pass of tokenLogprobs: `visit(p, row)` gets the logits row at each position p in
+   * [start - 1, n - 1) (row p predicts tokens[p + 1]); chunks that predict nothing before start skip
+   * the LM head.
+   */
+  private scoreRows(tokens: Int32Array, start: number, visit: (p: number, row: Float32Array | Float64Array) => void, onProgress?: TokenProgress): void {
     const V = this.model.cfg.vocab_size;
     // Row p of the forward over tokens[0 .. n-2] predicts tokens[p + 1]; the last token is only a target.
-    const last = n - 1;
+    const last = tokens.length - 1;
     const cache = this.cacheFor(last);
     for (let s = 0; s < last; s += this.chunk) {
       const e = Math.min(s + this.chunk, last);
@@ -112,13 +116,57 @@ export class LocalEvalModel implements EvalModel {
         forwardCached(this.model, cache, tokens.subarray(s, e), true);
       } else {
         const logits = forwardCached(this.model, cache, tokens.subarray(s, e)); // (e - s, V)
-        for (let p = Math.max(s, start - 1); p < e; p++) {
-          out[p + 1 - start] = logSoftmaxAt(logits.subarray((p - s) * V, (p - s + 1) * V), tokens[p + 1]!);
-        }
+        for (let p = Math.max(s, start - 1); p < e; p++) visit(p, logits.subarray((p - s) * V, (p - s + 1) * V));
       }
       onProgress?.(e, last);
     }
+  }
+
+  // The EvalModel methods are async for remote backends; these compute synchronously inside them.
+  async tokenLogprobs(tokens: Int32Array, from = 1, onProgress?: TokenProgress): Promise<Float64Array> {
+    const n = tokens.length;
+    const start = Math.max(1, from);
+    if (start >= n) return new Float64Array(0);
+    const out = new Float64Array(n - start); // out[j] = log p(tokens[start + j] | tokens[< start + j])
+    this.scoreRows(tokens, start, (p, row) => { out[p + 1 - start] = logSoftmaxAt(row, tokens[p + 1]!); }, onProgress);
     return out;
+  }
+
+  /**
+   * tokenLogprobs plus the k most likely tokens at each scored position (OpenAI's top_logprobs),
+   * from the same pass: what the server answers for echo + logprobs.
+   */
+  async tokenLogprobsTop(tokens: Int32Array, from: number, k: number, onProgress?: TokenProgress): Promise<{ logprobs: Float64Array; top: TopLogprobs[] }> {
+    const start = Math.max(1, from);
+    if (start >= tokens.length) return { logprobs: new Float64Array(0), top: [] };
+    const logprobs = new Float64Array(tokens.length - start);
+    const top: TopLogprobs[] = new Array(tokens.length - start);
+    this.scoreRows(tokens, start, (p, row) => {
+      const t = topLogprobs(row, k, tokens[p + 1]!);
+      logprobs[p + 1 - start] = t.target;
+      top[p + 1 - start] = t;
+    }, onProgress);
+    return { logprobs, top };
+  }
+
+  /**
+   * Prefill `prompt` and return its last row of logits with a function that feeds one token and
+   * returns the next row: generate()'s loop for callers that pick tokens themselves (sampling,
+   * streaming). The cache is shared, so any later call on this model makes the decoder stale (its
+   * feed then throws) — the server runs one request at a time.
+   */
+  decoder(prompt: Int32Array, maxNew: number, onProgress?: (done: number) => void): { row: Float32Array | Float64Array; feed(token: number): Float32Array | Float64Array } {
+    if (prompt.length === 0) throw new RangeError('decoder needs a non-empty prompt (at least a BOS token)');
+    const cache = this.cacheFor(prompt.length + Math.max(0, maxNew - 1));
+    const epoch = this.cacheEpoch;
+    const row = this.prefill(cache, prompt, onProgress);
+    return {
+      row,
+      feed: (token) => {
+        if (epoch !== this.cacheEpoch) throw new Error('decoder used after another call on the same model');
+        return forwardCached(this.model, cache, Int32Array.of(token), true);
+      },
+    };
   }
 
   /** Prefill `tokens` into the (already reset) cache in chunks; returns the last row's logits (V). */
@@ -133,7 +181,7 @@ export class LocalEvalModel implements EvalModel {
     return row;
   }
 
-  generate(prompt: Int32Array, maxNew: number, opts: GenerateOptions = {}): Int32Array {
+  async generate(prompt: Int32Array, maxNew: number, opts: GenerateOptions = {}): Promise<Int32Array> {
     if (prompt.length === 0) throw new RangeError('generate needs a non-empty prompt (at least a BOS token)');
     if (maxNew <= 0) return new Int32Array(0);
     const total = prompt.length + maxNew;
@@ -153,7 +201,7 @@ export class LocalEvalModel implements EvalModel {
     return Int32Array.from(out);
   }
 
-  continuationLogprobs(context: Int32Array, conts: Int32Array[], onProgress?: TokenProgress): Float64Array[] {
+  async continuationLogprobs(context: Int32Array, conts: Int32Array[], onProgress?: TokenProgress): Promise<Float64Array[]> {
     if (context.length === 0) throw new RangeError('continuationLogprobs needs a non-empty context');
     const longest = conts.reduce((m, c) => Math.max(m, c.length), 0);
     const total = context.length + conts.reduce((n, c) => n + c.length, 0);

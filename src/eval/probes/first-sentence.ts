@@ -17,7 +17,7 @@ import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import type { TextDoc } from '../corpus.js';
 import { rougeL, rougeTokens, mean } from '../metrics.js';
-import { ticker, type PreparedTask } from '../task.js';
+import { mapLimit, ticker, type PreparedTask } from '../task.js';
 import { answerText, bosTokens, concatTokens, continuationTokens, shuffle } from '../text.js';
 
 export const FIRST_SENTENCE_INSTRUCTION = '\n\nRepeat the first sentence of the text above:';
@@ -129,10 +129,10 @@ export function firstSentenceTask(model: EvalModel, docs: TextDoc[], opts: First
     name: 'first-sentence',
     work: examples.reduce((n, e) => n + e.prompt.length + e.maxNew, 0),
     maxSeq: examples.reduce((m, e) => Math.max(m, e.prompt.length + e.maxNew), 0),
-    run: (tick) => {
-      const scored = examples.map((e) => {
+    run: async (tick) => {
+      const scored = await mapLimit(examples, model.concurrency ?? 1, async (e) => {
         const t = ticker(tick, e.prompt.length + e.maxNew);
-        const ids = model.generate(e.prompt, e.maxNew, { onProgress: t.progress });
+        const ids = await model.generate(e.prompt, e.maxNew, { onProgress: t.progress });
         t.finish();
         const output = answerText(model.tokenizer, ids);
         return { length: e.length, docId: e.docId, reference: e.reference, output, rougeL: scoreFirstSentence(output, e.reference) };

@@ -10,7 +10,7 @@
 import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import { continuationLogprobs, type EvalModel } from '../model.js';
 import { mean, pickChoice } from '../metrics.js';
-import { ticker, type PreparedTask } from '../task.js';
+import { mapLimit, ticker, type PreparedTask } from '../task.js';
 import { bosTokens, concatTokens, continuationTokens } from '../text.js';
 import { JsonlError, fieldReader, readJsonl } from '../jsonl.js';
 
@@ -69,10 +69,10 @@ export function mcTask(model: EvalModel, items: McItem[], opts: { maxLen: number
     name: 'mc',
     work: prepared.reduce((n, p) => n + p.work, 0),
     maxSeq: prepared.reduce((m, p) => Math.max(m, p.seq), 0),
-    run: (tick) => {
-      const examples = prepared.map((p) => {
+    run: async (tick) => {
+      const examples = await mapLimit(prepared, model.concurrency ?? 1, async (p) => {
         const t = ticker(tick, p.work);
-        const scores = continuationLogprobs(model, p.prompt, p.conts, t.progress).map((lp) => lp.reduce((a, b) => a + b, 0));
+        const scores = (await continuationLogprobs(model, p.prompt, p.conts, t.progress)).map((lp) => lp.reduce((a, b) => a + b, 0));
         t.finish();
         const norm = scores.map((s, k) => s / Math.max(1, p.item.choices[k]!.length));
         return { line: p.item.line, scores, pick: pickChoice(scores), pickNorm: pickChoice(norm), answer: p.item.answer };

@@ -16,7 +16,7 @@ import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import type { TextDoc } from '../corpus.js';
 import { mean, rougeL } from '../metrics.js';
-import { ticker, type PreparedTask } from '../task.js';
+import { mapLimit, ticker, type PreparedTask } from '../task.js';
 import { answerText, bosTokens, buildHaystack, concatTokens, continuationTokens, deriveSeed, insertAtDepths, newlineIds, splitSentences, type Haystack } from '../text.js';
 import { gridSummary, type GridCell, type GridOptions } from './passkey.js';
 
@@ -103,10 +103,10 @@ export function needleTask(model: EvalModel, docs: TextDoc[], opts: GridOptions)
     name: 'needle',
     work: examples.reduce((n, e) => n + e.prompt.length + e.maxNew, 0),
     maxSeq: examples.reduce((m, e) => Math.max(m, e.prompt.length + e.maxNew), 0),
-    run: (tick) => {
-      const scored = examples.map((e) => {
+    run: async (tick) => {
+      const scored = await mapLimit(examples, model.concurrency ?? 1, async (e) => {
         const t = ticker(tick, e.prompt.length + e.maxNew);
-        const ids = model.generate(e.prompt, e.maxNew, { stop, onProgress: t.progress });
+        const ids = await model.generate(e.prompt, e.maxNew, { stop, onProgress: t.progress });
         t.finish();
         const output = answerText(model.tokenizer, ids);
         return { length: e.length, depth: e.depth, actualDepth: e.actualDepth, firstDoc: e.firstDoc, output, ...scoreNeedle(output) };

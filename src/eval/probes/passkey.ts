@@ -16,7 +16,7 @@ import { Rng } from '../../util/rng.js';
 import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import { mean } from '../metrics.js';
-import { ticker, type PreparedTask } from '../task.js';
+import { mapLimit, ticker, type PreparedTask } from '../task.js';
 import { answerText, bosTokens, buildHaystack, concatTokens, continuationTokens, deriveSeed, insertAtDepths, newlineIds, type Haystack } from '../text.js';
 
 export const PASSKEY_TASK = 'There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. I will quiz you about the important information there.';
@@ -133,10 +133,10 @@ export function passkeyTask(model: EvalModel, opts: GridOptions): PreparedTask<P
     name: 'passkey',
     work: examples.reduce((n, e) => n + e.prompt.length + e.maxNew, 0),
     maxSeq: examples.reduce((m, e) => Math.max(m, e.prompt.length + e.maxNew), 0),
-    run: (tick) => {
-      const scored = examples.map((e) => {
+    run: async (tick) => {
+      const scored = await mapLimit(examples, model.concurrency ?? 1, async (e) => {
         const t = ticker(tick, e.prompt.length + e.maxNew);
-        const ids = model.generate(e.prompt, e.maxNew, { stop, onProgress: t.progress });
+        const ids = await model.generate(e.prompt, e.maxNew, { stop, onProgress: t.progress });
         t.finish();
         const output = answerText(model.tokenizer, ids);
         return { length: e.length, depth: e.depth, actualDepth: e.actualDepth, passkey: e.passkey, output, correct: scorePasskey(output, e.passkey) };

@@ -18,7 +18,7 @@ import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import type { TokenDoc } from '../corpus.js';
 import { fitPowerLaw, PowerLawError, type PowerLawFit } from '../powerlaw.js';
-import { ticker, type PreparedTask } from '../task.js';
+import { mapLimit, ticker, type PreparedTask } from '../task.js';
 import { shuffle } from '../text.js';
 
 export interface PplOptions {
@@ -163,10 +163,10 @@ export function pplTask(model: EvalModel, docs: TokenDoc[], opts: PplOptions): P
     name: 'ppl',
     work: sequences.length * maxLen,
     maxSeq: maxLen,
-    run: (tick) => {
-      const losses = sequences.map((s) => {
+    run: async (tick) => {
+      const losses = await mapLimit(sequences, model.concurrency ?? 1, async (s) => {
         const t = ticker(tick, maxLen);
-        const lp = model.tokenLogprobs(s.tokens, 1, t.progress); // maxLen entries: positions 1 .. maxLen
+        const lp = await model.tokenLogprobs(s.tokens, 1, t.progress); // maxLen entries: positions 1 .. maxLen
         t.finish();
         return lp.map((x) => -x);
       });

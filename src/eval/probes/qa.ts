@@ -17,7 +17,7 @@ import { Rng } from '../../util/rng.js';
 import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import { continuationLogprobs, type EvalModel } from '../model.js';
 import { corpusRouge, exactMatch, maxOverReferences, mean, pickChoice, rouge, tokenF1, type RougeScores } from '../metrics.js';
-import { ticker, type PreparedTask } from '../task.js';
+import { mapLimit, ticker, type PreparedTask } from '../task.js';
 import { answerText, bosTokens, concatTokens, continuationTokens, deriveSeed, newlineIds } from '../text.js';
 import { JsonlError, fieldReader, readJsonl } from '../jsonl.js';
 
@@ -132,31 +132,32 @@ export function qaTask(model: EvalModel, allItems: QaItem[], opts: QaOptions): P
     name: 'qa',
     work: prepared.reduce((n, p) => n + p.work, 0),
     maxSeq: prepared.reduce((m, p) => Math.max(m, p.seq), 0),
-    run: (tick) => {
-      const examples: QaResult['examples'] = [];
-      const gen: { f1: number; em: number; rouge: RougeScores }[] = [];
-      const ch: { ok: number; okNorm: number }[] = [];
-      for (const p of prepared) {
+    run: async (tick) => {
+      type One = { example: QaResult['examples'][number]; gen?: { f1: number; em: number; rouge: RougeScores }; ch?: { ok: number; okNorm: number } };
+      const done = await mapLimit(prepared, model.concurrency ?? 1, async (p): Promise<One> => {
         const t = ticker(tick, p.work);
         const base = { line: p.item.line, promptTokens: p.prompt.length, truncatedTokens: p.truncated };
+        let one: One;
         if (p.conts) {
-          const lps = continuationLogprobs(model, p.prompt, p.conts, t.progress);
+          const lps = await continuationLogprobs(model, p.prompt, p.conts, t.progress);
           const scores = lps.map((lp) => lp.reduce((a, b) => a + b, 0));
           const norm = scores.map((s, k) => s / Math.max(1, p.item.choices![k]!.length));
           const pick = pickChoice(scores), pickNorm = pickChoice(norm);
-          ch.push({ ok: pick === p.item.answer ? 1 : 0, okNorm: pickNorm === p.item.answer ? 1 : 0 });
-          examples.push({ ...base, scores, pick, pickNorm, answer: p.item.answer! });
+          one = { example: { ...base, scores, pick, pickNorm, answer: p.item.answer! }, ch: { ok: pick === p.item.answer ? 1 : 0, okNorm: pickNorm === p.item.answer ? 1 : 0 } };
         } else {
-          const ids = model.generate(p.prompt, maxNew, { stop, onProgress: t.progress });
+          const ids = await model.generate(p.prompt, maxNew, { stop, onProgress: t.progress });
           const output = answerText(tok, ids);
           const f1 = maxOverReferences(tokenF1, output, p.item.answers);
           const em = maxOverReferences(exactMatch, output, p.item.answers);
           const r = rouge(output, p.item.answers);
-          gen.push({ f1, em, rouge: r });
-          examples.push({ ...base, output, f1, exactMatch: em, rougeL: r.rougeL });
+          one = { example: { ...base, output, f1, exactMatch: em, rougeL: r.rougeL }, gen: { f1, em, rouge: r } };
         }
         t.finish();
-      }
+        return one;
+      });
+      const examples = done.map((d) => d.example);
+      const gen = done.flatMap((d) => (d.gen ? [d.gen] : []));
+      const ch = done.flatMap((d) => (d.ch ? [d.ch] : []));
       const cr = corpusRouge(gen.map((g) => g.rouge));
       return {
         task: 'qa', file: opts.file ?? null, prompt: '{CONTEXT} Q: {QUESTION}, A:', shots, maxLen: opts.maxLen,

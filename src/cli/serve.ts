@@ -1,0 +1,94 @@
+// `longctx serve MODEL`: an OpenAI-compatible HTTP server for a model folder (src/serve/server.ts).
+
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { readModelConfig } from '../io/hf.js';
+import { parameterCount } from '../model/params.js';
+import { openLocalModel, DEFAULT_CHUNK } from '../eval/backends/local.js';
+import { checkEvalMemory, MAX_EVAL_LEN } from '../eval/memory.js';
+import { startServer, DEFAULT_MAX_CONCURRENCY } from '../serve/server.js';
+import { human, intArg } from './args.js';
+import { modelDir } from './eval.js';
+
+interface ServeFlags {
+  host: string; port: number; maxConcurrency: number; ctx?: number; chunk: number; name?: string; apiKeyEnv?: string; quiet: boolean;
+}
+
+function portArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`--port must be an integer 0..65535 (0 = any free port), got "${v}"`);
+  return n;
+}
+
+/** tokenizer_config.json of the folder, when it has one (passed on to clients; its chat_template is noted). */
+function readTokenizerConfig(dir: string): Record<string, unknown> | null {
+  const file = path.join(dir, 'tokenizer_config.json');
+  if (!existsSync(file)) return null;
+  try {
+    const c = JSON.parse(readFileSync(file, 'utf8'));
+    return typeof c === 'object' && c !== null && !Array.isArray(c) ? c : null;
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('serve a model folder over an OpenAI-compatible HTTP API: /v1/models, /v1/completions (prompt log-probabilities with echo), /v1/chat/completions (streaming)')
+    .argument('<model>', 'model folder (config.json, model.safetensors, tokenizer.json) or a run folder with model/')
+    .option('--host <addr>', 'address to listen on (0.0.0.0: every interface, reachable from other machines)', '127.0.0.1')
+    .option('--port <n>', 'port (0: any free port, printed at start)', portArg, 8088)
+    .option('--max-concurrency <n>', 'requests admitted at once, running or waiting in line (the model runs one at a time); more get 429 with Retry-After', intArg('--max-concurrency', 1), DEFAULT_MAX_CONCURRENCY)
+    .option('--ctx <n>', 'the longest prompt + completion in tokens (default max_position_embeddings); its KV cache must fit in free memory', intArg('--ctx', 2))
+    .option('--chunk <n>', 'prefill chunk (rows per forward)', intArg('--chunk', 1), DEFAULT_CHUNK)
+    .option('--name <id>', 'the model id of /v1/models and responses (default the folder name)')
+    .option('--api-key-env <NAME>', 'require "Authorization: Bearer KEY" with KEY read from this environment variable')
+    .option('--quiet', 'no request log on stderr', false)
+    .addHelpText('after', `
+Endpoints: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (Llama 2 [INST] template;
+"stream": true for server-sent events), and for longctx's own client GET /longctx/info and
+GET /longctx/tokenizer.json. Evaluate through it with: longctx eval http://HOST:PORT/v1 ...
+Ctrl-C (SIGINT) or SIGTERM finishes the admitted requests and exits; a second one exits at once.`)
+    .action(async (model: string, f: ServeFlags) => {
+      const dir = modelDir(model);
+      const cfg = readModelConfig(dir); // "not a model folder" errors come from here
+      const ctx = f.ctx ?? cfg.max_position_embeddings;
+      if (ctx > MAX_EVAL_LEN) throw new Error(`--ctx ${ctx} is above the limit of ${MAX_EVAL_LEN} tokens`);
+      checkEvalMemory(cfg, ctx, f.chunk, undefined, '--ctx');
+      let apiKey: string | null = null;
+      if (f.apiKeyEnv !== undefined) {
+        apiKey = process.env[f.apiKeyEnv] ?? '';
+        if (apiKey === '') throw new Error(`--api-key-env ${f.apiKeyEnv}: the environment variable ${f.apiKeyEnv} is unset or empty; export it, or drop --api-key-env to serve without a key`);
+      }
+      const tokenizerConfig = readTokenizerConfig(dir);
+      const lm = openLocalModel(dir, { chunk: f.chunk, maxContext: ctx, ...(f.name !== undefined ? { name: f.name } : {}) });
+      if (typeof tokenizerConfig?.chat_template === 'string') {
+        process.stderr.write('longctx serve: tokenizer_config.json has a chat_template; chat uses the Llama 2 [INST] template instead (Jinja templates are not supported yet)\n');
+      }
+      const log = f.quiet ? null : (line: string): void => { process.stderr.write(`${line}\n`); };
+      const srv = await startServer(lm, { host: f.host, port: f.port, maxConcurrency: f.maxConcurrency, id: lm.name, apiKey, log, tokenizerConfig });
+      process.stdout.write(`longctx serve: ${lm.name} (${human(parameterCount(cfg))} parameters, ${lm.info.backend} backend, context ${ctx}) at ${srv.url}/v1\n`);
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const onSignal = (sig: NodeJS.Signals): void => {
+          if (stopping) {
+            process.stderr.write(`longctx serve: ${sig} again: stopping now\n`);
+            process.exit(130);
+          }
+          stopping = true;
+          process.stderr.write(`longctx serve: ${sig}: finishing ${srv.active()} admitted request(s), then exiting (${sig} again to stop at once)\n`);
+          void srv.close().then(() => {
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
+            resolve();
+          });
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
+      process.stdout.write('longctx serve: stopped\n');
+    });
+}

@@ -1,0 +1,405 @@
+// A longctx / Hugging Face Llama model folder as a llama.cpp GGUF file, and back (for validation).
+//
+// What changes on the way (llama.cpp's convert_hf_to_gguf.py does the same for LlamaForCausalLM):
+//  - tensor names: model.layers.N.self_attn.q_proj.weight -> blk.N.attn_q.weight, etc. (ggufTensorName);
+//  - q and k weights are permuted per head from HF's rotate-half RoPE layout (pair (i, i + HS/2)) to
+//    llama.cpp's interleaved one (pair (2i, 2i + 1)): GGUF row h*HS + 2i + j = HF row h*HS + j*HS/2 + i
+//    (k uses the KV heads);
+//  - the config becomes `llama.*` metadata, RoPE scaling becomes llama.cpp's representation where one
+//    exists (see ropeToGguf), and the tokenizer becomes `tokenizer.ggml.*` arrays. The original
+//    tokenizer.json is also stored (tokenizer.huggingface.json, a gguf-py key) so longctx evaluates the
+//    file with exactly the tokenizer the model was trained with.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { LlamaConfig } from '../model/config.js';
+import { ropeFrequencies, describeRope, type RopeScaling } from '../model/rope.js';
+import { ropeParamsOf } from '../model/config.js';
+import { parameterSpecs } from '../model/params.js';
+import { openModelFolder } from './hf.js';
+import { loadTokenizer, tokenizerFromJSON } from '../data/tokenizer/load.js';
+import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
+import { parseByteToken } from '../data/tokenizer/bytes.js';
+import { LLAMA3_PATTERN } from '../data/tokenizer/train.js';
+import {
+  GGML_F16, GGML_F32, ggufArray, ggufBool, ggufF32, ggufString, ggufU32, writeGguf, readGgufHeader, ggufMeta,
+  GgufValueType, GgufError, type GgufFile, type GgufTensorToWrite, type GgufValue,
+} from './gguf.js';
+
+export class GgufExportError extends Error {
+  override name = 'GgufExportError';
+}
+
+/** HF parameter name -> llama.cpp tensor name (LLM_ARCH_LLAMA). */
+export function ggufTensorName(hf: string): string {
+  const fixed: Record<string, string> = {
+    'model.embed_tokens.weight': 'token_embd.weight',
+    'model.norm.weight': 'output_norm.weight',
+    'lm_head.weight': 'output.weight',
+  };
+  if (fixed[hf]) return fixed[hf];
+  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(hf);
+  const layer: Record<string, string> = {
+    'input_layernorm.weight': 'attn_norm.weight',
+    'self_attn.q_proj.weight': 'attn_q.weight',
+    'self_attn.k_proj.weight': 'attn_k.weight',
+    'self_attn.v_proj.weight': 'attn_v.weight',
+    'self_attn.o_proj.weight': 'attn_output.weight',
+    'post_attention_layernorm.weight': 'ffn_norm.weight',
+    'mlp.gate_proj.weight': 'ffn_gate.weight',
+    'mlp.up_proj.weight': 'ffn_up.weight',
+    'mlp.down_proj.weight': 'ffn_down.weight',
+  };
+  if (m && layer[m[2]!]) return `blk.${m[1]}.${layer[m[2]!]}`;
+  throw new GgufExportError(`no GGUF name for tensor "${hf}" (longctx exports bias-free LLaMA layers only)`);
+}
+
+/**
+ * Permute the rows of a q or k projection (nHeads*HS, cols) between HF's rotate-half layout and
+ * llama.cpp's interleaved layout. toGguf: out row h*HS + 2i + j = in row h*HS + j*HS/2 + i;
+ * the inverse (toGguf false) undoes it.
+ */
+export function permuteRopeRows(w: Float32Array, nHeads: number, HS: number, cols: number, toGguf = true): Float32Array {
+  if (w.length !== nHeads * HS * cols || HS % 2 !== 0) throw new RangeError(`permuteRopeRows: ${w.length} values is not (${nHeads}*${HS}, ${cols}) with even HS`);
+  const out = new Float32Array(w.length); // (nHeads*HS, cols)
+  const half = HS / 2;
+  for (let h = 0; h < nHeads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const gg = h * HS + 2 * i + j; // interleaved row
+        const hf = h * HS + j * half + i; // rotate-half row
+        const [dst, src] = toGguf ? [gg, hf] : [hf, gg];
+        out.set(w.subarray(src * cols, (src + 1) * cols), dst * cols);
+      }
+    }
+  }
+  return out;
+}
+
+type KV = [string, GgufValue];
+
+/**
+ * llama.cpp's representation of a config's RoPE: metadata and, for Llama 3 style per-pair factors, a
+ * rope_freqs tensor (HS/2) that llama.cpp divides each frequency by. Throws a one-line error naming the
+ * variant when llama.cpp cannot compute the same rotation.
+ */
+export function ropeToGguf(cfg: LlamaConfig, where: string): { kvs: KV[]; ropeFreqs: Float32Array | null; theta: number } {
+  const s: RopeScaling | null = cfg.rope_scaling;
+  const HS = cfg.head_dim;
+  const refuse = (why: string): never => {
+    throw new GgufExportError(`${where}: RoPE ${describeRope(ropeParamsOf(cfg))} cannot be exported to GGUF: ${why}`);
+  };
+  const k = (key: string): string => `llama.rope.scaling.${key}`;
+  if (s === null) return { kvs: [], ropeFreqs: null, theta: cfg.rope_theta };
+  switch (s.rope_type) {
+    case 'linear':
+      return { kvs: [[k('type'), ggufString('linear')], [k('factor'), ggufF32(s.factor)]], ropeFreqs: null, theta: cfg.rope_theta };
+    case 'ntk':
+      // Static NTK is exactly a bigger base (rope.ts: theta * factor^(HS/(HS-2))), which llama.cpp has.
+      return { kvs: [], ropeFreqs: null, theta: cfg.rope_theta * Math.pow(s.factor, HS / (HS - 2)) };
+    case 'dynamic':
+      return refuse('dynamic NTK recomputes the base from the sequence length, which llama.cpp does not do; export a static rope_type (ntk or yarn) or evaluate with longctx');
+    case 'yarn': {
+      if (s.attention_factor !== undefined || (s.mscale && s.mscale_all_dim)) {
+        refuse('llama.cpp derives the YaRN attention temperature as 0.1*ln(factor)+1 and cannot take attention_factor or DeepSeek mscale/mscale_all_dim; drop them or evaluate with longctx');
+      }
+      if (s.truncate === false) refuse('llama.cpp always rounds the YaRN correction range (truncate: true)');
+      // Measured: the llama.cpp in node-llama-cpp 3.22 reads no beta keys from the file and always uses
+      // 32/1, so other values would load and silently compute a different model.
+      if ((s.beta_fast || 32) !== 32 || (s.beta_slow || 1) !== 1) {
+        refuse(`llama.cpp takes YaRN beta_fast/beta_slow only from its command line (it uses 32/1), not from the GGUF file; this model has ${s.beta_fast ?? 32}/${s.beta_slow ?? 1}`);
+      }
+      const kvs: KV[] = [
+        [k('type'), ggufString('yarn')],
+        [k('factor'), ggufF32(s.factor)],
+        [k('original_context_length'), ggufU32(s.original_max_position_embeddings ?? cfg.max_position_embeddings)],
+      ];
+      return { kvs, ropeFreqs: null, theta: cfg.rope_theta };
+    }
+    case 'llama3': {
+      // Frequencies only (no amplitude): llama.cpp divides each pair's base frequency by rope_freqs[i].
+      const base = ropeFrequencies({ ...ropeParamsOf(cfg), scaling: null }, 1).invFreq;
+      const scaled = ropeFrequencies(ropeParamsOf(cfg), 1).invFreq;
+      const f = new Float32Array(HS / 2); // (HS/2)
+      for (let i = 0; i < HS / 2; i++) f[i] = base[i]! / scaled[i]!;
+      return { kvs: [], ropeFreqs: f, theta: cfg.rope_theta };
+    }
+    case 'longrope':
+      return refuse('LongRoPE switches per-pair factors with the sequence length and scales attention; llama.cpp implements it only for Phi-3, not for the llama architecture');
+    case 'xpos':
+      return refuse('xPos multiplies queries and keys by a position-dependent decay that llama.cpp does not implement');
+    default: {
+      const never: never = s;
+      return refuse(`unknown rope_type ${JSON.stringify((never as { rope_type: unknown }).rope_type)}`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokenizer
+
+/** llama.cpp token types (llama_token_type) */
+export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
+const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+type Json = Record<string, unknown>;
+const isObj = (x: unknown): x is Json => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/** Every object in a tokenizer.json component tree (Sequence steps included). */
+function steps(x: unknown): Json[] {
+  if (!isObj(x)) return [];
+  const inner = (x.normalizers ?? x.pretokenizers ?? x.processors ?? x.decoders) as unknown;
+  return Array.isArray(inner) ? inner.flatMap(steps) : [x];
+}
+
+/**
+ * The tokenizer.ggml.* metadata of a tokenizer for a model with `vocabSize` rows of embeddings:
+ * model "llama" (SentencePiece-style byte-fallback BPE: tokens, scores, token types) or "gpt2"
+ * (byte-level BPE: tokens, token types, merges, pre-tokenizer name). Ids the tokenizer does not use
+ * up to vocabSize become "[PAD<id>]" tokens of type UNUSED (llama.cpp needs one token per row).
+ */
+export function tokenizerToGguf(tok: Tokenizer, vocabSize: number, where: string): KV[] {
+  const json = tok.toJSON();
+  const j = JSON.parse(json) as Json;
+  const model = j.model as Json;
+  const vocab = model.vocab as Record<string, number>;
+  if (tok.vocabSize > vocabSize) throw new GgufExportError(`${where}: tokenizer has ${tok.vocabSize} ids but the model's vocab_size is ${vocabSize}; use the tokenizer the model was trained with`);
+  const tokens: string[] = new Array<string>(vocabSize).fill('');
+  const types = new Int32Array(vocabSize).fill(0); // (V) llama_token_type, 0 = not yet assigned
+  for (const [t, id] of Object.entries(vocab)) {
+    tokens[id] = t;
+    types[id] = TOKEN_TYPE.NORMAL;
+  }
+  for (const a of (j.added_tokens ?? []) as Json[]) {
+    const id = a.id as number;
+    tokens[id] = a.content as string;
+    types[id] = a.special ? TOKEN_TYPE.CONTROL : TOKEN_TYPE.USER_DEFINED;
+  }
+  for (let id = 0; id < vocabSize; id++) {
+    if (types[id] === 0) {
+      tokens[id] = `[PAD${id}]`;
+      types[id] = TOKEN_TYPE.UNUSED;
+    }
+  }
+  if (tok.unkId >= 0) types[tok.unkId] = TOKEN_TYPE.UNKNOWN;
+  const merges = ((model.merges ?? []) as unknown[]).map((m) => (typeof m === 'string' ? m : (m as string[]).join(' ')));
+  const kvs: KV[] = [];
+  if (tok.kind === 'byte-fallback') {
+    // llama.cpp's SentencePiece tokenizer merges the adjacent pair whose joined text has the highest
+    // score, so a merge's rank becomes its result's score (earlier merge = higher). Tokens no merge
+    // makes (characters, bytes, specials) are never merge results; bytes and specials get a score so
+    // low that literal "<0x0A>" text is never merged into them.
+    const scores = new Float32Array(vocabSize); // (V)
+    const seen = new Uint8Array(vocabSize);
+    merges.forEach((m, rank) => {
+      const id = vocab[m.replace(' ', '')];
+      if (id !== undefined && !seen[id]) {
+        scores[id] = -(rank + 1);
+        seen[id] = 1;
+      }
+    });
+    for (let id = 0; id < vocabSize; id++) {
+      if (types[id] === TOKEN_TYPE.NORMAL && parseByteToken(tokens[id]!) >= 0) types[id] = TOKEN_TYPE.BYTE;
+      if (types[id] !== TOKEN_TYPE.NORMAL && types[id] !== TOKEN_TYPE.USER_DEFINED) scores[id] = -1e9;
+    }
+    const prefix =
+      steps(j.normalizer).some((n) => n.type === 'Prepend' && n.prepend === '\u2581') ||
+      steps(j.pre_tokenizer).some((p) => p.type === 'Metaspace' && (p.prepend_scheme ?? 'always') !== 'never' && p.add_prefix_space !== false);
+    kvs.push(
+      ['tokenizer.ggml.model', ggufString('llama')],
+      ['tokenizer.ggml.tokens', ggufArray(GgufValueType.STRING, tokens)],
+      ['tokenizer.ggml.scores', ggufArray(GgufValueType.FLOAT32, Array.from(scores))],
+      ['tokenizer.ggml.token_type', ggufArray(GgufValueType.INT32, Array.from(types))],
+      ['tokenizer.ggml.add_space_prefix', ggufBool(prefix)],
+    );
+  } else {
+    const split = steps(j.pre_tokenizer).find((p) => p.type === 'Split');
+    const re = split && isObj(split.pattern) ? (split.pattern as Json).Regex : undefined;
+    // llama.cpp names pre-tokenizer regexes instead of storing them; unknown ones fall back to its default
+    const pre = re === LLAMA3_PATTERN ? 'llama-bpe' : re === undefined || re === GPT2_PATTERN ? 'gpt-2' : 'default';
+    kvs.push(
+      ['tokenizer.ggml.model', ggufString('gpt2')],
+      ['tokenizer.ggml.pre', ggufString(pre)],
+      ['tokenizer.ggml.tokens', ggufArray(GgufValueType.STRING, tokens)],
+      ['tokenizer.ggml.token_type', ggufArray(GgufValueType.INT32, Array.from(types))],
+      ['tokenizer.ggml.merges', ggufArray(GgufValueType.STRING, merges)],
+    );
+  }
+  if (tok.bosId >= 0) kvs.push(['tokenizer.ggml.bos_token_id', ggufU32(tok.bosId)]);
+  if (tok.eosId >= 0) kvs.push(['tokenizer.ggml.eos_token_id', ggufU32(tok.eosId)]);
+  if (tok.unkId >= 0) kvs.push(['tokenizer.ggml.unknown_token_id', ggufU32(tok.unkId)]);
+  // Whether encoding adds BOS: the post-processor's template starts with a special token.
+  const tmpl = steps(j.post_processor).find((p) => p.type === 'TemplateProcessing');
+  const first = tmpl && Array.isArray(tmpl.single) ? (tmpl.single[0] as Json | undefined) : undefined;
+  kvs.push(
+    ['tokenizer.ggml.add_bos_token', ggufBool(isObj(first) && 'SpecialToken' in first)],
+    ['tokenizer.ggml.add_eos_token', ggufBool(false)],
+    ['tokenizer.huggingface.json', ggufString(json)],
+  );
+  return kvs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export
+
+export interface GgufExportOptions {
+  /** write matrices as F16 (norms and rope_freqs stay F32, as llama.cpp's converter does) */
+  f16?: boolean;
+  /** general.name (default: the model folder's name) */
+  name?: string;
+}
+
+export interface GgufExportSummary {
+  out: string;
+  tensors: number;
+  metadata: number;
+  bytes: number;
+  fileType: 'F32' | 'F16';
+  rope: string;
+}
+
+/** The metadata of a llama model (without the tokenizer). */
+export function llamaGgufMetadata(cfg: LlamaConfig, name: string, fileType: number, where: string): { kvs: KV[]; ropeFreqs: Float32Array | null } {
+  const rope = ropeToGguf(cfg, where);
+  const kvs: KV[] = [
+    ['general.architecture', ggufString('llama')],
+    ['general.name', ggufString(name)],
+    ['general.alignment', ggufU32(32)],
+    ['general.file_type', ggufU32(fileType)], // llama_ftype: 0 all F32, 1 mostly F16
+    ['llama.context_length', ggufU32(cfg.max_position_embeddings)],
+    ['llama.embedding_length', ggufU32(cfg.hidden_size)],
+    ['llama.block_count', ggufU32(cfg.num_hidden_layers)],
+    ['llama.feed_forward_length', ggufU32(cfg.intermediate_size)],
+    ['llama.attention.head_count', ggufU32(cfg.num_attention_heads)],
+    ['llama.attention.head_count_kv', ggufU32(cfg.num_key_value_heads)],
+    ['llama.attention.key_length', ggufU32(cfg.head_dim)],
+    ['llama.attention.value_length', ggufU32(cfg.head_dim)],
+    ['llama.attention.layer_norm_rms_epsilon', ggufF32(cfg.rms_norm_eps)],
+    ['llama.rope.dimension_count', ggufU32(cfg.head_dim)],
+    ['llama.rope.freq_base', ggufF32(rope.theta)],
+    ['llama.vocab_size', ggufU32(cfg.vocab_size)],
+    ...rope.kvs,
+  ];
+  return { kvs, ropeFreqs: rope.ropeFreqs };
+}
+
+/**
+ * Export a model folder (config.json, safetensors, tokenizer.json) to a GGUF file that llama.cpp
+ * loads as a llama model. Written atomically. Errors are one line naming the folder and what to do.
+ */
+export function exportGguf(modelDir: string, out: string, opts: GgufExportOptions = {}): GgufExportSummary {
+  const folder = openModelFolder(modelDir);
+  const cfg = folder.config;
+  if (!fs.existsSync(path.join(modelDir, 'tokenizer.json'))) {
+    throw new GgufExportError(`${modelDir}: no tokenizer.json in the model folder; a GGUF file carries its tokenizer, so copy the one the model was trained with into the folder`);
+  }
+  const tok = loadTokenizer(modelDir);
+  const fileType = opts.f16 ? 1 : 0;
+  // a run folder's model/ is named after the run
+  const abs = path.resolve(modelDir);
+  const name = opts.name ?? path.basename(path.basename(abs) === 'model' ? path.dirname(abs) : abs);
+  const { kvs, ropeFreqs } = llamaGgufMetadata(cfg, name, fileType, modelDir);
+  kvs.push(...tokenizerToGguf(tok, cfg.vocab_size, path.join(modelDir, 'tokenizer.json')));
+
+  const flat = folder.loadWeights(); // (P)
+  const tensors: GgufTensorToWrite[] = [];
+  const HS = cfg.head_dim;
+  for (const spec of parameterSpecs(cfg)) {
+    let data = flat.subarray(spec.offset, spec.offset + spec.size);
+    if (spec.name.endsWith('self_attn.q_proj.weight')) data = permuteRopeRows(data, cfg.num_attention_heads, HS, cfg.hidden_size);
+    if (spec.name.endsWith('self_attn.k_proj.weight')) data = permuteRopeRows(data, cfg.num_key_value_heads, HS, cfg.hidden_size);
+    tensors.push({ name: ggufTensorName(spec.name), shape: spec.shape, type: opts.f16 && spec.shape.length >= 2 ? GGML_F16 : GGML_F32, data });
+  }
+  if (ropeFreqs) tensors.push({ name: 'rope_freqs.weight', shape: [ropeFreqs.length], type: GGML_F32, data: ropeFreqs });
+  writeGguf(out, kvs, tensors);
+  return { out, tensors: tensors.length, metadata: kvs.length, bytes: fs.statSync(out).size, fileType: opts.f16 ? 'F16' : 'F32', rope: describeRope(ropeParamsOf(cfg)) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading back
+
+/** Metadata value of the expected kind, or a one-line error naming the file and key. */
+function need<T extends 'number' | 'string' | 'boolean'>(file: GgufFile, key: string, kind: T, optional = false): (T extends 'number' ? number : T extends 'string' ? string : boolean) | undefined {
+  const v = ggufMeta(file, key);
+  if (v === undefined) {
+    if (optional) return undefined;
+    throw new GgufError(`${file.path}: metadata "${key}" is missing; export the model again with longctx export gguf`);
+  }
+  const val = typeof v === 'bigint' ? Number(v) : v;
+  if (typeof val !== kind) throw new GgufError(`${file.path}: metadata "${key}" is ${JSON.stringify(val)}, not a ${kind}`);
+  return val as never;
+}
+
+/**
+ * The LlamaConfig a llama GGUF file describes (the inverse of llamaGgufMetadata for what llama.cpp
+ * can represent: rope_freqs factors come back as rope_scaling null with the tensor left to llama.cpp,
+ * and static NTK comes back as its equivalent base). Refuses other architectures by name.
+ */
+export function llamaConfigFromGguf(file: GgufFile): LlamaConfig & { ropeFreqs: boolean } {
+  const arch = need(file, 'general.architecture', 'string')!;
+  if (arch !== 'llama') throw new GgufError(`${file.path}: general.architecture is "${arch}"; longctx reads llama GGUF files only`);
+  const n = (k: string, optional = false): number | undefined => need(file, `llama.${k}`, 'number', optional);
+  const C = n('embedding_length')!;
+  const NH = n('attention.head_count')!;
+  const HS = n('attention.key_length', true) ?? C / NH;
+  const tokens = ggufMeta(file, 'tokenizer.ggml.tokens');
+  const V = n('vocab_size', true) ?? (Array.isArray(tokens) ? tokens.length : undefined);
+  if (V === undefined) throw new GgufError(`${file.path}: neither llama.vocab_size nor tokenizer.ggml.tokens is present`);
+  const type = need(file, 'llama.rope.scaling.type', 'string', true);
+  let rope_scaling: RopeScaling | null = null;
+  if (type === 'linear') rope_scaling = { rope_type: 'linear', factor: n('rope.scaling.factor')! };
+  else if (type === 'yarn') {
+    rope_scaling = { rope_type: 'yarn', factor: n('rope.scaling.factor')!, original_max_position_embeddings: n('rope.scaling.original_context_length')! };
+    const bf = n('rope.scaling.yarn_beta_fast', true);
+    const bs = n('rope.scaling.yarn_beta_slow', true);
+    if (bf !== undefined) rope_scaling.beta_fast = bf;
+    if (bs !== undefined) rope_scaling.beta_slow = bs;
+  } else if (type !== undefined && type !== 'none') {
+    throw new GgufError(`${file.path}: llama.rope.scaling.type "${type}" is not one longctx maps back (none, linear, yarn)`);
+  }
+  const id = (k: string, d: number): number => need(file, `tokenizer.ggml.${k}`, 'number', true) ?? d;
+  return {
+    vocab_size: V,
+    hidden_size: C,
+    intermediate_size: n('feed_forward_length')!,
+    num_hidden_layers: n('block_count')!,
+    num_attention_heads: NH,
+    num_key_value_heads: n('attention.head_count_kv', true) ?? NH,
+    head_dim: HS,
+    rms_norm_eps: n('attention.layer_norm_rms_epsilon')!,
+    rope_theta: n('rope.freq_base', true) ?? 10000,
+    rope_scaling,
+    max_position_embeddings: n('context_length')!,
+    tie_word_embeddings: !file.tensors.has('output.weight'),
+    bos_token_id: id('bos_token_id', 1),
+    eos_token_id: id('eos_token_id', 2),
+    initializer_range: 0.02,
+    ropeFreqs: file.tensors.has('rope_freqs.weight'),
+  };
+}
+
+/**
+ * The longctx tokenizer of a GGUF file: the tokenizer.json stored at export
+ * (tokenizer.huggingface.json), else a tokenizer.json beside the file. BOS/EOS come from the file.
+ */
+export function tokenizerFromGguf(file: GgufFile): Tokenizer {
+  const tokens = ggufMeta(file, 'tokenizer.ggml.tokens');
+  const name = (k: string): string | undefined => {
+    const id = ggufMeta(file, `tokenizer.ggml.${k}`);
+    return Array.isArray(tokens) && (typeof id === 'number' || typeof id === 'bigint') ? (tokens[Number(id)] as string | undefined) : undefined;
+  };
+  const config = { bos_token: name('bos_token_id') ?? null, eos_token: name('eos_token_id') ?? null };
+  const stored = ggufMeta(file, 'tokenizer.huggingface.json');
+  if (typeof stored === 'string') return tokenizerFromJSON(stored, `${file.path} (tokenizer.huggingface.json)`, config);
+  const beside = path.join(path.dirname(file.path), 'tokenizer.json');
+  if (fs.existsSync(beside)) return loadTokenizer(beside);
+  throw new GgufError(
+    `${file.path}: no tokenizer.huggingface.json in the file and no tokenizer.json beside it; longctx tokenizes with Hugging Face semantics, so put the model's tokenizer.json next to the .gguf (or export with longctx export gguf)`,
+  );
+}
+
+/** readGgufHeader + llamaConfigFromGguf: open a llama GGUF for its config. */
+export function openLlamaGguf(file: string): { gguf: GgufFile; config: LlamaConfig & { ropeFreqs: boolean } } {
+  const gguf = readGgufHeader(file);
+  return { gguf, config: llamaConfigFromGguf(gguf) };
+}
