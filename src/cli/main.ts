@@ -13,6 +13,7 @@ import { registerTokenizer } from './tokenizer.js'; import { registerData } from
 import { registerEval } from './eval.js'; import { registerExport } from './export.js';
 import { registerReport } from './report.js';
 import { registerServe } from './serve.js';
+import { registerRepro } from './repro.js';
 import { VERSION } from '../version.js';
 
 export function buildProgram(): Command {
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerEval(program); registerExport(program);
   registerReport(program);
   registerServe(program);
+  registerRepro(program);
   return program;
 }
 

@@ -1,0 +1,45 @@
+// Evaluate a model folder on our own engine and write OUT/results.json and OUT/charts/: what
+// `longctx eval MODEL` does for a local model, as a function the repro recipe can call.
+
+import { mkdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { readModelConfig } from '../io/hf.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { Progress } from '../util/progress.js';
+import { openLocalModel, DEFAULT_CHUNK } from '../eval/backends/local.js';
+import { checkEvalMemory, MAX_EVAL_LEN } from '../eval/memory.js';
+import { openCorpus } from '../eval/corpus.js';
+import { prepareEvaluation, type EvalResults, type EvalSettings } from '../eval/run.js';
+import { writeEvalCharts } from '../report/render.js';
+
+export interface EvaluateOptions extends Omit<EvalSettings, 'maxLen'> {
+  maxLen?: number; // default: the model's max_position_embeddings
+  /** text for ppl / first-sentence / needle / ruler: a data folder (held-out split) or sources */
+  data: string;
+  out?: string;
+  chunk?: number;
+  quiet?: boolean;
+  charts?: boolean;
+}
+
+/** Runs the probes on dir's model; writes results.json (then charts) into o.out when given. */
+export async function evaluateModel(dir: string, o: EvaluateOptions): Promise<EvalResults> {
+  const cfg = readModelConfig(dir);
+  const maxLen = o.maxLen ?? cfg.max_position_embeddings;
+  if (maxLen > MAX_EVAL_LEN) throw new Error(`evaluation length ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
+  const chunk = o.chunk ?? DEFAULT_CHUNK;
+  const { data, out, quiet, charts, chunk: _c, maxLen: _m, ...settings } = o;
+  const m = openLocalModel(dir, { chunk, maxContext: MAX_EVAL_LEN, defer: true });
+  const needsText = settings.tasks.some((t) => t === 'ppl' || t === 'first-sentence' || t === 'needle' || t === 'ruler');
+  const prepared = prepareEvaluation(m, { ...settings, maxLen }, needsText ? { corpus: openCorpus(data) } : {});
+  checkEvalMemory(cfg, prepared.maxSeq, chunk, undefined, '--max-len');
+  const bar = new Progress(`eval ${path.basename(path.dirname(dir)) || dir}`, prepared.work, { unit: 'items', quiet: quiet ?? false });
+  const results = await prepared.run({ add: (n, extra) => bar.add(n, extra) });
+  bar.finish(`${settings.tasks.length} tasks`);
+  if (out) {
+    mkdirSync(out, { recursive: true });
+    writeFileAtomic(path.join(out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+    if (charts ?? true) await writeEvalCharts(out, results);
+  }
+  return results;
+}

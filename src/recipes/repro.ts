@@ -1,0 +1,345 @@
+// `longctx repro`: the paper's long-context ablations at laptop scale, top to bottom.
+//
+//   tokenizer (BPE on the bundled corpora) -> data (token shards, held-out documents)
+//     -> base: a short-context model (RoPE, trained at baseLen)
+//     -> one continual-pretraining run per positional encoding (paper §4.1: RoPE unchanged,
+//        PI, ABF, xPos ABF; beyond it: YaRN, NTK), same tokens per step, to longLen
+//     -> evaluation of the base and every extension on held-out documents, up to twice longLen
+//     -> report.html
+//
+// `repro curriculum` (paper §4.4): from-scratch training at the long length vs switching from the
+// short to the long length after 20 / 40 / 80% of the tokens, at equal tokens, with their FLOPs.
+//
+// Every stage is cached by a hash of its settings (recipes/stages.ts): re-running skips what is
+// done, an interrupted training run resumes from its last checkpoint.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseSources, readSources } from '../data/sources.js';
+import { trainBpe } from '../data/tokenizer/train.js';
+import { saveTokenizer } from '../data/tokenizer/load.js';
+import { prepareData } from '../data/prepare.js';
+import { latestCheckpoint, readRunConfig, SUMMARY, FINAL_MODEL, METRICS } from '../train/run.js';
+import type { TrainSummary } from '../train/trainer.js';
+import { pretrain, extend, resume, type CommonOptions } from './pretrain.js';
+import { evaluateModel, type EvaluateOptions } from './evaluate.js';
+import type { EvalResults } from '../eval/run.js';
+import { runStage, type StageOutcome } from './stages.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { renderReport } from '../report/html.js';
+import { buildReproReport, curriculumSection, type CurriculumRow, type ReproReportInput } from '../report/repro.js';
+
+/** The positional encodings of the ablation, in the order the report lists them. */
+export const REPRO_VARIANTS = ['rope', 'pi', 'abf', 'xpos-abf', 'yarn', 'ntk'] as const;
+export type ReproVariant = (typeof REPRO_VARIANTS)[number];
+
+export const VARIANT_LABELS: Record<ReproVariant | 'base', string> = {
+  base: 'base (RoPE, short context)',
+  rope: 'RoPE unchanged',
+  pi: 'RoPE PI',
+  abf: 'RoPE ABF',
+  'xpos-abf': 'xPos ABF',
+  yarn: 'YaRN',
+  ntk: 'NTK',
+};
+
+export interface ReproPreset {
+  name: 'quick' | 'default' | 'full';
+  sources: string; // bundled corpora
+  vocab: number;
+  model: string; // model preset
+  baseLen: number;
+  baseTokens: number;
+  baseLr: number;
+  tokensPerStep: number;
+  longLen: number;
+  extendTokens: number;
+  /** evaluation: the longest context (beyond longLen shows extrapolation) and samples per cell */
+  evalMaxLen: number;
+  pplSequences: number;
+  retrievalSamples: number;
+  /** curriculum: total tokens of each schedule */
+  curriculumTokens: number;
+}
+
+// Sizes measured on the 2-core machine of BENCHMARKS.md; README lists the times.
+export const REPRO_PRESETS: Record<ReproPreset['name'], ReproPreset> = {
+  quick: {
+    name: 'quick', sources: 'moby-dick,sotu', vocab: 1024, model: 'tiny',
+    baseLen: 256, baseTokens: 1_200_000, baseLr: 3e-3, tokensPerStep: 8192,
+    longLen: 1024, extendTokens: 300_000,
+    evalMaxLen: 2048, pplSequences: 4, retrievalSamples: 2, curriculumTokens: 600_000,
+  },
+  default: {
+    name: 'default', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'tiny',
+    baseLen: 256, baseTokens: 6_000_000, baseLr: 3e-3, tokensPerStep: 8192,
+    longLen: 2048, extendTokens: 1_000_000,
+    evalMaxLen: 4096, pplSequences: 8, retrievalSamples: 4, curriculumTokens: 4_000_000,
+  },
+  full: {
+    name: 'full', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'small',
+    baseLen: 512, baseTokens: 30_000_000, baseLr: 1e-3, tokensPerStep: 16384,
+    longLen: 4096, extendTokens: 4_000_000,
+    evalMaxLen: 8192, pplSequences: 16, retrievalSamples: 8, curriculumTokens: 16_000_000,
+  },
+};
+
+export interface ReproOptions {
+  preset: ReproPreset;
+  out: string;
+  only?: ReproVariant[];
+  /** multiplies every training token budget (tests run --quick at a fraction) */
+  tokenScale?: number;
+  seed?: number;
+  quiet?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface ReproRun {
+  variant: ReproVariant | 'base';
+  label: string;
+  runDir: string;
+  evalDir: string;
+  summary: TrainSummary;
+  results: EvalResults;
+}
+
+export interface ReproOutcome {
+  preset: ReproPreset;
+  tokenScale: number;
+  runs: ReproRun[];
+  stages: { name: string; seconds: number; skipped: boolean }[];
+}
+
+/** Parses `--only abf,pi`; the error lists the choices. */
+export function parseVariants(list: string): ReproVariant[] {
+  const items = list.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const s of items) {
+    if (!(REPRO_VARIANTS as readonly string[]).includes(s)) throw new Error(`--only: unknown positional encoding "${s}" (choose from ${REPRO_VARIANTS.join(', ')})`);
+  }
+  if (items.length === 0) throw new Error(`--only is empty (choose from ${REPRO_VARIANTS.join(', ')})`);
+  return REPRO_VARIANTS.filter((v) => items.includes(v));
+}
+
+interface Shared { tokenizerDir: string; dataDir: string; dataKey: string; stages: ReproOutcome['stages']; log: (l: string) => void; quiet: boolean }
+
+function scaled(tokens: number, scale: number, tokensPerStep: number): number {
+  return Math.max(tokensPerStep * 4, Math.round((tokens * scale) / tokensPerStep) * tokensPerStep);
+}
+
+function note<T>(sh: Shared, name: string, o: StageOutcome<T>): T {
+  sh.stages.push({ name, seconds: o.seconds, skipped: o.skipped });
+  return o.result;
+}
+
+/** Tokenizer and token shards, shared by both ablations. */
+async function prepareShared(p: ReproPreset, out: string, seed: number, log: (l: string) => void, quiet: boolean): Promise<Shared> {
+  const sh: Shared = { tokenizerDir: path.join(out, 'tokenizer'), dataDir: path.join(out, 'data'), dataKey: '', stages: [], log, quiet };
+  const tokSettings = { sources: p.sources, vocab: p.vocab };
+  const tok = await runStage({
+    name: 'tokenizer', dir: sh.tokenizerDir, settings: tokSettings,
+    run: async () => {
+      const docs = (function* () { for (const d of readSources(parseSources(p.sources))) yield d.text; })();
+      saveTokenizer(sh.tokenizerDir, trainBpe(docs, { vocabSize: p.vocab }).tokenizer);
+    },
+    load: () => undefined,
+  }, log);
+  note(sh, 'tokenizer', tok);
+  const dataSettings = { tokenizer: tok.key, sources: p.sources, seed };
+  const data = await runStage({
+    name: 'data', dir: sh.dataDir, settings: dataSettings,
+    // prepareData skips finished sources itself, so a partial folder is simply continued
+    run: async () => { prepareData({ sources: parseSources(p.sources), tokenizer: sh.tokenizerDir, out: sh.dataDir, seed, progress: !quiet, log }); },
+    load: () => undefined,
+  }, log);
+  note(sh, 'data', data);
+  sh.dataKey = data.key;
+  return sh;
+}
+
+function readSummary(runDir: string): TrainSummary {
+  return JSON.parse(fs.readFileSync(path.join(runDir, SUMMARY), 'utf8')) as TrainSummary;
+}
+
+/** A training stage: fresh, or resumed from the last checkpoint of an interrupted attempt. */
+async function trainStage(sh: Shared, name: string, dir: string, settings: unknown, start: () => Promise<TrainSummary>): Promise<{ summary: TrainSummary; key: string }> {
+  const o = await runStage({
+    name, dir, settings,
+    run: async (partial) => {
+      const io = { json: false, quiet: sh.quiet };
+      let s: TrainSummary;
+      if (partial && fs.existsSync(path.join(dir, 'config.resolved.json')) && latestCheckpoint(dir)) {
+        s = await resume(dir, io);
+      } else {
+        fs.rmSync(dir, { recursive: true, force: true });
+        s = await start();
+      }
+      if (s.interrupted) throw new Error(`${name} was interrupted; run the same command again to continue from its last checkpoint`);
+      return s;
+    },
+    load: () => readSummary(dir),
+  }, sh.log);
+  return { summary: note(sh, name, o), key: o.key };
+}
+
+async function evalStage(sh: Shared, name: string, modelRunDir: string, modelKey: string, evalDir: string, e: EvaluateOptions): Promise<EvalResults> {
+  const o = await runStage({
+    name, dir: evalDir, settings: { model: modelKey, ...e },
+    run: async () => evaluateModel(path.join(modelRunDir, FINAL_MODEL), { ...e, out: evalDir, quiet: sh.quiet }),
+    load: () => JSON.parse(fs.readFileSync(path.join(evalDir, 'results.json'), 'utf8')) as EvalResults,
+  }, sh.log);
+  return note(sh, name, o);
+}
+
+function common(p: ReproPreset, out: string, schedule: string, tokens: number, seed: number): CommonOptions {
+  return {
+    out, schedule, tokens, tokensPerStep: p.tokensPerStep, seed,
+    evalSequences: p.pplSequences, keepCheckpoints: 1, mix: {},
+  };
+}
+
+/** The positional-encoding ablation (paper §4.1, Table 5 / Figure 5b at laptop scale). */
+export async function repro(o: ReproOptions): Promise<ReproOutcome> {
+  const p = o.preset;
+  const log = o.log ?? ((l: string) => process.stderr.write(`repro: ${l}\n`));
+  const scale = o.tokenScale ?? 1;
+  if (!(scale > 0)) throw new Error(`--token-scale must be positive, got ${scale}`);
+  const seed = o.seed ?? 0;
+  const variants = o.only ?? [...REPRO_VARIANTS];
+  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false);
+
+  const baseDir = path.join(o.out, 'runs', 'base');
+  const baseTokens = scaled(p.baseTokens, scale, p.tokensPerStep);
+  const baseSettings = { data: sh.dataKey, model: p.model, len: p.baseLen, tokens: baseTokens, lr: p.baseLr, tps: p.tokensPerStep, seed };
+  const base = await trainStage(sh, 'base', baseDir, baseSettings, () =>
+    pretrain({ ...common(p, baseDir, String(p.baseLen), baseTokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr }, { json: false, quiet: sh.quiet }));
+
+  const evalOpts: EvaluateOptions = {
+    tasks: ['ppl', 'first-sentence', 'passkey'], maxLen: p.evalMaxLen, data: sh.dataDir, seed,
+    pplSamples: p.pplSequences, samples: p.retrievalSamples,
+  };
+  const runs: ReproRun[] = [];
+  const baseEvalDir = path.join(o.out, 'eval', 'base');
+  runs.push({ variant: 'base', label: VARIANT_LABELS.base, runDir: baseDir, evalDir: baseEvalDir, summary: base.summary, results: await evalStage(sh, 'eval base', baseDir, base.key, baseEvalDir, evalOpts) });
+
+  const extendTokens = scaled(p.extendTokens, scale, p.tokensPerStep);
+  for (const v of variants) {
+    const runDir = path.join(o.out, 'runs', v);
+    const settings = { base: base.key, rope: v, len: p.longLen, tokens: extendTokens, seed };
+    const ext = await trainStage(sh, `extend ${v}`, runDir, settings, () =>
+      extend({ ...common(p, runDir, String(p.longLen), extendTokens, seed), from: baseDir, rope: v }, { json: false, quiet: sh.quiet }));
+    const evalDir = path.join(o.out, 'eval', v);
+    runs.push({ variant: v, label: VARIANT_LABELS[v], runDir, evalDir, summary: ext.summary, results: await evalStage(sh, `eval ${v}`, runDir, ext.key, evalDir, evalOpts) });
+  }
+  return { preset: p, tokenScale: scale, runs, stages: sh.stages };
+}
+
+export interface CurriculumRun {
+  name: string; // e.g. "256 -> 2048 at 40%"
+  schedule: string;
+  shortShare: number; // share of tokens at the short length (0 = from scratch at the long length)
+  runDir: string;
+  summary: TrainSummary;
+}
+
+export interface CurriculumOutcome { preset: ReproPreset; tokenScale: number; runs: CurriculumRun[]; stages: ReproOutcome['stages'] }
+
+/** The paper's §4.4 / Table 6 at laptop scale: when to switch to long sequences, at equal tokens. */
+export async function reproCurriculum(o: Omit<ReproOptions, 'only'>): Promise<CurriculumOutcome> {
+  const p = o.preset;
+  const log = o.log ?? ((l: string) => process.stderr.write(`repro curriculum: ${l}\n`));
+  const scale = o.tokenScale ?? 1;
+  const seed = o.seed ?? 0;
+  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false);
+  const tokens = scaled(p.curriculumTokens, scale, p.tokensPerStep);
+  const plans = [
+    { name: `${p.longLen} from scratch`, schedule: `${p.longLen}`, shortShare: 0 },
+    ...[0.2, 0.4, 0.8].map((s) => ({ name: `${p.baseLen} -> ${p.longLen} after ${Math.round(s * 100)}%`, schedule: `${p.baseLen}:${s},${p.longLen}:${+(1 - s).toFixed(2)}`, shortShare: s })),
+  ];
+  const runs: CurriculumRun[] = [];
+  for (const c of plans) {
+    const runDir = path.join(o.out, 'curriculum', c.schedule.replace(/[:,]/g, '_'));
+    const settings = { data: sh.dataKey, model: p.model, schedule: c.schedule, tokens, lr: p.baseLr, tps: p.tokensPerStep, seed, rope_theta: 500000 };
+    const r = await trainStage(sh, `curriculum ${c.name}`, runDir, settings, () =>
+      pretrain({
+        ...common(p, runDir, c.schedule, tokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr, ropeTheta: 500000,
+        evalLengths: [p.baseLen, p.longLen],
+      }, { json: false, quiet: sh.quiet }));
+    runs.push({ ...c, runDir, summary: r.summary });
+  }
+  return { preset: p, tokenScale: scale, runs, stages: sh.stages };
+}
+
+/** Training curve points of a run folder (metrics.jsonl train lines). */
+export function trainingCurve(runDir: string): { step: number; tokens: number; loss: number; seqLen: number }[] {
+  const file = path.join(runDir, METRICS);
+  if (!fs.existsSync(file)) return [];
+  const out: { step: number; tokens: number; loss: number; seqLen: number }[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const m = JSON.parse(line) as { type?: string; step?: number; tokens?: number; loss?: number; seq_len?: number };
+    if (m.type === 'train' && typeof m.loss === 'number') out.push({ step: m.step ?? 0, tokens: m.tokens ?? 0, loss: m.loss, seqLen: m.seq_len ?? 0 });
+  }
+  return out;
+}
+
+/** The run's resolved config (for the report's settings table). */
+export function runSettings(runDir: string): ReturnType<typeof readRunConfig> {
+  return readRunConfig(runDir);
+}
+
+/** Curriculum rows already on disk under OUT/curriculum (for the main report), in schedule order. */
+function curriculumOnDisk(out: string, p: ReproPreset): NonNullable<ReproReportInput['curriculum']> | null {
+  const dir = path.join(out, 'curriculum');
+  if (!fs.existsSync(dir)) return null;
+  const rows: CurriculumRow[] = [];
+  let tokens = 0;
+  for (const name of fs.readdirSync(dir).sort()) {
+    const runDir = path.join(dir, name);
+    if (!fs.existsSync(path.join(runDir, SUMMARY))) continue;
+    const s = readSummary(runDir);
+    const sched = readRunConfig(runDir).schedule;
+    const schedule = sched.map((e) => (sched.length > 1 ? `${e.seqLen}:${e.share}` : `${e.seqLen}`)).join(',');
+    const share = sched.length > 1 ? sched[0]!.share : 0;
+    rows.push({ name: share === 0 ? `${p.longLen} from scratch` : `switch after ${Math.round(share * 100)}%`, schedule, flops: s.flops, valLoss: s.valLoss, seconds: s.seconds });
+    tokens = s.tokens;
+  }
+  rows.sort((a, b) => b.flops - a.flops); // from scratch first, then later switches
+  return rows.length > 0 ? { rows, baseLen: p.baseLen, longLen: p.longLen, tokens } : null;
+}
+
+function reportInput(o: ReproOutcome, out: string): ReproReportInput {
+  const p = o.preset;
+  const base = o.runs.find((r) => r.variant === 'base');
+  const cfg = base ? readRunConfig(base.runDir).model : null;
+  const evalRuns = o.runs.map((r) => ({
+    name: r.label, variant: r.variant, results: r.results, dir: r.evalDir,
+    curve: trainingCurve(r.runDir), trainSeconds: r.summary.seconds,
+  }));
+  const scale = o.tokenScale === 1 ? '' : ` (x${o.tokenScale} token scale)`;
+  return {
+    preset: p.name,
+    description: `Preset ${p.name}${scale}: a ${p.model} LLaMA (${cfg ? `${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}, head size ${cfg.head_dim}, vocabulary ${cfg.vocab_size}` : '?'}) pretrained on ${base?.summary.tokens.toLocaleString('en-US') ?? '?'} tokens of ${p.sources} at ${p.baseLen} tokens, then continually pretrained at ${p.longLen} with each positional encoding on ${o.runs.find((r) => r.variant !== 'base')?.summary.tokens.toLocaleString('en-US') ?? '?'} tokens (same tokens per step), and evaluated on held-out documents up to ${p.evalMaxLen} tokens.`,
+    baseLen: p.baseLen, longLen: p.longLen, headDim: cfg?.head_dim ?? 64, ropeTheta: cfg?.rope_theta ?? 10000,
+    abfTheta: 500000, piFactor: p.longLen / p.baseLen,
+    runs: evalRuns,
+    curriculum: curriculumOnDisk(out, p),
+    stages: o.stages,
+  };
+}
+
+/** Writes OUT/report.html for a finished ablation (atomically). */
+export async function writeReproReport(o: ReproOutcome, out: string): Promise<string> {
+  const file = path.join(out, 'report.html');
+  writeFileAtomic(file, await buildReproReport(reportInput(o, out)));
+  return file;
+}
+
+/** Writes OUT/curriculum.html: the §4.4 table on its own. */
+export async function writeCurriculumReport(c: CurriculumOutcome, out: string): Promise<string> {
+  const file = path.join(out, 'curriculum.html');
+  const table = curriculumOnDisk(out, c.preset);
+  if (!table) throw new Error(`no finished curriculum runs under ${path.join(out, 'curriculum')}`);
+  writeFileAtomic(file, renderReport({ title: `longctx repro curriculum (${c.preset.name})`, subtitle: 'When to switch to long sequences, at equal tokens (paper §4.4)', sections: [curriculumSection(table)] }));
+  return file;
+}
