@@ -1,0 +1,72 @@
+// `longctx repro --quick` end to end (at a quarter of its token budget, two encodings): the report
+// exists and shows the runs' own figures, a re-run reuses every stage, and the page renders in a
+// real browser (Debian's Chromium through playwright-core) with no console errors and every chart
+// visible. A screenshot is saved beside the report.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
+import { longctx, assertOneLineError } from '../bin.js';
+
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', process.env.CHROMIUM_PATH ?? ''].find((p) => p !== '' && existsSync(p));
+
+test('repro --quick: report.html with the runs\' figures, cached re-run, renders in Chromium', async () => {
+  const out = mkdtempSync(path.join(tmpdir(), 'longctx-repro-'));
+  const args = ['repro', '--quick', '--only', 'rope,abf', '--token-scale', '0.25', '--out', out, '--quiet'];
+  const r = longctx(...args);
+  assert.equal(r.code, 0, r.stderr);
+  const file = path.join(out, 'report.html');
+  assert.match(r.stdout, /wrote .*report\.html/);
+  const html = readFileSync(file, 'utf8');
+  for (const s of ['Table 5 at laptop scale', 'RoPE ABF', 'RoPE unchanged', 'base (RoPE, short context)', 'Granularity of the position embedding', 'Training curves', '6.323']) {
+    assert.ok(html.includes(s), `report.html lacks "${s}"`);
+  }
+  // our own figures: the ABF model's perplexity at the long length, as results.json has it
+  const res = JSON.parse(readFileSync(path.join(out, 'eval', 'abf', 'results.json'), 'utf8')) as { tasks: { ppl: { byLength: { c: number; ppl: number }[] } } };
+  const ppl = res.tasks.ppl.byLength.find((b) => b.c === 1024)!.ppl;
+  assert.ok(html.includes(ppl.toFixed(3)), `report.html lacks ABF's perplexity ${ppl.toFixed(3)} at 1024`);
+  assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org)/, 'the page is self-contained');
+
+  // everything cached: the second run recomputes nothing
+  const mtime = statSync(path.join(out, 'runs', 'abf', 'model', 'model.safetensors')).mtimeMs;
+  const r2 = longctx(...args.filter((a) => a !== '--quiet'));
+  assert.equal(r2.code, 0, r2.stderr);
+  for (const stage of ['tokenizer', 'data', 'base', 'extend abf', 'eval abf']) assert.match(r2.stderr, new RegExp(`${stage}: done earlier`));
+  assert.equal(statSync(path.join(out, 'runs', 'abf', 'model', 'model.safetensors')).mtimeMs, mtime);
+
+  assert.ok(CHROMIUM, 'Chromium not found: install Debian\'s chromium (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(pathToFileURL(file).href);
+    const charts = await page.$$eval('figure svg', (els) => els.map((e) => {
+      const b = e.getBoundingClientRect();
+      // (runs in the page; the DOM types are not in this project's lib)
+      const st = (globalThis as unknown as { getComputedStyle(x: unknown): { visibility: string; display: string; opacity: string } }).getComputedStyle(e);
+      return { w: b.width, h: b.height, visible: st.visibility !== 'hidden' && st.display !== 'none' && Number(st.opacity) > 0, marks: e.querySelectorAll('path, rect, circle, line').length };
+    }));
+    assert.ok(charts.length >= 5, `expected at least 5 charts, got ${charts.length}`);
+    charts.forEach((c, i) => {
+      assert.ok(c.visible && c.w > 200 && c.h > 100, `chart ${i} is not visible: ${JSON.stringify(c)}`);
+      assert.ok(c.marks > 5, `chart ${i} draws nothing`);
+    });
+    await page.screenshot({ path: path.join(out, 'report.png'), fullPage: true });
+    assert.ok(statSync(path.join(out, 'report.png')).size > 50_000);
+    assert.deepEqual(errors, [], 'console errors');
+  } finally {
+    await browser.close();
+  }
+});
+
+test('repro: bad flags give one-line errors before any work', () => {
+  assertOneLineError(longctx('repro', '--only', 'abf,foo', '--out', path.join(tmpdir(), 'never')), /--only: unknown positional encoding "foo"/);
+  assertOneLineError(longctx('repro', '--quick', '--full'), /--quick or --full/);
+  assertOneLineError(longctx('repro', '--sources', 'nope:x'), /nope/);
+});
