@@ -14,6 +14,8 @@ import { registerEval } from './eval.js'; import { registerExport } from './expo
 import { registerReport } from './report.js';
 import { registerServe } from './serve.js';
 import { registerRepro } from './repro.js';
+import { registerInstruct } from './instruct.js';
+import { registerChat } from './chat.js';
 import { VERSION } from '../version.js';
 
 export function buildProgram(): Command {
@@ -32,6 +34,8 @@ export function buildProgram(): Command {
   registerReport(program);
   registerServe(program);
   registerRepro(program);
+  registerInstruct(program);
+  registerChat(program);
   return program;
 }
 

@@ -4,18 +4,22 @@
 import type { Command } from 'commander';
 import { REPRO_PRESETS, REPRO_VARIANTS, parseVariants, repro, reproCurriculum, writeCurriculumReport, writeReproReport, type ReproPreset } from '../recipes/repro.js';
 import { floatArg, intArg } from './args.js';
+import { parseSources } from '../data/sources.js';
 
-interface Flags { quick: boolean; full: boolean; only?: string; out: string; tokenScale: number; seed: number; quiet: boolean }
+interface Flags { quick: boolean; full: boolean; only?: string; out: string; tokenScale: number; seed: number; quiet: boolean; sources?: string }
 
 function preset(f: Flags): ReproPreset {
   if (f.quick && f.full) throw new Error('give --quick or --full, not both');
-  return REPRO_PRESETS[f.quick ? 'quick' : f.full ? 'full' : 'default'];
+  const p = REPRO_PRESETS[f.quick ? 'quick' : f.full ? 'full' : 'default'];
+  if (f.sources !== undefined) parseSources(f.sources); // a bad spec fails before any work
+  return f.sources !== undefined ? { ...p, sources: f.sources } : p;
 }
 
 function addFlags(cmd: Command, out: string): Command {
   return cmd
     .option('--quick', 'a few minutes on 2 cores: small budgets, evaluation to 2,048 (used by the tests)', false)
     .option('--full', 'the small preset at 512 -> 4,096 with larger budgets (hours)', false)
+    .option('--sources <list>', 'text to train and evaluate on instead of the bundled corpora: moby-dick, sotu, code, file:PATH, dir:PATH[:GLOB], jsonl:PATH[:FIELD]')
     .option('--out <dir>', 'output folder (stages are cached there; re-running skips finished ones)', out)
     .option('--token-scale <x>', 'multiply every training budget (e.g. 0.5 for a faster, noisier run)', floatArg('--token-scale', 0), 1)
     .option('--seed <n>', 'seed for data, initialisation and evaluation examples', intArg('--seed', 0), 0)
@@ -35,10 +39,14 @@ export function registerRepro(program: Command): void {
     const file = await writeReproReport(outcome, f.out);
     process.stdout.write(`wrote ${file} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
   });
-  addFlags(cmd
+  // The flags above belong to `repro` and commander reads them wherever they appear, so
+  // `repro curriculum --quick --out DIR` takes them from the parent command.
+  cmd
     .command('curriculum')
-    .description('paper §4.4: from-scratch long training vs switching from short to long after 20/40/80% of the tokens, at equal tokens, with FLOPs'), 'out/repro')
-    .action(async (f: Flags) => {
+    .description('paper §4.4: from-scratch long training vs switching from short to long after 20/40/80% of the tokens, at equal tokens, with FLOPs (takes repro\'s --quick, --full, --sources, --out, --token-scale, --seed, --quiet)')
+    .action(async (_local: unknown, sub: Command) => {
+      const f = sub.parent!.opts<Flags>();
+      if (f.only) throw new Error('--only is for the positional-encoding ablation, not for repro curriculum');
       const p = preset(f);
       const outcome = await reproCurriculum({ preset: p, out: f.out, tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet });
       const file = await writeCurriculumReport(outcome, f.out);

@@ -9,6 +9,7 @@ import { parameterCount } from '../model/params.js';
 import { openLocalModel, DEFAULT_CHUNK } from '../eval/backends/local.js';
 import { checkEvalMemory, MAX_EVAL_LEN } from '../eval/memory.js';
 import { startServer, DEFAULT_MAX_CONCURRENCY } from '../serve/server.js';
+import { chatTemplateOf, UnsupportedChatTemplateError } from '../serve/chat-template.js';
 import { human, intArg } from './args.js';
 import { modelDir } from './eval.js';
 
@@ -22,8 +23,8 @@ function portArg(v: string): number {
   return n;
 }
 
-/** tokenizer_config.json of the folder, when it has one (passed on to clients; its chat_template is noted). */
-function readTokenizerConfig(dir: string): Record<string, unknown> | null {
+/** tokenizer_config.json of the folder, when it has one (passed on to clients; its chat_template decides chat). */
+export function readTokenizerConfig(dir: string): Record<string, unknown> | null {
   const file = path.join(dir, 'tokenizer_config.json');
   if (!existsSync(file)) return null;
   try {
@@ -48,7 +49,8 @@ export function registerServe(program: Command): void {
     .option('--api-key-env <NAME>', 'require "Authorization: Bearer KEY" with KEY read from this environment variable')
     .option('--quiet', 'no request log on stderr', false)
     .addHelpText('after', `
-Endpoints: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (Llama 2 [INST] template;
+Endpoints: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (Llama 2 [INST] template,
+the one instruct-tuned models carry in tokenizer_config.json; another chat_template there is refused;
 "stream": true for server-sent events), and for longctx's own client GET /longctx/info and
 GET /longctx/tokenizer.json. Evaluate through it with: longctx eval http://HOST:PORT/v1 ...
 Ctrl-C (SIGINT) or SIGTERM finishes the admitted requests and exits; a second one exits at once.`)
@@ -65,8 +67,11 @@ Ctrl-C (SIGINT) or SIGTERM finishes the admitted requests and exits; a second on
       }
       const tokenizerConfig = readTokenizerConfig(dir);
       const lm = openLocalModel(dir, { chunk: f.chunk, maxContext: ctx, ...(f.name !== undefined ? { name: f.name } : {}) });
-      if (typeof tokenizerConfig?.chat_template === 'string') {
-        process.stderr.write('longctx serve: tokenizer_config.json has a chat_template; chat uses the Llama 2 [INST] template instead (Jinja templates are not supported yet)\n');
+      try {
+        chatTemplateOf(tokenizerConfig, path.join(dir, 'tokenizer_config.json'));
+      } catch (e) {
+        if (!(e instanceof UnsupportedChatTemplateError)) throw e;
+        process.stderr.write(`longctx serve: /v1/chat/completions will refuse requests: ${e.message}\n`);
       }
       const log = f.quiet ? null : (line: string): void => { process.stderr.write(`${line}\n`); };
       const srv = await startServer(lm, { host: f.host, port: f.port, maxConcurrency: f.maxConcurrency, id: lm.name, apiKey, log, tokenizerConfig });

@@ -17,7 +17,7 @@ import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { parseSchedule, planStages } from '../train/curriculum.js';
 import { latestCheckpoint, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type RunConfig } from '../train/run.js';
-import { chooseMicroBatch, evalBatches, memoryBudget, train, validate, type TrainIO, type TrainSummary } from '../train/trainer.js';
+import { chooseMicroBatch, datasetTrainData, evalBatches, memoryBudget, train, validate, type TrainIO, type TrainState, type TrainSummary } from '../train/trainer.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { Rng } from '../util/rng.js';
 
@@ -92,7 +92,7 @@ function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | 
   };
 }
 
-function startFresh(cfg: RunConfig, ds: Dataset, weights: Float32Array | null): Parameters<typeof train>[3] {
+function startFresh(cfg: RunConfig, ds: Dataset, weights: Float32Array | null): TrainState {
   const be = selectBackend(cfg.backend === 'ref' ? 'ref' : undefined);
   const model = createModel(cfg.model, be, weights ? { weights } : {});
   if (!weights) initWeights(model, cfg.seed);
@@ -118,7 +118,7 @@ export async function pretrain(o: PretrainOptions, io: TrainIO): Promise<TrainSu
   const backend = selectBackend().name;
   const cfg = resolveRun('pretrain', model, null, o.data, o, PRETRAIN_LR, backend);
   writeRunConfig(o.out, cfg);
-  return train(o.out, cfg, ds, startFresh(cfg, ds, null), io);
+  return train(o.out, cfg, datasetTrainData(ds), startFresh(cfg, ds, null), io);
 }
 
 /** The RoPE of the extended model: the paper's variants (§4.1) and their peers, as HF config fields. */
@@ -177,7 +177,7 @@ export async function extend(o: ExtendOptions, io: TrainIO): Promise<TrainSummar
     model: modelDir, rope: describeRope(ropeParamsOf(base.config)),
     val_loss: Object.fromEntries([...baseVal].map(([T, l]) => [String(T), l])),
   }, null, 2) + '\n');
-  return train(o.out, cfg, ds, startFresh(cfg, ds, weights), io);
+  return train(o.out, cfg, datasetTrainData(ds), startFresh(cfg, ds, weights), io);
 }
 
 /** Validation lengths of an extension: the base length and every length of the new schedule. */
@@ -188,6 +188,7 @@ function evalLengthsFor(base: LlamaConfig, schedule: string): number[] {
 /** Continue a run from its last checkpoint with the same data order and RNG state. */
 export async function resume(runDir: string, io: TrainIO): Promise<TrainSummary> {
   const cfg = readRunConfig(runDir);
+  if (cfg.kind === 'instruct') throw new Error(`${runDir} is an instruction-tuning run; continue it with longctx instruct train --resume ${runDir}`);
   const ckpt = latestCheckpoint(runDir);
   if (!ckpt) throw new Error(`${runDir} has no complete checkpoint yet; start it again (remove the folder) instead of resuming`);
   const ds = openDataset(cfg.data);
@@ -195,5 +196,5 @@ export async function resume(runDir: string, io: TrainIO): Promise<TrainSummary>
   const { model, opt, state } = loadCheckpoint(ckpt, be);
   truncateMetrics(runDir, state.step);
   const data = restoreBatchIterator(ds, state.data as BatchIteratorState);
-  return train(runDir, cfg, ds, { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng) }, io);
+  return train(runDir, cfg, datasetTrainData(ds), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng) }, io);
 }

@@ -22,7 +22,7 @@ import type { LocalEvalModel } from '../eval/backends/local.js';
 import { topLogprobs, type TopLogprobs } from '../eval/model.js';
 import { Rng } from '../util/rng.js';
 import { VERSION } from '../version.js';
-import { ChatTemplateError, llama2ChatTokens } from './chat-template.js';
+import { ChatTemplateError, UnsupportedChatTemplateError, chatTemplateOf, llama2ChatTokens } from './chat-template.js';
 import { IncrementalDecoder, codePoints, tokenBytes, tokenText } from './detok.js';
 import { ApiError, parseChatRequest, parseCompletionRequest, type SamplingRequest } from './request.js';
 import { sampleToken } from './sample.js';
@@ -42,7 +42,10 @@ export interface ServeOptions {
   log?: ((line: string) => void) | null;
   /** largest request body (default 64 MiB: a million token ids as JSON fit) */
   maxBodyBytes?: number;
-  /** the model folder's tokenizer_config.json, passed on to clients by /longctx/info */
+  /**
+   * the model folder's tokenizer_config.json, passed on to clients by /longctx/info; its
+   * chat_template must be absent or the Llama 2 one, or chat requests are refused (chatTemplateOf)
+   */
   tokenizerConfig?: Record<string, unknown> | null;
 }
 
@@ -111,6 +114,15 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
     const p = tail.then(fn);
     tail = p.then(() => {}, () => {});
     return p;
+  }
+
+  // A chat_template we cannot render refuses chat (with the reason); completions still work.
+  let chatRefusal: string | null = null;
+  try {
+    chatTemplateOf(opts.tokenizerConfig, "the model's tokenizer_config.json");
+  } catch (e) {
+    if (!(e instanceof UnsupportedChatTemplateError)) throw e;
+    chatRefusal = e.message;
   }
 
   const info = {
@@ -318,6 +330,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
   async function chat(body: unknown, res: http.ServerResponse, aborted: () => boolean, note: (s: string) => void): Promise<void> {
     const r = parseChatRequest(body);
     checkModel(r.model);
+    if (chatRefusal !== null) throw new ApiError(400, `messages: ${chatRefusal}`, 'messages');
     let prompt: Int32Array;
     try {
       prompt = llama2ChatTokens(tok, r.messages);

@@ -15,12 +15,28 @@ import type { AdamWConfig } from './adamw.js';
 import type { ScheduleEntry, Stage } from './curriculum.js';
 import type { MixOptions } from '../data/mix.js';
 
+/** What an instruction-tuning run (longctx instruct train) trained on; see recipes/instruct.ts. */
+export interface InstructRunInfo {
+  /** self-instruct JSONL files (longctx instruct generate) with their sha256, checked on resume */
+  data: { file: string; sha256: string; docs: string; docsSha256: string }[];
+  /** short chat JSONL files ({"messages": [...]}) with their sha256 */
+  chat: { file: string; sha256: string }[];
+  /** LM loss on the long inputs too (paper Table 9), not only on answers */
+  lossOnInput: boolean;
+  valFraction: number;
+  epochs: number;
+  /** sha256 of the built training sequences: resume refuses data that builds differently */
+  fingerprint: string;
+  /** what the builder made and dropped */
+  counts: Record<string, number>;
+}
+
 export interface RunConfig {
   version: 1;
-  kind: 'pretrain' | 'extend';
+  kind: 'pretrain' | 'extend' | 'instruct';
   model: LlamaConfig; // the model being trained (for extend: with the new RoPE)
-  from: string | null; // extend: the model folder it started from
-  data: string; // prepared data folder
+  from: string | null; // extend, instruct: the model folder it started from
+  data: string; // prepared data folder (instruct: the first self-instruct JSONL file)
   schedule: ScheduleEntry[];
   stages: Stage[]; // resolved from schedule, tokens and tokensPerStep
   tokens: number;
@@ -36,6 +52,7 @@ export interface RunConfig {
   checkpointEvery: number;
   keepCheckpoints: number;
   backend: string;
+  instruct?: InstructRunInfo;
 }
 
 export const RESOLVED_CONFIG = 'config.resolved.json';

@@ -6,10 +6,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { forward, type LlamaModel } from '../model/llama.js';
 import { memoryEstimate } from '../model/estimate.js';
-import { createBatchIterator, type BatchIterator } from '../data/pack.js';
+import { createBatchIterator } from '../data/pack.js';
 import { longDocuments, type Dataset } from '../data/dataset.js';
+import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import { saveModelFolder } from '../io/hf.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic, type FileData } from '../io/atomic.js';
+import { IGNORE_INDEX } from '../kernels/backend.js';
 import { Progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import type { OptimizerState } from './adamw.js';
@@ -21,10 +23,53 @@ import {
   appendMetrics, checkpointName, markLatest, CHECKPOINTS, FINAL_MODEL, SUMMARY, type MetricLine, type RunConfig,
 } from './run.js';
 
+/**
+ * What the loop draws batches from: the packed pretraining stream (data/pack.ts's BatchIterator) or
+ * instruction-tuning sequences with masked targets (instruct/batches.ts). state() is saved in every
+ * checkpoint and must let the recipe restore the iterator exactly.
+ */
+export interface TrainBatches {
+  readonly seqLen: number;
+  readonly batchSize: number;
+  reshape(seqLen: number, batchSize?: number): void;
+  /** tokens/targets (B*T); a target of IGNORE_INDEX (-100) is left out of the loss */
+  next(): { tokens: Int32Array; targets: Int32Array; B: number; T: number };
+  state(): unknown;
+}
+
+/** Held-out sequences for validation at one length: tokens/targets (count*T), masked targets allowed. */
+export interface EvalSet {
+  tokens: Int32Array;
+  targets: Int32Array;
+  count: number;
+}
+
+/**
+ * What the loop needs besides batches: the tokenizer files saved with every checkpoint and the final
+ * model, and the validation sequences at a length.
+ */
+export interface TrainData {
+  files: Record<string, FileData>;
+  evalSet(T: number, n: number): EvalSet;
+}
+
+/** A prepared data folder as TrainData: tokenizer.json in every checkpoint, held-out windows for validation. */
+export function datasetTrainData(ds: Dataset): TrainData {
+  return { files: { 'tokenizer.json': ds.tokenizer.toJSON() }, evalSet: (T, n) => evalBatches(ds, T, n) };
+}
+
+/** tokenizer.json (+ tokenizer_config.json when given) as checkpoint files. */
+export function tokenizerFiles(tok: Tokenizer, tokenizerConfig?: Record<string, unknown>): Record<string, FileData> {
+  return {
+    'tokenizer.json': tok.toJSON(),
+    ...(tokenizerConfig ? { 'tokenizer_config.json': JSON.stringify(tokenizerConfig, null, 2) + '\n' } : {}),
+  };
+}
+
 export interface TrainState {
   model: LlamaModel;
   opt: OptimizerState;
-  data: BatchIterator;
+  data: TrainBatches;
   step: number; // optimizer steps done
   tokens: number; // training tokens consumed
   rng: Rng;
@@ -87,7 +132,7 @@ export function memoryBudget(): number {
  * windows from the longest validation documents when there are enough of them (so the loss
  * measures long context), else the packed validation stream. Deterministic.
  */
-export function evalBatches(ds: Dataset, T: number, n: number): { tokens: Int32Array; targets: Int32Array; count: number } {
+export function evalBatches(ds: Dataset, T: number, n: number): EvalSet {
   const tokens = new Int32Array(n * T);
   const targets = new Int32Array(n * T);
   const long = longDocuments(ds.val, T + 1);
@@ -108,17 +153,34 @@ export function evalBatches(ds: Dataset, T: number, n: number): { tokens: Int32A
   return { tokens, targets, count: n };
 }
 
-/** Mean validation loss at each length, in micro-batches of at most `maxSeqs` sequences. */
-export function validate(m: LlamaModel, sets: Map<number, ReturnType<typeof evalBatches>>, maxRows = 8192): Map<number, number> {
+/**
+ * Mean validation loss per scored target at each length, in micro-batches of at most `maxRows`
+ * rows. Each micro-batch's mean is weighted by its number of scored (not ignored) targets, so with
+ * masked targets (instruction data) the figure is the mean over all scored tokens; with none masked
+ * it is the plain mean over sequences.
+ */
+export function validate(m: LlamaModel, sets: Map<number, EvalSet>, maxRows = 8192): Map<number, number> {
   const out = new Map<number, number>();
   for (const [T, set] of sets) {
     const per = Math.max(1, Math.min(set.count, Math.floor(maxRows / T)));
+    let masked = false;
+    for (let k = 0; k < set.count * T && !masked; k++) masked = set.targets[k] === IGNORE_INDEX;
     let sum = 0;
+    let weight = 0;
     for (let i = 0; i < set.count; i += per) {
       const b = Math.min(per, set.count - i);
-      sum += b * forward(m, set.tokens.subarray(i * T, (i + b) * T), set.targets.subarray(i * T, (i + b) * T), b, T);
+      const targets = set.targets.subarray(i * T, (i + b) * T);
+      // unmasked: sequences as the weight (the figures pretraining has always reported, bit for bit)
+      let w = b;
+      if (masked) {
+        w = 0;
+        for (let k = 0; k < targets.length; k++) if (targets[k] !== IGNORE_INDEX) w++;
+        if (w === 0) continue;
+      }
+      sum += w * forward(m, set.tokens.subarray(i * T, (i + b) * T), targets, b, T);
+      weight += w;
     }
-    out.set(T, sum / set.count);
+    out.set(T, weight > 0 ? sum / weight : NaN);
   }
   return out;
 }
@@ -132,12 +194,12 @@ function splitMicro(batch: { tokens: Int32Array; targets: Int32Array; B: number;
   return out;
 }
 
-export async function train(runDir: string, cfg: RunConfig, ds: Dataset, st: TrainState, io: TrainIO): Promise<TrainSummary> {
+export async function train(runDir: string, cfg: RunConfig, data: TrainData, st: TrainState, io: TrainIO): Promise<TrainSummary> {
   const schedule = lrSchedule(cfg);
   const totalSteps = schedule.totalSteps;
   const totalTokens = totalSteps * cfg.tokensPerStep;
-  const evalSets = new Map(cfg.evalLengths.map((T) => [T, evalBatches(ds, T, cfg.evalSequences)] as const));
-  const files = { 'tokenizer.json': ds.tokenizer.toJSON() };
+  const evalSets = new Map(cfg.evalLengths.map((T) => [T, data.evalSet(T, cfg.evalSequences)] as const));
+  const files = data.files;
   const started = Date.now();
   let stopRequested = false;
   const onSignal = (): void => { stopRequested = true; };

@@ -38,6 +38,17 @@ test('repro --quick: report.html with the runs\' figures, cached re-run, renders
   for (const stage of ['tokenizer', 'data', 'base', 'extend abf', 'eval abf']) assert.match(r2.stderr, new RegExp(`${stage}: done earlier`));
   assert.equal(statSync(path.join(out, 'runs', 'abf', 'model', 'model.safetensors')).mtimeMs, mtime);
 
+  // the curriculum ablation in the same folder: 4 schedules at equal tokens, cheaper as the switch comes later
+  const c = longctx('repro', 'curriculum', '--quick', '--token-scale', '0.1', '--out', out, '--quiet');
+  assert.equal(c.code, 0, c.stderr);
+  const flops = [...c.stdout.matchAll(/FLOPs ([0-9.e+]+)/g)].map((m) => Number(m[1]));
+  assert.equal(flops.length, 4, c.stdout);
+  for (let i = 1; i < 4; i++) assert.ok(flops[i]! < flops[i - 1]!, `FLOPs should fall as the switch comes later: ${flops}`);
+  assert.ok(existsSync(path.join(out, 'curriculum.html')));
+  const r3 = longctx(...args); // the main report now includes the curriculum table
+  assert.equal(r3.code, 0, r3.stderr);
+  assert.match(readFileSync(file, 'utf8'), /Length curriculum \(§4\.4\)/);
+
   assert.ok(CHROMIUM, 'Chromium not found: install Debian\'s chromium (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   try {

@@ -48,14 +48,12 @@ export function loadTokenizer(pathOrDir: string): HfTokenizer {
 }
 
 /**
- * Write tokenizer.json and tokenizer_config.json into `dir` (created if needed), each atomically.
- * Other files in the folder (e.g. a model's weights) are left alone.
+ * The tokenizer_config.json object transformers' AutoTokenizer reads: class, special tokens, and
+ * `extra` fields (model_max_length, chat_template, ...).
  */
-export function saveTokenizer(dir: string, tok: Tokenizer, opts: { modelMaxLength?: number } = {}): void {
-  fs.mkdirSync(dir, { recursive: true });
-  writeFileAtomic(path.join(dir, 'tokenizer.json'), tok.toJSON());
+export function tokenizerConfigObject(tok: Tokenizer, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const name = (id: number): string | null => (id >= 0 ? tok.idToToken(id) ?? null : null);
-  const cfg = {
+  return {
     tokenizer_class: tok.kind === 'byte-fallback' ? 'LlamaTokenizerFast' : 'PreTrainedTokenizerFast',
     bos_token: name(tok.bosId),
     eos_token: name(tok.eosId),
@@ -64,7 +62,20 @@ export function saveTokenizer(dir: string, tok: Tokenizer, opts: { modelMaxLengt
     add_bos_token: true,
     add_eos_token: false,
     clean_up_tokenization_spaces: false,
-    ...(opts.modelMaxLength ? { model_max_length: opts.modelMaxLength } : {}),
+    ...extra,
   };
+}
+
+/**
+ * Write tokenizer.json and tokenizer_config.json into `dir` (created if needed), each atomically.
+ * Other files in the folder (e.g. a model's weights) are left alone.
+ */
+export function saveTokenizer(dir: string, tok: Tokenizer, opts: { modelMaxLength?: number; chatTemplate?: string } = {}): void {
+  fs.mkdirSync(dir, { recursive: true });
+  writeFileAtomic(path.join(dir, 'tokenizer.json'), tok.toJSON());
+  const cfg = tokenizerConfigObject(tok, {
+    ...(opts.modelMaxLength ? { model_max_length: opts.modelMaxLength } : {}),
+    ...(opts.chatTemplate !== undefined ? { chat_template: opts.chatTemplate } : {}),
+  });
   writeFileAtomic(path.join(dir, 'tokenizer_config.json'), JSON.stringify(cfg, null, 2) + '\n');
 }

@@ -1,0 +1,108 @@
+// `longctx chat MODEL`: a terminal conversation with a model folder in the Llama 2 chat format (the
+// template instruction-tuned models carry; serve/chat-template.ts). One line is one user message;
+// /reset forgets the conversation, /exit (or end of input) quits. Works with piped stdin: then
+// only the answers go to stdout, one after another, each ending with a newline.
+
+import * as readline from 'node:readline';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { randomInt } from 'node:crypto';
+import { InvalidArgumentError } from 'commander';
+import { readModelConfig } from '../io/hf.js';
+import { openLocalModel, DEFAULT_CHUNK } from '../eval/backends/local.js';
+import { checkEvalMemory } from '../eval/memory.js';
+import { resolveModelDir } from '../eval/open.js';
+import { chatTemplateOf, llama2ChatTokens, type ChatMessage } from '../serve/chat-template.js';
+import { IncrementalDecoder } from '../serve/detok.js';
+import { sampleToken } from '../serve/sample.js';
+import { Rng } from '../util/rng.js';
+import { floatArg, intArg } from './args.js';
+import { readTokenizerConfig } from './serve.js';
+
+interface ChatFlags { temperature: number; topP: number; seed?: number; maxNew: number; system?: string; ctx?: number; chunk: number }
+
+function topPArg(v: string): number {
+  const x = Number(v);
+  if (!Number.isFinite(x) || x <= 0 || x > 1) throw new InvalidArgumentError(`--top-p must be in (0, 1], got "${v}"`);
+  return x;
+}
+
+export function registerChat(program: Command): void {
+  program
+    .command('chat')
+    .description('chat with a model folder in the terminal (Llama 2 [INST] format, the one instruct-tuned models carry); works with piped stdin')
+    .argument('<model>', 'model folder (config.json, model.safetensors, tokenizer.json) or a run folder with model/')
+    .option('--temperature <t>', 'sampling temperature (0: greedy)', floatArg('--temperature', 0), 0)
+    .option('--top-p <p>', 'nucleus sampling mass', topPArg, 1)
+    .option('--seed <n>', 'seed of the sampler (default: random)', intArg('--seed', 0))
+    .option('--max-new <n>', 'longest answer in tokens', intArg('--max-new', 1), 256)
+    .option('--system <text>', 'a system message, folded into the first turn')
+    .option('--ctx <n>', 'context in tokens (default max_position_embeddings); older turns are dropped to fit', intArg('--ctx', 16))
+    .option('--chunk <n>', 'prefill chunk (rows per forward)', intArg('--chunk', 1), DEFAULT_CHUNK)
+    .addHelpText('after', `
+Commands: /reset starts a new conversation, /exit quits (so does Ctrl-D or the end of piped input).
+Example: printf 'Who is Ishmael?\\n/exit\\n' | longctx chat out/sft --max-new 64`)
+    .action(async (model: string, f: ChatFlags) => {
+      if (/^https?:\/\//i.test(model)) throw new Error(`${model}: chat runs a model folder; for a server use its /v1/chat/completions`);
+      const dir = resolveModelDir(model);
+      const cfg = readModelConfig(dir);
+      chatTemplateOf(readTokenizerConfig(dir), path.join(dir, 'tokenizer_config.json')); // refuses templates we cannot render
+      const ctx = f.ctx ?? cfg.max_position_embeddings;
+      checkEvalMemory(cfg, ctx, f.chunk, undefined, '--ctx');
+      const lm = openLocalModel(dir, { maxContext: ctx, chunk: f.chunk });
+      const tok = lm.tokenizer;
+      const rng = new Rng(f.seed ?? randomInt(2 ** 31));
+      const tty = process.stdin.isTTY === true;
+      const note = (s: string): void => { process.stderr.write(`${s}\n`); };
+      if (tty) note(`longctx chat: ${lm.name} (context ${ctx}); /reset starts over, /exit quits`);
+
+      let history: ChatMessage[] = [];
+      const rl = readline.createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty, prompt: '> ' });
+      if (tty) rl.prompt();
+      for await (const raw of rl) {
+        const line = raw.trim();
+        if (line === '/exit' || line === '/quit') break;
+        if (line === '/reset') {
+          history = [];
+          note('(new conversation)');
+        } else if (line !== '') {
+          history.push({ role: 'user', content: line });
+          // Drop the oldest exchanges until the conversation leaves room for at least one token.
+          const system: ChatMessage[] = f.system !== undefined ? [{ role: 'system', content: f.system }] : [];
+          let prompt = llama2ChatTokens(tok, [...system, ...history]);
+          while (prompt.length >= ctx && history.length > 1) {
+            history = history.slice(2);
+            prompt = llama2ChatTokens(tok, [...system, ...history]);
+            note('(older turns dropped to fit the context)');
+          }
+          if (prompt.length >= ctx) {
+            note(`longctx chat: the message is ${prompt.length} tokens, the context is ${ctx} (--ctx); send a shorter one`);
+            history = [];
+          } else {
+            const maxNew = Math.min(f.maxNew, ctx - prompt.length);
+            const dec = lm.decoder(prompt, maxNew);
+            const detok = new IncrementalDecoder(tok, prompt);
+            let row = dec.row;
+            let answer = '';
+            for (let n = 1; ; n++) {
+              const id = sampleToken(row, { temperature: f.temperature, topP: f.topP }, rng);
+              if (id === tok.eosId) break;
+              // the answer's first token carries the space after [/INST]: not shown (Meta's chat decodes the answer alone)
+              const piece = answer === '' ? detok.push(id).trimStart() : detok.push(id);
+              answer += piece;
+              process.stdout.write(piece);
+              if (n >= maxNew) break;
+              row = dec.feed(id);
+            }
+            const rest = answer === '' ? detok.flush().trimStart() : detok.flush();
+            answer += rest;
+            process.stdout.write(`${rest}\n`);
+            history.push({ role: 'assistant', content: answer });
+          }
+        }
+        if (tty) rl.prompt();
+      }
+      rl.close();
+      process.stdin.destroy(); // a pipe still open upstream must not keep the process alive after /exit
+    });
+}

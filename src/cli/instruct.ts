@@ -1,0 +1,182 @@
+// `longctx instruct generate` (self-instruct long QA pairs from documents, paper §2.2 / App. D) and
+// `longctx instruct train` (supervised fine-tuning on them, §4.3).
+
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { openEvalModel, type OpenedModel } from '../eval/open.js';
+import { loadTokenizer } from '../data/tokenizer/load.js';
+import { ClozeGenerator } from '../instruct/cloze.js';
+import { selfInstruct, type SelfInstructCounts } from '../instruct/generate.js';
+import { instructTrain, resumeInstruct, SFT_EPOCHS, SFT_LR, type InstructSummary } from '../recipes/instruct.js';
+import { Progress } from '../util/progress.js';
+import { floatArg, intArg } from './args.js';
+
+interface GenerateFlags {
+  sources: string; generator?: string; out?: string; seed: number; maxDocs?: number; perDoc: number; minDocTokens: number; chunkTokens?: number;
+  ctx?: number; maxNew: number; verifyMaxNew: number; shortP: number; concurrency?: number; retries: number; timeout: number;
+  tokenizer?: string; apiKeyEnv: string; modelId?: string; skipBad: boolean; json: boolean; quiet: boolean;
+}
+
+interface TrainFlags {
+  from?: string; data: string[]; chat: string[]; out?: string; lossOnInput: boolean; seqLen?: number; batchSize: number; epochs?: number; steps?: number;
+  lr?: number; minLr?: number; warmup?: number; seed: number; valFraction: number; evalEvery?: number; evalSequences?: number;
+  checkpointEvery?: number; keepCheckpoints: number; microBatch?: number; resume?: string; json: boolean;
+}
+
+function fractionArg(flag: string): (v: string) => number {
+  return (v) => {
+    const x = Number(v);
+    if (!Number.isFinite(x) || x < 0 || x > 1) throw new InvalidArgumentError(`${flag} must be a number in [0, 1], got "${v}"`);
+    return x;
+  };
+}
+
+/** Repeatable and comma-separated: --data a.jsonl --data b.jsonl or --data a.jsonl,b.jsonl */
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, ...v.split(',').map((s) => s.trim()).filter((s) => s !== '')];
+}
+
+function countsLine(c: SelfInstructCounts): string {
+  return `generated ${c.generated}, verified ${c.verified}, rejected ${c.rejected}, unparseable ${c.unparseable}`;
+}
+
+function printInstructSummary(s: InstructSummary, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify({ type: 'summary', ...s }) + '\n');
+    return;
+  }
+  const f = (x: number | null): string => (x === null ? '-' : x.toFixed(4));
+  const c = s.counts;
+  process.stdout.write(`${s.interrupted ? 'stopped' : 'done'}: ${s.steps} steps, ${s.tokens} tokens, ${s.seconds.toFixed(0)} s; last train loss ${s.finalLoss.toFixed(4)}` +
+    `${s.model ? `; model in ${s.model}` : ''}\n`);
+  process.stdout.write(`data: ${c.long} long examples (${c.longVal} held out, ${c.longTruncated} documents cut to fit, ${c.longDropped} dropped as too long, ${c.duplicates} duplicates), ` +
+    `${c.conversations} short conversations in ${c.shortSequences} sequences (${c.shortDropped} too long); ${c.scoredTokens} scored targets\n`);
+  const split = s.answerLoss.split === 'held-out' ? 'held-out answers' : s.answerLoss.split === 'train' ? 'training answers (no pair held out)' : null;
+  if (split) process.stdout.write(`answer loss (${split}): ${f(s.answerLoss.before)} before -> ${f(s.answerLoss.after)} after\n`);
+}
+
+export function registerInstruct(program: Command): void {
+  const instruct = program
+    .command('instruct')
+    .description('instruction tuning on self-instructed long data (paper §2.2): generate QA pairs from long documents with a chat model, then fine-tune on them');
+
+  instruct
+    .command('generate')
+    .description('self-instruct: chunk long documents, ask a generator model for a question and answer about a random chunk (normal or short-answer prompt), have it verify the answer, keep verified pairs')
+    .option('--sources <list>', 'documents: moby-dick, sotu, code, file:PATH, dir:PATH[:GLOB], jsonl:PATH[:FIELD] (as data prepare)', 'moby-dick')
+    .option('--generator <model>', 'the model that writes and checks the pairs: a server URL (http://HOST:PORT/v1), a .gguf file (llama.cpp), a model folder, or "cloze" (a rule-based offline stand-in; needs --tokenizer)')
+    .option('--out <file>', 'verified pairs, JSONL (appended; OUT.rejected.jsonl and OUT.docs.jsonl go beside it)')
+    .option('--seed <n>', 'seed of the document, chunk and prompt choices (part of every record\'s key)', intArg('--seed', 0), 0)
+    .option('--max-docs <n>', 'documents to use (default: all), chosen at random by the seed', intArg('--max-docs', 1))
+    .option('--per-doc <n>', 'chunks per document, chosen at random', intArg('--per-doc', 1), 1)
+    .option('--min-doc-tokens <n>', 'skip documents shorter than this (generator tokens)', intArg('--min-doc-tokens', 0), 0)
+    .option('--chunk-tokens <n>', 'largest chunk (default: as large as the generator\'s context allows after the prompt and --max-new)', intArg('--chunk-tokens', 32))
+    .option('--ctx <n>', 'the generator\'s context (default: its trained context, or what the server reports)', intArg('--ctx', 64))
+    .option('--max-new <n>', 'tokens generated for a question + answer', intArg('--max-new', 8), 256)
+    .option('--verify-max-new <n>', 'tokens generated for the verdict', intArg('--verify-max-new', 1), 32)
+    .option('--short-p <p>', 'probability of the short-answer prompt (paper: 0.5)', fractionArg('--short-p'), 0.5)
+    .option('--concurrency <n>', 'requests in flight (servers with several slots)', intArg('--concurrency', 1))
+    .option('--retries <n>', 'server only: retries on 429, 5xx, timeouts and network errors (exponential backoff)', intArg('--retries', 0), 4)
+    .option('--timeout <s>', 'server only: seconds to wait for one answer', intArg('--timeout', 1), 600)
+    .option('--tokenizer <path>', 'server or cloze: the tokenizer.json (or folder) to work in (default for a longctx server: fetched from it)')
+    .option('--api-key-env <NAME>', 'server only: environment variable holding the API key', 'OPENAI_API_KEY')
+    .option('--model-id <id>', 'server only: which of the served models')
+    .option('--skip-bad', 'skip unreadable source files and bad JSONL lines', false)
+    .option('--json', 'print the counts as JSON', false)
+    .option('--quiet', 'no progress bar', false)
+    .addHelpText('after', `
+Each chunk's record has the document id, the chunk's character span, the seed, the prompt kind
+(normal | short) and the verdict. Re-running with the same --out and --seed skips chunks already
+recorded (verified or not), so an interrupted run resumes. The generator sees Llama 2 chat turns
+([INST] ... [/INST]) and decodes greedily. Prints the counts: generated, verified, rejected
+(verdict not "yes"), unparseable (no <question>/<answer> tags).
+--generator cloze is not the paper's method: a rule-based stand-in that asks which word is missing
+from a sentence of the chunk, so the flow runs offline with no chat model at hand.`)
+    .action(async (f: GenerateFlags) => {
+      if (!f.generator) throw new Error('--generator is required (a server URL, a .gguf file or a model folder)');
+      if (!f.out) throw new Error('--out is required (the JSONL file of verified pairs)');
+      let opened: Pick<OpenedModel, 'model' | 'close'>;
+      if (f.generator === 'cloze') {
+        if (!f.tokenizer) throw new Error('--generator cloze needs --tokenizer (the model to be tuned, or its tokenizer.json)');
+        opened = { model: new ClozeGenerator(loadTokenizer(f.tokenizer), f.ctx ?? 4096), close: async () => {} };
+      } else {
+        opened = await openEvalModel(f.generator, {
+          apiKey: process.env[f.apiKeyEnv] || null, concurrency: f.concurrency ?? 1, retries: f.retries, timeoutMs: f.timeout * 1000,
+          ...(f.tokenizer !== undefined ? { tokenizer: f.tokenizer } : {}), ...(f.modelId !== undefined ? { modelId: f.modelId } : {}),
+          ...(f.ctx !== undefined && !/^https?:/i.test(f.generator) ? { ctx: f.ctx } : {}),
+        });
+      }
+      let bar: Progress | null = null;
+      let counts: SelfInstructCounts;
+      try {
+        counts = await selfInstruct(opened.model, {
+          sources: f.sources, out: f.out, seed: f.seed, perDoc: f.perDoc, minDocTokens: f.minDocTokens, maxNew: f.maxNew, verifyMaxNew: f.verifyMaxNew,
+          shortP: f.shortP, skipBad: f.skipBad,
+          ...(f.maxDocs !== undefined ? { maxDocs: f.maxDocs } : {}), ...(f.chunkTokens !== undefined ? { chunkTokens: f.chunkTokens } : {}),
+          ...(f.ctx !== undefined ? { ctx: f.ctx } : {}), ...(f.concurrency !== undefined ? { concurrency: f.concurrency } : {}),
+        }, {
+          onProgress: (done, total, c) => {
+            bar ??= new Progress('instruct', total, { unit: 'items', quiet: f.quiet || f.json });
+            bar.update(done, countsLine(c));
+          },
+        });
+      } finally {
+        await opened.close();
+      }
+      (bar as Progress | null)?.finish(countsLine(counts));
+      if (f.json) {
+        process.stdout.write(JSON.stringify(counts) + '\n');
+        return;
+      }
+      process.stdout.write(`${countsLine(counts)}` +
+        `${counts.skipped > 0 ? ` (${counts.skipped} chunks already done were skipped)` : ''}; ${counts.documents} documents, chunks of up to ${counts.chunkTokens} tokens, generator context ${counts.ctx}\n` +
+        `in the files: ${counts.files.verified} verified in ${counts.out.pairs}, ${counts.files.rejected} rejected + ${counts.files.unparseable} unparseable in ${counts.out.rejected}\n`);
+    });
+
+  instruct
+    .command('train')
+    .description('supervised fine-tuning on self-instruct pairs (the whole document + question -> answer, one per sequence) and short chat data (packed), loss on answers, or with --loss-on-input on the long inputs too (paper Table 9)')
+    .option('--from <run|model>', 'the model to tune: a run folder (its model/) or a model folder with tokenizer.json')
+    .option('--data <file>', 'self-instruct JSONL (instruct generate --out; its .docs.jsonl beside it); repeatable or comma-separated', collect, [])
+    .option('--chat <file>', 'short instruction data: JSONL of {"messages": [{"role", "content"}, ...]} (system?, user, assistant, ...); repeatable', collect, [])
+    .option('--out <dir>', 'run folder to create')
+    .option('--loss-on-input', 'LM loss on the long inputs as well as the answers (the paper\'s better setting, Table 9)', false)
+    .option('--seq-len <n>', 'sequence length (default the model\'s max_position_embeddings); documents are cut to fit, questions and answers never', intArg('--seq-len', 8))
+    .option('--batch-size <n>', 'sequences per optimizer step', intArg('--batch-size', 1), 8)
+    .option('--epochs <n>', `passes over the training sequences (default ${SFT_EPOCHS}, Llama 2's SFT)`, floatArg('--epochs', 0))
+    .option('--steps <n>', 'optimizer steps (instead of --epochs)', intArg('--steps', 1))
+    .option('--lr <x>', `peak learning rate (default: the --from run's, else ${SFT_LR} as Llama 2's SFT)`, floatArg('--lr', 0))
+    .option('--min-lr <x>', 'cosine floor (default lr/10)', floatArg('--min-lr', 0))
+    .option('--warmup <steps>', 'linear warm-up steps (default 5% of the run)', intArg('--warmup', 0))
+    .option('--seed <n>', 'seed of the data order and the held-out split', intArg('--seed', 0), 0)
+    .option('--val-fraction <x>', 'share of the self-instruct pairs held out to measure the answer loss', fractionArg('--val-fraction'), 0.1)
+    .option('--eval-every <steps>', 'validation interval (default: 10 evaluations per run)', intArg('--eval-every', 1))
+    .option('--eval-sequences <n>', 'validation sequences (default: all held-out pairs, at most 64)', intArg('--eval-sequences', 1))
+    .option('--checkpoint-every <steps>', 'checkpoint interval (default: 10 per run)', intArg('--checkpoint-every', 1))
+    .option('--keep-checkpoints <n>', 'checkpoints kept on disk', intArg('--keep-checkpoints', 1), 2)
+    .option('--micro-batch <n>', 'sequences per forward/backward (default: as many as memory allows)', intArg('--micro-batch', 1))
+    .option('--resume <run>', 'continue RUN from its last checkpoint (same data, checked); other flags are ignored')
+    .option('--json', 'JSON lines (metrics) on stdout instead of a progress bar', false)
+    .addHelpText('after', `
+The run folder is laid out like pretrain/extend's (config.resolved.json, metrics.jsonl,
+checkpoints/, model/ with tokenizer.json, summary.json); model/tokenizer_config.json carries the
+Llama 2 chat template, which longctx serve and longctx chat use. Validation is the loss on held-out
+answers (answers only, with or without --loss-on-input), printed before and after.`)
+    .action(async (f: TrainFlags) => {
+      if (f.resume) return printInstructSummary(await resumeInstruct(f.resume, { json: f.json }), f.json);
+      if (!f.from) throw new Error('--from is required (a run folder or a model folder)');
+      if (!f.out) throw new Error('--out is required (the run folder to create)');
+      if (f.data.length === 0 && f.chat.length === 0) throw new Error('give --data (self-instruct JSONL from instruct generate) and/or --chat (chat JSONL)');
+      if (f.epochs !== undefined && f.steps !== undefined) throw new Error('give either --epochs or --steps, not both');
+      const s = await instructTrain({
+        from: f.from, data: f.data, chat: f.chat, out: f.out, lossOnInput: f.lossOnInput, batchSize: f.batchSize, seed: f.seed,
+        valFraction: f.valFraction, keepCheckpoints: f.keepCheckpoints,
+        ...(f.seqLen !== undefined ? { seqLen: f.seqLen } : {}), ...(f.epochs !== undefined ? { epochs: f.epochs } : {}),
+        ...(f.steps !== undefined ? { steps: f.steps } : {}), ...(f.lr !== undefined ? { lr: f.lr } : {}), ...(f.minLr !== undefined ? { minLr: f.minLr } : {}),
+        ...(f.warmup !== undefined ? { warmup: f.warmup } : {}), ...(f.evalEvery !== undefined ? { evalEvery: f.evalEvery } : {}),
+        ...(f.evalSequences !== undefined ? { evalSequences: f.evalSequences } : {}), ...(f.checkpointEvery !== undefined ? { checkpointEvery: f.checkpointEvery } : {}),
+        ...(f.microBatch !== undefined ? { microBatch: f.microBatch } : {}),
+      }, { json: f.json });
+      printInstructSummary(s, f.json);
+    });
+}

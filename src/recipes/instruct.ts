@@ -1,0 +1,205 @@
+// Instruction tuning (paper §2.2, §4.3): supervised fine-tuning of a (long-context) model on
+// self-instructed long-document QA plus optional short chat data, with the loss on answers only or,
+// as Table 9 found better, on answers and long inputs. Reads top to bottom: resolve the model and
+// the data, build the sequences, plan the run, write the configuration, hand everything to the
+// training loop shared with pretrain/extend (train/trainer.ts). The run folder has the same layout;
+// the final model's tokenizer_config.json carries the Llama 2 chat template it was trained in.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { LlamaConfig } from '../model/config.js';
+import { createModel } from '../model/llama.js';
+import { parameterCount } from '../model/params.js';
+import { selectBackend } from '../kernels/native.js';
+import { isModelFolder, openModelFolder } from '../io/hf.js';
+import { loadTokenizer, tokenizerConfigObject } from '../data/tokenizer/load.js';
+import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
+import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { planStages } from '../train/curriculum.js';
+import {
+  latestCheckpoint, readMetrics, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type InstructRunInfo, type RunConfig,
+} from '../train/run.js';
+import { chooseMicroBatch, memoryBudget, tokenizerFiles, train, type TrainData, type TrainIO, type TrainSummary } from '../train/trainer.js';
+import { LLAMA2_CHAT_TEMPLATE } from '../serve/chat-template.js';
+import { buildInstructData, type BuiltData, type BuildCounts } from '../instruct/build.js';
+import { createSequenceIterator, restoreSequenceIterator, type SequenceIteratorState } from '../instruct/batches.js';
+import { sha256, sidecarPaths } from '../instruct/generate.js';
+import { Rng } from '../util/rng.js';
+
+export interface InstructTrainOptions {
+  /** a run folder (its model/) or a model folder with tokenizer.json */
+  from: string;
+  /** self-instruct JSONL files (instruct generate --out) */
+  data: string[];
+  /** short chat JSONL files ({"messages": [...]}) */
+  chat: string[];
+  out: string;
+  /** LM loss on the long inputs too (paper Table 9), not only on answers */
+  lossOnInput: boolean;
+  /** T (default the model's max_position_embeddings) */
+  seqLen?: number;
+  /** sequences per optimizer step */
+  batchSize: number;
+  /** passes over the training sequences (default 2, Llama 2's SFT) */
+  epochs?: number;
+  /** optimizer steps (instead of epochs) */
+  steps?: number;
+  lr?: number;
+  minLr?: number;
+  warmup?: number;
+  seed: number;
+  valFraction: number;
+  evalEvery?: number;
+  /** validation sequences (default all, at most 64) */
+  evalSequences?: number;
+  checkpointEvery?: number;
+  keepCheckpoints: number;
+  microBatch?: number;
+}
+
+/** Llama 2's SFT learning rate: the default when --from is a model folder with no run to take one from. */
+export const SFT_LR = 2e-5;
+export const SFT_EPOCHS = 2;
+
+export interface InstructSummary extends TrainSummary {
+  /** mean loss over the validation answers before the first step and after the last evaluation */
+  answerLoss: { before: number | null; after: number | null; split: BuiltData['valSplit'] };
+  counts: BuildCounts;
+}
+
+function fileSha(file: string): string {
+  return sha256(fs.readFileSync(file, 'utf8'));
+}
+
+/** The tokenizer files of the tuned model: tokenizer.json and a tokenizer_config.json with the Llama 2 chat template. */
+function chatTokenizerFiles(tok: Tokenizer, T: number): TrainData['files'] {
+  return tokenizerFiles(tok, tokenizerConfigObject(tok, { model_max_length: T, chat_template: LLAMA2_CHAT_TEMPLATE }));
+}
+
+function trainData(built: BuiltData, tok: Tokenizer, T: number): TrainData {
+  return {
+    files: chatTokenizerFiles(tok, T),
+    evalSet: (len, n) => {
+      if (len !== T) throw new Error(`instruction validation sequences are built at length ${T}, not ${len}`);
+      const count = Math.min(n, built.val.length);
+      const tokens = new Int32Array(count * T); // (count, T)
+      const targets = new Int32Array(count * T); // (count, T)
+      for (let i = 0; i < count; i++) {
+        tokens.set(built.val[i]!.tokens, i * T);
+        targets.set(built.val[i]!.targets, i * T);
+      }
+      return { tokens, targets, count };
+    },
+  };
+}
+
+function build(tok: Tokenizer, info: Pick<InstructRunInfo, 'data' | 'chat' | 'lossOnInput' | 'valFraction'>, T: number, seed: number): BuiltData {
+  return buildInstructData(tok, { data: info.data.map((d) => d.file), chat: info.chat.map((c) => c.file), seqLen: T, lossOnInput: info.lossOnInput, valFraction: info.valFraction, seed });
+}
+
+/** Answer loss before (the step-0 evaluation) and after (the last one) from the run's metrics. */
+function answerLoss(runDir: string, split: BuiltData['valSplit']): InstructSummary['answerLoss'] {
+  const evals = readMetrics(runDir).filter((m) => m.type === 'eval');
+  const first = evals.find((m) => m.step === 0);
+  const last = evals[evals.length - 1];
+  return { before: first?.val_loss ?? null, after: last && last.step > 0 ? last.val_loss : null, split };
+}
+
+/** Supervised fine-tuning on instruction data; see the top of the file. */
+export async function instructTrain(o: InstructTrainOptions, io: TrainIO): Promise<InstructSummary> {
+  if (fs.existsSync(path.join(o.out, RESOLVED_CONFIG))) {
+    throw new Error(`${o.out} already holds a run; continue it with longctx instruct train --resume ${o.out}, or choose another --out`);
+  }
+  const fromRun = fs.existsSync(path.join(o.from, RESOLVED_CONFIG)) ? readRunConfig(o.from) : null;
+  const modelDir = fromRun ? path.join(o.from, FINAL_MODEL) : o.from;
+  if (!isModelFolder(modelDir)) throw new Error(`${modelDir} is not a model folder${fromRun ? ' (the run has not finished: resume it first)' : ''}`);
+  if (!fs.existsSync(path.join(modelDir, 'tokenizer.json'))) throw new Error(`${modelDir}: no tokenizer.json; instruction data is tokenized with the model's own tokenizer (a run folder's model/ has one)`);
+  const base = openModelFolder(modelDir);
+  const tok = loadTokenizer(modelDir);
+  if (tok.vocabSize > base.config.vocab_size) throw new Error(`${modelDir}: tokenizer.json has ${tok.vocabSize} ids but vocab_size is ${base.config.vocab_size}`);
+  const model: LlamaConfig = base.config;
+  const T = o.seqLen ?? model.max_position_embeddings;
+  if (T > model.max_position_embeddings) {
+    throw new Error(`--seq-len ${T} is longer than the model's context of ${model.max_position_embeddings} (max_position_embeddings); extend it first (longctx extend) or lower --seq-len`);
+  }
+  if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1)) throw new Error(`--batch-size must be an integer >= 1, got ${o.batchSize}`);
+
+  // The data: files recorded with their sha256 (resume refuses changed files), then built.
+  const info: InstructRunInfo = {
+    data: o.data.map((f) => {
+      if (!fs.existsSync(f)) throw new Error(`--data ${f}: no such file (write one with longctx instruct generate --out ${f})`);
+      const docs = sidecarPaths(f).docs;
+      return { file: path.resolve(f), sha256: fileSha(f), docs: path.resolve(docs), docsSha256: fs.existsSync(docs) ? fileSha(docs) : '' };
+    }),
+    chat: o.chat.map((f) => {
+      if (!fs.existsSync(f)) throw new Error(`--chat ${f}: no such file`);
+      return { file: path.resolve(f), sha256: fileSha(f) };
+    }),
+    lossOnInput: o.lossOnInput, valFraction: o.valFraction, epochs: o.epochs ?? SFT_EPOCHS, fingerprint: '', counts: {},
+  };
+  const built = build(tok, info, T, o.seed);
+  info.fingerprint = built.fingerprint;
+  info.counts = { ...built.counts, trainSequences: built.train.length, valSequences: built.val.length };
+
+  // The plan: one stage at T, B sequences per step, enough steps for the epochs.
+  const B = o.batchSize;
+  const tokensPerStep = B * T;
+  const steps = o.steps ?? Math.max(1, Math.ceil((info.epochs * built.train.length) / B));
+  const stages = planStages([{ seqLen: T, share: 1 }], steps * tokensPerStep, tokensPerStep, model);
+  let microBatch: number;
+  if (o.microBatch !== undefined) {
+    if (B % o.microBatch !== 0) throw new Error(`--micro-batch ${o.microBatch} must divide --batch-size ${B}`);
+    microBatch = o.microBatch;
+  } else {
+    microBatch = chooseMicroBatch(model, stages[0]!, memoryBudget());
+  }
+  const lr = o.lr ?? fromRun?.lr.maxLr ?? SFT_LR;
+  const evalSequences = Math.min(built.val.length, o.evalSequences ?? 64);
+  const backend = selectBackend().name;
+  const cfg: RunConfig = {
+    version: 1, kind: 'instruct', model, from: path.resolve(modelDir),
+    data: info.data[0]?.file ?? info.chat[0]!.file,
+    schedule: [{ seqLen: T, share: 1 }], stages, tokens: steps * tokensPerStep, tokensPerStep, microBatch: [microBatch],
+    lr: { maxLr: lr, minLr: o.minLr ?? lr / 10, warmupSteps: o.warmup ?? Math.max(1, Math.round(0.05 * steps)) },
+    adam: llamaAdamW(), seed: o.seed, mix: {},
+    evalEvery: o.evalEvery ?? Math.max(1, Math.round(steps / 10)),
+    evalLengths: evalSequences > 0 ? [T] : [], evalSequences: Math.max(1, evalSequences),
+    checkpointEvery: o.checkpointEvery ?? Math.max(1, Math.round(steps / 10)),
+    keepCheckpoints: o.keepCheckpoints, backend, instruct: info,
+  };
+  writeRunConfig(o.out, cfg);
+
+  const be = selectBackend(backend === 'ref' ? 'ref' : undefined);
+  const m = createModel(model, be, { weights: base.loadWeights() });
+  const data = createSequenceIterator(built.train, { seqLen: T, batchSize: B, seed: o.seed, fingerprint: built.fingerprint });
+  const s = await train(o.out, cfg, trainData(built, tok, T), {
+    model: m, opt: createOptimizerState(parameterCount(model)), data, step: 0, tokens: 0, rng: new Rng(o.seed),
+  }, io);
+  return { ...s, answerLoss: answerLoss(o.out, built.valSplit), counts: built.counts };
+}
+
+/** Continue an instruction-tuning run from its last checkpoint: same data (checked), same batches. */
+export async function resumeInstruct(runDir: string, io: TrainIO): Promise<InstructSummary> {
+  const cfg = readRunConfig(runDir);
+  if (cfg.kind !== 'instruct' || !cfg.instruct) throw new Error(`${runDir} is a ${cfg.kind} run; continue it with longctx ${cfg.kind} --resume ${runDir}`);
+  const info = cfg.instruct;
+  for (const d of info.data) {
+    if (!fs.existsSync(d.file) || fileSha(d.file) !== d.sha256) throw new Error(`${d.file}: missing or changed since the run started; resuming needs the same --data (or start a new run)`);
+    if (d.docsSha256 && (!fs.existsSync(d.docs) || fileSha(d.docs) !== d.docsSha256)) throw new Error(`${d.docs}: missing or changed since the run started; resuming needs the same documents`);
+  }
+  for (const c of info.chat) {
+    if (!fs.existsSync(c.file) || fileSha(c.file) !== c.sha256) throw new Error(`${c.file}: missing or changed since the run started; resuming needs the same --chat`);
+  }
+  const ckpt = latestCheckpoint(runDir);
+  if (!ckpt) throw new Error(`${runDir} has no complete checkpoint yet; start it again (remove the folder) instead of resuming`);
+  const tok = loadTokenizer(ckpt);
+  const T = cfg.schedule[0]!.seqLen;
+  const built = build(tok, info, T, cfg.seed);
+  const be = selectBackend(cfg.backend === 'ref' ? 'ref' : undefined);
+  const { model, opt, state } = loadCheckpoint(ckpt, be);
+  truncateMetrics(runDir, state.step);
+  const data = restoreSequenceIterator(built.train, state.data as SequenceIteratorState, built.fingerprint);
+  const s = await train(runDir, cfg, trainData(built, tok, T), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng) }, io);
+  return { ...s, answerLoss: answerLoss(runDir, built.valSplit), counts: built.counts };
+}

@@ -1,0 +1,154 @@
+// The training-data builder: long examples alone in their sequence with the paper's template, the
+// document (never the question or answer) cut to fit and the chunk kept, answer-only vs
+// loss-on-input targets, short conversations packed, held-out pairs scored on answers, determinism,
+// and one-line errors for bad files.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { IGNORE_INDEX } from '../../src/kernels/backend.js';
+import { buildInstructData, longExample, type Sequence } from '../../src/instruct/build.js';
+import { SequenceIterator, createSequenceIterator, restoreSequenceIterator } from '../../src/instruct/batches.js';
+import { testTokenizer } from '../eval/oracle.js';
+import { mobyDocs, writePairs } from './fixture.js';
+
+let dir = '';
+let data = '';
+let chat = '';
+const docs = mobyDocs(3);
+const QA = [
+  { doc: 0, q: 'What does the narrator ask to be called?', a: 'Ishmael.' },
+  { doc: 1, q: 'Where does the narrator go?', a: 'To New Bedford.', kind: 'short' as const },
+  { doc: 2, q: 'What is the inn called?', a: 'The Spouter-Inn.' },
+];
+
+before(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'longctx-instruct-build-'));
+  data = writePairs(dir, 'pairs', docs, QA);
+  chat = path.join(dir, 'chat.jsonl');
+  writeFileSync(chat, [
+    { messages: [{ role: 'user', content: 'Say hi.' }, { role: 'assistant', content: 'Hi.' }] },
+    { messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Name a whale.' }, { role: 'assistant', content: 'Moby Dick.' }, { role: 'user', content: 'Another?' }, { role: 'assistant', content: 'A sperm whale.' }] },
+    { messages: [{ role: 'user', content: 'Tell a long story. '.repeat(60) }, { role: 'assistant', content: 'No.' }] },
+  ].map((x) => JSON.stringify(x)).join('\n') + '\n');
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const tok = testTokenizer();
+const T = 256;
+
+/** decoded text of the scored targets of a sequence */
+function scored(s: Sequence): string {
+  return tok.decode(Array.from(s.targets).filter((t) => t !== IGNORE_INDEX), { skipSpecial: true });
+}
+function inputs(s: Sequence): string {
+  return tok.decode(Array.from(s.tokens), { skipSpecial: true });
+}
+
+test('a long example: the template with the whole document cut to fit; question and answer kept whole; the chunk kept', () => {
+  const d = docs[0]!;
+  const full = longExample(tok, d.text, null, 'normal', 'What does the narrator ask to be called?', 'Ishmael.', 100000)!;
+  assert.equal(full.truncated, false);
+  const text = tok.decode(full.ids, { skipSpecial: true });
+  assert.ok(text.startsWith('[INST] You are given a long text (delimited by triple quotes) and a question. Read the text and answer the question in the end. """'), text.slice(0, 80));
+  assert.ok(text.endsWith(`""" Question: What does the narrator ask to be called? [/INST] Ishmael. `), text.slice(-80));
+  assert.ok(text.includes(d.text.slice(0, 200)) && text.includes(d.text.slice(-200)), 'the whole document');
+  assert.equal(full.ids[0], tok.bosId);
+  assert.equal(full.ids[full.ids.length - 1], tok.eosId);
+
+  // cut to 300 ids: the document loses ids, nothing else does; with the chunk at the end, the window ends there
+  const cut = longExample(tok, d.text, [d.text.length - 200, d.text.length], 'normal', 'What does the narrator ask to be called?', 'Ishmael.', 300)!;
+  assert.equal(cut.ids.length, 300);
+  assert.ok(cut.truncated);
+  const cutText = tok.decode(cut.ids, { skipSpecial: true });
+  assert.ok(cutText.endsWith(`""" Question: What does the narrator ask to be called? [/INST] Ishmael. `));
+  assert.ok(cutText.includes(d.text.slice(-150)), 'the chunk (the end of the document) is kept');
+  assert.ok(cut.window[0] > 0 && cut.window[1] === cut.docTokens, `window ${cut.window} ends at the document's end`);
+  // without a span the start is kept (the paper's truncation)
+  const head = longExample(tok, d.text, null, 'normal', 'Q?', 'A.', 300)!;
+  assert.equal(head.window[0], 0);
+  // too long even without a document: null
+  assert.equal(longExample(tok, d.text, null, 'normal', 'Why? '.repeat(100), 'A.', 300), null);
+});
+
+test('answer-only vs loss-on-input targets; one long example per padded sequence; short data packed', () => {
+  const a = buildInstructData(tok, { data: [data], chat: [chat], seqLen: T, lossOnInput: false, valFraction: 0, seed: 1 });
+  const b = buildInstructData(tok, { data: [data], chat: [chat], seqLen: T, lossOnInput: true, valFraction: 0, seed: 1 });
+  assert.equal(a.counts.long, 3);
+  assert.equal(a.counts.longTruncated, 3, 'chapters are longer than 256 tokens');
+  assert.equal(a.counts.conversations, 2);
+  assert.equal(a.counts.shortDropped, 1, 'the long story does not fit');
+  assert.equal(a.counts.shortSequences, 1, 'both short conversations fit in one sequence');
+  const longA = a.train.filter((s) => s.kind === 'long');
+  const longB = b.train.filter((s) => s.kind === 'long');
+  assert.equal(longA.length, 3);
+  for (const s of [...a.train, ...b.train]) assert.equal(s.tokens.length, T);
+  // answer only: the scored targets are the answer and EOS
+  assert.deepEqual(longA.map((s) => scored(s).trim()).sort(), QA.map((x) => x.a).sort());
+  for (const s of longA) {
+    const n = s.targets.filter((t) => t !== IGNORE_INDEX).length;
+    const ans = tok.encode(scored(s)).length;
+    assert.ok(n >= 2 && n <= ans + 2, `${n} scored targets for an answer of about ${ans} ids + EOS`);
+    assert.ok(inputs(s).includes('Question: '), 'the question is in the inputs');
+  }
+  // loss on input: every non-padding target after BOS; same inputs
+  for (let i = 0; i < 3; i++) {
+    const sa = longA[i]!, sb = longB.find((s) => inputs(s) === inputs(sa))!;
+    assert.ok(sb, 'same inputs either way');
+    const na = sa.targets.filter((t) => t !== IGNORE_INDEX).length;
+    const nb = sb.targets.filter((t) => t !== IGNORE_INDEX).length;
+    assert.equal(nb, T, 'truncated to T + 1 ids: every target counts');
+    assert.ok(nb > 10 * na);
+    // wherever answer-only scores, loss-on-input scores the same target
+    sa.targets.forEach((t, k) => { if (t !== IGNORE_INDEX) assert.equal(sb.targets[k], t); });
+  }
+  assert.ok(b.counts.scoredTokens > 5 * a.counts.scoredTokens);
+  // the packed short sequence: two conversations, answers scored, padding after them
+  const short = a.train.find((s) => s.kind === 'short')!;
+  const answers = scored(short).replace(/\s+/g, ' ');
+  assert.ok(answers.includes('Hi.') && answers.includes('Moby Dick. A sperm whale.') && !answers.includes('Name'), answers);
+  assert.equal(inputs(short).match(/\[INST\]/g)?.length, 3);
+  assert.equal(short.targets[T - 1], IGNORE_INDEX);
+  assert.equal(short.tokens[T - 1], tok.eosId, 'padded with EOS ids');
+  // no pair held out: validation is the training answers, scored on answers only
+  assert.equal(b.valSplit, 'train');
+  assert.deepEqual(b.val.map((s) => scored(s).trim()).sort(), QA.map((x) => x.a).sort());
+  // deterministic; the settings are part of the fingerprint
+  assert.equal(buildInstructData(tok, { data: [data], chat: [chat], seqLen: T, lossOnInput: false, valFraction: 0, seed: 1 }).fingerprint, a.fingerprint);
+  assert.notEqual(b.fingerprint, a.fingerprint);
+});
+
+test('held-out pairs are scored on answers only; the iterator shuffles per epoch and resumes exactly', () => {
+  const b = buildInstructData(tok, { data: [data], chat: [], seqLen: T, lossOnInput: true, valFraction: 0.34, seed: 2 });
+  assert.equal(b.valSplit, 'held-out');
+  assert.equal(b.counts.longVal, 1);
+  assert.equal(b.val.length, 1);
+  assert.equal(b.train.length, 2);
+  assert.ok(QA.some((x) => x.a === scored(b.val[0]!).trim()));
+  const it = createSequenceIterator(b.train, { seqLen: T, batchSize: 3, seed: 5, fingerprint: b.fingerprint });
+  const first = it.next();
+  assert.equal(first.B, 3);
+  const saved = it.state();
+  const want = [it.next(), it.next()];
+  const again = restoreSequenceIterator(b.train, saved, b.fingerprint);
+  assert.deepEqual([again.next(), again.next()], want);
+  assert.throws(() => restoreSequenceIterator(b.train, saved, 'other'), /builds differently/);
+  assert.throws(() => (it as SequenceIterator).reshape(T * 2), /cannot be reshaped/);
+});
+
+test('bad inputs are one-line errors naming the file', () => {
+  const rejected = path.join(dir, 'r.jsonl');
+  writeFileSync(rejected, JSON.stringify({ v: 1, doc: docs[0]!.doc, span: [0, 1], seed: 0, kind: 'normal', status: 'rejected', question: 'q', answer: 'a' }) + '\n');
+  writeFileSync(path.join(dir, 'r.docs.jsonl'), '');
+  assert.throws(() => buildInstructData(tok, { data: [rejected], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 0 }), /r\.jsonl: record 1 has status "rejected"; --data takes the verified pairs/);
+  const lonely = path.join(dir, 'lonely.jsonl');
+  writeFileSync(lonely, '');
+  assert.throws(() => buildInstructData(tok, { data: [lonely], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 0 }), /lonely\.docs\.jsonl: missing/);
+  const badChat = path.join(dir, 'bad-chat.jsonl');
+  writeFileSync(badChat, '{"messages": [{"role": "user", "content": "hi"}]}\n');
+  assert.throws(() => buildInstructData(tok, { data: [], chat: [badChat], seqLen: T, lossOnInput: false, valFraction: 0, seed: 0 }), /bad-chat\.jsonl:1: the last message must be from the assistant/);
+  writeFileSync(badChat, '{"messages": [{"role": "robot", "content": "hi"}]}\n');
+  assert.throws(() => buildInstructData(tok, { data: [], chat: [badChat], seqLen: T, lossOnInput: false, valFraction: 0, seed: 0 }), /bad-chat\.jsonl:1: messages\[0\]\.role must be/);
+});

@@ -1,0 +1,188 @@
+// Self-instruct generation against a real `longctx serve` of a tiny (untrained) model on loopback,
+// whose replies are nonsense (so pairs come out unparseable, and pairs put in its mouth are rejected
+// by its own verdicts), and against a fake server that returns well-formed pairs and scripted
+// verdicts (the accept path). Records, sidecar files, counts, resuming, a torn last line.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { openLocalModel } from '../../src/eval/backends/local.js';
+import { openOpenAIModel, type OpenAIEvalModel } from '../../src/eval/backends/openai.js';
+import type { EvalModel } from '../../src/eval/model.js';
+import { startServer, type RunningServer } from '../../src/serve/server.js';
+import { selfInstruct, sidecarPaths, readAppendLog, chunkSpans, type PairRecord, type DocRecord, type SelfInstructOptions } from '../../src/instruct/generate.js';
+import { ClozeGenerator, clozePair } from '../../src/instruct/cloze.js';
+import { parseVerdict, verifyPrompt } from '../../src/instruct/prompts.js';
+import { llama2ChatTokens } from '../../src/serve/chat-template.js';
+import { BIN, type BinResult } from '../bin.js';
+import { tinyModelFolder } from '../serve/fixture.js';
+import { fakeGenerator, mobyDocs, type FakeGenerator } from './fixture.js';
+
+let dir = '';
+let folder = '';
+let docsDir = '';
+let srv: RunningServer;
+let remote: OpenAIEvalModel;
+let fake: FakeGenerator;
+
+before(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'longctx-instruct-gen-'));
+  folder = tinyModelFolder(dir);
+  docsDir = path.join(dir, 'docs');
+  mkdirSync(docsDir);
+  mobyDocs(3).forEach((d, i) => writeFileSync(path.join(docsDir, `ch${i + 1}.txt`), d.text.slice(0, 2500)));
+  srv = await startServer(openLocalModel(folder, { maxContext: 1024 }), { port: 0 });
+  remote = await openOpenAIModel(`${srv.url}/v1`);
+  fake = await fakeGenerator(remote.tokenizer, { noEvery: 3, unparseableEvery: 4 });
+});
+after(async () => {
+  remote?.close();
+  await srv?.close();
+  await fake?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function longctxAsync(...args: string[]): Promise<BinResult> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, LONGCTX_DEBUG: '' } });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (c) => { stdout += c; });
+    p.stderr.on('data', (c) => { stderr += c; });
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+const opts = (out: string, extra: Partial<SelfInstructOptions> = {}): SelfInstructOptions => ({
+  sources: `dir:${docsDir}`, out, seed: 0, perDoc: 2, minDocTokens: 0, chunkTokens: 128, maxNew: 40, verifyMaxNew: 6, shortP: 0.5, ...extra,
+});
+
+test('chunks are cut at sentence ends, in order, within the budget', () => {
+  const text = mobyDocs(1)[0]!.text.slice(0, 3000);
+  const spans = chunkSpans(text, remote.tokenizer, 100);
+  assert.ok(spans.length >= 3);
+  for (let i = 0; i < spans.length; i++) {
+    const [s, e] = spans[i]!;
+    assert.ok(e > s && (i === 0 || s >= spans[i - 1]![1]));
+    assert.ok(remote.tokenizer.encode(text.slice(s, e)).length <= 110, 'about the budget');
+    if (i < spans.length - 1) assert.match(text.slice(s, e), /[.!?;:"'’”)\]]$|\S$/);
+  }
+});
+
+test('against a real longctx serve of a tiny model: nonsense is unparseable, pairs it must judge are rejected; records and resume', async () => {
+  const out = path.join(dir, 'real', 'data.jsonl');
+  // Every other generation call gets a well-formed pair instead of the server's nonsense, so the
+  // server's own verdicts (also nonsense: not "yes") are exercised on it.
+  let calls = 0;
+  const canned = remote.tokenizer.encode('<question>Who tells the story?</question> <answer>Ishmael</answer>');
+  const model: EvalModel = Object.assign(Object.create(remote) as OpenAIEvalModel, {
+    generate: async (prompt: Int32Array, maxNew: number): Promise<Int32Array> => {
+      const text = remote.tokenizer.decode(prompt);
+      if (!text.includes('Proposed answer:') && calls++ % 2 === 1) return canned;
+      return remote.generate(prompt, maxNew);
+    },
+  });
+  const c = await selfInstruct(model, opts(out));
+  const files = sidecarPaths(out);
+  assert.equal(c.documents, 3);
+  assert.equal(c.chunks, 6);
+  assert.equal(c.generated, 6);
+  assert.equal(c.verified + c.rejected + c.unparseable, 6);
+  assert.equal(c.unparseable, 3, 'the tiny model writes no tags');
+  assert.ok(c.rejected >= 2, `its verdicts are not "yes": ${JSON.stringify(c)}`);
+  const side = readAppendLog<PairRecord>(files.rejected);
+  assert.equal(side.length, c.rejected + c.unparseable);
+  for (const r of side) {
+    assert.match(r.doc, /^dir:.*\/ch[123]\.txt$/);
+    assert.ok(Array.isArray(r.span) && r.span[1] > r.span[0]);
+    assert.equal(r.seed, 0);
+    assert.ok(r.kind === 'normal' || r.kind === 'short');
+    assert.equal(typeof r.raw, 'string');
+    assert.equal(r.generator, remote.name);
+    if (r.status === 'rejected') {
+      assert.equal(r.question, 'Who tells the story?');
+      assert.ok(r.verdict === 'no' || r.verdict === 'unclear');
+      assert.equal(typeof r.critique, 'string');
+    } else assert.equal(r.status, 'unparseable');
+  }
+  const docs = readAppendLog<DocRecord>(files.docs);
+  assert.equal(docs.length, 3);
+  assert.ok(docs.every((d) => d.text.length === 2500));
+
+  // re-running skips every chunk; a torn last line (a crash mid-append) is cut off first
+  appendFileSync(files.rejected, '{"v":1,"doc":"dir:x","sp');
+  const again = await selfInstruct(model, opts(out));
+  assert.equal(again.generated, 0);
+  assert.equal(again.skipped, 6);
+  assert.ok(readFileSync(files.rejected, 'utf8').endsWith('\n'));
+  assert.equal(readAppendLog<PairRecord>(files.rejected).length, side.length);
+  // another seed picks its own chunks and prompts: new records beside the old
+  const other = await selfInstruct(model, opts(out, { seed: 7, maxDocs: 1, perDoc: 1 }));
+  assert.equal(other.generated, 1);
+});
+
+test('longctx instruct generate against a real server prints the counts', async () => {
+  const out = path.join(dir, 'cli', 'data.jsonl');
+  const r = await longctxAsync('instruct', 'generate', '--generator', `${srv.url}/v1`, '--sources', `dir:${docsDir}`, '--out', out,
+    '--max-docs', '2', '--max-new', '24', '--verify-max-new', '4', '--chunk-tokens', '96', '--quiet');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^generated 2, verified 0, rejected 0, unparseable 2; 2 documents, chunks of up to 96 tokens, generator context 1024\n/);
+  assert.match(r.stdout, /in the files: 0 verified in .*data\.jsonl, 0 rejected \+ 2 unparseable in .*data\.rejected\.jsonl/);
+});
+
+test('against a fake server with well-formed pairs: verified, rejected and unparseable, each chunk answered from its own text', async () => {
+  const out = path.join(dir, 'fake', 'data.jsonl');
+  const r = await longctxAsync('instruct', 'generate', '--generator', fake.url, '--tokenizer', folder, '--sources', `dir:${docsDir}`, '--out', out,
+    '--per-doc', '4', '--chunk-tokens', '64', '--max-new', '64', '--concurrency', '2', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const c = JSON.parse(r.stdout);
+  assert.equal(c.generated, 12);
+  assert.equal(c.unparseable, 3, 'every 4th generation has no tags');
+  assert.equal(c.rejected, 3, 'every 3rd verdict is "no"');
+  assert.equal(c.verified, 6);
+  const pairs = readAppendLog<PairRecord>(out);
+  const docs = new Map(readAppendLog<DocRecord>(sidecarPaths(out).docs).map((d) => [d.doc, d.text]));
+  assert.equal(pairs.length, 6);
+  for (const p of pairs) {
+    assert.equal(p.status, 'verified');
+    assert.equal(p.verdict, 'yes');
+    assert.equal(p.question, 'Which word comes first in the chunk?');
+    const chunk = docs.get(p.doc)!.slice(p.span[0], p.span[1]);
+    const first = chunk.split(/\s+/).find((w) => /^[A-Za-z]{4,}$/.test(w));
+    assert.equal(p.answer, first ?? 'none', `the answer comes from the chunk at ${p.span}`);
+  }
+  const kinds = new Set([...pairs, ...readAppendLog<PairRecord>(sidecarPaths(out).rejected)].map((p) => p.kind));
+  assert.deepEqual([...kinds].sort(), ['normal', 'short']);
+  assert.equal(fake.calls.verify, 9);
+  // no generator, or a server without a tokenizer: one-line errors
+  const none = await longctxAsync('instruct', 'generate', '--sources', 'moby-dick', '--out', out);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /^longctx: --generator is required/);
+  const noTok = await longctxAsync('instruct', 'generate', '--generator', fake.url, '--out', path.join(dir, 'x.jsonl'));
+  assert.equal(noTok.code, 1);
+  assert.match(noTok.stderr, /not a longctx server .*pass --tokenizer/);
+  assert.ok(!existsSync(path.join(dir, 'x.jsonl')));
+});
+
+test('the cloze stand-in (--generator cloze): a missing word of a sentence of the chunk, verified against the chunk', async () => {
+  const tok = remote.tokenizer;
+  const g = new ClozeGenerator(tok, 2048);
+  const out = path.join(dir, 'cloze', 'data.jsonl');
+  const c = await selfInstruct(g, opts(out, { maxNew: 200, verifyMaxNew: 16 }));
+  assert.equal(c.generated, 6);
+  assert.equal(c.verified, 6);
+  const docs = new Map(readAppendLog<DocRecord>(sidecarPaths(out).docs).map((d) => [d.doc, d.text]));
+  for (const p of readAppendLog<PairRecord>(out)) {
+    const word = p.kind === 'short' ? p.answer! : /"(.*)"/.exec(p.answer!)![1]!;
+    const sentence = /"([\s\S]*)"\?$/.exec(p.question!)![1]!.replace('___', word);
+    assert.ok(docs.get(p.doc)!.slice(p.span[0], p.span[1]).replace(/\s+/g, ' ').includes(sentence), sentence);
+  }
+  const chunk = 'Call me Ishmael. Some years ago, never mind how long precisely, I thought I would sail about a little.';
+  const p = clozePair(chunk, true)!;
+  const verdict = async (answer: string): Promise<string> =>
+    parseVerdict(tok.decode(await g.generate(llama2ChatTokens(tok, [{ role: 'user', content: verifyPrompt(chunk, p.question, answer) }]), 16), { skipSpecial: true }));
+  assert.equal(await verdict(p.answer), 'yes');
+  assert.equal(await verdict('Queequeg'), 'no');
+});
