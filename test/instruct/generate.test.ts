@@ -5,7 +5,6 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,7 +16,7 @@ import { selfInstruct, sidecarPaths, readAppendLog, chunkSpans, type PairRecord,
 import { ClozeGenerator, clozePair } from '../../src/instruct/cloze.js';
 import { parseVerdict, verifyPrompt } from '../../src/instruct/prompts.js';
 import { llama2ChatTokens } from '../../src/serve/chat-template.js';
-import { BIN, type BinResult } from '../bin.js';
+import { longctxAsync } from '../bin.js';
 import { tinyModelFolder } from '../serve/fixture.js';
 import { fakeGenerator, mobyDocs, type FakeGenerator } from './fixture.js';
 
@@ -45,15 +44,6 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function longctxAsync(...args: string[]): Promise<BinResult> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, LONGCTX_DEBUG: '' } });
-    let stdout = '', stderr = '';
-    p.stdout.on('data', (c) => { stdout += c; });
-    p.stderr.on('data', (c) => { stderr += c; });
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 const opts = (out: string, extra: Partial<SelfInstructOptions> = {}): SelfInstructOptions => ({
   sources: `dir:${docsDir}`, out, seed: 0, perDoc: 2, minDocTokens: 0, chunkTokens: 128, maxNew: 40, verifyMaxNew: 6, shortP: 0.5, ...extra,

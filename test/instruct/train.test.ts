@@ -5,7 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { LLAMA2_CHAT_TEMPLATE, llama2ChatTokens } from '../../src/serve/chat-tem
 import { startServer } from '../../src/serve/server.js';
 import { instructTrain, resumeInstruct, type InstructTrainOptions } from '../../src/recipes/instruct.js';
 import { readMetrics } from '../../src/train/run.js';
-import { BIN, assertOneLineError, longctx, type BinResult } from '../bin.js';
+import { BIN, assertOneLineError, longctx, longctxAsync } from '../bin.js';
 import { tinyModelFolder, post } from '../serve/fixture.js';
 import { fakeGenerator, mobyDocs } from './fixture.js';
 
@@ -26,15 +26,6 @@ let data = '';
 let chat = '';
 const run = (): string => path.join(dir, 'sft');
 
-function longctxAsync(...args: string[]): Promise<BinResult> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, LONGCTX_DEBUG: '' } });
-    let stdout = '', stderr = '';
-    p.stdout.on('data', (c) => { stdout += c; });
-    p.stderr.on('data', (c) => { stderr += c; });
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'longctx-instruct-train-'));

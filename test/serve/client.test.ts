@@ -17,7 +17,7 @@ import { prepareEvaluation } from '../../src/eval/run.js';
 import { corpusFromTexts } from '../../src/eval/corpus.js';
 import { parseSources, readSources } from '../../src/data/sources.js';
 import { startServer, type RunningServer } from '../../src/serve/server.js';
-import { BIN, assertOneLineError, longctx, type BinResult } from '../bin.js';
+import { BIN, assertOneLineError, longctx, longctxAsync } from '../bin.js';
 import { tinyModelFolder, get } from './fixture.js';
 
 let dir = '';
@@ -36,16 +36,6 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** The bin without blocking this process (the server under test lives here). */
-function longctxAsync(...args: string[]): Promise<BinResult> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, LONGCTX_DEBUG: '' } });
-    let stdout = '', stderr = '';
-    p.stdout.on('data', (c) => { stdout += c; });
-    p.stderr.on('data', (c) => { stderr += c; });
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 const relClose = (a: number, b: number): boolean => Math.abs(a - b) <= 1e-4 * Math.max(1, Math.abs(b));
 
