@@ -16,7 +16,9 @@ export function formatSummary(r: EvalResults): string {
     out.push(`  loss by c    ${p.byLength.map((b) => `${b.c}${mark(b.beyondTrained)}:${b.loss.toFixed(3)}`).join('  ')}`);
     if (p.fit) {
       const f = p.fit;
-      out.push(`  power law    L(c) = (${f.alpha.toPrecision(4)}/c)^${f.beta.toFixed(3)} + ${f.gamma.toFixed(3)}; R^2 ${f.r2.toFixed(4)}; 2^-beta ${f.factor.toFixed(3)}${f.flags.length ? ` [${f.flags.join(', ')}]` : ''}`);
+      // a curve that does not fall drives beta to 0 and alpha to infinity: say "flat" rather than print that
+      const law = Number.isFinite(f.alpha) ? `L(c) = (${f.alpha.toPrecision(4)}/c)^${f.beta.toFixed(3)} + ${f.gamma.toFixed(3)}` : 'none: loss does not fall with c (the fit is flat)';
+      out.push(`  power law    ${law}; R^2 ${f.r2.toFixed(4)}; 2^-beta ${f.factor.toFixed(3)}${f.flags.length ? ` [${f.flags.join(', ')}]` : ''}`);
     } else if (p.fitNote) out.push(`  power law    not fitted: ${p.fitNote}`);
   }
   if (t['first-sentence']) out.push(`first-sentence ROUGE-L ${t['first-sentence'].byLength.map((b) => `${b.length}${mark(b.beyondTrained)}:${pct(b.rougeL)}`).join('  ')}`);
