@@ -229,8 +229,12 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   const int64_t ldq = NH * HS, ldk = NKV * HS;
   const int64_t nqb = (Tq + Br - 1) / Br;
   const int64_t npk = (Tk + PW - 1) / PW;  // key panels per head
-  const std::vector<float> kpack = packed_heads(k, B, Tk, NKV, HS);     // (B, NKV, npk, HS, PW)
-  const std::vector<float> vcont = contiguous_heads(v, B, Tk, NKV, HS);  // (B, NKV, Tk, HS)
+  // Packing pays off when many query rows reuse the keys. A few rows (decoding from a KV cache:
+  // Tq = 1 per generated token) read each key once, so copying the whole cache first would cost as
+  // much as the attention itself: they take dot products against K and V in place.
+  const bool direct = Tq < PW;
+  const std::vector<float> kpack = direct ? std::vector<float>() : packed_heads(k, B, Tk, NKV, HS);     // (B, NKV, npk, HS, PW)
+  const std::vector<float> vcont = direct ? std::vector<float>() : contiguous_heads(v, B, Tk, NKV, HS);  // (B, NKV, Tk, HS)
   const float *kp = kpack.data(), *vc = vcont.data();
   run_tasks(B * NH * nqb, [&](int64_t task, int) {
     // most expensive tiles (last query blocks) first
@@ -242,12 +246,19 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
     m.assign(Br, -INFINITY);
     l.assign(Br, 0.f);
     const float* qt = q + ((b * Tq + q0) * NH + h) * HS;
-    const float* kph = kp + (b * NKV + kh) * npk * HS * PW;
+    const float* kph = direct ? nullptr : kp + (b * NKV + kh) * npk * HS * PW;
     const int64_t kmax = q0 + nq - 1 + offset;  // last key any query of the tile sees
     for (int64_t k0 = 0; k0 <= kmax; k0 += Bc) {
       const int64_t nk = std::min({Bc, Tk - k0, kmax - k0 + 1});
-      const float* vt = vc + ((b * NKV + kh) * Tk + k0) * HS;
-      tile_qk(qt, ldq, nq, kph + (k0 / PW) * HS * PW, (nk + PW - 1) / PW, HS, scale, S.data(), Bc);
+      const float* vt = direct ? v + ((b * Tk + k0) * NKV + kh) * HS : vc + ((b * NKV + kh) * Tk + k0) * HS;
+      const int64_t ldv = direct ? ldk : HS;
+      if (direct) {
+        const float* kt = k + ((b * Tk + k0) * NKV + kh) * HS;
+        for (int64_t i = 0; i < nq; i++)
+          for (int64_t j = 0; j < nk; j++) S[i * Bc + j] = scale * dot(qt + i * ldq, kt + j * ldk, HS);
+      } else {
+        tile_qk(qt, ldq, nq, kph + (k0 / PW) * HS * PW, (nk + PW - 1) / PW, HS, scale, S.data(), Bc);
+      }
       if (k0 + nk - 1 > q0 + offset) causal_mask(S.data(), nq, nk, q0 + offset, k0);
       for (int64_t i = 0; i < nq; i++) {
         float* s = S.data() + i * Bc;
@@ -258,7 +269,7 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
           for (int64_t d = 0; d < HS; d++) O[i * HS + d] *= alpha;
         m[i] = mnew;
       }
-      tile_acc(S.data(), Bc, 1, nq, nk, vt, HS, HS, O.data(), HS);  // O += P V
+      tile_acc(S.data(), Bc, 1, nq, nk, vt, ldv, HS, O.data(), HS);  // O += P V
     }
     for (int64_t i = 0; i < nq; i++) {
       float* o = out + ((b * Tq + q0 + i) * NH + h) * HS;
