@@ -1,13 +1,13 @@
 // `longctx eval MODEL`: the paper's probes on a model folder or an OpenAI-compatible server; writes OUT/results.json and OUT/charts/.
 
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { readModelConfig } from '../io/hf.js';
-import { writeFileAtomic } from '../io/atomic.js';
 import { Progress } from '../util/progress.js';
 import { openLocalModel, DEFAULT_CHUNK } from '../eval/backends/local.js';
+import { resolveModelDir } from '../eval/open.js';
 import { isServerUrl, openOpenAIModel, type OpenAIEvalModel } from '../eval/backends/openai.js';
 import { openLlamaCppModel, type LlamaCppEvalModel } from '../eval/backends/llamacpp.js';
 import { checkEvalMemory, MAX_EVAL_LEN } from '../eval/memory.js';
@@ -17,7 +17,7 @@ import { readMcFile } from '../eval/probes/mc.js';
 import { RULER_TASKS, type RulerTaskName } from '../eval/probes/ruler.js';
 import { EVAL_TASKS, prepareEvaluation, type EvalInputs, type EvalSettings, type EvalTaskName, type PreparedEvaluation } from '../eval/run.js';
 import { formatSummary } from '../eval/summary.js';
-import { writeEvalCharts } from '../report/render.js';
+import { writeEvalOutputs } from '../recipes/evaluate.js';
 import { intArg, intListArg, floatArg } from './args.js';
 
 interface EvalFlags {
@@ -53,11 +53,6 @@ function backendArg(v: string): 'local' | 'llama.cpp' {
   return v;
 }
 
-/** A run folder (with model/) stands for its model. */
-export function modelDir(dir: string): string {
-  if (!existsSync(path.join(dir, 'config.json')) && existsSync(path.join(dir, 'model', 'config.json'))) return path.join(dir, 'model');
-  return dir;
-}
 
 export function registerEval(program: Command): void {
   program
@@ -144,7 +139,7 @@ export function registerEval(program: Command): void {
         if (f.backend === 'local' && /\.gguf$/i.test(model)) throw new Error(`${model}: a .gguf file runs on --backend llama.cpp; the local engine reads model folders`);
         if (f.ropeBase !== undefined) throw new Error('--rope-base is for --backend llama.cpp; for a model folder, change rope_theta in its config.json');
         if (f.tokenizer !== undefined) throw new Error('--tokenizer is for server URLs; a model folder uses its own tokenizer.json');
-        const dir = modelDir(model);
+        const dir = resolveModelDir(model);
         const cfg = readModelConfig(dir); // "not a model folder" errors come from here, before anything is loaded
         const maxLen = f.maxLen ?? cfg.max_position_embeddings;
         if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
@@ -168,17 +163,7 @@ export function registerEval(program: Command): void {
         await llamacpp?.close();
       }
       bar.finish(`${tasks.length} task${tasks.length === 1 ? '' : 's'}`);
-      mkdirSync(f.out, { recursive: true });
-      writeFileAtomic(resultsFile, JSON.stringify(results, null, 2) + '\n');
-      // charts after results.json: if drawing fails, the results are already safe on disk
-      let charts: string[] = [];
-      if (f.charts) {
-        try {
-          charts = await writeEvalCharts(f.out, results);
-        } catch (e) {
-          throw new Error(`charts: ${(e as Error).message.split('\n')[0]} (${resultsFile} is written; --no-charts skips the charts)`);
-        }
-      }
+      const charts = await writeEvalOutputs(f.out, results, f.charts);
       const chartsNote = charts.length > 0 ? ` and ${charts.filter((c) => c.endsWith('.svg')).length} charts in ${path.join(f.out, 'charts')}` : '';
       if (f.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
       else process.stdout.write(`${formatSummary(results)}\nwrote ${resultsFile}${chartsNote}\n`);

@@ -1,19 +1,13 @@
 // `longctx export gguf MODEL --out FILE`: a model folder as a llama.cpp GGUF file.
 
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
 import { exportGguf } from '../io/gguf-llama.js';
 import { readGgufHeader } from '../io/gguf.js';
 import { bytes } from './args.js';
+import { resolveModelDir } from '../eval/open.js';
 
 interface ExportGgufFlags { out: string; f16: boolean; name?: string; force: boolean; json: boolean }
-
-/** A run folder (with model/) stands for its model, as in `longctx eval`. */
-function modelDir(dir: string): string {
-  if (!existsSync(path.join(dir, 'config.json')) && existsSync(path.join(dir, 'model', 'config.json'))) return path.join(dir, 'model');
-  return dir;
-}
 
 export function registerExport(program: Command): void {
   const exp = program.command('export').description('convert a model folder to another format (gguf: for llama.cpp)');
@@ -33,7 +27,7 @@ export function registerExport(program: Command): void {
     .option('--json', 'print the summary as JSON', false)
     .action((model: string, f: ExportGgufFlags) => {
       if (existsSync(f.out) && !f.force) throw new Error(`${f.out} exists; choose another --out or pass --force to replace it`);
-      const summary = exportGguf(modelDir(model), f.out, { f16: f.f16, ...(f.name !== undefined ? { name: f.name } : {}) });
+      const summary = exportGguf(resolveModelDir(model), f.out, { f16: f.f16, ...(f.name !== undefined ? { name: f.name } : {}) });
       readGgufHeader(f.out); // read back what was written: a writer bug fails here, not in llama.cpp
       if (f.json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
       else process.stdout.write(`wrote ${f.out}: ${summary.tensors} tensors (${summary.fileType}), ${summary.metadata} metadata keys, ${bytes(summary.bytes)}, ${summary.rope}\n`);

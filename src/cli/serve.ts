@@ -11,7 +11,7 @@ import { checkEvalMemory, MAX_EVAL_LEN } from '../eval/memory.js';
 import { startServer, DEFAULT_MAX_CONCURRENCY } from '../serve/server.js';
 import { chatTemplateOf, UnsupportedChatTemplateError } from '../serve/chat-template.js';
 import { human, intArg } from './args.js';
-import { modelDir } from './eval.js';
+import { resolveModelDir } from '../eval/open.js';
 
 interface ServeFlags {
   host: string; port: number; maxConcurrency: number; ctx?: number; chunk: number; name?: string; apiKeyEnv?: string; quiet: boolean;
@@ -55,7 +55,7 @@ the one instruct-tuned models carry in tokenizer_config.json; another chat_templ
 GET /longctx/tokenizer.json. Evaluate through it with: longctx eval http://HOST:PORT/v1 ...
 Ctrl-C (SIGINT) or SIGTERM finishes the admitted requests and exits; a second one exits at once.`)
     .action(async (model: string, f: ServeFlags) => {
-      const dir = modelDir(model);
+      const dir = resolveModelDir(model);
       const cfg = readModelConfig(dir); // "not a model folder" errors come from here
       const ctx = f.ctx ?? cfg.max_position_embeddings;
       if (ctx > MAX_EVAL_LEN) throw new Error(`--ctx ${ctx} is above the limit of ${MAX_EVAL_LEN} tokens`);

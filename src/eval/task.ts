@@ -2,7 +2,8 @@
 // whole evaluation fails before any compute when one task is misconfigured, and one progress bar
 // can show the ETA of everything.
 
-import type { TokenProgress } from './model.js';
+import type { EvalModel, TokenProgress } from './model.js';
+import { answerText } from './text.js';
 
 export interface PreparedTask<R> {
   name: string;
@@ -63,4 +64,30 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   const n = Math.max(1, Math.min(Math.floor(limit) || 1, items.length));
   await Promise.all(Array.from({ length: n }, worker));
   return out;
+}
+
+/** An example whose answer the model generates: the prompt and the most tokens it may add. */
+export interface GenerationExample { prompt: Int32Array; maxNew: number }
+
+/** Progress units (prompt + answer tokens) and the longest sequence of generation examples. */
+export function generationCost(examples: readonly GenerationExample[]): Pick<PreparedTask<unknown>, 'work' | 'maxSeq'> {
+  return {
+    work: examples.reduce((n, e) => n + e.prompt.length + e.maxNew, 0),
+    maxSeq: examples.reduce((m, e) => Math.max(m, e.prompt.length + e.maxNew), 0),
+  };
+}
+
+/**
+ * Greedy answers of the examples (the first line of each generation, stopping at `stop` ids),
+ * through the model's concurrency and in the examples' order, each scored by `score`.
+ */
+export function generateAnswers<E extends GenerationExample, R>(
+  model: EvalModel, examples: readonly E[], tick: (n: number) => void, stop: number[] | undefined, score: (e: E, output: string) => R,
+): Promise<R[]> {
+  return mapLimit(examples, model.concurrency ?? 1, async (e) => {
+    const t = ticker(tick, e.prompt.length + e.maxNew);
+    const ids = await model.generate(e.prompt, e.maxNew, { ...(stop ? { stop } : {}), onProgress: t.progress });
+    t.finish();
+    return score(e, answerText(model.tokenizer, ids));
+  });
 }

@@ -36,10 +36,22 @@ export async function evaluateModel(dir: string, o: EvaluateOptions): Promise<Ev
   const bar = new Progress(`eval ${path.basename(path.dirname(dir)) || dir}`, prepared.work, { unit: 'items', quiet: quiet ?? false });
   const results = await prepared.run({ add: (n, extra) => bar.add(n, extra) });
   bar.finish(`${settings.tasks.length} tasks`);
-  if (out) {
-    mkdirSync(out, { recursive: true });
-    writeFileAtomic(path.join(out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
-    if (charts ?? true) await writeEvalCharts(out, results);
-  }
+  if (out) await writeEvalOutputs(out, results, charts ?? true);
   return results;
+}
+
+/**
+ * OUT/results.json, then (when asked) OUT/charts/: if drawing fails, the results are already safe
+ * on disk and the error says so. Returns the chart files written.
+ */
+export async function writeEvalOutputs(out: string, results: EvalResults, charts: boolean): Promise<string[]> {
+  const resultsFile = path.join(out, 'results.json');
+  mkdirSync(out, { recursive: true });
+  writeFileAtomic(resultsFile, JSON.stringify(results, null, 2) + '\n');
+  if (!charts) return [];
+  try {
+    return await writeEvalCharts(out, results);
+  } catch (e) {
+    throw new Error(`charts: ${(e as Error).message.split('\n')[0]} (${resultsFile} is written; --no-charts skips the charts)`);
+  }
 }

@@ -283,11 +283,6 @@ export function trainingCurve(runDir: string): { step: number; tokens: number; l
   return out;
 }
 
-/** The run's resolved config (for the report's settings table). */
-export function runSettings(runDir: string): ReturnType<typeof readRunConfig> {
-  return readRunConfig(runDir);
-}
-
 /** Curriculum rows already on disk under OUT/curriculum (for the main report), in schedule order. */
 function curriculumOnDisk(out: string, p: ReproPreset): NonNullable<ReproReportInput['curriculum']> | null {
   const dir = path.join(out, 'curriculum');

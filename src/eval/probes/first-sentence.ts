@@ -17,8 +17,8 @@ import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import type { TextDoc } from '../corpus.js';
 import { rougeL, rougeTokens, mean } from '../metrics.js';
-import { mapLimit, ticker, type PreparedTask } from '../task.js';
-import { answerText, bosTokens, concatTokens, continuationTokens, shuffle } from '../text.js';
+import { generateAnswers, generationCost, type PreparedTask } from '../task.js';
+import { bosTokens, concatTokens, continuationTokens, shuffle } from '../text.js';
 
 export const FIRST_SENTENCE_INSTRUCTION = '\n\nRepeat the first sentence of the text above:';
 
@@ -127,16 +127,11 @@ export function firstSentenceTask(model: EvalModel, docs: TextDoc[], opts: First
   const trained = opts.trainedContext ?? model.trainedContext ?? Infinity;
   return {
     name: 'first-sentence',
-    work: examples.reduce((n, e) => n + e.prompt.length + e.maxNew, 0),
-    maxSeq: examples.reduce((m, e) => Math.max(m, e.prompt.length + e.maxNew), 0),
+    ...generationCost(examples),
     run: async (tick) => {
-      const scored = await mapLimit(examples, model.concurrency ?? 1, async (e) => {
-        const t = ticker(tick, e.prompt.length + e.maxNew);
-        const ids = await model.generate(e.prompt, e.maxNew, { onProgress: t.progress });
-        t.finish();
-        const output = answerText(model.tokenizer, ids);
-        return { length: e.length, docId: e.docId, reference: e.reference, output, rougeL: scoreFirstSentence(output, e.reference) };
-      });
+      const scored = await generateAnswers(model, examples, tick, undefined, (e, output) => ({
+        length: e.length, docId: e.docId, reference: e.reference, output, rougeL: scoreFirstSentence(output, e.reference),
+      }));
       const byLength = opts.lengths.map((L) => {
         const xs = scored.filter((x) => x.length === L).map((x) => x.rougeL);
         return { length: L, rougeL: mean(xs), n: xs.length, beyondTrained: L > trained };

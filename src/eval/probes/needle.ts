@@ -16,8 +16,8 @@ import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import type { TextDoc } from '../corpus.js';
 import { mean, rougeL } from '../metrics.js';
-import { mapLimit, ticker, type PreparedTask } from '../task.js';
-import { answerText, bosTokens, buildHaystack, concatTokens, continuationTokens, deriveSeed, insertAtDepths, newlineIds, splitSentences, type Haystack } from '../text.js';
+import { generateAnswers, generationCost, type PreparedTask } from '../task.js';
+import { bosTokens, buildHaystack, concatTokens, continuationTokens, deriveSeed, insertAtDepths, newlineIds, splitSentences, type Haystack } from '../text.js';
 import { gridSummary, type GridCell, type GridOptions } from './passkey.js';
 
 export const NEEDLE = ' The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day.';
@@ -101,16 +101,11 @@ export function needleTask(model: EvalModel, docs: TextDoc[], opts: GridOptions)
   const trained = opts.trainedContext ?? model.trainedContext ?? Infinity;
   return {
     name: 'needle',
-    work: examples.reduce((n, e) => n + e.prompt.length + e.maxNew, 0),
-    maxSeq: examples.reduce((m, e) => Math.max(m, e.prompt.length + e.maxNew), 0),
+    ...generationCost(examples),
     run: async (tick) => {
-      const scored = await mapLimit(examples, model.concurrency ?? 1, async (e) => {
-        const t = ticker(tick, e.prompt.length + e.maxNew);
-        const ids = await model.generate(e.prompt, e.maxNew, { stop, onProgress: t.progress });
-        t.finish();
-        const output = answerText(model.tokenizer, ids);
-        return { length: e.length, depth: e.depth, actualDepth: e.actualDepth, firstDoc: e.firstDoc, output, ...scoreNeedle(output) };
-      });
+      const scored = await generateAnswers(model, examples, tick, stop, (e, output) => ({
+        length: e.length, depth: e.depth, actualDepth: e.actualDepth, firstDoc: e.firstDoc, output, ...scoreNeedle(output),
+      }));
       const { grid, byLength } = gridSummary(opts.lengths, opts.depths, scored, (e) => e.score, trained);
       return {
         task: 'needle', needle: NEEDLE.trim(), question: NEEDLE_QUESTION.trim(),

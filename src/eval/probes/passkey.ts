@@ -16,8 +16,8 @@ import { Rng } from '../../util/rng.js';
 import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import { mean } from '../metrics.js';
-import { mapLimit, ticker, type PreparedTask } from '../task.js';
-import { answerText, bosTokens, buildHaystack, concatTokens, continuationTokens, deriveSeed, insertAtDepths, newlineIds, type Haystack } from '../text.js';
+import { generateAnswers, generationCost, type PreparedTask } from '../task.js';
+import { bosTokens, buildHaystack, concatTokens, continuationTokens, deriveSeed, insertAtDepths, newlineIds, type Haystack } from '../text.js';
 
 export const PASSKEY_TASK = 'There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. I will quiz you about the important information there.';
 export const PASSKEY_FILLER = ['The grass is green.', 'The sky is blue.', 'The sun is yellow.', 'Here we go.', 'There and back again.'];
@@ -131,16 +131,11 @@ export function passkeyTask(model: EvalModel, opts: GridOptions): PreparedTask<P
   const trained = opts.trainedContext ?? model.trainedContext ?? Infinity;
   return {
     name: 'passkey',
-    work: examples.reduce((n, e) => n + e.prompt.length + e.maxNew, 0),
-    maxSeq: examples.reduce((m, e) => Math.max(m, e.prompt.length + e.maxNew), 0),
+    ...generationCost(examples),
     run: async (tick) => {
-      const scored = await mapLimit(examples, model.concurrency ?? 1, async (e) => {
-        const t = ticker(tick, e.prompt.length + e.maxNew);
-        const ids = await model.generate(e.prompt, e.maxNew, { stop, onProgress: t.progress });
-        t.finish();
-        const output = answerText(model.tokenizer, ids);
-        return { length: e.length, depth: e.depth, actualDepth: e.actualDepth, passkey: e.passkey, output, correct: scorePasskey(output, e.passkey) };
-      });
+      const scored = await generateAnswers(model, examples, tick, stop, (e, output) => ({
+        length: e.length, depth: e.depth, actualDepth: e.actualDepth, passkey: e.passkey, output, correct: scorePasskey(output, e.passkey),
+      }));
       const { grid, byLength } = gridSummary(opts.lengths, opts.depths, scored, (e) => e.correct, trained);
       return {
         task: 'passkey', accuracy: mean(scored.map((e) => e.correct)), grid,

@@ -20,8 +20,8 @@ import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import type { TextDoc } from '../corpus.js';
 import { mean, stringMatchAll } from '../metrics.js';
-import { mapLimit, ticker, type PreparedTask } from '../task.js';
-import { answerText, bosTokens, buildHaystack, concatTokens, continuationTokens, deriveSeed, distinctWords, insertAtDepths, newlineIds, shuffle, type Haystack } from '../text.js';
+import { generateAnswers, generationCost, type PreparedTask } from '../task.js';
+import { bosTokens, buildHaystack, concatTokens, continuationTokens, deriveSeed, distinctWords, insertAtDepths, newlineIds, shuffle, type Haystack } from '../text.js';
 import { PASSKEY_FILLER, fillerPieces } from './passkey.js';
 import { textHaystack } from './needle.js';
 
@@ -195,16 +195,11 @@ export function rulerTask(model: EvalModel, docs: TextDoc[], opts: RulerOptions)
   const trained = opts.trainedContext ?? model.trainedContext ?? Infinity;
   return {
     name: 'ruler',
-    work: examples.reduce((n, e) => n + e.prompt.length + e.maxNew, 0),
-    maxSeq: examples.reduce((m, e) => Math.max(m, e.prompt.length + e.maxNew), 0),
+    ...generationCost(examples),
     run: async (tick) => {
-      const scored = await mapLimit(examples, model.concurrency ?? 1, async (e) => {
-        const t = ticker(tick, e.prompt.length + e.maxNew);
-        const ids = await model.generate(e.prompt, e.maxNew, { stop, onProgress: t.progress });
-        t.finish();
-        const output = answerText(model.tokenizer, ids);
-        return { task: e.task, length: e.length, sample: e.sample, references: e.references, output, score: scoreRuler(output, e.references) };
-      });
+      const scored = await generateAnswers(model, examples, tick, stop, (e, output) => ({
+        task: e.task, length: e.length, sample: e.sample, references: e.references, output, score: scoreRuler(output, e.references),
+      }));
       const subtasks: RulerResult['subtasks'] = {};
       for (const task of tasks) {
         const mine = scored.filter((x) => x.task === task);
