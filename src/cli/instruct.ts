@@ -7,7 +7,8 @@ import { openEvalModel, type OpenedModel } from '../eval/open.js';
 import { loadTokenizer } from '../data/tokenizer/load.js';
 import { ClozeGenerator } from '../instruct/cloze.js';
 import { selfInstruct, type SelfInstructCounts } from '../instruct/generate.js';
-import { instructTrain, resumeInstruct, SFT_EPOCHS, SFT_LR, type InstructSummary } from '../recipes/instruct.js';
+import { distill } from '../instruct/distill.js';
+import { instructTrain, resumeInstruct, PRETRAIN_SHARE, SFT_EPOCHS, SFT_LR, type InstructSummary } from '../recipes/instruct.js';
 import { Progress } from '../util/progress.js';
 import { floatArg, intArg } from './args.js';
 
@@ -20,7 +21,7 @@ interface GenerateFlags {
 interface TrainFlags {
   from?: string; data: string[]; chat: string[]; out?: string; lossOnInput: boolean; seqLen?: number; batchSize: number; epochs?: number; steps?: number;
   lr?: number; minLr?: number; warmup?: number; seed: number; valFraction: number; evalEvery?: number; evalSequences?: number;
-  checkpointEvery?: number; keepCheckpoints: number; microBatch?: number; resume?: string; json: boolean;
+  checkpointEvery?: number; keepCheckpoints: number; microBatch?: number; resume?: string; json: boolean; pretrainData?: string; pretrainShare?: number;
 }
 
 function fractionArg(flag: string): (v: string) => number {
@@ -50,7 +51,8 @@ function printInstructSummary(s: InstructSummary, json: boolean): void {
   process.stdout.write(`${s.interrupted ? 'stopped' : 'done'}: ${s.steps} steps, ${s.tokens} tokens, ${s.seconds.toFixed(0)} s; last train loss ${s.finalLoss.toFixed(4)}` +
     `${s.model ? `; model in ${s.model}` : ''}\n`);
   process.stdout.write(`data: ${c.long} long examples (${c.longVal} held out, ${c.longTruncated} documents cut to fit, ${c.longDropped} dropped as too long, ${c.duplicates} duplicates), ` +
-    `${c.conversations} short conversations in ${c.shortSequences} sequences (${c.shortDropped} too long); ${c.scoredTokens} scored targets\n`);
+    `${c.conversations} short conversations in ${c.shortSequences} sequences (${c.shortDropped} too long)` +
+    `${c.pretrainSequences > 0 ? `, ${c.pretrainSequences} pretraining sequences` : ''}; ${c.scoredTokens} scored targets\n`);
   const split = s.answerLoss.split === 'held-out' ? 'held-out answers' : s.answerLoss.split === 'train' ? 'training answers (no pair held out)' : null;
   if (split) process.stdout.write(`answer loss (${split}): ${f(s.answerLoss.before)} before -> ${f(s.answerLoss.after)} after\n`);
 }
@@ -134,12 +136,38 @@ from a sentence of the chunk, so the flow runs offline with no chat model at han
     });
 
   instruct
+    .command('distill')
+    .description('turn self-instruct records into chat data that teaches a model to be the generator: the generation turns (prompt with chunk -> tagged question and answer) and the verification turns (yes, and no for wrong answers)')
+    .option('--data <file>', 'self-instruct JSONL (instruct generate --out; its .docs.jsonl and .rejected.jsonl beside it); repeatable or comma-separated', collect, [])
+    .option('--out <file>', 'chat JSONL to write ({"messages": [...], "task": "generate" | "verify"} per line), for instruct train --chat')
+    .option('--negatives <n>', 'per verified pair, verification turns with another pair\'s answer and a "no" verdict', intArg('--negatives', 0), 1)
+    .option('--seed <n>', 'seed of the wrong answers\' choice', intArg('--seed', 0), 0)
+    .option('--json', 'print the counts as JSON', false)
+    .addHelpText('after', `
+The paper's generator is Llama 2 Chat. A model trained here from scratch follows no prompt; tuned
+on this data (instruct train --chat) it learns the generation prompt's <question>/<answer> format
+and the verification prompt's yes/no, and can then serve as a generator itself. The teacher can
+be any generator, e.g. a big model behind a server, or --generator cloze offline.`)
+    .action((f: { data: string[]; out?: string; negatives: number; seed: number; json: boolean }) => {
+      if (!f.out) throw new Error('--out is required (the chat JSONL file to write)');
+      const c = distill({ data: f.data, out: f.out, negatives: f.negatives, seed: f.seed });
+      if (f.json) {
+        process.stdout.write(JSON.stringify(c) + '\n');
+        return;
+      }
+      process.stdout.write(`${c.conversations} conversations in ${c.out}: ${c.generation} generation, ${c.verifyYes} verification "yes", ` +
+        `${c.verifyNo} verification "no" (the generator's own), ${c.negatives} verification "no" with another pair's answer\n`);
+    });
+
+  instruct
     .command('train')
     .description('supervised fine-tuning on self-instruct pairs (the whole document + question -> answer, one per sequence) and short chat data (packed), loss on answers, or with --loss-on-input on the long inputs too (paper Table 9)')
     .option('--from <run|model>', 'the model to tune: a run folder (its model/) or a model folder with tokenizer.json')
     .option('--data <file>', 'self-instruct JSONL (instruct generate --out; its .docs.jsonl beside it); repeatable or comma-separated', collect, [])
     .option('--chat <file>', 'short instruction data: JSONL of {"messages": [{"role", "content"}, ...]} (system?, user, assistant, ...); repeatable', collect, [])
     .option('--out <dir>', 'run folder to create')
+    .option('--pretrain-data <dir>', 'Table 9\'s "+ pretrain data mix": a data prepare folder (same tokenizer) whose training split adds plain LM sequences')
+    .option('--pretrain-share <x>', `share of the training sequences from --pretrain-data (default ${PRETRAIN_SHARE})`, floatArg('--pretrain-share', 0))
     .option('--loss-on-input', 'LM loss on the long inputs as well as the answers (the paper\'s better setting, Table 9)', false)
     .option('--seq-len <n>', 'sequence length (default the model\'s max_position_embeddings); documents are cut to fit, questions and answers never', intArg('--seq-len', 8))
     .option('--batch-size <n>', 'sequences per optimizer step', intArg('--batch-size', 1), 8)
@@ -176,6 +204,7 @@ answers (answers only, with or without --loss-on-input), printed before and afte
         ...(f.warmup !== undefined ? { warmup: f.warmup } : {}), ...(f.evalEvery !== undefined ? { evalEvery: f.evalEvery } : {}),
         ...(f.evalSequences !== undefined ? { evalSequences: f.evalSequences } : {}), ...(f.checkpointEvery !== undefined ? { checkpointEvery: f.checkpointEvery } : {}),
         ...(f.microBatch !== undefined ? { microBatch: f.microBatch } : {}),
+        ...(f.pretrainData !== undefined ? { pretrainData: f.pretrainData } : {}), ...(f.pretrainShare !== undefined ? { pretrainShare: f.pretrainShare } : {}),
       }, { json: f.json });
       printInstructSummary(s, f.json);
     });

@@ -9,6 +9,10 @@
 //                   window keeps the chunk the pair was written from (the paper keeps the start;
 //                   we keep the start too unless that would drop the evidence, in which case the
 //                   window ends at the chunk's end).
+//   pretraining     with a share s (Table 9's "+ pretrain data mix"): plain LM sequences of T + 1
+//                   tokens from a prepared data folder's training split (data prepare: documents
+//                   framed BOS .. EOS, packed as in pretraining, every target scored), s / (1 - s)
+//                   of them per instruction sequence, so they are s of the training sequences.
 //   short data      chat conversations ({"messages": [...]}, e.g. an RLHF-style SFT set), packed
 //                   whole, one after another, into sequences of T + 1 tokens, then padded; a
 //                   conversation longer than that is dropped (counted).
@@ -29,6 +33,8 @@ import { continuationTokens, deriveSeed } from '../eval/text.js';
 import { readJsonl } from '../eval/jsonl.js';
 import { llama2TrainingTokens, ChatTemplateError, type ChatMessage } from '../serve/chat-template.js';
 import { Rng } from '../util/rng.js';
+import { openDataset } from '../data/dataset.js';
+import { createBatchIterator } from '../data/pack.js';
 import { longInstanceParts, type PromptKind } from './prompts.js';
 import { readAppendLog, sha256, sidecarPaths, type DocRecord, type PairRecord } from './generate.js';
 
@@ -44,13 +50,15 @@ export interface BuildOptions {
   /** share of long examples held out for validation (by a hash of the seed and the pair) */
   valFraction: number;
   seed: number;
+  /** Table 9's "+ pretrain data mix": a prepared data folder and the share of training sequences drawn from it */
+  pretrain?: { dir: string; share: number };
 }
 
 /** One training sequence. */
 export interface Sequence {
   tokens: Int32Array; // (T) inputs
   targets: Int32Array; // (T) next ids, IGNORE_INDEX where not scored
-  kind: 'long' | 'short';
+  kind: 'long' | 'short' | 'pretrain';
 }
 
 export interface BuildCounts {
@@ -62,6 +70,7 @@ export interface BuildCounts {
   conversations: number; // short conversations packed
   shortSequences: number; // sequences they fill
   shortDropped: number; // conversations longer than T + 1
+  pretrainSequences: number; // plain LM sequences from --pretrain-data
   scoredTokens: number; // targets in the training sequences that count
   inputTokens: number; // non-padding inputs in the training sequences
 }
@@ -200,6 +209,24 @@ export function readPairs(files: string[]): { pairs: (PairRecord & { question: s
   return { pairs, docs };
 }
 
+/**
+ * n sequences of T inputs from the training split of a prepared data folder, packed as pretraining
+ * packs them (data/pack.ts, its seeded document order), every target scored. The folder's tokenizer
+ * must be the model's.
+ */
+export function pretrainSequences(tok: Tokenizer, dir: string, n: number, T: number, seed: number): Sequence[] {
+  if (n <= 0) return [];
+  const ds = openDataset(dir);
+  if (ds.tokenizer.hash() !== tok.hash()) {
+    throw new Error(`--pretrain-data ${dir}: its tokenizer differs from the model's; prepare the data with the model's tokenizer.json (longctx data prepare --tokenizer MODEL/tokenizer.json)`);
+  }
+  if (ds.train.totalTokens === 0) throw new Error(`--pretrain-data ${dir}: the training split is empty`);
+  const b = createBatchIterator(ds, { seqLen: T, batchSize: n, seed: deriveSeed(seed, 'pretrain-mix') }).next();
+  const out: Sequence[] = [];
+  for (let i = 0; i < n; i++) out.push({ tokens: b.tokens.slice(i * T, (i + 1) * T), targets: b.targets.slice(i * T, (i + 1) * T), kind: 'pretrain' });
+  return out;
+}
+
 /** Build training and validation sequences; see the top of the file. */
 export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
   const T = o.seqLen;
@@ -208,7 +235,8 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
   if (o.data.length === 0 && o.chat.length === 0) throw new Error('no training data: give --data (self-instruct JSONL) and/or --chat (chat JSONL)');
   const pad = tok.eosId >= 0 ? tok.eosId : 0;
   const counts: BuildCounts = {
-    long: 0, longVal: 0, longTruncated: 0, longDropped: 0, duplicates: 0, conversations: 0, shortSequences: 0, shortDropped: 0, scoredTokens: 0, inputTokens: 0,
+    long: 0, longVal: 0, longTruncated: 0, longDropped: 0, duplicates: 0, conversations: 0, shortSequences: 0, shortDropped: 0, pretrainSequences: 0,
+    scoredTokens: 0, inputTokens: 0,
   };
 
   // Long examples, in a seeded order keyed by the pair (not the files' order); the first
@@ -279,12 +307,18 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
   }
   flush();
 
+  if (o.pretrain && o.pretrain.share > 0 && train.length > 0) {
+    for (const seq of pretrainSequences(tok, o.pretrain.dir, Math.round((o.pretrain.share / (1 - o.pretrain.share)) * train.length), T, o.seed)) train.push(seq);
+    counts.pretrainSequences = train.filter((q) => q.kind === 'pretrain').length;
+  }
+
   if (train.length === 0) {
     throw new Error(`no training sequence: ${counts.longDropped} long examples do not fit --seq-len ${T} even without their document, ${counts.shortDropped} conversations are longer than it` +
       `${nVal > 0 ? `, and ${counts.longVal} pairs were held out (--val-fraction)` : ''}; raise --seq-len or give more data`);
   }
   const h = createHash('sha256');
   h.update(`T=${T} lossOnInput=${o.lossOnInput}\n`);
+  if (o.pretrain) h.update(`pretrain=${o.pretrain.share}\n`);
   for (const s of [...train, ...val]) {
     h.update(s.kind);
     h.update(new Uint8Array(s.tokens.buffer, s.tokens.byteOffset, s.tokens.byteLength));

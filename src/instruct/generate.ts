@@ -77,6 +77,8 @@ export interface PairRecord {
   generator: string;
   /** chunk length in generator tokens */
   chunk_tokens: number;
+  /** where the chunk shown to the generator ended, when it had to be cut short of span[1] to fit */
+  chunk_end?: number;
 }
 
 /** One document, once, in OUT.docs.jsonl. */
@@ -292,7 +294,10 @@ export async function selfInstruct(model: EvalModel, o: SelfInstructOptions, io:
       e = s + Math.floor((e - s) * 0.9);
       chunk = it.text.slice(s, e);
     }
-    const base = { v: 1 as const, doc: it.doc, span: it.span, seed: o.seed, kind: it.kind, generator: model.name, chunk_tokens: tok.encode(chunk).length };
+    const base = {
+      v: 1 as const, doc: it.doc, span: it.span, seed: o.seed, kind: it.kind, generator: model.name, chunk_tokens: tok.encode(chunk).length,
+      ...(e !== it.span[1] ? { chunk_end: e } : {}),
+    };
     const raw = await generate(generationPrompt(it.kind, chunk), o.maxNew);
     const pair = parseQAPair(raw);
     let rec: PairRecord;

@@ -26,6 +26,7 @@ import { buildInstructData, type BuiltData, type BuildCounts } from '../instruct
 import { createSequenceIterator, restoreSequenceIterator, type SequenceIteratorState } from '../instruct/batches.js';
 import { sha256, sidecarPaths } from '../instruct/generate.js';
 import { Rng } from '../util/rng.js';
+import { readManifest } from '../data/prepare.js';
 
 export interface InstructTrainOptions {
   /** a run folder (its model/) or a model folder with tokenizer.json */
@@ -37,6 +38,10 @@ export interface InstructTrainOptions {
   out: string;
   /** LM loss on the long inputs too (paper Table 9), not only on answers */
   lossOnInput: boolean;
+  /** Table 9's "+ pretrain data mix": a prepared data folder whose training split gives plain LM sequences */
+  pretrainData?: string;
+  /** the share of training sequences drawn from pretrainData (default PRETRAIN_SHARE) */
+  pretrainShare?: number;
   /** T (default the model's max_position_embeddings) */
   seqLen?: number;
   /** sequences per optimizer step */
@@ -61,6 +66,8 @@ export interface InstructTrainOptions {
 /** Llama 2's SFT learning rate: the default when --from is a model folder with no run to take one from. */
 export const SFT_LR = 2e-5;
 export const SFT_EPOCHS = 2;
+/** Share of pretraining sequences with --pretrain-data (ours: the paper does not give its mix). */
+export const PRETRAIN_SHARE = 0.1;
 
 export interface InstructSummary extends TrainSummary {
   /** mean loss over the validation answers before the first step and after the last evaluation */
@@ -94,8 +101,18 @@ function trainData(built: BuiltData, tok: Tokenizer, T: number): TrainData {
   };
 }
 
-function build(tok: Tokenizer, info: Pick<InstructRunInfo, 'data' | 'chat' | 'lossOnInput' | 'valFraction'>, T: number, seed: number): BuiltData {
-  return buildInstructData(tok, { data: info.data.map((d) => d.file), chat: info.chat.map((c) => c.file), seqLen: T, lossOnInput: info.lossOnInput, valFraction: info.valFraction, seed });
+function build(tok: Tokenizer, info: Pick<InstructRunInfo, 'data' | 'chat' | 'lossOnInput' | 'valFraction' | 'pretrain'>, T: number, seed: number): BuiltData {
+  return buildInstructData(tok, {
+    data: info.data.map((d) => d.file), chat: info.chat.map((c) => c.file), seqLen: T, lossOnInput: info.lossOnInput, valFraction: info.valFraction, seed,
+    ...(info.pretrain ? { pretrain: { dir: info.pretrain.dir, share: info.pretrain.share } } : {}),
+  });
+}
+
+/** The pretraining data's identity: its manifest key (changes when the data is prepared differently). */
+function pretrainKey(dir: string): string {
+  const m = readManifest(dir);
+  if (!m) throw new Error(`--pretrain-data ${dir}: no manifest.json; give a folder written by longctx data prepare`);
+  return m.key;
 }
 
 /** Answer loss before (the step-0 evaluation) and after (the last one) from the run's metrics. */
@@ -138,6 +155,13 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainIO): Promi
     }),
     lossOnInput: o.lossOnInput, valFraction: o.valFraction, epochs: o.epochs ?? SFT_EPOCHS, fingerprint: '', counts: {},
   };
+  if (o.pretrainData !== undefined) {
+    const share = o.pretrainShare ?? PRETRAIN_SHARE;
+    if (!(share > 0 && share < 1)) throw new Error(`--pretrain-share must be in (0, 1), got ${share}`);
+    info.pretrain = { dir: path.resolve(o.pretrainData), key: pretrainKey(o.pretrainData), share };
+  } else if (o.pretrainShare !== undefined) {
+    throw new Error('--pretrain-share needs --pretrain-data (a folder written by longctx data prepare)');
+  }
   const built = build(tok, info, T, o.seed);
   info.fingerprint = built.fingerprint;
   info.counts = { ...built.counts, trainSequences: built.train.length, valSequences: built.val.length };
@@ -190,6 +214,9 @@ export async function resumeInstruct(runDir: string, io: TrainIO): Promise<Instr
   }
   for (const c of info.chat) {
     if (!fs.existsSync(c.file) || fileSha(c.file) !== c.sha256) throw new Error(`${c.file}: missing or changed since the run started; resuming needs the same --chat`);
+  }
+  if (info.pretrain && (!fs.existsSync(info.pretrain.dir) || pretrainKey(info.pretrain.dir) !== info.pretrain.key)) {
+    throw new Error(`${info.pretrain.dir}: missing or prepared differently since the run started; resuming needs the same --pretrain-data`);
   }
   const ckpt = latestCheckpoint(runDir);
   if (!ckpt) throw new Error(`${runDir} has no complete checkpoint yet; start it again (remove the folder) instead of resuming`);

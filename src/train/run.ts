@@ -25,6 +25,8 @@ export interface InstructRunInfo {
   lossOnInput: boolean;
   valFraction: number;
   epochs: number;
+  /** Table 9's "+ pretrain data mix": the prepared data folder (its manifest key, checked on resume) and the share of training sequences from it */
+  pretrain?: { dir: string; key: string; share: number };
   /** sha256 of the built training sequences: resume refuses data that builds differently */
   fingerprint: string;
   /** what the builder made and dropped */

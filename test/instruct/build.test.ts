@@ -5,13 +5,17 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { IGNORE_INDEX } from '../../src/kernels/backend.js';
 import { buildInstructData, longExample, type Sequence } from '../../src/instruct/build.js';
 import { SequenceIterator, createSequenceIterator, restoreSequenceIterator } from '../../src/instruct/batches.js';
 import { testTokenizer } from '../eval/oracle.js';
+import { saveTokenizer } from '../../src/data/tokenizer/load.js';
+import { trainTokenizer } from '../../src/data/tokenizer/train.js';
+import { prepareData } from '../../src/data/prepare.js';
+import { parseSources } from '../../src/data/sources.js';
 import { mobyDocs, writePairs } from './fixture.js';
 
 let dir = '';
@@ -151,4 +155,42 @@ test('bad inputs are one-line errors naming the file', () => {
   assert.throws(() => buildInstructData(tok, { data: [], chat: [badChat], seqLen: T, lossOnInput: false, valFraction: 0, seed: 0 }), /bad-chat\.jsonl:1: the last message must be from the assistant/);
   writeFileSync(badChat, '{"messages": [{"role": "robot", "content": "hi"}]}\n');
   assert.throws(() => buildInstructData(tok, { data: [], chat: [badChat], seqLen: T, lossOnInput: false, valFraction: 0, seed: 0 }), /bad-chat\.jsonl:1: messages\[0\]\.role must be/);
+});
+
+test('Table 9\'s "+ pretrain data mix": plain LM sequences from a prepared data folder, every target scored, at the given share', () => {
+  // a prepared folder with the same tokenizer: three chapters of Moby-Dick
+  const tokDir = path.join(dir, 'tok');
+  saveTokenizer(tokDir, tok);
+  const text = path.join(dir, 'corpus.txt');
+  writeFileSync(text, mobyDocs(6).slice(3).map((d) => d.text).join('\n\n'));
+  const pre = path.join(dir, 'pre');
+  prepareData({ sources: parseSources(`file:${text}`), tokenizer: tokDir, out: pre, valFraction: 0, progress: false });
+  const plain = buildInstructData(tok, { data: [data], chat: [chat], seqLen: T, lossOnInput: false, valFraction: 0, seed: 1 });
+  const mixed = buildInstructData(tok, { data: [data], chat: [chat], seqLen: T, lossOnInput: false, valFraction: 0, seed: 1, pretrain: { dir: pre, share: 0.5 } });
+  // share 0.5: as many pretraining sequences as instruction ones (3 long + 1 short)
+  assert.equal(mixed.counts.pretrainSequences, 4);
+  assert.equal(mixed.train.length, 8);
+  const preSeqs = mixed.train.filter((s) => s.kind === 'pretrain');
+  assert.equal(preSeqs.length, 4);
+  const corpus = readFileSync(text, 'utf8').replace(/\s+/g, ' ');
+  for (const s of preSeqs) {
+    assert.equal(s.tokens.length, T);
+    for (let t = 0; t + 1 < T; t++) assert.equal(s.targets[t], s.tokens[t + 1], 'next-token targets, every one scored');
+    assert.notEqual(s.targets[T - 1], IGNORE_INDEX);
+    const words = inputs(s).replace(/\s+/g, ' ').trim().split(' ').slice(2, 12).join(' ');
+    assert.ok(corpus.includes(words), `pretraining text from the corpus: ${words}`);
+  }
+  // the instruction sequences are the same; validation is unchanged; the mix is in the fingerprint
+  assert.deepEqual(mixed.train.filter((s) => s.kind !== 'pretrain'), plain.train);
+  assert.deepEqual(mixed.val, plain.val);
+  assert.equal(mixed.counts.scoredTokens, plain.counts.scoredTokens + 4 * T);
+  assert.notEqual(mixed.fingerprint, plain.fingerprint);
+  assert.equal(buildInstructData(tok, { data: [data], chat: [chat], seqLen: T, lossOnInput: false, valFraction: 0, seed: 1, pretrain: { dir: pre, share: 0.5 } }).fingerprint, mixed.fingerprint);
+  // a data folder made with another tokenizer is refused
+  const other = path.join(dir, 'pre-other');
+  const otherTok = path.join(dir, 'tok-other');
+  saveTokenizer(otherTok, trainTokenizer([readFileSync(text, 'utf8').slice(0, 20000)], { vocabSize: 300 }));
+  prepareData({ sources: parseSources(`file:${text}`), tokenizer: otherTok, out: other, valFraction: 0, progress: false });
+  assert.throws(() => buildInstructData(tok, { data: [data], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 1, pretrain: { dir: other, share: 0.2 } }),
+    /--pretrain-data .*pre-other: its tokenizer differs from the model's/);
 });
