@@ -8,7 +8,7 @@ import { loadTokenizer } from '../data/tokenizer/load.js';
 import { ClozeGenerator } from '../instruct/cloze.js';
 import { selfInstruct, type SelfInstructCounts } from '../instruct/generate.js';
 import { distill } from '../instruct/distill.js';
-import { instructTrain, resumeInstruct, PRETRAIN_SHARE, SFT_EPOCHS, SFT_LR, type InstructSummary } from '../recipes/instruct.js';
+import { instructTrain, resumeInstruct, PRETRAIN_SHARE, SFT_EPOCHS, SFT_LR, VAL_FRACTION, type InstructSummary } from '../recipes/instruct.js';
 import { Progress } from '../util/progress.js';
 import { floatArg, intArg } from './args.js';
 
@@ -20,7 +20,7 @@ interface GenerateFlags {
 
 interface TrainFlags {
   from?: string; data: string[]; chat: string[]; out?: string; lossOnInput: boolean; seqLen?: number; batchSize: number; epochs?: number; steps?: number;
-  lr?: number; minLr?: number; warmup?: number; seed: number; valFraction: number; evalEvery?: number; evalSequences?: number;
+  lr?: number; minLr?: number; warmup?: number; seed: number; valFraction?: number; valData: string[]; evalEvery?: number; evalSequences?: number;
   checkpointEvery?: number; keepCheckpoints: number; microBatch?: number; resume?: string; json: boolean; pretrainData?: string; pretrainShare?: number;
 }
 
@@ -177,7 +177,8 @@ be any generator, e.g. a big model behind a server, or --generator cloze offline
     .option('--min-lr <x>', 'cosine floor (default lr/10)', floatArg('--min-lr', 0))
     .option('--warmup <steps>', 'linear warm-up steps (default 5% of the run)', intArg('--warmup', 0))
     .option('--seed <n>', 'seed of the data order and the held-out split', intArg('--seed', 0), 0)
-    .option('--val-fraction <x>', 'share of the self-instruct pairs held out to measure the answer loss', fractionArg('--val-fraction'), 0.1)
+    .option('--val-fraction <x>', `share of the self-instruct pairs held out to measure the answer loss, whole documents (default ${VAL_FRACTION}; 0 with --val-data)`, fractionArg('--val-fraction'))
+    .option('--val-data <file>', 'self-instruct JSONL whose pairs are the validation set instead (never trained on); repeatable', collect, [])
     .option('--eval-every <steps>', 'validation interval (default: 10 evaluations per run)', intArg('--eval-every', 1))
     .option('--eval-sequences <n>', 'validation sequences (default: all held-out pairs, at most 64)', intArg('--eval-sequences', 1))
     .option('--checkpoint-every <steps>', 'checkpoint interval (default: 10 per run)', intArg('--checkpoint-every', 1))
@@ -198,7 +199,7 @@ answers (answers only, with or without --loss-on-input), printed before and afte
       if (f.epochs !== undefined && f.steps !== undefined) throw new Error('give either --epochs or --steps, not both');
       const s = await instructTrain({
         from: f.from, data: f.data, chat: f.chat, out: f.out, lossOnInput: f.lossOnInput, batchSize: f.batchSize, seed: f.seed,
-        valFraction: f.valFraction, keepCheckpoints: f.keepCheckpoints,
+        keepCheckpoints: f.keepCheckpoints, valData: f.valData, ...(f.valFraction !== undefined ? { valFraction: f.valFraction } : {}),
         ...(f.seqLen !== undefined ? { seqLen: f.seqLen } : {}), ...(f.epochs !== undefined ? { epochs: f.epochs } : {}),
         ...(f.steps !== undefined ? { steps: f.steps } : {}), ...(f.lr !== undefined ? { lr: f.lr } : {}), ...(f.minLr !== undefined ? { minLr: f.minLr } : {}),
         ...(f.warmup !== undefined ? { warmup: f.warmup } : {}), ...(f.evalEvery !== undefined ? { evalEvery: f.evalEvery } : {}),

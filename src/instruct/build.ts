@@ -47,8 +47,10 @@ export interface BuildOptions {
   seqLen: number;
   /** LM loss on the long input too, not only on answers */
   lossOnInput: boolean;
-  /** share of long examples held out for validation (by a hash of the seed and the pair) */
+  /** share of long examples held out for validation (whole documents, chosen by a hash of the seed and the document) */
   valFraction: number;
+  /** self-instruct files whose pairs are the validation set (instead of holding out a share) */
+  valData?: string[];
   seed: number;
   /** Table 9's "+ pretrain data mix": a prepared data folder and the share of training sequences drawn from it */
   pretrain?: { dir: string; share: number };
@@ -232,6 +234,7 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
   const T = o.seqLen;
   if (!(Number.isInteger(T) && T >= 8)) throw new Error(`--seq-len must be an integer >= 8, got ${T}`);
   if (!(o.valFraction >= 0 && o.valFraction < 1)) throw new Error(`--val-fraction must be in [0, 1), got ${o.valFraction}`);
+  if (o.valData && o.valData.length > 0 && o.valFraction > 0) throw new Error('give --val-data (pairs to validate on) or --val-fraction (a share of --data held out), not both');
   if (o.data.length === 0 && o.chat.length === 0) throw new Error('no training data: give --data (self-instruct JSONL) and/or --chat (chat JSONL)');
   const pad = tok.eosId >= 0 ? tok.eosId : 0;
   const counts: BuildCounts = {
@@ -239,39 +242,71 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
     scoredTokens: 0, inputTokens: 0,
   };
 
-  // Long examples, in a seeded order keyed by the pair (not the files' order); the first
-  // round(valFraction * n) of them (at least one when there are two or more) are held out.
+  // Long examples, in a seeded order keyed by the pair (not the files' order). Held out are whole
+  // documents, in a seeded order, until they hold round(valFraction * n) pairs (at least one when
+  // there are two documents or more): a held-out pair's document is never a training input, which
+  // --loss-on-input would otherwise learn. With valData, its pairs are the validation set instead.
   const { pairs, docs } = readPairs(o.data);
   const seen = new Set<string>();
-  const unique = pairs.filter((p) => {
+  const dedupe = (p: (typeof pairs)[number]): boolean => {
     const k = `${p.doc}\u0000${p.question}\u0000${p.answer}`;
     if (seen.has(k)) { counts.duplicates++; return false; }
     seen.add(k);
     return true;
-  });
+  };
+  const unique = pairs.filter(dedupe);
   const keyed = unique.map((p) => ({ p, h: deriveSeed(o.seed, p.doc, p.span?.[0] ?? 0, p.span?.[1] ?? 0, p.question) }))
     .sort((a, b) => a.h - b.h || (a.p.question < b.p.question ? -1 : 1));
-  const nVal = o.valFraction > 0 && keyed.length >= 2 ? Math.max(1, Math.round(o.valFraction * keyed.length)) : 0;
+  const heldDocs = new Set<string>();
+  const docNames = [...new Set(unique.map((p) => p.doc))];
+  if (o.valFraction > 0 && docNames.length >= 2) {
+    const want = Math.max(1, Math.round(o.valFraction * unique.length));
+    const perDoc = new Map<string, number>();
+    for (const p of unique) perDoc.set(p.doc, (perDoc.get(p.doc) ?? 0) + 1);
+    let held = 0;
+    for (const d of docNames.sort((a, b) => deriveSeed(o.seed, 'val', a) - deriveSeed(o.seed, 'val', b) || (a < b ? -1 : 1))) {
+      if (held >= want || heldDocs.size === docNames.length - 1) break;
+      heldDocs.add(d);
+      held += perDoc.get(d)!;
+    }
+  }
+  const external = o.valData && o.valData.length > 0 ? readPairs(o.valData) : null;
+  const holdOut = heldDocs.size > 0 || external !== null;
   const docIds = new Map<string, Int32Array>();
   const train: Sequence[] = [];
   const val: Sequence[] = [];
   const trainAnswers: Sequence[] = []; // the training pairs scored on answers: validation when none is held out
-  keyed.forEach(({ p }, i) => {
-    let ids = docIds.get(p.doc);
-    if (!ids) { ids = continuationTokens(tok, docs.get(p.doc)!, '"""'); docIds.set(p.doc, ids); }
+  const example = (p: (typeof pairs)[number], texts: Map<string, string>): LongExample | null => {
+    const key = `${texts === docs ? '' : 'val\u0000'}${p.doc}`;
+    let ids = docIds.get(key);
+    if (!ids) { ids = continuationTokens(tok, texts.get(p.doc)!, '"""'); docIds.set(key, ids); }
     const span = Array.isArray(p.span) && p.span.length === 2 ? [p.span[0], p.span[1]] as [number, number] : null;
-    const ex = longExample(tok, docs.get(p.doc)!, span, p.kind, p.question, p.answer, T + 1, ids);
-    if (!ex) { counts.longDropped++; return; }
+    const ex = longExample(tok, texts.get(p.doc)!, span, p.kind, p.question, p.answer, T + 1, ids);
+    if (!ex) { counts.longDropped++; return null; }
     counts.long++;
     if (ex.truncated) counts.longTruncated++;
-    if (i < nVal) {
+    return ex;
+  };
+  for (const { p } of keyed) {
+    const ex = example(p, docs);
+    if (!ex) continue;
+    if (heldDocs.has(p.doc)) {
       counts.longVal++;
       val.push(toSequence(ex.ids, longScored(ex.roles, false), T, pad, 'long'));
     } else {
       train.push(toSequence(ex.ids, longScored(ex.roles, o.lossOnInput), T, pad, 'long'));
-      if (nVal === 0) trainAnswers.push(toSequence(ex.ids, longScored(ex.roles, false), T, pad, 'long'));
+      if (!holdOut) trainAnswers.push(toSequence(ex.ids, longScored(ex.roles, false), T, pad, 'long'));
     }
-  });
+  }
+  if (external) {
+    for (const p of external.pairs) {
+      if (!dedupe(p)) continue;
+      const ex = example(p, external.docs);
+      if (!ex) continue;
+      counts.longVal++;
+      val.push(toSequence(ex.ids, longScored(ex.roles, false), T, pad, 'long'));
+    }
+  }
 
   // Short conversations: shuffled (seeded), packed whole into T + 1 ids, padded.
   const convs: { tokens: Int32Array; loss: Uint8Array }[] = [];
@@ -314,7 +349,7 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
 
   if (train.length === 0) {
     throw new Error(`no training sequence: ${counts.longDropped} long examples do not fit --seq-len ${T} even without their document, ${counts.shortDropped} conversations are longer than it` +
-      `${nVal > 0 ? `, and ${counts.longVal} pairs were held out (--val-fraction)` : ''}; raise --seq-len or give more data`);
+      `${heldDocs.size > 0 ? `, and ${counts.longVal} pairs were held out (--val-fraction)` : ''}; raise --seq-len or give more data`);
   }
   const h = createHash('sha256');
   h.update(`T=${T} lossOnInput=${o.lossOnInput}\n`);

@@ -54,7 +54,10 @@ export interface InstructTrainOptions {
   minLr?: number;
   warmup?: number;
   seed: number;
-  valFraction: number;
+  /** share of the pairs held out, whole documents (default VAL_FRACTION; 0 with valData) */
+  valFraction?: number;
+  /** self-instruct files to validate on instead (their pairs are never trained on) */
+  valData?: string[];
   evalEvery?: number;
   /** validation sequences (default all, at most 64) */
   evalSequences?: number;
@@ -66,6 +69,7 @@ export interface InstructTrainOptions {
 /** Llama 2's SFT learning rate: the default when --from is a model folder with no run to take one from. */
 export const SFT_LR = 2e-5;
 export const SFT_EPOCHS = 2;
+export const VAL_FRACTION = 0.1;
 /** Share of pretraining sequences with --pretrain-data (ours: the paper does not give its mix). */
 export const PRETRAIN_SHARE = 0.1;
 
@@ -101,9 +105,10 @@ function trainData(built: BuiltData, tok: Tokenizer, T: number): TrainData {
   };
 }
 
-function build(tok: Tokenizer, info: Pick<InstructRunInfo, 'data' | 'chat' | 'lossOnInput' | 'valFraction' | 'pretrain'>, T: number, seed: number): BuiltData {
+function build(tok: Tokenizer, info: Pick<InstructRunInfo, 'data' | 'chat' | 'lossOnInput' | 'valFraction' | 'valData' | 'pretrain'>, T: number, seed: number): BuiltData {
   return buildInstructData(tok, {
     data: info.data.map((d) => d.file), chat: info.chat.map((c) => c.file), seqLen: T, lossOnInput: info.lossOnInput, valFraction: info.valFraction, seed,
+    ...(info.valData ? { valData: info.valData.map((d) => d.file) } : {}),
     ...(info.pretrain ? { pretrain: { dir: info.pretrain.dir, share: info.pretrain.share } } : {}),
   });
 }
@@ -143,18 +148,20 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainIO): Promi
   if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1)) throw new Error(`--batch-size must be an integer >= 1, got ${o.batchSize}`);
 
   // The data: files recorded with their sha256 (resume refuses changed files), then built.
+  const pairFiles = (flag: string, files: string[]): InstructRunInfo['data'] => files.map((f) => {
+    if (!fs.existsSync(f)) throw new Error(`${flag} ${f}: no such file (write one with longctx instruct generate --out ${f})`);
+    const docs = sidecarPaths(f).docs;
+    return { file: path.resolve(f), sha256: fileSha(f), docs: path.resolve(docs), docsSha256: fs.existsSync(docs) ? fileSha(docs) : '' };
+  });
   const info: InstructRunInfo = {
-    data: o.data.map((f) => {
-      if (!fs.existsSync(f)) throw new Error(`--data ${f}: no such file (write one with longctx instruct generate --out ${f})`);
-      const docs = sidecarPaths(f).docs;
-      return { file: path.resolve(f), sha256: fileSha(f), docs: path.resolve(docs), docsSha256: fs.existsSync(docs) ? fileSha(docs) : '' };
-    }),
+    data: pairFiles('--data', o.data),
     chat: o.chat.map((f) => {
       if (!fs.existsSync(f)) throw new Error(`--chat ${f}: no such file`);
       return { file: path.resolve(f), sha256: fileSha(f) };
     }),
-    lossOnInput: o.lossOnInput, valFraction: o.valFraction, epochs: o.epochs ?? SFT_EPOCHS, fingerprint: '', counts: {},
+    lossOnInput: o.lossOnInput, valFraction: o.valFraction ?? (o.valData && o.valData.length > 0 ? 0 : VAL_FRACTION), epochs: o.epochs ?? SFT_EPOCHS, fingerprint: '', counts: {},
   };
+  if (o.valData && o.valData.length > 0) info.valData = pairFiles('--val-data', o.valData);
   if (o.pretrainData !== undefined) {
     const share = o.pretrainShare ?? PRETRAIN_SHARE;
     if (!(share > 0 && share < 1)) throw new Error(`--pretrain-share must be in (0, 1), got ${share}`);
@@ -208,7 +215,7 @@ export async function resumeInstruct(runDir: string, io: TrainIO): Promise<Instr
   const cfg = readRunConfig(runDir);
   if (cfg.kind !== 'instruct' || !cfg.instruct) throw new Error(`${runDir} is a ${cfg.kind} run; continue it with longctx ${cfg.kind} --resume ${runDir}`);
   const info = cfg.instruct;
-  for (const d of info.data) {
+  for (const d of [...info.data, ...(info.valData ?? [])]) {
     if (!fs.existsSync(d.file) || fileSha(d.file) !== d.sha256) throw new Error(`${d.file}: missing or changed since the run started; resuming needs the same --data (or start a new run)`);
     if (d.docsSha256 && (!fs.existsSync(d.docs) || fileSha(d.docs) !== d.docsSha256)) throw new Error(`${d.docs}: missing or changed since the run started; resuming needs the same documents`);
   }

@@ -24,6 +24,8 @@ export interface InstructRunInfo {
   /** LM loss on the long inputs too (paper Table 9), not only on answers */
   lossOnInput: boolean;
   valFraction: number;
+  /** --val-data: self-instruct files whose pairs are the validation set, with their sha256 */
+  valData?: { file: string; sha256: string; docs: string; docsSha256: string }[];
   epochs: number;
   /** Table 9's "+ pretrain data mix": the prepared data folder (its manifest key, checked on resume) and the share of training sequences from it */
   pretrain?: { dir: string; key: string; share: number };

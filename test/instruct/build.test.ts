@@ -194,3 +194,23 @@ test('Table 9\'s "+ pretrain data mix": plain LM sequences from a prepared data 
   assert.throws(() => buildInstructData(tok, { data: [data], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 1, pretrain: { dir: other, share: 0.2 } }),
     /--pretrain-data .*pre-other: its tokenizer differs from the model's/);
 });
+
+test('held out by document: no held-out pair\'s document is a training input; --val-data validates on other pairs', () => {
+  const many = path.join(dir, 'many');
+  const qa = [0, 0, 0, 1, 1, 2, 2, 2].map((doc, i) => ({ doc, q: `Question ${i}?`, a: `Answer ${i}.` }));
+  writePairs(dir, 'many', docs, qa);
+  const b = buildInstructData(tok, { data: [`${many}.jsonl`], chat: [], seqLen: T, lossOnInput: true, valFraction: 0.25, seed: 4 });
+  assert.ok(b.counts.longVal >= 2 && b.counts.longVal <= 3, `whole documents: ${b.counts.longVal} pairs held out`);
+  const heldAnswers = new Set(b.val.map((s) => scored(s).trim()));
+  const heldDocs = new Set(qa.filter((x) => heldAnswers.has(x.a)).map((x) => x.doc));
+  assert.equal(heldDocs.size, 1);
+  const trainedDocs = new Set(qa.filter((x) => !heldAnswers.has(x.a)).map((x) => x.doc));
+  assert.ok(![...heldDocs].some((d) => trainedDocs.has(d)), 'a document is either trained on or held out');
+  assert.equal(b.train.length + b.val.length, 8);
+  // --val-data: its pairs validate, all of --data trains
+  const v = buildInstructData(tok, { data: [`${many}.jsonl`], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 4, valData: [data] });
+  assert.equal(v.train.length, 8);
+  assert.equal(v.valSplit, 'held-out');
+  assert.deepEqual(v.val.map((s) => scored(s).trim()).sort(), QA.map((x) => x.a).sort());
+  assert.throws(() => buildInstructData(tok, { data: [`${many}.jsonl`], chat: [], seqLen: T, lossOnInput: false, valFraction: 0.1, seed: 4, valData: [data] }), /--val-data .* or --val-fraction .*, not both/);
+});
