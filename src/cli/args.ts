@@ -18,6 +18,12 @@ export function floatArg(flag: string, min = -Infinity): (v: string) => number {
   };
 }
 
+export function topPArg(v: string): number {
+  const x = Number(v);
+  if (!Number.isFinite(x) || x <= 0 || x > 1) throw new InvalidArgumentError(`--top-p must be in (0, 1], got "${v}"`);
+  return x;
+}
+
 export function intListArg(flag: string): (v: string) => number[] {
   return (v) => v.split(',').map((s) => intArg(flag, 1)(s.trim()));
 }

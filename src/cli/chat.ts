@@ -7,7 +7,6 @@ import * as readline from 'node:readline';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { randomInt } from 'node:crypto';
-import { InvalidArgumentError } from 'commander';
 import { readModelConfig } from '../io/hf.js';
 import { openLocalModel, DEFAULT_CHUNK } from '../eval/backends/local.js';
 import { checkEvalMemory } from '../eval/memory.js';
@@ -16,16 +15,10 @@ import { chatTemplateOf, llama2ChatTokens, type ChatMessage } from '../serve/cha
 import { IncrementalDecoder } from '../serve/detok.js';
 import { sampleToken } from '../serve/sample.js';
 import { Rng } from '../util/rng.js';
-import { floatArg, intArg } from './args.js';
+import { floatArg, intArg, topPArg } from './args.js';
 import { readTokenizerConfig } from './serve.js';
 
 interface ChatFlags { temperature: number; topP: number; seed?: number; maxNew: number; system?: string; ctx?: number; chunk: number }
-
-function topPArg(v: string): number {
-  const x = Number(v);
-  if (!Number.isFinite(x) || x <= 0 || x > 1) throw new InvalidArgumentError(`--top-p must be in (0, 1], got "${v}"`);
-  return x;
-}
 
 export function registerChat(program: Command): void {
   program

@@ -10,11 +10,11 @@ import { selfInstruct, type SelfInstructCounts } from '../instruct/generate.js';
 import { distill } from '../instruct/distill.js';
 import { instructTrain, resumeInstruct, PRETRAIN_SHARE, SFT_EPOCHS, SFT_LR, VAL_FRACTION, type InstructSummary } from '../recipes/instruct.js';
 import { Progress } from '../util/progress.js';
-import { floatArg, intArg } from './args.js';
+import { floatArg, intArg, topPArg } from './args.js';
 
 interface GenerateFlags {
   sources: string; generator?: string; out?: string; seed: number; maxDocs?: number; perDoc: number; minDocTokens: number; chunkTokens?: number;
-  ctx?: number; maxNew: number; verifyMaxNew: number; shortP: number; concurrency?: number; retries: number; timeout: number;
+  ctx?: number; maxNew: number; verifyMaxNew: number; shortP: number; temperature: number; topP: number; concurrency?: number; retries: number; timeout: number;
   tokenizer?: string; apiKeyEnv: string; modelId?: string; skipBad: boolean; json: boolean; quiet: boolean;
 }
 
@@ -77,6 +77,8 @@ export function registerInstruct(program: Command): void {
     .option('--max-new <n>', 'tokens generated for a question + answer', intArg('--max-new', 8), 256)
     .option('--verify-max-new <n>', 'tokens generated for the verdict', intArg('--verify-max-new', 1), 32)
     .option('--short-p <p>', 'probability of the short-answer prompt (paper: 0.5)', fractionArg('--short-p'), 0.5)
+    .option('--temperature <t>', 'sample the question-answer reply at this temperature (0: greedy); seeded per chunk, so runs repeat; verdicts are greedy', floatArg('--temperature', 0), 0)
+    .option('--top-p <p>', 'nucleus mass when sampling', topPArg, 1)
     .option('--concurrency <n>', 'requests in flight (servers with several slots)', intArg('--concurrency', 1))
     .option('--retries <n>', 'server only: retries on 429, 5xx, timeouts and network errors (exponential backoff)', intArg('--retries', 0), 4)
     .option('--timeout <s>', 'server only: seconds to wait for one answer', intArg('--timeout', 1), 600)
@@ -90,7 +92,8 @@ export function registerInstruct(program: Command): void {
 Each chunk's record has the document id, the chunk's character span, the seed, the prompt kind
 (normal | short) and the verdict. Re-running with the same --out and --seed skips chunks already
 recorded (verified or not), so an interrupted run resumes. The generator sees Llama 2 chat turns
-([INST] ... [/INST]) and decodes greedily. Prints the counts: generated, verified, rejected
+([INST] ... [/INST]) and decodes greedily, or samples the pair with --temperature (the llama.cpp
+backend cannot: serve the GGUF with llama.cpp's server instead). Prints the counts: generated, verified, rejected
 (verdict not "yes"), unparseable (no <question>/<answer> tags).
 --generator cloze is not the paper's method: a rule-based stand-in that asks which word is missing
 from a sentence of the chunk, so the flow runs offline with no chat model at hand.`)
@@ -113,7 +116,7 @@ from a sentence of the chunk, so the flow runs offline with no chat model at han
       try {
         counts = await selfInstruct(opened.model, {
           sources: f.sources, out: f.out, seed: f.seed, perDoc: f.perDoc, minDocTokens: f.minDocTokens, maxNew: f.maxNew, verifyMaxNew: f.verifyMaxNew,
-          shortP: f.shortP, skipBad: f.skipBad,
+          shortP: f.shortP, skipBad: f.skipBad, temperature: f.temperature, topP: f.topP,
           ...(f.maxDocs !== undefined ? { maxDocs: f.maxDocs } : {}), ...(f.chunkTokens !== undefined ? { chunkTokens: f.chunkTokens } : {}),
           ...(f.ctx !== undefined ? { ctx: f.ctx } : {}), ...(f.concurrency !== undefined ? { concurrency: f.concurrency } : {}),
         }, {

@@ -13,6 +13,12 @@ export interface GenerateOptions {
   /** stop as soon as one of these ids is generated (it is included in the output); EOS always stops */
   stop?: number[];
   onProgress?: TokenProgress;
+  /**
+   * Sample instead of decoding greedily (serve/sample.ts's rule: softmax(logits / temperature) in the
+   * top-p nucleus, drawn with a generator seeded by `seed`, so a call repeats). Temperature 0 is
+   * greedy. Backends that cannot sample throw.
+   */
+  sampling?: { temperature: number; topP: number; seed: number };
 }
 
 export interface EvalModel {
@@ -28,7 +34,7 @@ export interface EvalModel {
    * start + j, so out.length = n - start. Computed in float64 from the model's logits.
    */
   tokenLogprobs(tokens: Int32Array, from?: number, onProgress?: TokenProgress): Promise<Float64Array>;
-  /** greedy decoding: up to maxNew tokens after the prompt (argmax; ties go to the lowest id) */
+  /** greedy decoding (argmax; ties go to the lowest id), or sampling with opts.sampling: up to maxNew tokens after the prompt */
   generate(prompt: Int32Array, maxNew: number, opts?: GenerateOptions): Promise<Int32Array>;
   /**
    * Optional fast path for multiple choice: the log-probabilities of several continuations of one

@@ -11,7 +11,8 @@
 //      builder puts the whole document in front of the question, so it needs the text).
 //
 // The generator is any EvalModel (our engine on a model folder, llama.cpp on a .gguf, an
-// OpenAI-compatible server with its retries), driven in token ids with greedy decoding. Output is
+// OpenAI-compatible server with its retries), driven in token ids, decoding greedily or, with a
+// temperature, sampling the question-answer reply (seeded per chunk; verdicts stay greedy). Output is
 // append-only and resumable: a chunk is identified by (document, character span, seed), and chunks
 // with a record in OUT or OUT.rejected.jsonl are skipped on a re-run. A line torn by a crash at the
 // end of a file is cut off on the next run.
@@ -51,6 +52,10 @@ export interface SelfInstructOptions {
   verifyMaxNew: number;
   /** probability of the short-answer prompt */
   shortP: number;
+  /** sampling of the question-answer reply (0: greedy, the default); verdicts are always greedy */
+  temperature?: number;
+  /** nucleus mass with temperature > 0 (default 1) */
+  topP?: number;
   /** requests in flight (default: the backend's concurrency) */
   concurrency?: number;
   skipBad?: boolean;
@@ -278,8 +283,10 @@ export async function selfInstruct(model: EvalModel, o: SelfInstructOptions, io:
     chunks: items.length, skipped: items.length - todo.length, generated: 0, verified: 0, rejected: 0, unparseable: 0,
     files: fileCounts, documents: used, chunkTokens, ctx, out: files,
   };
-  const generate = async (content: string, maxNew: number): Promise<string> => {
-    const ids = await model.generate(user(content), maxNew);
+  const temperature = o.temperature ?? 0;
+  if (!(temperature >= 0)) throw new Error(`--temperature must be >= 0, got ${temperature}`);
+  const generate = async (content: string, maxNew: number, seed?: number): Promise<string> => {
+    const ids = await model.generate(user(content), maxNew, seed !== undefined && temperature > 0 ? { sampling: { temperature, topP: o.topP ?? 1, seed } } : {});
     return tok.decode(ids, { skipSpecial: true });
   };
 
@@ -298,7 +305,8 @@ export async function selfInstruct(model: EvalModel, o: SelfInstructOptions, io:
       v: 1 as const, doc: it.doc, span: it.span, seed: o.seed, kind: it.kind, generator: model.name, chunk_tokens: tok.encode(chunk).length,
       ...(e !== it.span[1] ? { chunk_end: e } : {}),
     };
-    const raw = await generate(generationPrompt(it.kind, chunk), o.maxNew);
+    // a sampled reply is seeded by the chunk's key, so a re-run (or a resumed run) draws the same one
+    const raw = await generate(generationPrompt(it.kind, chunk), o.maxNew, deriveSeed(o.seed, it.doc, it.span[0], it.span[1], 'sample'));
     const pair = parseQAPair(raw);
     let rec: PairRecord;
     if (!pair) {

@@ -180,3 +180,15 @@ test('the cloze stand-in (--generator cloze): a missing word of a sentence of th
   assert.equal(await verdict(p.answer), 'yes');
   assert.equal(await verdict('Queequeg'), 'no');
 });
+
+test('--temperature samples the pair, seeded per chunk: a re-run draws the same replies, greedy draws others', async () => {
+  const run = async (name: string, temperature: number): Promise<string[]> => {
+    const out = path.join(dir, name, 'data.jsonl');
+    const c = await selfInstruct(remote, opts(out, { maxDocs: 2, perDoc: 1, maxNew: 24, verifyMaxNew: 4, temperature, topP: 0.9 }));
+    assert.equal(c.generated, 2);
+    return readAppendLog<PairRecord>(sidecarPaths(out).rejected).map((r) => `${r.doc} ${r.span} ${r.raw}`).sort();
+  };
+  const a = await run('t1', 1.5);
+  assert.deepEqual(await run('t1-again', 1.5), a);
+  assert.notDeepEqual(await run('t0', 0), a);
+});

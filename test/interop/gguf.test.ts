@@ -203,6 +203,7 @@ test('llama.cpp agrees with longctx on next-token log-probabilities past the tra
   assert.ok(maxAbsDiff(await lc.tokenLogprobs(tokens, 150), ref.subarray(149)) <= 1e-3);
   // greedy decoding and the multiple-choice fast path
   assert.deepEqual(await lc.generate(tokens.subarray(0, 120), 16), await local.generate(tokens.subarray(0, 120), 16));
+  await assert.rejects(lc.generate(tokens.subarray(0, 8), 4, { sampling: { temperature: 1, topP: 1, seed: 0 } }), /generates greedily only .*serve the GGUF with llama.cpp's server/);
   const conts = [tokens.subarray(90, 100), tokens.subarray(100, 103), tokens.subarray(0, 0)];
   const a = await lc.continuationLogprobs(tokens.subarray(0, 90), conts);
   const b = await local.continuationLogprobs(tokens.subarray(0, 90), conts);

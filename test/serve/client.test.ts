@@ -104,6 +104,22 @@ const json = (res: http.ServerResponse, status: number, body: unknown, headers: 
   res.end(JSON.stringify(body));
 };
 
+test('sampled generation: the client through the server equals the local engine for the same seed; repeatable; temperature 0 is greedy', async () => {
+  const remote = await openOpenAIModel(`${srv.url}/v1`);
+  try {
+    const prompt = lm.tokenizer.encode('Call me Ishmael. Some years ago', { bos: true });
+    const sampling = { temperature: 1.3, topP: 0.95, seed: 11 };
+    const local = await lm.generate(prompt, 24, { sampling });
+    assert.deepEqual(await lm.generate(prompt, 24, { sampling }), local, 'a seed repeats');
+    assert.deepEqual(await remote.generate(prompt, 24, { sampling }), local, 'the server samples as the engine does');
+    const draws = await Promise.all([1, 2, 3, 4].map((seed) => lm.generate(prompt, 24, { sampling: { ...sampling, seed } })));
+    assert.ok(new Set(draws.map((d) => d.join(','))).size >= 2, 'other seeds draw other tokens');
+    assert.deepEqual(await lm.generate(prompt, 24, { sampling: { ...sampling, temperature: 0 } }), await lm.generate(prompt, 24));
+  } finally {
+    remote.close();
+  }
+});
+
 test('retries with backoff on 429 / 503, then success; no retry on 400; errors are one line', async () => {
   let calls = 0;
   const fake = await fakeServer((req, body, res) => {

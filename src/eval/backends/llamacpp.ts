@@ -287,6 +287,11 @@ export class LlamaCppEvalModel implements EvalModel {
   async generate(prompt: Int32Array, maxNew: number, opts: GenerateOptions = {}): Promise<Int32Array> {
     if (prompt.length === 0) throw new RangeError('generate needs a non-empty prompt (at least a BOS token)');
     if (maxNew <= 0) return new Int32Array(0);
+    // node-llama-cpp hands us the top logits only (enough for argmax and scoring), not the full row
+    // a sampler needs
+    if (opts.sampling && opts.sampling.temperature > 0) {
+      throw new Error(`${this.name}: the llama.cpp backend generates greedily only (temperature 0); to sample, serve the GGUF with llama.cpp's server and give its URL`);
+    }
     const total = prompt.length + maxNew;
     const seq = await this.sequenceFor(total - 1); // the last generated token is never fed back
     const stop = new Set(opts.stop ?? []);

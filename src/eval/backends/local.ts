@@ -18,6 +18,8 @@ import { loadTokenizer } from '../../data/tokenizer/load.js';
 import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import { argmax, logSoftmaxAt, topLogprobs, type EvalModel, type GenerateOptions, type TokenProgress, type TopLogprobs } from '../model.js';
 import { MAX_EVAL_LEN, effectiveChunk } from '../memory.js';
+import { sampleToken } from '../../serve/sample.js';
+import { Rng } from '../../util/rng.js';
 
 export interface LocalModelOptions {
   /** prefill rows per forwardCached call (default 512; capped so (rows, V) logits stay <= 64 MiB) */
@@ -190,8 +192,10 @@ export class LocalEvalModel implements EvalModel {
     if (this.tokenizer.eosId >= 0) stop.add(this.tokenizer.eosId);
     let row = this.prefill(cache, prompt, (d) => opts.onProgress?.(d, total));
     const out: number[] = [];
+    const sampling = opts.sampling && opts.sampling.temperature > 0 ? opts.sampling : null;
+    const rng = sampling ? new Rng(sampling.seed) : null;
     for (;;) {
-      const tok = argmax(row);
+      const tok = sampling ? sampleToken(row, sampling, rng!) : argmax(row);
       out.push(tok);
       opts.onProgress?.(prompt.length + out.length, total);
       if (stop.has(tok) || out.length >= maxNew) break;

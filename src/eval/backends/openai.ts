@@ -260,7 +260,10 @@ export class OpenAIEvalModel implements EvalModel {
     const stop = opts.stop ?? [];
     const stopStrings = [...new Set(stop.map((id) => this.tokenizer.decode([id])).filter((s) => s !== ''))].slice(0, 4);
     const r = await this.client.post('/completions', {
-      model: this.modelId, prompt: Array.from(prompt), max_tokens: maxNew, temperature: 0,
+      model: this.modelId, prompt: Array.from(prompt), max_tokens: maxNew,
+      ...(opts.sampling && opts.sampling.temperature > 0
+        ? { temperature: opts.sampling.temperature, top_p: opts.sampling.topP, seed: opts.sampling.seed }
+        : { temperature: 0 }),
       ...(this.longctx
         ? { stop_token_ids: stop, return_tokens_as_token_ids: true, logprobs: 0 }
         : stopStrings.length > 0 ? { stop: stopStrings } : {}),
