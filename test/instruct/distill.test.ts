@@ -6,15 +6,25 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { distill, distillConversations, NEGATIVE_VERDICT, type DistillLine } from '../../src/instruct/distill.js';
-import { sidecarPaths, type PairRecord } from '../../src/instruct/generate.js';
+import { readAppendLog, selfInstruct, sidecarPaths, type PairRecord } from '../../src/instruct/generate.js';
 import { generationPrompt, parseQAPair, parseVerdict, verifyPrompt } from '../../src/instruct/prompts.js';
 import { buildInstructData, readChatFile } from '../../src/instruct/build.js';
 import { testTokenizer } from '../eval/oracle.js';
 import { assertOneLineError, longctx } from '../bin.js';
+import { tinyConfig } from '../../src/model/config.js';
+import { createModel, initWeights } from '../../src/model/llama.js';
+import { refBackend } from '../../src/kernels/ref/index.js';
+import { saveModelFolder } from '../../src/io/hf.js';
+import { saveTokenizer } from '../../src/data/tokenizer/load.js';
+import { ClozeGenerator } from '../../src/instruct/cloze.js';
+import { instructTrain } from '../../src/recipes/instruct.js';
+import { openLocalModel } from '../../src/eval/backends/local.js';
+import { openOpenAIModel } from '../../src/eval/backends/openai.js';
+import { startServer } from '../../src/serve/server.js';
 import { mobyDocs, writePairs } from './fixture.js';
 
 let dir = '';
@@ -118,4 +128,43 @@ test('only unparseable records: nothing to learn, said in one line', () => {
   const f = writePairs(dir, 'empty', docs, []);
   appendFileSync(sidecarPaths(f).rejected, JSON.stringify({ v: 1, doc: docs[0]!.doc, span: [0, 10], seed: 0, kind: 'normal', status: 'unparseable', raw: 'x', generator: 'g', chunk_tokens: 3 }) + '\n');
   assert.throws(() => distill({ data: [f], out: path.join(dir, 'z.jsonl'), negatives: 1, seed: 0 }), /no verified or rejected pair to learn from/);
+});
+
+test('a model tuned on distilled data is a generator: served, its replies parse into pairs it then judges', async () => {
+  // an untrained tiny model with room for the prompts (512 positions) and the test tokenizer
+  const tok = testTokenizer();
+  const folder = path.join(dir, 'student-init');
+  const cfg = { ...tinyConfig(), max_position_embeddings: 512 };
+  const m = createModel(cfg, refBackend);
+  initWeights(m, 5);
+  saveModelFolder(folder, cfg, m.params.flat as Float32Array);
+  saveTokenizer(folder, tok);
+  const docsDir = path.join(dir, 'student-docs');
+  mkdirSync(docsDir);
+  mobyDocs(2).forEach((d, i) => writeFileSync(path.join(docsDir, `ch${i + 1}.txt`), d.text.slice(0, 4000)));
+  const opts = { sources: `docs=dir:${docsDir}`, seed: 0, perDoc: 3, minDocTokens: 0, chunkTokens: 48, maxNew: 160, verifyMaxNew: 12, shortP: 0.5, ctx: 512 };
+  // the teacher (the cloze stand-in) and its records as chat data
+  const teacher = path.join(dir, 'student', 'teacher.jsonl');
+  const t = await selfInstruct(new ClozeGenerator(tok, 512), { ...opts, out: teacher });
+  assert.ok(t.verified >= 4, JSON.stringify(t));
+  const chat = path.join(dir, 'student', 'chat.jsonl');
+  distill({ data: [teacher], out: chat, negatives: 1, seed: 0 });
+  const run = path.join(dir, 'student', 'run');
+  await instructTrain({ from: folder, data: [], chat: [chat], out: run, lossOnInput: false, seqLen: 512, batchSize: 4, steps: 120, lr: 1e-2, seed: 0, keepCheckpoints: 1 },
+    { json: false, quiet: true });
+  // served, the student writes and judges pairs about the same chunks
+  const srv = await startServer(openLocalModel(path.join(run, 'model')), { port: 0 });
+  try {
+    const remote = await openOpenAIModel(`${srv.url}/v1`);
+    const out = path.join(dir, 'student', 'data.jsonl');
+    const c = await selfInstruct(remote, { ...opts, out });
+    remote.close();
+    assert.equal(c.generated, t.generated);
+    assert.ok(c.verified + c.rejected >= c.generated / 2, `most replies parse: ${JSON.stringify(c)}`);
+    for (const r of [...readAppendLog<PairRecord>(out), ...readAppendLog<PairRecord>(sidecarPaths(out).rejected)]) {
+      if (r.status !== 'unparseable') assert.ok(r.question!.length > 0 && r.answer!.length > 0 && (r.verdict === 'yes' || r.verdict === 'no' || r.verdict === 'unclear'));
+    }
+  } finally {
+    await srv.close();
+  }
 });
