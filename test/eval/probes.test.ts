@@ -286,7 +286,7 @@ test('a data folder as the text: its held-out documents, as stored tokens (same 
       writeFileSync(path.join(text, `d${i}.txt`), docs[10 + i]!.text);
     }
     const data = path.join(dir, 'data');
-    prepareData({ sources: parseSources(`dir:${text}`), tokenizer: path.join(dir, 'tok'), out: data, progress: false, valFraction: 0.5 });
+    prepareData({ sources: parseSources(`text=dir:${text}`), tokenizer: path.join(dir, 'tok'), out: data, progress: false, valFraction: 0.5 });
     const c = openCorpus(data);
     assert.equal(c.kind, 'data-folder');
     const texts = c.texts();

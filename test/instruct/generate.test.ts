@@ -46,7 +46,7 @@ after(async () => {
 
 
 const opts = (out: string, extra: Partial<SelfInstructOptions> = {}): SelfInstructOptions => ({
-  sources: `dir:${docsDir}`, out, seed: 0, perDoc: 2, minDocTokens: 0, chunkTokens: 128, maxNew: 40, verifyMaxNew: 6, shortP: 0.5, ...extra,
+  sources: `docs=dir:${docsDir}`, out, seed: 0, perDoc: 2, minDocTokens: 0, chunkTokens: 128, maxNew: 40, verifyMaxNew: 6, shortP: 0.5, ...extra,
 });
 
 test('chunks are cut at sentence ends, in order, within the budget', () => {
@@ -85,7 +85,7 @@ test('against a real longctx serve of a tiny model: nonsense is unparseable, pai
   const side = readAppendLog<PairRecord>(files.rejected);
   assert.equal(side.length, c.rejected + c.unparseable);
   for (const r of side) {
-    assert.match(r.doc, /^dir:.*\/ch[123]\.txt$/);
+    assert.match(r.doc, /^docs\/ch[123]\.txt$/);
     assert.ok(Array.isArray(r.span) && r.span[1] > r.span[0]);
     assert.equal(r.seed, 0);
     assert.ok(r.kind === 'normal' || r.kind === 'short');
@@ -115,7 +115,7 @@ test('against a real longctx serve of a tiny model: nonsense is unparseable, pai
 
 test('longctx instruct generate against a real server prints the counts', async () => {
   const out = path.join(dir, 'cli', 'data.jsonl');
-  const r = await longctxAsync('instruct', 'generate', '--generator', `${srv.url}/v1`, '--sources', `dir:${docsDir}`, '--out', out,
+  const r = await longctxAsync('instruct', 'generate', '--generator', `${srv.url}/v1`, '--sources', `docs=dir:${docsDir}`, '--out', out,
     '--max-docs', '2', '--max-new', '24', '--verify-max-new', '4', '--chunk-tokens', '96', '--quiet');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^generated 2, verified 0, rejected 0, unparseable 2; 2 documents, chunks of up to 96 tokens, generator context 1024\n/);
@@ -124,7 +124,7 @@ test('longctx instruct generate against a real server prints the counts', async 
 
 test('against a fake server with well-formed pairs: verified, rejected and unparseable, each chunk answered from its own text', async () => {
   const out = path.join(dir, 'fake', 'data.jsonl');
-  const r = await longctxAsync('instruct', 'generate', '--generator', fake.url, '--tokenizer', folder, '--sources', `dir:${docsDir}`, '--out', out,
+  const r = await longctxAsync('instruct', 'generate', '--generator', fake.url, '--tokenizer', folder, '--sources', `docs=dir:${docsDir}`, '--out', out,
     '--per-doc', '4', '--chunk-tokens', '64', '--max-new', '64', '--concurrency', '2', '--json');
   assert.equal(r.code, 0, r.stderr);
   const c = JSON.parse(r.stdout);
@@ -160,9 +160,10 @@ test('the cloze stand-in (--generator cloze): a missing word of a sentence of th
   const tok = remote.tokenizer;
   const g = new ClozeGenerator(tok, 2048);
   const out = path.join(dir, 'cloze', 'data.jsonl');
-  // 6 chunks (3 documents x 2). Which chunks depends on the documents' ids, which hold the temporary
-  // folder's random name; --max-new must hold the longest cloze reply (a 300-character sentence is
-  // ~230 tokens with the test's small vocabulary), or a cut-off reply is, rightly, unparseable.
+  // 6 chunks (3 documents x 2). --max-new must hold the longest cloze reply (a 300-character sentence
+  // is ~230 tokens with the test's small vocabulary), or a cut-off reply is, rightly, unparseable.
+  // (The source is named, docs=dir:..., so the ids and the chunks drawn do not depend on the temporary
+  // folder's random name; unnamed, they did, and some draws overran a smaller --max-new.)
   const c = await selfInstruct(g, opts(out, { maxNew: 400, verifyMaxNew: 16 }));
   assert.equal(c.chunks, 6);
   assert.equal(c.generated, 6, JSON.stringify(c));
