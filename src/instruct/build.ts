@@ -21,8 +21,9 @@
 // at t + 1 when that id is scored, else IGNORE_INDEX. Scored: the assistant's answer and its EOS;
 // with lossOnInput (Table 9's better setting) every id of a long example after BOS as well. Padding
 // (the tokenizer's EOS id as input) is never scored, and since attention is causal it changes
-// nothing before it. Short conversations packed together attend to each other, as in packed
-// pretraining (no per-document attention mask). Validation sequences are held-out long examples
+// nothing before it. Short conversations packed together attend to the ones before them, as in
+// packed pretraining and in Llama 2's SFT, which concatenates examples to fill the sequence (no
+// per-conversation attention mask). Validation sequences are held-out long examples
 // scored on their answers only, whatever lossOnInput says, so runs with and without it compare.
 
 import { createHash } from 'node:crypto';
@@ -299,13 +300,27 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
     }
   }
   if (external) {
-    for (const p of external.pairs) {
+    // a validation pair about a document the run trains on measures memory, not reading (with
+    // --loss-on-input the document itself is a training target): refused, as the held-out split does
+    const trained = new Set(unique.filter((p) => !heldDocs.has(p.doc)).map((p) => sha256(docs.get(p.doc)!)));
+    const shared = [...external.docs].filter(([, text]) => trained.has(sha256(text))).map(([name]) => name);
+    if (shared.length > 0) {
+      throw new Error(`--val-data: ${shared.length} of its documents are training documents of --data (e.g. ${shared[0]}); generate validation pairs from other documents (another --sources)`);
+    }
+    const before = val.length;
+    const ordered = external.pairs.map((p) => ({ p, h: deriveSeed(o.seed, p.doc, p.span?.[0] ?? 0, p.span?.[1] ?? 0, p.question) }))
+      .sort((a, b) => a.h - b.h || (a.p.question < b.p.question ? -1 : 1));
+    for (const { p } of ordered) {
       if (!dedupe(p)) continue;
       const ex = example(p, external.docs);
       if (!ex) continue;
       counts.longVal++;
       val.push(toSequence(ex.ids, longScored(ex.roles, false), T, pad, 'long'));
     }
+    if (val.length === before) throw new Error(`--val-data ${o.valData!.join(',')}: no pair makes a validation sequence (${external.pairs.length} pairs: duplicates of --data pairs, or too long for --seq-len ${T})`);
+  }
+  if (heldDocs.size > 0 && val.length === 0) {
+    throw new Error(`the held-out documents' pairs are all too long for --seq-len ${T} even without their document; raise --seq-len`);
   }
 
   // Short conversations: shuffled (seeded), packed whole into T + 1 ids, padded.
@@ -343,7 +358,9 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
   flush();
 
   if (o.pretrain && o.pretrain.share > 0 && train.length > 0) {
-    for (const seq of pretrainSequences(tok, o.pretrain.dir, Math.round((o.pretrain.share / (1 - o.pretrain.share)) * train.length), T, o.seed)) train.push(seq);
+    // at least one: a mix asked for is never silently empty
+    const n = Math.max(1, Math.round((o.pretrain.share / (1 - o.pretrain.share)) * train.length));
+    for (const seq of pretrainSequences(tok, o.pretrain.dir, n, T, o.seed)) train.push(seq);
     counts.pretrainSequences = train.filter((q) => q.kind === 'pretrain').length;
   }
 
@@ -352,7 +369,7 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
       `${heldDocs.size > 0 ? `, and ${counts.longVal} pairs were held out (--val-fraction)` : ''}; raise --seq-len or give more data`);
   }
   const h = createHash('sha256');
-  h.update(`T=${T} lossOnInput=${o.lossOnInput}\n`);
+  h.update(`T=${T} lossOnInput=${o.lossOnInput} train=${train.length} val=${val.length}\n`);
   if (o.pretrain) h.update(`pretrain=${o.pretrain.share}\n`);
   for (const s of [...train, ...val]) {
     h.update(s.kind);

@@ -72,6 +72,34 @@ export function distillConversations(o: Omit<DistillOptions, 'out'>): { lines: D
   const assistant = (content: string): ChatMessage => ({ role: 'assistant', content: content.trim() });
   const lines: DistillLine[] = [];
   const counts = { generation: 0, verifyYes: 0, verifyNo: 0, negatives: 0, conversations: 0 };
+  // Wrong answers for the negatives: another pair's answer of the same kind (so length gives nothing
+  // away; any kind when there is no other), preferably about another document (a pair about the
+  // same text may answer the same thing in other words), never one that normalizes to the same
+  // answer, drawn without replacement.
+  const norm = (a: string): string => a.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
+  const answers = pairs.map((p) => norm(p.answer));
+  const byKind = new Map<string, number[]>();
+  pairs.forEach((p, j) => { const l = byKind.get(p.kind) ?? []; l.push(j); byKind.set(p.kind, l); });
+  const all = pairs.map((_, j) => j);
+  const pickWrong = (i: number, k: number, taken: Set<number>): number | null => {
+    const p = pairs[i]!;
+    const ok = (j: number, otherDoc: boolean): boolean => answers[j] !== answers[i] && !taken.has(j) && (!otherDoc || pairs[j]!.doc !== p.doc);
+    for (const pool of [byKind.get(p.kind)!, all]) {
+      for (const otherDoc of [true, false]) {
+        // a few seeded draws first (cheap with many pairs), then a scan from a seeded start
+        for (let t = 0; t < 8; t++) {
+          const j = pool[deriveSeed(o.seed, 'negative', i, k, t) % pool.length]!;
+          if (ok(j, otherDoc)) return j;
+        }
+        const start = deriveSeed(o.seed, 'negative-scan', i, k) % pool.length;
+        for (let t = 0; t < pool.length; t++) {
+          const j = pool[(start + t) % pool.length]!;
+          if (ok(j, otherDoc)) return j;
+        }
+      }
+    }
+    return null;
+  };
   pairs.forEach((p, i) => {
     const chunk = chunkOf(p);
     lines.push({ task: 'generate', messages: [user(generationPrompt(p.kind, chunk)), assistant(taggedReply(p.question, p.answer))] });
@@ -80,13 +108,12 @@ export function distillConversations(o: Omit<DistillOptions, 'out'>): { lines: D
       lines.push({ task: 'verify', messages: [user(verifyPrompt(chunk, p.question, p.answer)), assistant(p.critique)] });
       counts.verifyYes++;
     }
-    // another pair's answer (of the same kind when there is one, so length gives nothing away)
-    const others = pairs.filter((q) => q.answer !== p.answer && q.answer.toLowerCase() !== p.answer.toLowerCase());
-    const sameKind = others.filter((q) => q.kind === p.kind);
-    const pool = sameKind.length > 0 ? sameKind : others;
-    for (let k = 0; k < o.negatives && pool.length > 0; k++) {
-      const wrong = pool[deriveSeed(o.seed, 'negative', i, k) % pool.length]!;
-      lines.push({ task: 'verify', messages: [user(verifyPrompt(chunk, p.question, wrong.answer)), assistant(NEGATIVE_VERDICT)] });
+    const taken = new Set<number>();
+    for (let k = 0; k < o.negatives; k++) {
+      const j = pickWrong(i, k, taken);
+      if (j === null) break;
+      taken.add(j);
+      lines.push({ task: 'verify', messages: [user(verifyPrompt(chunk, p.question, pairs[j]!.answer)), assistant(NEGATIVE_VERDICT)] });
       counts.negatives++;
     }
   });
@@ -101,7 +128,8 @@ export function distillConversations(o: Omit<DistillOptions, 'out'>): { lines: D
 /** Write the conversations to `out` (JSONL, atomically: a crash leaves the old file or none). */
 export function distill(o: DistillOptions): DistillCounts {
   if (o.data.length === 0) throw new Error('--data is required (the JSONL of instruct generate --out)');
-  if (o.data.some((f) => path.resolve(f) === path.resolve(o.out))) throw new Error(`--out ${o.out} is one of the --data files; choose another file`);
+  const inputs = o.data.flatMap((f) => Object.values(sidecarPaths(f)).map((x) => path.resolve(x)));
+  if (inputs.includes(path.resolve(o.out))) throw new Error(`--out ${o.out} is one of the --data files or beside them (.docs.jsonl, .rejected.jsonl); choose another file`);
   const { lines, counts } = distillConversations(o);
   if (lines.length === 0) throw new Error(`${o.data.join(', ')}: no verified or rejected pair to learn from (unparseable replies teach nothing)`);
   writeFileAtomic(o.out, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');

@@ -84,6 +84,8 @@ export interface PairRecord {
   chunk_tokens: number;
   /** where the chunk shown to the generator ended, when it had to be cut short of span[1] to fit */
   chunk_end?: number;
+  /** how the reply was sampled (absent: greedy) */
+  sampling?: { temperature: number; top_p: number };
 }
 
 /** One document, once, in OUT.docs.jsonl. */
@@ -207,6 +209,11 @@ export async function selfInstruct(model: EvalModel, o: SelfInstructOptions, io:
   const tok = model.tokenizer;
   const files = sidecarPaths(o.out);
   if (!(o.shortP >= 0 && o.shortP <= 1)) throw new Error(`--short-p must be in [0, 1], got ${o.shortP}`);
+  const temperature = o.temperature ?? 0;
+  if (!(temperature >= 0)) throw new Error(`--temperature must be >= 0, got ${temperature}`);
+  if (!((o.topP ?? 1) > 0 && (o.topP ?? 1) <= 1)) throw new Error(`--top-p must be in (0, 1], got ${o.topP}`);
+  const sampling = temperature > 0 ? { temperature, top_p: o.topP ?? 1 } : undefined;
+  const samplingText = (x: PairRecord['sampling']): string => (x ? `temperature ${x.temperature}, top-p ${x.top_p}` : 'greedy decoding');
   if (!(Number.isInteger(o.perDoc) && o.perDoc >= 1)) throw new Error(`--per-doc must be an integer >= 1, got ${o.perDoc}`);
 
   // The chunk budget: the longer of the two prompts (and of the verification prompt, which repeats
@@ -234,6 +241,11 @@ export async function selfInstruct(model: EvalModel, o: SelfInstructOptions, io:
     for (const r of readAppendLog<PairRecord>(f, true)) {
       if (typeof r.doc !== 'string' || !Array.isArray(r.span) || typeof r.seed !== 'number' || !(r.status in fileCounts)) {
         throw new Error(`${f}: a line is not a longctx self-instruct record (doc, span, seed, status); give a new --out`);
+      }
+      // a resumed run must draw as the first part did, or one file would mix two generators' settings
+      if (r.seed === o.seed && samplingText(r.sampling) !== samplingText(sampling)) {
+        throw new Error(`${f}: the chunks of --seed ${o.seed} were generated with ${samplingText(r.sampling)}, this run asks for ${samplingText(sampling)}; ` +
+          'continue with the same --temperature/--top-p, or give another --seed or --out');
       }
       done.add(recordKey(r.doc, r.span, r.seed));
       fileCounts[r.status]++;
@@ -283,8 +295,6 @@ export async function selfInstruct(model: EvalModel, o: SelfInstructOptions, io:
     chunks: items.length, skipped: items.length - todo.length, generated: 0, verified: 0, rejected: 0, unparseable: 0,
     files: fileCounts, documents: used, chunkTokens, ctx, out: files,
   };
-  const temperature = o.temperature ?? 0;
-  if (!(temperature >= 0)) throw new Error(`--temperature must be >= 0, got ${temperature}`);
   const generate = async (content: string, maxNew: number, seed?: number): Promise<string> => {
     const ids = await model.generate(user(content), maxNew, seed !== undefined && temperature > 0 ? { sampling: { temperature, topP: o.topP ?? 1, seed } } : {});
     return tok.decode(ids, { skipSpecial: true });
@@ -303,7 +313,7 @@ export async function selfInstruct(model: EvalModel, o: SelfInstructOptions, io:
     }
     const base = {
       v: 1 as const, doc: it.doc, span: it.span, seed: o.seed, kind: it.kind, generator: model.name, chunk_tokens: tok.encode(chunk).length,
-      ...(e !== it.span[1] ? { chunk_end: e } : {}),
+      ...(e !== it.span[1] ? { chunk_end: e } : {}), ...(sampling ? { sampling } : {}),
     };
     // a sampled reply is seeded by the chunk's key, so a re-run (or a resumed run) draws the same one
     const raw = await generate(generationPrompt(it.kind, chunk), o.maxNew, deriveSeed(o.seed, it.doc, it.span[0], it.span[1], 'sample'));

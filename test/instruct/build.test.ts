@@ -185,6 +185,8 @@ test('Table 9\'s "+ pretrain data mix": plain LM sequences from a prepared data 
   assert.deepEqual(mixed.val, plain.val);
   assert.equal(mixed.counts.scoredTokens, plain.counts.scoredTokens + 4 * T);
   assert.notEqual(mixed.fingerprint, plain.fingerprint);
+  // a share that rounds to no sequence still gives one: a mix asked for is never silently empty
+  assert.equal(buildInstructData(tok, { data: [data], chat: [chat], seqLen: T, lossOnInput: false, valFraction: 0, seed: 1, pretrain: { dir: pre, share: 0.05 } }).counts.pretrainSequences, 1);
   assert.equal(buildInstructData(tok, { data: [data], chat: [chat], seqLen: T, lossOnInput: false, valFraction: 0, seed: 1, pretrain: { dir: pre, share: 0.5 } }).fingerprint, mixed.fingerprint);
   // a data folder made with another tokenizer is refused
   const other = path.join(dir, 'pre-other');
@@ -207,10 +209,25 @@ test('held out by document: no held-out pair\'s document is a training input; --
   const trainedDocs = new Set(qa.filter((x) => !heldAnswers.has(x.a)).map((x) => x.doc));
   assert.ok(![...heldDocs].some((d) => trainedDocs.has(d)), 'a document is either trained on or held out');
   assert.equal(b.train.length + b.val.length, 8);
-  // --val-data: its pairs validate, all of --data trains
-  const v = buildInstructData(tok, { data: [`${many}.jsonl`], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 4, valData: [data] });
+  // --val-data: its pairs (about other documents) validate, all of --data trains
+  const otherQA = [{ doc: 0, q: 'X?', a: 'Answer X.' }, { doc: 1, q: 'Y?', a: 'Answer Y.' }, { doc: 2, q: 'Z?', a: 'Answer Z.' }];
+  const valFile = writePairs(dir, 'valpairs', mobyDocs(6).slice(3), otherQA);
+  const v = buildInstructData(tok, { data: [`${many}.jsonl`], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 4, valData: [valFile] });
   assert.equal(v.train.length, 8);
   assert.equal(v.valSplit, 'held-out');
-  assert.deepEqual(v.val.map((s) => scored(s).trim()).sort(), QA.map((x) => x.a).sort());
-  assert.throws(() => buildInstructData(tok, { data: [`${many}.jsonl`], chat: [], seqLen: T, lossOnInput: false, valFraction: 0.1, seed: 4, valData: [data] }), /--val-data .* or --val-fraction .*, not both/);
+  assert.deepEqual(v.val.map((s) => scored(s).trim()).sort(), otherQA.map((x) => x.a).sort());
+  assert.throws(() => buildInstructData(tok, { data: [`${many}.jsonl`], chat: [], seqLen: T, lossOnInput: false, valFraction: 0.1, seed: 4, valData: [valFile] }), /--val-data .* or --val-fraction .*, not both/);
+  // validation pairs about documents the run trains on are refused (they would measure memory)
+  const mixedDocs = writePairs(dir, 'overlap', docs, [{ doc: 1, q: 'Another question?', a: 'Another answer.' }]);
+  assert.throws(() => buildInstructData(tok, { data: [`${many}.jsonl`], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 4, valData: [mixedDocs] }),
+    /--val-data: 3 of its documents are training documents of --data \(e\.g\. /);
+  // and a --val-data that gives no sequence (all its pairs duplicate training pairs) is an error, not a silent "no validation"
+  const twoDocs = writePairs(dir, 'two', docs.slice(0, 2), [{ doc: 0, q: 'Q0?', a: 'A0.' }, { doc: 1, q: 'Q1?', a: 'A1.' }]);
+  const oneDoc = writePairs(dir, 'one', docs.slice(2), [{ doc: 0, q: 'Q2?', a: 'A2.' }]);
+  assert.equal(buildInstructData(tok, { data: [twoDocs], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 4, valData: [oneDoc] }).val.length, 1);
+  assert.throws(() => buildInstructData(tok, { data: [twoDocs, oneDoc], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 4, valData: [oneDoc] }),
+    /--val-data: 1 of its documents are training documents/);
+  const tooLong = writePairs(dir, 'toolong', docs.slice(2), [{ doc: 0, q: 'Why? '.repeat(100), a: 'A2.' }]);
+  assert.throws(() => buildInstructData(tok, { data: [twoDocs], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 4, valData: [tooLong] }),
+    /--val-data .*toolong\.jsonl: no pair makes a validation sequence \(1 pairs: duplicates of --data pairs, or too long for --seq-len 256\)/);
 });

@@ -86,6 +86,13 @@ test('generation and verification turns from the records; negatives with another
       assert.ok(u.includes(`"""${docs[0]!.text.slice(0, 300)}"""`));
     }
   }
+  // an answer that differs only in case or punctuation is not a wrong answer
+  const alike = writePairs(dir, 'alike', docs, [{ doc: 0, q: 'Who?', a: 'Ishmael' }, { doc: 1, q: 'Who again?', a: 'ishmael.' }, { doc: 2, q: 'Where?', a: 'Nantucket' }]);
+  for (const l of distillConversations({ data: [alike], negatives: 2, seed: 0 }).lines.filter((x) => x.messages[1]!.content === NEGATIVE_VERDICT)) {
+    const m = /\nQuestion: (.*)\nProposed answer: (.*)$/.exec(l.messages[0]!.content)!;
+    if (m[1] === 'Where?') assert.match(m[2]!, /^ishmael\.?$/i);
+    else assert.equal(m[2], 'Nantucket', `${m[1]} gets the one answer that is really another`);
+  }
   // no negatives on request; the choice of wrong answers follows the seed
   assert.equal(distillConversations({ data: [data], negatives: 0, seed: 0 }).counts.conversations, 9);
   assert.deepEqual(distillConversations({ data: [data], negatives: 1, seed: 0 }).lines, lines);
@@ -117,6 +124,7 @@ test('longctx instruct distill writes chat data the builder packs, prints the co
   assert.ok(built.counts.conversations >= 9, JSON.stringify(built.counts));
 
   assertOneLineError(longctx('instruct', 'distill', '--data', data, '--out', data), /--out .* is one of the --data files/);
+  assertOneLineError(longctx('instruct', 'distill', '--data', data, '--out', sidecarPaths(data).docs), /--out .* is one of the --data files or beside them/);
   assertOneLineError(longctx('instruct', 'distill', '--data', path.join(dir, 'none.jsonl'), '--out', path.join(dir, 'x.jsonl')), /none\.jsonl: no such file/);
   const neg = longctx('instruct', 'distill', '--data', data, '--out', path.join(dir, 'y.jsonl'), '--negatives', '-1');
   assert.equal(neg.code, 1);

@@ -192,4 +192,9 @@ test('--temperature samples the pair, seeded per chunk: a re-run draws the same 
   const a = await run('t1', 1.5);
   assert.deepEqual(await run('t1-again', 1.5), a);
   assert.notDeepEqual(await run('t0', 0), a);
+  // the records say how they were drawn, and a resume must draw the same way
+  const out = path.join(dir, 't1', 'data.jsonl');
+  assert.ok(readAppendLog<PairRecord>(sidecarPaths(out).rejected).every((r) => r.sampling?.temperature === 1.5 && r.sampling.top_p === 0.9));
+  await assert.rejects(selfInstruct(remote, opts(out, { maxDocs: 3, perDoc: 1, maxNew: 24, verifyMaxNew: 4 })),
+    /data\.rejected\.jsonl: the chunks of --seed 0 were generated with temperature 1\.5, top-p 0\.9, this run asks for greedy decoding/);
 });
