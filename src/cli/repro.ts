@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { REPRO_PRESETS, REPRO_VARIANTS, parseVariants, repro, reproCurriculum, writeCurriculumReport, writeReproReport, type ReproPreset } from '../recipes/repro.js';
 import { floatArg, intArg } from './args.js';
+import { reproInstruct, writeInstructReport } from '../recipes/repro-instruct.js';
 import { parseSources } from '../data/sources.js';
 
 interface Flags { quick: boolean; full: boolean; only?: string; out: string; tokenScale: number; seed: number; quiet: boolean; sources?: string }
@@ -52,6 +53,21 @@ export function registerRepro(program: Command): void {
       const file = await writeCurriculumReport(outcome, f.out);
       for (const r of outcome.runs) {
         process.stdout.write(`${r.name.padEnd(28)} FLOPs ${r.summary.flops.toExponential(3)}  val loss ${Object.entries(r.summary.valLoss).map(([T, l]) => `@${T} ${l.toFixed(4)}`).join('  ')}\n`);
+      }
+      process.stdout.write(`wrote ${file}\n`);
+    });
+  cmd
+    .command('instruct')
+    .description('paper Table 9: fine-tune the ABF model with short chat data, + a pretraining mix, + self-instruct pairs (loss on answers), + LM loss on the inputs; held-out answer loss per row (takes repro\'s --quick, --full, --sources, --out, --token-scale, --seed, --quiet)')
+    .action(async (_local: unknown, sub: Command) => {
+      const f = sub.parent!.opts<Flags>();
+      if (f.only) throw new Error('--only is for the positional-encoding ablation, not for repro instruct');
+      const p = preset(f);
+      const a = await reproInstruct({ preset: p, out: f.out, tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet });
+      const file = await writeInstructReport(a, f.out);
+      process.stdout.write(`pairs: ${a.pairs.train} for training, ${a.pairs.val} held out (other documents); ${a.pairs.chat} chat conversations\n`);
+      for (const r of a.rows) {
+        process.stdout.write(`${r.name.padEnd(36)} held-out answer loss ${r.before?.toFixed(4) ?? '-'} -> ${r.after?.toFixed(4) ?? '-'}\n`);
       }
       process.stdout.write(`wrote ${file}\n`);
     });

@@ -27,6 +27,7 @@
 // scored on their answers only, whatever lossOnInput says, so runs with and without it compare.
 
 import { createHash } from 'node:crypto';
+import { writeFileAtomic } from '../io/atomic.js';
 import * as fs from 'node:fs';
 import { IGNORE_INDEX } from '../kernels/backend.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
@@ -228,6 +229,26 @@ export function pretrainSequences(tok: Tokenizer, dir: string, n: number, T: num
   const out: Sequence[] = [];
   for (let i = 0; i < n; i++) out.push({ tokens: b.tokens.slice(i * T, (i + 1) * T), targets: b.targets.slice(i * T, (i + 1) * T), kind: 'pretrain' });
   return out;
+}
+
+/**
+ * Split a self-instruct file by document: ceil(valFraction * documents) of them (at least one, never
+ * all), in a seeded order, go with their pairs to `valOut`, the rest to `trainOut`; each gets its
+ * .docs.jsonl. So `--val-data valOut` never asks about a document `--data trainOut` trains on.
+ */
+export function splitPairsByDocument(file: string, trainOut: string, valOut: string, valFraction: number, seed: number): { train: number; val: number } {
+  const { pairs, docs } = readPairs([file]);
+  const names = [...new Set(pairs.map((p) => p.doc))].sort((a, b) => deriveSeed(seed, 'split', a) - deriveSeed(seed, 'split', b) || (a < b ? -1 : 1));
+  if (names.length < 2) throw new Error(`${file}: pairs about ${names.length} document(s); a split by document needs two or more`);
+  const held = new Set(names.slice(0, Math.min(names.length - 1, Math.max(1, Math.ceil(valFraction * names.length)))));
+  const write = (out: string, keep: (doc: string) => boolean): number => {
+    const mine = pairs.filter((p) => keep(p.doc));
+    const used = [...new Set(mine.map((p) => p.doc))];
+    writeFileAtomic(sidecarPaths(out).docs, used.map((d) => JSON.stringify({ v: 1, doc: d, sha256: sha256(docs.get(d)!), text: docs.get(d)! } satisfies DocRecord) + '\n').join(''));
+    writeFileAtomic(out, mine.map((p) => JSON.stringify(p) + '\n').join(''));
+    return mine.length;
+  };
+  return { train: write(trainOut, (d) => !held.has(d)), val: write(valOut, (d) => held.has(d)) };
 }
 
 /** Build training and validation sequences; see the top of the file. */

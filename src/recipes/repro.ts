@@ -60,6 +60,11 @@ export interface ReproPreset {
   retrievalSamples: number;
   /** curriculum: total tokens of each schedule */
   curriculumTokens: number;
+  /** instruction-tuning ablation: optimizer steps and sequences per step of each row, its peak learning rate, the cloze generator's context */
+  instructSteps: number;
+  instructBatch: number;
+  instructLr: number;
+  instructCtx: number;
 }
 
 // Sizes measured on the 2-core machine of BENCHMARKS.md; README lists the times.
@@ -69,18 +74,21 @@ export const REPRO_PRESETS: Record<ReproPreset['name'], ReproPreset> = {
     baseLen: 256, baseTokens: 1_200_000, baseLr: 3e-3, tokensPerStep: 8192,
     longLen: 1024, extendTokens: 300_000,
     evalMaxLen: 2048, pplSequences: 4, retrievalSamples: 2, curriculumTokens: 600_000,
+    instructSteps: 40, instructBatch: 4, instructLr: 2e-3, instructCtx: 512,
   },
   default: {
     name: 'default', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'tiny',
     baseLen: 256, baseTokens: 6_000_000, baseLr: 3e-3, tokensPerStep: 8192,
     longLen: 2048, extendTokens: 1_000_000,
     evalMaxLen: 4096, pplSequences: 8, retrievalSamples: 4, curriculumTokens: 4_000_000,
+    instructSteps: 150, instructBatch: 8, instructLr: 2e-3, instructCtx: 512,
   },
   full: {
     name: 'full', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'small',
     baseLen: 512, baseTokens: 30_000_000, baseLr: 1e-3, tokensPerStep: 16384,
     longLen: 4096, extendTokens: 4_000_000,
     evalMaxLen: 8192, pplSequences: 16, retrievalSamples: 8, curriculumTokens: 16_000_000,
+    instructSteps: 300, instructBatch: 8, instructLr: 1e-3, instructCtx: 1024,
   },
 };
 
@@ -121,9 +129,9 @@ export function parseVariants(list: string): ReproVariant[] {
   return REPRO_VARIANTS.filter((v) => items.includes(v));
 }
 
-interface Shared { tokenizerDir: string; dataDir: string; dataKey: string; stages: ReproOutcome['stages']; log: (l: string) => void; quiet: boolean }
+export interface Shared { tokenizerDir: string; dataDir: string; dataKey: string; stages: ReproOutcome['stages']; log: (l: string) => void; quiet: boolean }
 
-function scaled(tokens: number, scale: number, tokensPerStep: number): number {
+export function scaled(tokens: number, scale: number, tokensPerStep: number): number {
   return Math.max(tokensPerStep * 4, Math.round((tokens * scale) / tokensPerStep) * tokensPerStep);
 }
 
@@ -132,8 +140,8 @@ function note<T>(sh: Shared, name: string, o: StageOutcome<T>): T {
   return o.result;
 }
 
-/** Tokenizer and token shards, shared by both ablations. */
-async function prepareShared(p: ReproPreset, out: string, seed: number, log: (l: string) => void, quiet: boolean): Promise<Shared> {
+/** Tokenizer and token shards, shared by the ablations. */
+export async function prepareShared(p: ReproPreset, out: string, seed: number, log: (l: string) => void, quiet: boolean): Promise<Shared> {
   const sh: Shared = { tokenizerDir: path.join(out, 'tokenizer'), dataDir: path.join(out, 'data'), dataKey: '', stages: [], log, quiet };
   const tokSettings = { sources: p.sources, vocab: p.vocab };
   const tok = await runStage({
@@ -161,15 +169,16 @@ function readSummary(runDir: string): TrainSummary {
   return JSON.parse(fs.readFileSync(path.join(runDir, SUMMARY), 'utf8')) as TrainSummary;
 }
 
-/** A training stage: fresh, or resumed from the last checkpoint of an interrupted attempt. */
-async function trainStage(sh: Shared, name: string, dir: string, settings: unknown, start: () => Promise<TrainSummary>): Promise<{ summary: TrainSummary; key: string }> {
+/** A training stage: fresh, or resumed (by `resumeRun`) from the last checkpoint of an interrupted attempt. */
+export async function trainStage<S extends TrainSummary>(sh: Shared, name: string, dir: string, settings: unknown, start: () => Promise<S>,
+  resumeRun: (dir: string, io: { json: boolean; quiet: boolean }) => Promise<S> = resume as never): Promise<{ summary: S; key: string }> {
   const o = await runStage({
     name, dir, settings,
     run: async (partial) => {
       const io = { json: false, quiet: sh.quiet };
-      let s: TrainSummary;
+      let s: S;
       if (partial && fs.existsSync(path.join(dir, 'config.resolved.json')) && latestCheckpoint(dir)) {
-        s = await resume(dir, io);
+        s = await resumeRun(dir, io);
       } else {
         fs.rmSync(dir, { recursive: true, force: true });
         s = await start();
@@ -177,7 +186,7 @@ async function trainStage(sh: Shared, name: string, dir: string, settings: unkno
       if (s.interrupted) throw new Error(`${name} was interrupted; run the same command again to continue from its last checkpoint`);
       return s;
     },
-    load: () => readSummary(dir),
+    load: () => readSummary(dir) as S,
   }, sh.log);
   return { summary: note(sh, name, o), key: o.key };
 }
@@ -198,6 +207,24 @@ function common(p: ReproPreset, out: string, schedule: string, tokens: number, s
   };
 }
 
+/** The short-context base model: OUT/runs/base. */
+export async function baseStage(sh: Shared, p: ReproPreset, out: string, scale: number, seed: number): Promise<{ summary: TrainSummary; key: string }> {
+  const baseDir = path.join(out, 'runs', 'base');
+  const baseTokens = scaled(p.baseTokens, scale, p.tokensPerStep);
+  const baseSettings = { data: sh.dataKey, model: p.model, len: p.baseLen, tokens: baseTokens, lr: p.baseLr, tps: p.tokensPerStep, seed };
+  return trainStage(sh, 'base', baseDir, baseSettings, () =>
+    pretrain({ ...common(p, baseDir, String(p.baseLen), baseTokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr }, { json: false, quiet: sh.quiet }));
+}
+
+/** The base model continually pretrained at longLen with one positional encoding: OUT/runs/VARIANT. */
+export async function extendStage(sh: Shared, p: ReproPreset, out: string, baseKey: string, v: ReproVariant, scale: number, seed: number): Promise<{ summary: TrainSummary; key: string }> {
+  const runDir = path.join(out, 'runs', v);
+  const extendTokens = scaled(p.extendTokens, scale, p.tokensPerStep);
+  const settings = { base: baseKey, rope: v, len: p.longLen, tokens: extendTokens, seed };
+  return trainStage(sh, `extend ${v}`, runDir, settings, () =>
+    extend({ ...common(p, runDir, String(p.longLen), extendTokens, seed), from: path.join(out, 'runs', 'base'), rope: v }, { json: false, quiet: sh.quiet }));
+}
+
 /** The positional-encoding ablation (paper §4.1, Table 5 / Figure 5b at laptop scale). */
 export async function repro(o: ReproOptions): Promise<ReproOutcome> {
   const p = o.preset;
@@ -209,10 +236,7 @@ export async function repro(o: ReproOptions): Promise<ReproOutcome> {
   const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false);
 
   const baseDir = path.join(o.out, 'runs', 'base');
-  const baseTokens = scaled(p.baseTokens, scale, p.tokensPerStep);
-  const baseSettings = { data: sh.dataKey, model: p.model, len: p.baseLen, tokens: baseTokens, lr: p.baseLr, tps: p.tokensPerStep, seed };
-  const base = await trainStage(sh, 'base', baseDir, baseSettings, () =>
-    pretrain({ ...common(p, baseDir, String(p.baseLen), baseTokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr }, { json: false, quiet: sh.quiet }));
+  const base = await baseStage(sh, p, o.out, scale, seed);
 
   const evalOpts: EvaluateOptions = {
     tasks: ['ppl', 'first-sentence', 'passkey'], maxLen: p.evalMaxLen, data: sh.dataDir, seed,
@@ -222,12 +246,9 @@ export async function repro(o: ReproOptions): Promise<ReproOutcome> {
   const baseEvalDir = path.join(o.out, 'eval', 'base');
   runs.push({ variant: 'base', label: VARIANT_LABELS.base, runDir: baseDir, evalDir: baseEvalDir, summary: base.summary, results: await evalStage(sh, 'eval base', baseDir, base.key, baseEvalDir, evalOpts) });
 
-  const extendTokens = scaled(p.extendTokens, scale, p.tokensPerStep);
   for (const v of variants) {
     const runDir = path.join(o.out, 'runs', v);
-    const settings = { base: base.key, rope: v, len: p.longLen, tokens: extendTokens, seed };
-    const ext = await trainStage(sh, `extend ${v}`, runDir, settings, () =>
-      extend({ ...common(p, runDir, String(p.longLen), extendTokens, seed), from: baseDir, rope: v }, { json: false, quiet: sh.quiet }));
+    const ext = await extendStage(sh, p, o.out, base.key, v, scale, seed);
     const evalDir = path.join(o.out, 'eval', v);
     runs.push({ variant: v, label: VARIANT_LABELS[v], runDir, evalDir, summary: ext.summary, results: await evalStage(sh, `eval ${v}`, runDir, ext.key, evalDir, evalOpts) });
   }

@@ -49,6 +49,26 @@ test('repro --quick: report.html with the runs\' figures, cached re-run, renders
   assert.equal(r3.code, 0, r3.stderr);
   assert.match(readFileSync(file, 'utf8'), /Length curriculum \(§4\.4\)/);
 
+  // the instruction-tuning ablation (Table 9) on the same base and ABF model (cached): four rows, each
+  // with its held-out answer loss from its own metrics, the paper's rows beside
+  const ins = longctx('repro', 'instruct', '--quick', '--token-scale', '0.25', '--out', out);
+  assert.equal(ins.code, 0, ins.stderr);
+  for (const stage of ['base', 'extend abf']) assert.match(ins.stderr, new RegExp(`${stage}: done earlier`));
+  const lines = [...ins.stdout.matchAll(/^(.+?)\s+held-out answer loss ([\d.]+) -> ([\d.]+)$/gm)];
+  assert.equal(lines.length, 4, ins.stdout);
+  const insHtml = readFileSync(path.join(out, 'instruct.html'), 'utf8');
+  for (const [i, id] of ['chat', 'mix', 'self', 'self-input'].entries()) {
+    const evals = readFileSync(path.join(out, 'instruct', id, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'eval');
+    assert.equal(Number(lines[i]![3]), Number(evals.at(-1).val_loss.toFixed(4)), `${id}: the printed loss is the run's last evaluation`);
+    assert.ok(insHtml.includes(evals.at(-1).val_loss.toFixed(3)), `instruct.html lacks ${id}'s answer loss`);
+    assert.ok(Number(lines[i]![3]) < Number(lines[i]![2]), `${id}: tuning lowers the held-out answer loss`);
+  }
+  for (const s of ['Instruction tuning (Table 9)', 'Long + RLHF V5: 22.3', '+ self-inst with LM loss: 38.9', 'chart-instruct']) assert.ok(insHtml.includes(s), `instruct.html lacks "${s}"`);
+  const cfgSelf = JSON.parse(readFileSync(path.join(out, 'instruct', 'self-input', 'config.resolved.json'), 'utf8'));
+  assert.equal(cfgSelf.instruct.lossOnInput, true);
+  assert.equal(cfgSelf.instruct.valData.length, 1);
+  assert.ok(cfgSelf.instruct.pretrain.share === 0.1);
+
   assert.ok(CHROMIUM, 'Chromium not found: install Debian\'s chromium (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   try {
@@ -71,6 +91,12 @@ test('repro --quick: report.html with the runs\' figures, cached re-run, renders
     await page.screenshot({ path: path.join(out, 'report.png'), fullPage: true });
     assert.ok(statSync(path.join(out, 'report.png')).size > 50_000);
     assert.deepEqual(errors, [], 'console errors');
+    // instruct.html: its chart draws
+    await page.goto(pathToFileURL(path.join(out, 'instruct.html')).href);
+    const insCharts = await page.$$eval('figure svg', (els) => els.map((e) => ({ w: e.getBoundingClientRect().width, marks: e.querySelectorAll('path, circle').length })));
+    assert.equal(insCharts.length, 1);
+    assert.ok(insCharts[0]!.w > 200 && insCharts[0]!.marks > 8, JSON.stringify(insCharts));
+    assert.deepEqual(errors, [], 'console errors on instruct.html');
   } finally {
     await browser.close();
   }

@@ -1,0 +1,123 @@
+// `longctx repro instruct`: the paper's instruction-tuning ablation (Table 9) at laptop scale, top to
+// bottom:
+//
+//   tokenizer, data, base, ABF extension      the same cached stages as `longctx repro`
+//   -> pairs: the cloze generator (instruct/cloze.ts, the offline stand-in for Llama 2 Chat) writes
+//      and verifies pairs about chunks of the corpus; split by document into training pairs and
+//      validation pairs about documents no row trains on
+//   -> short chat data: the training pairs' generator conversations (instruct distill), standing in
+//      for the paper's RLHF data
+//   -> four fine-tunings of the ABF model, cumulative as the paper's rows:
+//        short chat data only | + pretraining data mix | + self-instruct pairs, loss on answers |
+//        + LM loss on the long inputs
+//      each the same steps and batch, validated on the held-out pairs' answers
+//   -> OUT/instruct.html: our answer losses beside the paper's Table 9
+//
+// The paper scores downstream long QA (Qasper, NarrativeQA, ...) of large models; at this size the
+// measure is the loss on held-out answers, which the page says.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadTokenizer } from '../data/tokenizer/load.js';
+import { ClozeGenerator } from '../instruct/cloze.js';
+import { selfInstruct } from '../instruct/generate.js';
+import { distill } from '../instruct/distill.js';
+import { splitPairsByDocument } from '../instruct/build.js';
+import { readMetrics, FINAL_MODEL } from '../train/run.js';
+import { runStage } from './stages.js';
+import { instructTrain, resumeInstruct, type InstructSummary } from './instruct.js';
+import { baseStage, extendStage, prepareShared, trainStage, type ReproOptions, type ReproPreset } from './repro.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { renderReport } from '../report/html.js';
+import { instructSection, type InstructAblationRow } from '../report/repro.js';
+
+/** The paper's rows, cumulative; Qasper F1 quoted from its Table 9. */
+const ROWS = [
+  { id: 'chat', name: 'short chat data only', paper: 'Long + RLHF V5: 22.3' },
+  { id: 'mix', name: '+ pretraining data mix', paper: '+ pretrain data mix: 23.7' },
+  { id: 'self', name: '+ self-instruct, loss on answers', paper: '+ self-inst, no LM loss on input: 35.7' },
+  { id: 'self-input', name: '+ self-instruct, LM loss on input', paper: '+ self-inst with LM loss: 38.9' },
+] as const;
+
+/** Share of documents whose pairs are held out for validation. */
+const VAL_DOCS = 0.15;
+
+export interface InstructAblationOutcome {
+  preset: ReproPreset;
+  pairs: { train: number; val: number; chat: number };
+  rows: InstructAblationRow[];
+  stages: { name: string; seconds: number; skipped: boolean }[];
+}
+
+function rowFromRun(name: string, paper: string, runDir: string, s: InstructSummary | null): InstructAblationRow {
+  const evals = readMetrics(runDir).filter((m) => m.type === 'eval').map((m) => ({ step: m.step, loss: m.val_loss }));
+  const first = evals.find((e) => e.step === 0);
+  const last = evals[evals.length - 1];
+  return { name, paper, before: first?.loss ?? null, after: last && last.step > 0 ? last.loss : null, curve: evals, seconds: s?.seconds ?? 0, tokens: s?.tokens ?? 0 };
+}
+
+/** Table 9 at laptop scale; see the top of the file. */
+export async function reproInstruct(o: Omit<ReproOptions, 'only'>): Promise<InstructAblationOutcome> {
+  const p = o.preset;
+  const log = o.log ?? ((l: string) => process.stderr.write(`repro instruct: ${l}\n`));
+  const scale = o.tokenScale ?? 1;
+  if (!(scale > 0)) throw new Error(`--token-scale must be positive, got ${scale}`);
+  const seed = o.seed ?? 0;
+  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false);
+  const base = await baseStage(sh, p, o.out, scale, seed);
+  const abf = await extendStage(sh, p, o.out, base.key, 'abf', scale, seed);
+  const abfDir = path.join(o.out, 'runs', 'abf');
+
+  // Pairs from the cloze teacher, split by document; its conversations as the short chat data.
+  const dir = path.join(o.out, 'instruct');
+  const pairsDir = path.join(dir, 'pairs');
+  const files = { all: path.join(pairsDir, 'all.jsonl'), train: path.join(pairsDir, 'train.jsonl'), val: path.join(pairsDir, 'val.jsonl'), chat: path.join(pairsDir, 'chat.jsonl') };
+  const pairsStage = await runStage({
+    name: 'instruct pairs', dir: pairsDir, settings: { model: abf.key, sources: p.sources, seed, ctx: p.instructCtx, perDoc: 2, valDocs: VAL_DOCS },
+    run: async () => {
+      fs.rmSync(pairsDir, { recursive: true, force: true }); // generation appends: start clean
+      const tok = loadTokenizer(path.join(abfDir, FINAL_MODEL));
+      await selfInstruct(new ClozeGenerator(tok, p.instructCtx), {
+        sources: p.sources, out: files.all, seed, perDoc: 2, minDocTokens: 0, maxNew: 128, verifyMaxNew: 16, shortP: 0.5, ctx: p.instructCtx,
+      });
+      const split = splitPairsByDocument(files.all, files.train, files.val, VAL_DOCS, seed);
+      const chat = distill({ data: [files.train], out: files.chat, negatives: 1, seed }).conversations;
+      writeFileAtomic(path.join(pairsDir, 'counts.json'), JSON.stringify({ ...split, chat }) + '\n');
+      return { ...split, chat };
+    },
+    load: () => JSON.parse(fs.readFileSync(path.join(pairsDir, 'counts.json'), 'utf8')) as InstructAblationOutcome['pairs'],
+  }, log);
+  sh.stages.push({ name: 'instruct pairs', seconds: pairsStage.seconds, skipped: pairsStage.skipped });
+
+  // The four rows, cumulative, each the same steps from the ABF model.
+  const steps = Math.max(4, Math.round(p.instructSteps * scale));
+  const rows: InstructAblationRow[] = [];
+  for (const r of ROWS) {
+    const runDir = path.join(dir, r.id);
+    const settings = { model: abf.key, pairs: pairsStage.key, row: r.id, steps, batch: p.instructBatch, lr: p.instructLr, len: p.longLen, seed };
+    const t = await trainStage<InstructSummary>(sh, `instruct ${r.id}`, runDir, settings, () => instructTrain({
+      from: abfDir, out: runDir, chat: [files.chat], data: r.id === 'self' || r.id === 'self-input' ? [files.train] : [], valData: [files.val],
+      ...(r.id !== 'chat' ? { pretrainData: sh.dataDir } : {}), lossOnInput: r.id === 'self-input',
+      seqLen: p.longLen, batchSize: p.instructBatch, steps, lr: p.instructLr, seed, keepCheckpoints: 1,
+      evalEvery: Math.max(1, Math.round(steps / 6)), checkpointEvery: Math.max(1, Math.round(steps / 3)),
+    }, { json: false, quiet: sh.quiet }), resumeInstruct);
+    rows.push(rowFromRun(r.name, r.paper, runDir, t.summary));
+  }
+  return { preset: p, pairs: pairsStage.result, rows, stages: sh.stages };
+}
+
+/** Writes OUT/instruct.html: the ablation table and answer-loss curves beside the paper's Table 9. */
+export async function writeInstructReport(a: InstructAblationOutcome, out: string): Promise<string> {
+  const file = path.join(out, 'instruct.html');
+  const p = a.preset;
+  const section = await instructSection({
+    rows: a.rows, longLen: p.longLen, steps: a.rows[0]?.curve.at(-1)?.step ?? 0, batch: p.instructBatch,
+    pairs: a.pairs, sources: p.sources,
+  });
+  writeFileAtomic(file, renderReport({
+    title: `longctx repro instruct (${p.name})`,
+    subtitle: 'Instruction tuning on self-instructed long data (paper §4.3, Table 9) at laptop scale',
+    sections: [section],
+  }));
+  return file;
+}
