@@ -253,7 +253,7 @@ export async function instructSection(inp: InstructAblationInput): Promise<Repor
   const f = (x: number | null): string => (x === null ? '–' : x.toFixed(3));
   const afters = inp.rows.map((r) => r.after).filter((x): x is number => x !== null);
   const best = afters.length > 0 ? Math.min(...afters) : null;
-  const table = `<div class="scroll"><table class="instruct"><thead><tr><th scope="col">rows (each adds to the one above; the last two are the paper's alternatives)</th><th scope="col">answer loss before</th><th scope="col">after</th><th scope="col">the paper's row: Qasper F1</th><th scope="col">time</th></tr></thead><tbody>
+  const table = `<div class="scroll"><table class="instruct"><thead><tr><th scope="col">row (adds to the one above)</th><th scope="col">answer loss before</th><th scope="col">after</th><th scope="col">the paper's row: Qasper F1</th><th scope="col">time</th></tr></thead><tbody>
 ${inp.rows.map((r) => `<tr><th scope="row">${escapeHtml(r.name)}</th><td>${f(r.before)}</td><td>${r.after !== null && r.after === best ? `<b>${f(r.after)}</b>` : f(r.after)}</td><td class="text">${escapeHtml(r.paper)}</td><td>${r.seconds.toFixed(0)} s</td></tr>`).join('\n')}
 </tbody></table></div>`;
   // the reading: which additions lowered the held-out answer loss
