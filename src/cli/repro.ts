@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { REPRO_PRESETS, REPRO_VARIANTS, parseVariants, repro, reproCurriculum, writeCurriculumReport, writeReproReport, type ReproPreset } from '../recipes/repro.js';
 import { floatArg, intArg } from './args.js';
-import { reproInstruct, writeInstructReport } from '../recipes/repro-instruct.js';
+import { instructOnDisk, reproInstruct, writeInstructReport } from '../recipes/repro-instruct.js';
 import { parseSources } from '../data/sources.js';
 
 interface Flags { quick: boolean; full: boolean; only?: string; out: string; tokenScale: number; seed: number; quiet: boolean; sources?: string }
@@ -37,7 +37,7 @@ export function registerRepro(program: Command): void {
     const only = f.only ? parseVariants(f.only) : undefined;
     const t0 = Date.now();
     const outcome = await repro({ preset: p, out: f.out, ...(only ? { only } : {}), tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet });
-    const file = await writeReproReport(outcome, f.out);
+    const file = await writeReproReport(outcome, f.out, { instruct: instructOnDisk(f.out, p) });
     process.stdout.write(`wrote ${file} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
   });
   // The flags above belong to `repro` and commander reads them wherever they appear, so

@@ -29,7 +29,9 @@ import { instructTrain, resumeInstruct, type InstructSummary } from './instruct.
 import { baseStage, extendStage, prepareShared, trainStage, type ReproOptions, type ReproPreset } from './repro.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { renderReport } from '../report/html.js';
-import { instructSection, type InstructAblationRow } from '../report/repro.js';
+import { instructSection, type InstructAblationInput, type InstructAblationRow } from '../report/repro.js';
+import { SUMMARY } from '../train/run.js';
+import type { TrainSummary } from '../train/trainer.js';
 
 /** The paper's rows, cumulative; Qasper F1 quoted from its Table 9. */
 const ROWS = [
@@ -104,6 +106,22 @@ export async function reproInstruct(o: Omit<ReproOptions, 'only'>): Promise<Inst
     rows.push(rowFromRun(r.name, r.paper, runDir, t.summary));
   }
   return { preset: p, pairs: pairsStage.result, rows, stages: sh.stages };
+}
+
+/** The ablation's finished rows under OUT/instruct (for the main report), or null when there are none. */
+export function instructOnDisk(out: string, p: ReproPreset): InstructAblationInput | null {
+  const dir = path.join(out, 'instruct');
+  const countsFile = path.join(dir, 'pairs', 'counts.json');
+  if (!fs.existsSync(countsFile)) return null;
+  const rows = ROWS.filter((r) => fs.existsSync(path.join(dir, r.id, SUMMARY))).map((r) => {
+    const runDir = path.join(dir, r.id);
+    return rowFromRun(r.name, r.paper, runDir, JSON.parse(fs.readFileSync(path.join(runDir, SUMMARY), 'utf8')) as TrainSummary as InstructSummary);
+  });
+  if (rows.length === 0) return null;
+  return {
+    rows, longLen: p.longLen, steps: rows[0]!.curve.at(-1)?.step ?? 0, batch: p.instructBatch,
+    pairs: JSON.parse(fs.readFileSync(countsFile, 'utf8')) as InstructAblationInput['pairs'], sources: p.sources,
+  };
 }
 
 /** Writes OUT/instruct.html: the ablation table and answer-loss curves beside the paper's Table 9. */

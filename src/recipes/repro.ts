@@ -324,7 +324,7 @@ function curriculumOnDisk(out: string, p: ReproPreset): NonNullable<ReproReportI
   return rows.length > 0 ? { rows, baseLen: p.baseLen, longLen: p.longLen, tokens } : null;
 }
 
-function reportInput(o: ReproOutcome, out: string): ReproReportInput {
+function reportInput(o: ReproOutcome, out: string, extra: Pick<ReproReportInput, 'instruct'>): ReproReportInput {
   const p = o.preset;
   const base = o.runs.find((r) => r.variant === 'base');
   const cfg = base ? readRunConfig(base.runDir).model : null;
@@ -340,14 +340,15 @@ function reportInput(o: ReproOutcome, out: string): ReproReportInput {
     abfTheta: 500000, piFactor: p.longLen / p.baseLen,
     runs: evalRuns,
     curriculum: curriculumOnDisk(out, p),
+    ...extra,
     stages: o.stages,
   };
 }
 
-/** Writes OUT/report.html for a finished ablation (atomically). */
-export async function writeReproReport(o: ReproOutcome, out: string): Promise<string> {
+/** Writes OUT/report.html for a finished ablation (atomically); `extra` adds sections of the other ablations found on disk. */
+export async function writeReproReport(o: ReproOutcome, out: string, extra: Pick<ReproReportInput, 'instruct'> = {}): Promise<string> {
   const file = path.join(out, 'report.html');
-  writeFileAtomic(file, await buildReproReport(reportInput(o, out)));
+  writeFileAtomic(file, await buildReproReport(reportInput(o, out, extra)));
   return file;
 }
 

@@ -29,6 +29,8 @@ export interface ReproReportInput {
   piFactor: number;
   runs: ReproReportRun[];
   curriculum?: { rows: CurriculumRow[]; longLen: number; baseLen: number; tokens: number } | null;
+  /** Table 9's ablation when `repro instruct` ran in the same folder */
+  instruct?: InstructAblationInput | null;
   stages: { name: string; seconds: number; skipped: boolean }[];
   generatedAt?: Date;
 }
@@ -211,6 +213,7 @@ export async function buildReproReport(inp: ReproReportInput): Promise<string> {
   const curves = await trainingCurvesSection(inp);
   if (curves) sections.push(curves);
   if (inp.curriculum && inp.curriculum.rows.length > 0) sections.push(curriculumSection(inp.curriculum));
+  if (inp.instruct && inp.instruct.rows.length > 0) sections.push(await instructSection(inp.instruct));
   for (const s of [byLengthSection(runs), powerLawSection(runs), runDetailsSection(runs)]) if (s) sections.push(s);
   const total = inp.stages.reduce((t, s) => t + (s.skipped ? 0 : s.seconds), 0);
   sections.push({

@@ -68,6 +68,9 @@ test('repro --quick: report.html with the runs\' figures, cached re-run, renders
   assert.equal(cfgSelf.instruct.lossOnInput, true);
   assert.equal(cfgSelf.instruct.valData.length, 1);
   assert.ok(cfgSelf.instruct.pretrain.share === 0.1);
+  const r4 = longctx(...args); // and the main report includes the Table 9 section
+  assert.equal(r4.code, 0, r4.stderr);
+  assert.match(readFileSync(file, 'utf8'), /Instruction tuning \(Table 9\)[\s\S]*chart-instruct/);
 
   assert.ok(CHROMIUM, 'Chromium not found: install Debian\'s chromium (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
