@@ -100,9 +100,6 @@ from a sentence of the chunk, so the flow runs offline with no chat model at han
     .action(async (f: GenerateFlags) => {
       if (!f.generator) throw new Error('--generator is required (a server URL, a .gguf file or a model folder)');
       if (!f.out) throw new Error('--out is required (the JSONL file of verified pairs)');
-      if (f.temperature > 0 && /\.gguf$/i.test(f.generator)) {
-        throw new Error('--temperature: the llama.cpp backend generates greedily only; serve the GGUF with llama.cpp\'s server and give its URL to sample');
-      }
       let opened: Pick<OpenedModel, 'model' | 'close'>;
       if (f.generator === 'cloze') {
         if (!f.tokenizer) throw new Error('--generator cloze needs --tokenizer (the model to be tuned, or its tokenizer.json)');

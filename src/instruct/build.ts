@@ -323,7 +323,7 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
   if (external) {
     // a validation pair about a document the run trains on measures memory, not reading (with
     // --loss-on-input the document itself is a training target): refused, as the held-out split does
-    const trained = new Set(unique.filter((p) => !heldDocs.has(p.doc)).map((p) => sha256(docs.get(p.doc)!)));
+    const trained = new Set([...new Set(unique.filter((p) => !heldDocs.has(p.doc)).map((p) => p.doc))].map((d) => sha256(docs.get(d)!)));
     const shared = [...external.docs].filter(([, text]) => trained.has(sha256(text))).map(([name]) => name);
     if (shared.length > 0) {
       throw new Error(`--val-data: ${shared.length} of its documents are training documents of --data (e.g. ${shared[0]}); generate validation pairs from other documents (another --sources)`);
@@ -382,7 +382,7 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
     // at least one: a mix asked for is never silently empty
     const n = Math.max(1, Math.round((o.pretrain.share / (1 - o.pretrain.share)) * train.length));
     for (const seq of pretrainSequences(tok, o.pretrain.dir, n, T, o.seed)) train.push(seq);
-    counts.pretrainSequences = train.filter((q) => q.kind === 'pretrain').length;
+    counts.pretrainSequences = n;
   }
 
   if (train.length === 0) {

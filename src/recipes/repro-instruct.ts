@@ -25,8 +25,8 @@ import { distill } from '../instruct/distill.js';
 import { splitPairsByDocument } from '../instruct/build.js';
 import { readMetrics, FINAL_MODEL } from '../train/run.js';
 import { runStage } from './stages.js';
-import { instructTrain, resumeInstruct, type InstructSummary } from './instruct.js';
-import { baseStage, extendStage, prepareShared, trainStage, type ReproOptions, type ReproPreset } from './repro.js';
+import { instructTrain, resumeInstruct } from './instruct.js';
+import { baseStage, extendStage, note, prepareShared, trainStage, type ReproOptions, type ReproPreset } from './repro.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { renderReport } from '../report/html.js';
 import { instructSection, type InstructAblationInput, type InstructAblationRow } from '../report/repro.js';
@@ -51,11 +51,11 @@ export interface InstructAblationOutcome {
   stages: { name: string; seconds: number; skipped: boolean }[];
 }
 
-function rowFromRun(name: string, paper: string, runDir: string, s: InstructSummary | null): InstructAblationRow {
+function rowFromRun(name: string, paper: string, runDir: string, s: TrainSummary): InstructAblationRow {
   const evals = readMetrics(runDir).filter((m) => m.type === 'eval').map((m) => ({ step: m.step, loss: m.val_loss }));
   const first = evals.find((e) => e.step === 0);
   const last = evals[evals.length - 1];
-  return { name, paper, before: first?.loss ?? null, after: last && last.step > 0 ? last.loss : null, curve: evals, seconds: s?.seconds ?? 0, tokens: s?.tokens ?? 0 };
+  return { name, paper, before: first?.loss ?? null, after: last && last.step > 0 ? last.loss : null, curve: evals, seconds: s.seconds, tokens: s.tokens };
 }
 
 /** Table 9 at laptop scale; see the top of the file. */
@@ -76,8 +76,8 @@ export async function reproInstruct(o: Omit<ReproOptions, 'only'>): Promise<Inst
   const files = { all: path.join(pairsDir, 'all.jsonl'), train: path.join(pairsDir, 'train.jsonl'), val: path.join(pairsDir, 'val.jsonl'), chat: path.join(pairsDir, 'chat.jsonl') };
   const pairsStage = await runStage({
     name: 'instruct pairs', dir: pairsDir, settings: { model: abf.key, sources: p.sources, seed, ctx: p.instructCtx, perDoc: 2, valDocs: VAL_DOCS },
+    // an interrupted attempt (same settings) resumes: generation skips the chunks already recorded
     run: async () => {
-      fs.rmSync(pairsDir, { recursive: true, force: true }); // generation appends: start clean
       const tok = loadTokenizer(path.join(abfDir, FINAL_MODEL));
       await selfInstruct(new ClozeGenerator(tok, p.instructCtx), {
         sources: p.sources, out: files.all, seed, perDoc: 2, minDocTokens: 0, maxNew: 128, verifyMaxNew: 16, shortP: 0.5, ctx: p.instructCtx,
@@ -89,7 +89,7 @@ export async function reproInstruct(o: Omit<ReproOptions, 'only'>): Promise<Inst
     },
     load: () => JSON.parse(fs.readFileSync(path.join(pairsDir, 'counts.json'), 'utf8')) as InstructAblationOutcome['pairs'],
   }, log);
-  sh.stages.push({ name: 'instruct pairs', seconds: pairsStage.seconds, skipped: pairsStage.skipped });
+  const pairs = note(sh, 'instruct pairs', pairsStage);
 
   // The four rows, cumulative, each the same steps from the ABF model.
   const steps = Math.max(4, Math.round(p.instructSteps * scale));
@@ -97,7 +97,7 @@ export async function reproInstruct(o: Omit<ReproOptions, 'only'>): Promise<Inst
   for (const r of ROWS) {
     const runDir = path.join(dir, r.id);
     const settings = { model: abf.key, pairs: pairsStage.key, row: r.id, steps, batch: p.instructBatch, lr: p.instructLr, len: p.longLen, seed };
-    const t = await trainStage<InstructSummary>(sh, `instruct ${r.id}`, runDir, settings, () => instructTrain({
+    const t = await trainStage(sh, `instruct ${r.id}`, runDir, settings, () => instructTrain({
       from: abfDir, out: runDir, chat: [files.chat], data: r.id === 'self' || r.id === 'self-input' ? [files.train] : [], valData: [files.val],
       ...(r.id !== 'chat' ? { pretrainData: sh.dataDir } : {}), lossOnInput: r.id === 'self-input',
       seqLen: p.longLen, batchSize: p.instructBatch, steps, lr: p.instructLr, seed, keepCheckpoints: 1,
@@ -105,7 +105,7 @@ export async function reproInstruct(o: Omit<ReproOptions, 'only'>): Promise<Inst
     }, { json: false, quiet: sh.quiet }), resumeInstruct);
     rows.push(rowFromRun(r.name, r.paper, runDir, t.summary));
   }
-  return { preset: p, pairs: pairsStage.result, rows, stages: sh.stages };
+  return { preset: p, pairs, rows, stages: sh.stages };
 }
 
 /** The ablation's finished rows under OUT/instruct (for the main report), or null when there are none. */
@@ -115,7 +115,7 @@ export function instructOnDisk(out: string, p: ReproPreset): InstructAblationInp
   if (!fs.existsSync(countsFile)) return null;
   const rows = ROWS.filter((r) => fs.existsSync(path.join(dir, r.id, SUMMARY))).map((r) => {
     const runDir = path.join(dir, r.id);
-    return rowFromRun(r.name, r.paper, runDir, JSON.parse(fs.readFileSync(path.join(runDir, SUMMARY), 'utf8')) as TrainSummary as InstructSummary);
+    return rowFromRun(r.name, r.paper, runDir, JSON.parse(fs.readFileSync(path.join(runDir, SUMMARY), 'utf8')) as TrainSummary);
   });
   if (rows.length === 0) return null;
   return {
@@ -127,15 +127,12 @@ export function instructOnDisk(out: string, p: ReproPreset): InstructAblationInp
 /** Writes OUT/instruct.html: the ablation table and answer-loss curves beside the paper's Table 9. */
 export async function writeInstructReport(a: InstructAblationOutcome, out: string): Promise<string> {
   const file = path.join(out, 'instruct.html');
-  const p = a.preset;
-  const section = await instructSection({
-    rows: a.rows, longLen: p.longLen, steps: a.rows[0]?.curve.at(-1)?.step ?? 0, batch: p.instructBatch,
-    pairs: a.pairs, sources: p.sources,
-  });
+  const input = instructOnDisk(out, a.preset);
+  if (!input) throw new Error(`no finished instruction-tuning rows under ${path.join(out, 'instruct')}`);
   writeFileAtomic(file, renderReport({
-    title: `longctx repro instruct (${p.name})`,
+    title: `longctx repro instruct (${a.preset.name})`,
     subtitle: 'Instruction tuning on self-instructed long data (paper §4.3, Table 9) at laptop scale',
-    sections: [section],
+    sections: [await instructSection(input)],
   }));
   return file;
 }

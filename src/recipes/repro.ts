@@ -131,11 +131,11 @@ export function parseVariants(list: string): ReproVariant[] {
 
 export interface Shared { tokenizerDir: string; dataDir: string; dataKey: string; stages: ReproOutcome['stages']; log: (l: string) => void; quiet: boolean }
 
-export function scaled(tokens: number, scale: number, tokensPerStep: number): number {
+function scaled(tokens: number, scale: number, tokensPerStep: number): number {
   return Math.max(tokensPerStep * 4, Math.round((tokens * scale) / tokensPerStep) * tokensPerStep);
 }
 
-function note<T>(sh: Shared, name: string, o: StageOutcome<T>): T {
+export function note<T>(sh: Shared, name: string, o: StageOutcome<T>): T {
   sh.stages.push({ name, seconds: o.seconds, skipped: o.skipped });
   return o.result;
 }
@@ -170,13 +170,13 @@ function readSummary(runDir: string): TrainSummary {
 }
 
 /** A training stage: fresh, or resumed (by `resumeRun`) from the last checkpoint of an interrupted attempt. */
-export async function trainStage<S extends TrainSummary>(sh: Shared, name: string, dir: string, settings: unknown, start: () => Promise<S>,
-  resumeRun: (dir: string, io: { json: boolean; quiet: boolean }) => Promise<S> = resume as never): Promise<{ summary: S; key: string }> {
+export async function trainStage(sh: Shared, name: string, dir: string, settings: unknown, start: () => Promise<TrainSummary>,
+  resumeRun: (dir: string, io: { json: boolean; quiet: boolean }) => Promise<TrainSummary> = resume): Promise<{ summary: TrainSummary; key: string }> {
   const o = await runStage({
     name, dir, settings,
     run: async (partial) => {
       const io = { json: false, quiet: sh.quiet };
-      let s: S;
+      let s: TrainSummary;
       if (partial && fs.existsSync(path.join(dir, 'config.resolved.json')) && latestCheckpoint(dir)) {
         s = await resumeRun(dir, io);
       } else {
@@ -186,7 +186,7 @@ export async function trainStage<S extends TrainSummary>(sh: Shared, name: strin
       if (s.interrupted) throw new Error(`${name} was interrupted; run the same command again to continue from its last checkpoint`);
       return s;
     },
-    load: () => readSummary(dir) as S,
+    load: () => readSummary(dir),
   }, sh.log);
   return { summary: note(sh, name, o), key: o.key };
 }
