@@ -15,19 +15,19 @@ import { openCorpus } from '../eval/corpus.js';
 import { readQaFile } from '../eval/probes/qa.js';
 import { readMcFile } from '../eval/probes/mc.js';
 import { RULER_TASKS, type RulerTaskName } from '../eval/probes/ruler.js';
-import { EVAL_TASKS, prepareEvaluation, type EvalInputs, type EvalSettings, type EvalTaskName, type PreparedEvaluation } from '../eval/run.js';
+import { EVAL_TASKS, needsText, prepareEvaluation, type EvalInputs, type EvalSettings, type EvalTaskName, type PreparedEvaluation } from '../eval/run.js';
 import { formatSummary } from '../eval/summary.js';
 import { writeEvalOutputs } from '../recipes/evaluate.js';
 import { intArg, intListArg, floatArg } from './args.js';
 
 interface EvalFlags {
   tasks?: EvalTaskName[]; maxLen?: number; lengths?: number[]; depths?: number[]; samples?: number; data: string;
-  qa?: string; qaShots: number; qaMaxNew: number; mc?: string; ruler?: RulerTaskName[]; limit?: number; pplMinLen?: number;
+  qa?: string; qaShots: number; qaMaxNew: number; mc?: string; ruler?: RulerTaskName[]; limit?: number; pplMinLen?: number; copySpan?: number;
   chunk: number; seed: number; out: string; force: boolean; json: boolean; quiet: boolean;
   backend?: 'local' | 'llama.cpp'; ropeBase?: number; tokenizer?: string; apiKeyEnv: string; concurrency: number; modelId?: string; timeout: number; retries: number; charts: boolean;
 }
 
-const DEFAULT_TASKS: EvalTaskName[] = ['ppl', 'first-sentence', 'passkey', 'needle', 'ruler'];
+const DEFAULT_TASKS: EvalTaskName[] = ['ppl', 'copy', 'first-sentence', 'passkey', 'needle', 'ruler'];
 /** tokens beyond --max-len assumed by the first memory check, for generated answers and scored choices */
 const GENERATION_ROOM = 256;
 
@@ -63,8 +63,8 @@ export function registerEval(program: Command): void {
     .option('--max-len <n>', 'ppl sequence length, QA prompt limit and the longest retrieval length (default max_position_embeddings)', intArg('--max-len', 16))
     .option('--lengths <list>', 'prompt lengths of first-sentence/passkey/needle/ruler (default 256, 512, ... up to --max-len)', intListArg('--lengths'))
     .option('--depths <list>', 'passkey/needle depths in percent (default 0,25,50,75,100)', depthsArg)
-    .option('--samples <n>', 'examples per cell for every probe (default ppl 8, first-sentence 4, passkey 2, needle 1, ruler 4)', intArg('--samples', 1))
-    .option('--data <src>', 'text for ppl/first-sentence/needle/ruler: a data folder (its held-out split), a file, a folder, or sources (moby-dick, sotu, file:PATH, ...)', 'moby-dick')
+    .option('--samples <n>', 'examples per cell for every probe (default ppl 8, copy 8, first-sentence 4, passkey 2, needle 1, ruler 4)', intArg('--samples', 1))
+    .option('--data <src>', 'text for ppl/copy/first-sentence/needle/ruler: a data folder (its held-out split), a file, a folder, or sources (moby-dick, sotu, file:PATH, ...)', 'moby-dick')
     .option('--qa <file>', 'long-document QA JSONL: {"context", "question", "answers", "choices"?}')
     .option('--qa-shots <k>', 'demonstrations per QA prompt', intArg('--qa-shots', 0), 0)
     .option('--qa-max-new <n>', 'tokens generated per QA answer', intArg('--qa-max-new', 1), 64)
@@ -72,6 +72,7 @@ export function registerEval(program: Command): void {
     .option('--ruler <list>', `RULER subtasks: ${RULER_TASKS.join(', ')}`, listArg('--ruler', RULER_TASKS))
     .option('--limit <n>', 'only the first N lines of the QA / MC files', intArg('--limit', 1))
     .option('--ppl-min-len <n>', 'smallest context length of the loss-by-length table', intArg('--ppl-min-len', 1))
+    .option('--copy-span <n>', 'tokens per repeated span of the copy probe (default 64, or max-len/8 as a power of two when smaller)', intArg('--copy-span', 2))
     .option('--chunk <n>', 'prefill chunk (rows per forward; model folders only)', intArg('--chunk', 1), DEFAULT_CHUNK)
     .option('--seed <n>', 'seed of every generated example', intArg('--seed', 0), 0)
     .option('--backend <name>', 'local (longctx\'s engine, for model folders) or llama.cpp (for .gguf files, through node-llama-cpp\'s CPU build; the default for a .gguf MODEL)', backendArg)
@@ -99,14 +100,14 @@ export function registerEval(program: Command): void {
         const inputs: EvalInputs = {};
         if (tasks.includes('qa')) inputs.qa = { file: f.qa!, items: readQaFile(f.qa!) };
         if (tasks.includes('mc')) inputs.mc = { file: f.mc!, items: readMcFile(f.mc!) };
-        if (tasks.some((t) => t === 'ppl' || t === 'first-sentence' || t === 'needle' || t === 'ruler')) inputs.corpus = openCorpus(f.data);
+        if (needsText(tasks)) inputs.corpus = openCorpus(f.data);
         return inputs;
       };
       const settingsFor = (maxLen: number): EvalSettings => ({
         tasks, maxLen, seed: f.seed, qaShots: f.qaShots, qaMaxNew: f.qaMaxNew,
         ...(lengths ? { lengths } : {}), ...(f.depths ? { depths: f.depths } : {}), ...(f.samples !== undefined ? { samples: f.samples } : {}),
         ...(f.ruler ? { rulerTasks: f.ruler } : {}), ...(f.limit !== undefined ? { limit: f.limit } : {}),
-        ...(f.pplMinLen !== undefined ? { pplMinLen: f.pplMinLen } : {}),
+        ...(f.pplMinLen !== undefined ? { pplMinLen: f.pplMinLen } : {}), ...(f.copySpan !== undefined ? { copySpan: f.copySpan } : {}),
       });
       let prepared: PreparedEvaluation;
       let remote: OpenAIEvalModel | null = null;
@@ -122,8 +123,8 @@ export function registerEval(program: Command): void {
         if (maxLen === undefined) throw new Error(`${remote.base} does not say its context length; give --max-len`);
         if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
         prepared = prepareEvaluation(remote, settingsFor(maxLen), inputs);
-        // ppl, mc and qa with choices score prompts: find out now, with one line saying what still works
-        if (tasks.includes('ppl') || tasks.includes('mc') || inputs.qa?.items.some((q) => q.choices)) await remote.checkPromptLogprobs();
+        // ppl, copy, mc and qa with choices score prompts: find out now, with one line saying what still works
+        if (tasks.includes('ppl') || tasks.includes('copy') || tasks.includes('mc') || inputs.qa?.items.some((q) => q.choices)) await remote.checkPromptLogprobs();
       } else if (f.backend === 'llama.cpp' || (f.backend === undefined && /\.gguf$/i.test(model))) {
         // A GGUF file on llama.cpp: header, config and tokenizer now; weights on the first call.
         if (!/\.gguf$/i.test(model)) throw new Error(`${model}: --backend llama.cpp takes a .gguf file (make one with: longctx export gguf MODEL --out model.gguf)`);

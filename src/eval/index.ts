@@ -9,6 +9,7 @@
 //   metrics.ts: normalizeAnswer, exactMatch, tokenF1, maxOverReferences, rougeN, rougeL, rouge,
 //     rougeGeoMean, corpusRouge, pickChoice, choiceAccuracy, stringMatchAll, stringMatchPart
 //   powerlaw.ts: fitPowerLaw(c[], L[], { loss?, fScale?, gammaMin? }) -> { alpha, beta, gamma, r2, factor, flags }
+//   probes/copy.ts: copyExamples / copyTask: repeated-span loss by distance (first vs second copy)
 //   probes/*: xxxExamples(tokenizer, ...) (seeded prompts at exact token lengths), scoreXxx(output, ...),
 //     xxxTask(model, ...) -> PreparedTask (work, maxSeq, async run(tick)); mapLimit
 //   run.ts: prepareEvaluation(model, settings, inputs) / evaluate(...) -> Promise<EvalResults> (results.json)
@@ -24,6 +25,7 @@ export { deriveSeed, continuationTokens, concatTokens, bosTokens, splitSentences
 export { openCorpus, corpusFromTexts, type EvalCorpus, type TextDoc, type TokenDoc } from './corpus.js';
 export { readJsonl, JsonlError } from './jsonl.js';
 export * from './probes/ppl.js';
+export * from './probes/copy.js';
 export * from './probes/first-sentence.js';
 export * from './probes/passkey.js';
 export * from './probes/needle.js';

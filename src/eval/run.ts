@@ -6,6 +6,7 @@ import type { EvalCorpus } from './corpus.js';
 import type { PreparedTask } from './task.js';
 import { deriveSeed, defaultLengths } from './text.js';
 import { pplTask, type PplResult } from './probes/ppl.js';
+import { copyTask, type CopyResult } from './probes/copy.js';
 import { firstSentenceTask, type FirstSentenceResult } from './probes/first-sentence.js';
 import { passkeyTask, type PasskeyResult } from './probes/passkey.js';
 import { needleTask, type NeedleResult } from './probes/needle.js';
@@ -14,13 +15,20 @@ import { qaTask, type QaItem, type QaResult } from './probes/qa.js';
 import { mcTask, type McItem, type McResult } from './probes/mc.js';
 import { VERSION } from '../version.js';
 
-export const EVAL_TASKS = ['ppl', 'first-sentence', 'passkey', 'needle', 'ruler', 'qa', 'mc'] as const;
+export const EVAL_TASKS = ['ppl', 'copy', 'first-sentence', 'passkey', 'needle', 'ruler', 'qa', 'mc'] as const;
 export type EvalTaskName = (typeof EVAL_TASKS)[number];
+
+/** The tasks that read text (EvalInputs.corpus, --data). */
+export const TEXT_TASKS: readonly EvalTaskName[] = ['ppl', 'copy', 'first-sentence', 'needle', 'ruler'];
+/** Whether any of these tasks reads text, i.e. needs EvalInputs.corpus. */
+export function needsText(tasks: readonly string[]): boolean {
+  return tasks.some((t) => (TEXT_TASKS as readonly string[]).includes(t));
+}
 
 export const DEFAULT_DEPTHS = [0, 0.25, 0.5, 0.75, 1];
 
 /** Samples per cell when --samples is not given. */
-export const DEFAULT_SAMPLES = { ppl: 8, 'first-sentence': 4, passkey: 2, needle: 1, ruler: 4 } as const;
+export const DEFAULT_SAMPLES = { ppl: 8, copy: 8, 'first-sentence': 4, passkey: 2, needle: 1, ruler: 4 } as const;
 
 export interface EvalSettings {
   tasks: EvalTaskName[];
@@ -36,6 +44,8 @@ export interface EvalSettings {
   pplSamples?: number;
   seed?: number;
   pplMinLen?: number;
+  /** copy's span length (default 64, or maxLen/8 as a power of two when smaller) */
+  copySpan?: number;
   rulerTasks?: RulerTaskName[];
   qaShots?: number;
   qaMaxNew?: number;
@@ -43,7 +53,7 @@ export interface EvalSettings {
 }
 
 export interface EvalInputs {
-  /** text for ppl, first-sentence, needle, ruler */
+  /** text for ppl, copy, first-sentence, needle, ruler */
   corpus?: EvalCorpus;
   qa?: { file: string; items: QaItem[] };
   mc?: { file: string; items: McItem[] };
@@ -51,6 +61,7 @@ export interface EvalInputs {
 
 export interface TaskResults {
   ppl?: PplResult;
+  copy?: CopyResult;
   'first-sentence'?: FirstSentenceResult;
   passkey?: PasskeyResult;
   needle?: NeedleResult;
@@ -123,6 +134,9 @@ export function prepareEvaluation(model: EvalModel, s: EvalSettings, inputs: Eva
       case 'ppl':
         tasks.push(pplTask(model, corpus(t).tokenDocs(model.tokenizer), { maxLen: s.maxLen, sequences: samples('ppl'), ...(s.pplMinLen !== undefined ? { minLen: s.pplMinLen } : {}), ...common(t) }));
         break;
+      case 'copy':
+        tasks.push(copyTask(model, corpus(t).tokenDocs(model.tokenizer), { maxLen: s.maxLen, samples: samples('copy'), ...(s.copySpan !== undefined ? { span: s.copySpan } : {}), ...common(t) }));
+        break;
       case 'first-sentence':
         tasks.push(firstSentenceTask(model, corpus(t).texts(), { lengths, samples: samples(t), ...common(t) }));
         break;
@@ -174,7 +188,7 @@ export function prepareEvaluation(model: EvalModel, s: EvalSettings, inputs: Eva
         });
         timing[t.name] = { seconds: (Date.now() - t0) / 1000, tokens };
       }
-      if (inputs.corpus && s.tasks.some((t) => t === 'ppl' || t === 'first-sentence' || t === 'needle' || t === 'ruler')) settings.data = inputs.corpus.describe();
+      if (inputs.corpus && needsText(s.tasks)) settings.data = inputs.corpus.describe();
       return {
         format: 'longctx-eval', version: 1, longctx: VERSION, createdAt: new Date(started).toISOString(),
         model: { name: model.name, maxContext: model.maxContext, trainedContext: trainedContext ?? null, info: model.info ?? {} },

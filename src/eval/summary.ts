@@ -21,6 +21,12 @@ export function formatSummary(r: EvalResults): string {
       out.push(`  power law    ${law}; R^2 ${f.r2.toFixed(4)}; 2^-beta ${f.factor.toFixed(3)}${f.flags.length ? ` [${f.flags.join(', ')}]` : ''}`);
     } else if (p.fitNote) out.push(`  power law    not fitted: ${p.fitNote}`);
   }
+  if (t.copy) {
+    const c = t.copy;
+    const firstMean = c.byDistance.reduce((s, b) => s + b.first, 0) / c.byDistance.length;
+    out.push(`copy           ${c.samples} spans of ${c.span} tokens${c.packedFiller ? ' (packed filler)' : ''}: first copy ${firstMean.toFixed(3)}; second copy by distance ${c.byDistance.map((b) => `${b.d}${mark(b.beyondTrained)}:${b.second.toFixed(3)}`).join('  ')}`);
+    out.push(`  gain by d    ${c.byDistance.map((b) => `${b.d}${mark(b.beyondTrained)}:${b.gain.toFixed(3)}${b.seGain !== null ? `±${b.seGain.toFixed(3)}` : ''}`).join('  ')} (nats/token, first - second)`);
+  }
   if (t['first-sentence']) out.push(`first-sentence ROUGE-L ${t['first-sentence'].byLength.map((b) => `${b.length}${mark(b.beyondTrained)}:${pct(b.rougeL)}`).join('  ')}`);
   if (t.passkey) out.push(`passkey        accuracy ${t.passkey.byLength.map((b) => `${b.length}${mark(b.beyondTrained)}:${pct(b.accuracy)}`).join('  ')}`);
   if (t.needle) out.push(`needle         recall ${t.needle.byLength.map((b) => `${b.length}${mark(b.beyondTrained)}:${pct(b.score)}`).join('  ')}; hit rate ${pct(t.needle.hitRate)}`);

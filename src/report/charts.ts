@@ -8,6 +8,8 @@
 //                        L(c) = (alpha/c)^beta + gamma dashed over it, the trained context as a rule
 //                        and points beyond it as triangles (paper Fig. 1)
 //   loss-by-position     loss averaged over windows of positions (paper App. C, Fig. 9a)
+//   copy-vs-distance     loss of the first and the second copy of a repeated span vs the distance
+//                        between them (log2 axis): how far back the model looks (issue 20)
 //   retrieval-vs-length  first-sentence ROUGE-L, passkey accuracy, needle recall vs prompt length,
 //                        one panel each (paper Fig. 5b)
 //   needle-heatmap       needle recall by depth % x context length, one panel per run
@@ -36,7 +38,7 @@ export interface Chart {
   spec: TopLevelSpec;
 }
 
-export const CHART_IDS = ['loss-vs-length', 'loss-by-position', 'retrieval-vs-length', 'needle-heatmap', 'ruler-vs-length', 'qa-scores'] as const;
+export const CHART_IDS = ['loss-vs-length', 'loss-by-position', 'copy-vs-distance', 'retrieval-vs-length', 'needle-heatmap', 'ruler-vs-length', 'qa-scores'] as const;
 export type ChartId = (typeof CHART_IDS)[number];
 
 /** Tableau 10 (vega's default categorical scheme), fixed so a run keeps its colour in every chart. */
@@ -209,6 +211,68 @@ export function lossByPositionChart(runs: EvalRun[]): Chart | null {
             x: { field: 'position', type: 'quantitative', title: 'position in the sequence (tokens)', scale: xScale, axis: { labelExpr: LENGTH_LABEL } },
             y: { field: 'loss', type: 'quantitative', title: 'mean loss in the window (nats/token)', scale: { zero: false } },
             color: runColorEncoding(runs),
+          },
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * copy-vs-distance: mean loss of the first copy (dashed) and the second copy (solid) of a repeated
+ * span, by the distance d between their starts, one colour per run, ±1 standard error over spans as
+ * bars; distances whose second copy ends beyond the trained context as triangles, and a rule where
+ * that starts (d = trained context - span).
+ */
+export function copyChart(runs: EvalRun[]): Chart | null {
+  const withCopy = runs.filter((r) => r.results.tasks.copy);
+  if (withCopy.length === 0) return null;
+  const FIRST = 'first copy', SECOND = 'second copy';
+  const rows: { run: string; d: number; gap: number; copy: string; loss: number; lo: number | null; hi: number | null; gain: number; n: number; context: string }[] = [];
+  for (const r of withCopy) {
+    for (const b of r.results.tasks.copy!.byDistance) {
+      const context = b.beyondTrained ? BEYOND : WITHIN;
+      for (const [copy, loss, se] of [[FIRST, b.first, b.seFirst], [SECOND, b.second, b.seSecond]] as const) {
+        rows.push({ run: r.name, d: b.d, gap: b.gap, copy, loss, lo: se === null ? null : loss - se, hi: se === null ? null : loss + se, gain: b.gain, n: b.n, context });
+      }
+    }
+  }
+  const ds = uniqSorted(rows.map((x) => x.d));
+  const x = lengthAxis(ds, 'distance d between the starts of the copies (tokens, log scale)');
+  const xd = { field: 'd', type: 'quantitative' as const, ...x };
+  const y = { field: 'loss', type: 'quantitative' as const, title: 'mean loss of the copy (nats/token)', scale: { zero: false } };
+  const dash = { field: 'copy', type: 'nominal' as const, title: 'copy', scale: { domain: [SECOND, FIRST], range: [[1, 0], [6, 4]] } };
+  // where the second copy starts to end beyond the trained context: d = trained - span, per run
+  const at = new Map<number, number>(); // rule position -> trained context
+  for (const r of withCopy) {
+    const t = trainedOf(r);
+    if (t !== null) at.set(t - r.results.tasks.copy!.span, t);
+  }
+  const rules = [...at].filter(([v]) => v > ds[0]! && v < ds[ds.length - 1]!).sort((a, b) => a[0] - b[0])
+    .map(([v, t]) => ({ x: v, label: `trained context ${t} reached`, where: Math.log(v / ds[0]!) / Math.log(ds[ds.length - 1]! / ds[0]!) }));
+  const spans = [...new Set(withCopy.map((r) => r.results.tasks.copy!.span))];
+  const errors = rows.filter((v) => v.lo !== null);
+  return {
+    id: 'copy-vs-distance', title: 'Repeated-span loss by distance',
+    spec: {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: {
+        text: 'Repeated-span loss by distance',
+        subtitle: `spans of ${spans.join(' / ')} tokens shown twice; solid: second copy, dashed: first copy (first token of each excluded); bars ±1 SE over spans`,
+      },
+      width: WIDTH, height: HEIGHT, config: CONFIG,
+      layer: [
+        ...trainedLayers(rules, x.scale),
+        ...(errors.length > 0 ? [{
+          name: 'copy_errors', data: { values: errors }, mark: { type: 'rule' as const, strokeWidth: 1, opacity: 0.6 },
+          encoding: { x: xd, y: { field: 'lo', type: 'quantitative' as const, scale: { zero: false } }, y2: { field: 'hi' }, color: runColorEncoding(runs) },
+        }] : []),
+        { name: 'copy_lines', data: { values: rows }, mark: { type: 'line', strokeWidth: 2 }, encoding: { x: xd, y, color: runColorEncoding(runs), strokeDash: dash } },
+        {
+          name: 'copy_points', data: { values: rows }, mark: { type: 'point', filled: true, size: 40, opacity: 1 },
+          encoding: {
+            x: xd, y, color: runColorEncoding(runs), shape: CONTEXT_SHAPE,
+            tooltip: [{ field: 'run' }, { field: 'copy' }, { field: 'd', title: 'distance' }, { field: 'gap', title: 'filler tokens' }, { field: 'loss', format: '.4f' }, { field: 'gain', format: '.4f' }, { field: 'n', title: 'spans' }],
           },
         },
       ],
@@ -390,5 +454,5 @@ export function qaChart(runs: EvalRun[]): Chart | null {
 /** Every chart the runs have data for, in the order a report shows them. */
 export function evalCharts(runs: EvalRun[]): Chart[] {
   if (runs.length === 0) return [];
-  return [lossVsLengthChart(runs), lossByPositionChart(runs), retrievalChart(runs), needleHeatmap(runs), rulerChart(runs), qaChart(runs)].filter((c): c is Chart => c !== null);
+  return [lossVsLengthChart(runs), lossByPositionChart(runs), copyChart(runs), retrievalChart(runs), needleHeatmap(runs), rulerChart(runs), qaChart(runs)].filter((c): c is Chart => c !== null);
 }

@@ -220,8 +220,34 @@ export function powerLawSection(runs: EvalRun[]): ReportSection | null {
   };
 }
 
+/** The copy probe's numbers: gain (first - second copy loss) ± SE by distance, one row per run. */
+export function copySection(runs: EvalRun[]): ReportSection | null {
+  const withCopy = runs.filter((r) => r.results.tasks.copy);
+  if (withCopy.length === 0) return null;
+  const ds = uniqSorted(withCopy.flatMap((r) => r.results.tasks.copy!.byDistance.map((b) => b.d)));
+  const f3 = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : DASH);
+  const columns: { header: string; cell: (r: EvalRun) => Cell }[] = [
+    { header: 'span', cell: (r) => ({ text: String(r.results.tasks.copy!.span) }) },
+    { header: 'spans', cell: (r) => ({ text: String(r.results.tasks.copy!.samples) }) },
+    { header: 'first copy', cell: (r) => { const b = r.results.tasks.copy!.byDistance; return { text: f3(b.reduce((s, x) => s + x.first, 0) / b.length) }; } },
+    ...ds.map((d) => ({
+      header: fmtLength(d),
+      cell: (r: EvalRun): Cell => {
+        const b = r.results.tasks.copy!.byDistance.find((x) => x.d === d);
+        return b ? { text: `${f3(b.gain)}${b.seGain !== null ? ` ± ${b.seGain.toFixed(3)}` : ''}`, beyond: b.beyondTrained } : { text: DASH };
+      },
+    })),
+  ];
+  const html = runTable(runs, columns, 'copy', [{ header: '', span: 3 }, { header: 'gain = first − second copy loss (nats/token) at distance d', span: ds.length }], withCopy);
+  return {
+    heading: 'Repeated-span loss by distance', id: 'copy',
+    html: `${html}\n<p class="note">${escapeHtml('Each span of held-out text is followed by d − span tokens of other text and then repeated; "first copy" is the mean loss of the first copy (its first token excluded), each distance column the gain on the second copy ± one standard error over spans (paired). * the second copy ends beyond the run\'s trained context.')}</p>`,
+  };
+}
+
 const CAPTIONS: Record<ChartId, string> = {
   'loss-vs-length': 'Mean loss over the first c tokens of the same held-out sequences, by c (paper Fig. 1); dashed: the fitted power law; triangles: lengths beyond the trained context.',
+  'copy-vs-distance': 'A span of held-out text shown twice, the second copy d tokens after the first: mean loss of the first copy (dashed) and of the second (solid), first token of each excluded, ±1 standard error over spans. A model that reads its context predicts the second copy far better; the gap closes where it stops looking back. Triangles: the second copy ends beyond the trained context.',
   'loss-by-position': 'Loss at each position averaged over a window of positions (paper App. C): a model that uses its context keeps falling; one that breaks past its trained context turns up.',
   'retrieval-vs-length': 'FIRST-SENTENCE-RETRIEVAL (ROUGE-L F of the repeated first sentence, §4.1, Fig. 5b), passkey accuracy and needle recall, by prompt length.',
   'needle-heatmap': 'Needle in a haystack: ROUGE-L recall of the needle\'s answer by depth of the needle in the text and context length.',
@@ -286,10 +312,10 @@ ${rows.map(([name, get]) => `<tr><th scope="row">${escapeHtml(name)}</th>${runs.
   return { heading: 'Runs', id: 'runs', html };
 }
 
-/** The standard sections for runs: summary table, charts, by-length tables, power-law fits, run details. */
+/** The standard sections for runs: summary table, charts, by-length tables, copy gains, power-law fits, run details. */
 export async function standardSections(runs: EvalRun[], opts: SvgOptions = {}): Promise<ReportSection[]> {
   const charts = await chartsSection(runs, opts);
-  return [summaryTableSection(runs), charts, byLengthSection(runs), powerLawSection(runs), runDetailsSection(runs)]
+  return [summaryTableSection(runs), charts, byLengthSection(runs), copySection(runs), powerLawSection(runs), runDetailsSection(runs)]
     .filter((s): s is ReportSection => s !== null);
 }
 

@@ -12,6 +12,7 @@ const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'obj
 // with its name instead of a TypeError deep inside a chart.
 const TASK_ARRAYS: Record<string, string[]> = {
   ppl: ['byLength', 'positions'],
+  copy: ['byDistance'],
   'first-sentence': ['byLength'],
   passkey: ['byLength', 'grid'],
   needle: ['byLength', 'grid'],

@@ -57,7 +57,7 @@ const inUnit = (x: unknown): boolean => typeof x === 'number' && x >= 0 && x <= 
 
 test('eval runs every task on a tiny model and writes results.json', () => {
   const out = path.join(dir, 'r');
-  const r = longctx('eval', model, '--tasks', 'ppl,first-sentence,passkey,needle,ruler,qa,mc', '--max-len', '512', '--lengths', '400,512',
+  const r = longctx('eval', model, '--tasks', 'ppl,copy,first-sentence,passkey,needle,ruler,qa,mc', '--max-len', '512', '--lengths', '400,512',
     '--samples', '2', '--qa', path.join(dir, 'qa.jsonl'), '--qa-shots', '1', '--mc', path.join(dir, 'mc.jsonl'), '--out', out, '--json');
   assert.equal(r.code, 0, r.stderr);
   // the progress bar's final line (stderr is not a terminal here: plain lines)
@@ -73,8 +73,8 @@ test('eval runs every task on a tiny model and writes results.json', () => {
   assert.equal(res.tokenizer.vocabSize, testTokenizer().vocabSize);
   assert.deepEqual(res.settings.lengths, [400, 512]);
   assert.equal(res.settings.maxLen, 512);
-  assert.deepEqual(Object.keys(res.tasks), ['ppl', 'first-sentence', 'passkey', 'needle', 'ruler', 'qa', 'mc']);
-  for (const t of ['ppl', 'first-sentence', 'passkey', 'needle', 'ruler', 'qa']) assert.ok(Number.isInteger(res.seeds[t]), t);
+  assert.deepEqual(Object.keys(res.tasks), ['ppl', 'copy', 'first-sentence', 'passkey', 'needle', 'ruler', 'qa', 'mc']);
+  for (const t of ['ppl', 'copy', 'first-sentence', 'passkey', 'needle', 'ruler', 'qa']) assert.ok(Number.isInteger(res.seeds[t]), t);
   assert.ok(res.timing.seconds > 0 && res.timing.tasks.passkey.tokens > 0);
 
   const ppl = res.tasks.ppl;
@@ -85,6 +85,13 @@ test('eval runs every task on a tiny model and writes results.json', () => {
   assert.deepEqual(ppl.byLength.map((b: { beyondTrained: boolean }) => b.beyondTrained), [false, false, false, false, false, true]);
   assert.ok(ppl.fit !== null || typeof ppl.fitNote === 'string');
   assert.equal(ppl.positions.length, 64);
+  // copy: a fresh model gains nothing from the repeat (both copies ~ln 512)
+  const copy = res.tasks.copy;
+  assert.equal(copy.span, 64);
+  assert.equal(copy.samples, 2);
+  assert.deepEqual(copy.byDistance.map((b: { d: number }) => b.d), [64, 128, 256, 448]);
+  assert.deepEqual(copy.byDistance.map((b: { beyondTrained: boolean }) => b.beyondTrained), [false, false, true, true]);
+  for (const b of copy.byDistance) assert.ok(Math.abs(b.gain) < 0.1 && Math.abs(b.first - Math.log(512)) < 0.2, JSON.stringify(b));
 
   assert.ok(inUnit(res.tasks['first-sentence'].rougeL));
   assert.equal(res.tasks['first-sentence'].examples.length, 4);
@@ -116,11 +123,16 @@ test('eval accepts a run folder (its model/) and a data file for the text probes
   cpSync(model, path.join(run, 'model'), { recursive: true });
   const text = path.join(dir, 'story.txt');
   writeFileSync(text, readFileSync(new URL('../../../README.md', import.meta.url), 'utf8'));
-  const r = longctx('eval', run, '--tasks', 'ppl', '--max-len', '64', '--data', text, '--out', path.join(dir, 'r2'), '--quiet');
+  const r = longctx('eval', run, '--tasks', 'ppl,copy', '--max-len', '64', '--copy-span', '16', '--data', text, '--out', path.join(dir, 'r2'), '--quiet');
   assert.equal(r.code, 0, r.stderr);
   const res = JSON.parse(readFileSync(path.join(dir, 'r2', 'results.json'), 'utf8'));
   assert.equal(res.settings.data.spec, text);
   assert.equal(res.tasks.ppl.maxLen, 64);
+  // one document: the copy probe's filler is the rest of it (packed), spans of --copy-span tokens
+  assert.equal(res.tasks.copy.span, 16);
+  assert.equal(res.tasks.copy.packedFiller, true);
+  assert.deepEqual(res.tasks.copy.distances, [16, 32, 48]);
+  assert.match(r.stdout, /^copy {11}8 spans of 16 tokens \(packed filler\): first copy \d/m);
 });
 
 test('eval errors are one line: not a model folder, a bad QA line, --max-len above the limit, no tokenizer, a task without its file', () => {

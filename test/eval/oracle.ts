@@ -87,3 +87,50 @@ export function oracleModel(tok: Tokenizer, opts: { trainedContext?: number } = 
     },
   };
 }
+
+/**
+ * tokenLogprobs from a rule on (tokens, position) alone; generate is refused. `logprob(tokens, i)` is
+ * log p(tokens[i] | tokens[<i]).
+ */
+export function ruleModel(tok: Tokenizer, name: string, logprob: (tokens: Int32Array, i: number) => number, opts: { trainedContext?: number } = {}): EvalModel {
+  return {
+    name, maxContext: 1 << 20, tokenizer: tok,
+    ...(opts.trainedContext !== undefined ? { trainedContext: opts.trainedContext } : {}),
+    async tokenLogprobs(tokens: Int32Array, from = 1, onProgress?: (d: number, t: number) => void): Promise<Float64Array> {
+      const start = Math.max(1, from);
+      const out = new Float64Array(Math.max(0, tokens.length - start));
+      for (let i = start; i < tokens.length; i++) out[i - start] = logprob(tokens, i);
+      onProgress?.(tokens.length, tokens.length);
+      return out;
+    },
+    async generate(): Promise<Int32Array> {
+      throw new Error(`${name} does not generate`);
+    },
+  };
+}
+
+/**
+ * An induction-head reader: to predict tokens[i] it finds the longest suffix (up to 4 tokens) of
+ * tokens[<i] that occurred before, takes the token that followed its latest occurrence, and gives
+ * the truth log(0.9) when that is it, log(0.1 / V) otherwise; with no earlier occurrence, log(1 / V).
+ * Inside a repeated span it predicts (almost) every token; at the start of a text it knows nothing.
+ */
+export function inductionModel(tok: Tokenizer, opts: { trainedContext?: number } = {}): EvalModel {
+  const V = tok.vocabSize;
+  return ruleModel(tok, 'induction', (t, i) => {
+    for (let k = Math.min(4, i); k >= 1; k--) {
+      for (let j = i - 1; j >= k; j--) {
+        // does t[j-k .. j-1] equal t[i-k .. i-1]? then t[j] followed it
+        let same = true;
+        for (let q = 1; q <= k && same; q++) same = t[j - q] === t[i - q];
+        if (same && j < i) return t[j] === t[i] ? Math.log(0.9) : Math.log(0.1 / V);
+      }
+    }
+    return -Math.log(V);
+  }, opts);
+}
+
+/** A reader that ignores its context: log p depends on the token alone. */
+export function contextFreeModel(tok: Tokenizer, opts: { trainedContext?: number } = {}): EvalModel {
+  return ruleModel(tok, 'context-free', (t, i) => -(2 + (t[i]! % 7) / 7), opts);
+}

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { evalCharts, lossVsLengthChart, qaChart, needleHeatmap, rulerChart, retrievalChart, lossByPositionChart, CHART_IDS, type EvalRun } from '../../src/report/charts.js';
+import { evalCharts, lossVsLengthChart, qaChart, needleHeatmap, rulerChart, retrievalChart, lossByPositionChart, copyChart, CHART_IDS, type EvalRun } from '../../src/report/charts.js';
 import { specToSvg, svgToPng, writeEvalCharts, renderCharts } from '../../src/report/render.js';
 import { textWidth } from '../../src/report/textwidth.js';
 import { makeFixture, removeFixture, markGroups, assertWellFormed, pngSize, type Fixture } from './fixture.js';
@@ -45,7 +45,7 @@ test('every task that was run gets its chart, in the report order; missing tasks
   assert.deepEqual(evalCharts(runs).map((c) => c.id), [...CHART_IDS]);
   const pplOnly: EvalRun = { name: 'p', results: { ...runs[0]!.results, tasks: { ppl: runs[0]!.results.tasks.ppl! } } };
   assert.deepEqual(evalCharts([pplOnly]).map((c) => c.id), ['loss-vs-length', 'loss-by-position']);
-  for (const f of [qaChart, needleHeatmap, rulerChart, retrievalChart]) assert.equal(f([pplOnly]), null);
+  for (const f of [qaChart, needleHeatmap, rulerChart, retrievalChart, copyChart]) assert.equal(f([pplOnly]), null);
   assert.deepEqual(evalCharts([]), []);
 });
 
@@ -91,6 +91,32 @@ test('loss by position: one line per run with one vertex per window', () => {
   for (const l of lines) assert.equal(vertices(/ d="([^"]*)"/.exec(l)![1]!), runs[0]!.results.tasks.ppl!.positions.length);
   assert.equal(runs[0]!.results.tasks.ppl!.positions.length, 64);
   assert.ok(lossByPositionChart(runs));
+});
+
+test('copy vs distance: a solid and a dashed line per run, a point per distance and copy, error bars, the trained context', () => {
+  const svg = svgOf('copy-vs-distance');
+  assert.deepEqual(axisTitles(svg), ['distance d between the starts of the copies (tokens, log scale)', 'mean loss of the copy (nats/token)']);
+  const c = runs[0]!.results.tasks.copy!;
+  assert.equal(c.span, 64);
+  assert.deepEqual(c.distances, [64, 128, 256, 448]);
+  const lines = markGroups(svg, 'copy_lines_marks');
+  assert.equal(lines.length, 4, 'first and second copy per run');
+  for (const l of lines) assert.equal(vertices(/ d="([^"]*)"/.exec(l)![1]!), 4);
+  assert.equal((markGroups(svg, 'copy_points_marks')[0]!.match(/<path /g) ?? []).length, 2 * 2 * 4, '2 runs x 2 copies x 4 distances');
+  // one span per run (samples 1): no standard error, so no bars
+  assert.equal(c.byDistance[0]!.seGain, null);
+  assert.equal(markGroups(svg, 'copy_errors_marks').length, 0);
+  assert.deepEqual(legendValues(svg, 'copy'), ['second copy', 'first copy']);
+  // rope (trained 256): the second copy ends beyond it from d = 192 on; abf's 448 is the axis' end
+  assert.match(svg, />trained context 256 reached</);
+  assert.deepEqual(c.byDistance.map((b) => b.beyondTrained), [false, false, true, true]);
+  assert.deepEqual(runs[1]!.results.tasks.copy!.byDistance.map((b) => b.beyondTrained), [false, false, false, false]);
+  // with several spans, the bars are there
+  const two: EvalRun = { name: 'x', results: { ...runs[0]!.results, tasks: { copy: { ...c, byDistance: c.byDistance.map((b) => ({ ...b, seFirst: 0.1, seSecond: 0.2, seGain: 0.1 })) } } } };
+  const spec = copyChart([two])!.spec as unknown as { layer: { name: string; data: { values: { lo: number; hi: number; loss: number }[] } }[] };
+  const bars = spec.layer.find((l) => l.name === 'copy_errors')!.data.values;
+  assert.equal(bars.length, 8);
+  for (const v of bars) assert.ok(Math.abs(v.hi - v.lo - (v.loss === v.lo + 0.1 ? 0.2 : 0.4)) < 1e-12);
 });
 
 test('retrieval vs length: a panel per probe, a line per run, a point per length', () => {

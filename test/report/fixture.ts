@@ -63,7 +63,7 @@ export async function makeFixture(): Promise<Fixture> {
     saveTokenizer(folder, testTokenizer());
     models[name] = folder;
     const results = await evaluate(openLocalModel(folder), {
-      tasks: ['ppl', 'first-sentence', 'passkey', 'needle', 'ruler', 'qa', 'mc'], maxLen: 512, lengths: [400, 512], samples: 1,
+      tasks: ['ppl', 'copy', 'first-sentence', 'passkey', 'needle', 'ruler', 'qa', 'mc'], maxLen: 512, lengths: [400, 512], samples: 1,
     }, { corpus, qa: { file: qa, items: readQaFile(qa) }, mc: { file: mc, items: readMcFile(mc) } });
     const out = path.join(dir, 'evals', name);
     mkdirSync(out, { recursive: true });

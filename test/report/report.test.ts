@@ -65,6 +65,12 @@ test('report.html: the summary table holds the numbers of results.json', () => {
   // the by-length tables and the power-law table
   assert.equal(tableRow(html, 'by-length', 'rope').length, 3); // run + lengths 400, 512
   assert.ok(html.includes('<table class="fits">'));
+  // the copy table: span, spans, mean first-copy loss, then the gain at each distance (rope: 256 and 448 beyond 256)
+  for (const name of ['rope', 'abf']) {
+    const c = runs.find((r) => r.name === name)!.results.tasks.copy!;
+    const first = c.byDistance.reduce((s, b) => s + b.first, 0) / c.byDistance.length;
+    assert.deepEqual(tableRow(html, 'copy', name), [name, '64', '1', first.toFixed(3), ...c.byDistance.map((b) => b.gain.toFixed(3) + (b.beyondTrained ? '*' : ''))]);
+  }
 });
 
 test('report.html is self-contained: inline SVG and CSS, no scripts, no URLs; one legend entry per run; text escaped', () => {
@@ -72,14 +78,14 @@ test('report.html is self-contained: inline SVG and CSS, no scripts, no URLs; on
   assert.doesNotMatch(html, /https?:\/\//);
   assert.doesNotMatch(html, /<script|<link|<img|<iframe|\bsrc=|@import|url\((?!#)/i);
   assert.match(html, /<style>/);
-  assert.equal((html.match(/<svg /g) ?? []).length, 6, 'six inline charts');
+  assert.equal((html.match(/<svg /g) ?? []).length, 7, 'seven inline charts');
   // ids prefixed per chart: none repeats on the page
   const ids = [...html.matchAll(/\bid="([^"]+)"/g)].map((m) => m[1]!);
   assert.equal(new Set(ids).size, ids.length, 'duplicate ids');
   // the page legend and every chart's run legend: one entry per run, in order
   assert.deepEqual([...html.matchAll(/<li class="legend-entry">.*?<\/span>(.*?)<\/li>/g)].map((m) => m[1]), ['rope', 'abf']);
   const legends = [...html.matchAll(/legend titled 'run'[^"]*? with 2 values: rope, abf"/g)];
-  assert.equal(legends.length, 5, 'each chart but the heatmap (a panel per run) lists both runs');
+  assert.equal(legends.length, 6, 'each chart but the heatmap (a panel per run) lists both runs');
   assert.match(html, /<title>RoPE vs ABF &lt;tiny&gt; &amp; &quot;fresh&quot;<\/title>/);
   assert.match(html, /<h1>RoPE vs ABF &lt;tiny&gt; &amp; &quot;fresh&quot;<\/h1>/);
   assert.doesNotMatch(html, /<tiny>/);

@@ -164,13 +164,13 @@ test('a server without prompt log-probabilities (llama.cpp style) or without a t
   });
   try {
     const m = await openOpenAIModel(fake.url, { tokenizer: folder });
-    await assert.rejects(m.checkPromptLogprobs(), (e: Error) => e instanceof PromptLogprobsUnsupported && /ppl, mc, qa with choices need them; passkey, needle, ruler, first-sentence, qa without choices do not/.test(e.message));
+    await assert.rejects(m.checkPromptLogprobs(), (e: Error) => e instanceof PromptLogprobsUnsupported && /ppl, copy, mc, qa with choices need them; passkey, needle, ruler, first-sentence, qa without choices do not/.test(e.message));
     m.close();
     const out = path.join(dir, 'fake-out');
     const noTok = await longctxAsync('eval', fake.url, '--tasks', 'passkey', '--max-len', '256', '--out', out);
     assertOneLineError(noTok, /is not a longctx server \(no \/longctx\/tokenizer\.json\); pass --tokenizer PATH/);
     const noLp = await longctxAsync('eval', fake.url, '--tokenizer', folder, '--tasks', 'ppl,passkey', '--max-len', '256', '--out', out);
-    assertOneLineError(noLp, /cannot return prompt log-probabilities .*ppl, mc, qa with choices need them; .*--tasks passkey,needle,ruler,first-sentence/);
+    assertOneLineError(noLp, /cannot return prompt log-probabilities .*ppl, copy, mc, qa with choices need them; .*--tasks passkey,needle,ruler,first-sentence/);
     // generation tasks still run
     const gen = await longctxAsync('eval', fake.url, '--tokenizer', folder, '--tasks', 'passkey', '--max-len', '256', '--lengths', '200', '--depths', '50', '--samples', '1', '--out', out, '--quiet', '--no-charts');
     assert.equal(gen.code, 0, gen.stderr);

@@ -41,7 +41,7 @@ export interface OpenAIModelOptions {
 }
 
 /** The tasks that need prompt log-probabilities, and those that only generate. */
-export const LOGPROB_TASKS = ['ppl', 'mc', 'qa with choices'] as const;
+export const LOGPROB_TASKS = ['ppl', 'copy', 'mc', 'qa with choices'] as const;
 export const GENERATION_TASKS = ['passkey', 'needle', 'ruler', 'first-sentence', 'qa without choices'] as const;
 
 /** The server answers but cannot score a prompt: which tasks remain. */
