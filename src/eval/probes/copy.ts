@@ -222,11 +222,12 @@ export function copyTask(model: EvalModel, docs: TokenDoc[], opts: CopyOptions):
   const S = ex.span;
   return {
     name: 'copy',
-    work: ex.examples.reduce((n, e) => n + e.tokens.length, 0),
-    maxSeq: ex.examples.reduce((m, e) => Math.max(m, e.tokens.length), 0),
+    // positions run: a scoring call over n tokens runs n - 1 (the last token is only a target), as ppl counts
+    work: ex.examples.reduce((n, e) => n + e.tokens.length - 1, 0),
+    maxSeq: ex.examples.reduce((m, e) => Math.max(m, e.tokens.length - 1), 0),
     run: async (tick) => {
       const scored = await mapLimit(ex.examples, model.concurrency ?? 1, async (e) => {
-        const t = ticker(tick, e.tokens.length);
+        const t = ticker(tick, e.tokens.length - 1);
         // scores from the first copy's second token on: out[j] is position from + j
         const from = e.first + 1;
         const lp = await model.tokenLogprobs(e.tokens, from, t.progress);
