@@ -278,3 +278,61 @@ export function fitPowerLaw(c: readonly number[], L: readonly number[], opts: Po
     n, loss, converged: best.converged, flags,
   };
 }
+
+/**
+ * Whether a fit describes a loss that falls with context: 'ok' (drawn as a curve), 'flat' (the loss
+ * does not fall, or hardly: the law has nothing to describe) or 'failed' (no fit, or a poor one).
+ * Reports and charts never draw a fit that is not 'ok'.
+ */
+export type FitStatus = 'ok' | 'flat' | 'failed';
+
+/** below this R^2 a fit is 'failed': the law does not describe the points */
+export const FIT_R2_MIN = 0.9;
+/** below this beta a fit is 'flat' (each doubling of context takes off less than 0.7% of L - gamma) */
+export const FIT_BETA_MIN = 0.01;
+/** a loss that falls by less than this (nats) from the shortest to the longest fitted context is 'flat' */
+export const FIT_MIN_DROP = 0.01;
+
+export interface FitAssessment {
+  status: FitStatus;
+  /** why it is not 'ok' (null when it is) */
+  reason: string | null;
+}
+
+export interface FitAssessmentOptions {
+  /** the error that kept the fit from being made, when fit is null */
+  error?: string;
+  /** standard error of the paired fall L(first c) - L(last c) over sequences: a fall within 2 of them is 'flat' */
+  dropSe?: number | null;
+  r2Min?: number;
+  betaMin?: number;
+  minDrop?: number;
+}
+
+/**
+ * Flags a fit of points (c, L), checked in this order: no fit -> failed; flags 'flat' or
+ * 'not-decreasing' -> flat; a fall from the shortest to the longest context below minDrop nats, or
+ * within 2 paired standard errors -> flat; beta below betaMin -> flat; not converged -> failed;
+ * R^2 below r2Min -> failed; otherwise ok.
+ */
+export function assessFit(fit: PowerLawFit | null, c: readonly number[], L: readonly number[], opts: FitAssessmentOptions = {}): FitAssessment {
+  const r2Min = opts.r2Min ?? FIT_R2_MIN, betaMin = opts.betaMin ?? FIT_BETA_MIN, minDrop = opts.minDrop ?? FIT_MIN_DROP;
+  if (!fit) return { status: 'failed', reason: opts.error ?? 'not fitted' };
+  if (fit.flags.includes('flat')) return { status: 'flat', reason: 'the loss is the same at every context length' };
+  if (fit.flags.includes('not-decreasing')) return { status: 'flat', reason: 'the loss does not fall with context (its least-squares slope against ln c is >= 0)' };
+  let lo = 0, hi = 0;
+  for (let i = 1; i < c.length; i++) {
+    if (c[i]! < c[lo]!) lo = i;
+    if (c[i]! > c[hi]!) hi = i;
+  }
+  const drop = L[lo]! - L[hi]!;
+  const span = `from c = ${c[lo]} to ${c[hi]}`;
+  if (!(drop >= minDrop)) return { status: 'flat', reason: `the loss falls by only ${drop.toFixed(4)} nats ${span} (< ${minDrop})` };
+  if (opts.dropSe !== undefined && opts.dropSe !== null && Number.isFinite(opts.dropSe) && drop <= 2 * opts.dropSe) {
+    return { status: 'flat', reason: `the fall of ${drop.toFixed(4)} nats ${span} is within 2 standard errors (${opts.dropSe.toFixed(4)} each)` };
+  }
+  if (!(fit.beta >= betaMin)) return { status: 'flat', reason: `beta = ${fit.beta.toPrecision(3)} is ~0 (< ${betaMin})` };
+  if (!fit.converged) return { status: 'failed', reason: 'the fit did not converge' };
+  if (!(fit.r2 >= r2Min)) return { status: 'failed', reason: `R^2 = ${fit.r2.toFixed(3)} is below ${r2Min}: the law does not describe these points` };
+  return { status: 'ok', reason: null };
+}

@@ -13,13 +13,20 @@ export function formatSummary(r: EvalResults): string {
   if (t.ppl) {
     const p = t.ppl;
     out.push(`ppl            ${p.sequences} sequences of ${p.maxLen}${p.packed ? ' (packed documents)' : ''}: loss ${p.loss.toFixed(4)}, ppl ${p.ppl.toFixed(3)}`);
-    out.push(`  loss by c    ${p.byLength.map((b) => `${b.c}${mark(b.beyondTrained)}:${b.loss.toFixed(3)}`).join('  ')}`);
-    if (p.fit) {
-      const f = p.fit;
-      // a curve that does not fall drives beta to 0 and alpha to infinity: say "flat" rather than print that
-      const law = Number.isFinite(f.alpha) ? `L(c) = (${f.alpha.toPrecision(4)}/c)^${f.beta.toFixed(3)} + ${f.gamma.toFixed(3)}` : 'none: loss does not fall with c (the fit is flat)';
-      out.push(`  power law    ${law}; R^2 ${f.r2.toFixed(4)}; 2^-beta ${f.factor.toFixed(3)}${f.flags.length ? ` [${f.flags.join(', ')}]` : ''}`);
-    } else if (p.fitNote) out.push(`  power law    not fitted: ${p.fitNote}`);
+    out.push(`  loss by c    ${p.byLength.map((b) => `${b.c}${mark(b.beyondTrained)}:${b.loss.toFixed(3)}`).join('  ')} (mean over the first c tokens)`);
+    const targets = p.byLength.filter((b, i, all) => b.targetLoss !== undefined && all.findIndex((x) => x.targetContext === b.targetContext) === i);
+    if (targets.length > 0) {
+      out.push(`  target loss  ${targets.map((b) => `${b.targetContext}${mark(b.targetBeyondTrained ?? false)}:${b.targetLoss!.toFixed(3)}${typeof b.targetSe === 'number' ? `±${b.targetSe.toFixed(3)}` : ''}`).join('  ')} (last ${p.targetTokens} tokens given c before them)`);
+    }
+    const status = p.fitStatus ?? (p.fit ? 'ok' : 'failed');
+    const f = p.fit;
+    // a flagged fit is never printed as a law: a curve that does not fall drives beta to 0 and alpha to infinity
+    if (status === 'ok' && f && Number.isFinite(f.alpha)) {
+      out.push(`  power law    L(c) = (${f.alpha.toPrecision(4)}/c)^${f.beta.toFixed(3)} + ${f.gamma.toFixed(3)}; R^2 ${f.r2.toFixed(4)}; 2^-beta ${f.factor.toFixed(3)}${f.flags.length ? ` [${f.flags.join(', ')}]` : ''}${p.fitOn === 'targetLoss' ? ' (on the target loss)' : ''}`);
+    } else {
+      const why = p.fitNote ?? (f ? 'loss does not fall with c' : 'not fitted');
+      out.push(`  power law    FLAGGED ${status === 'ok' ? 'flat' : status}: ${why}${f && Number.isFinite(f.r2) ? ` (R^2 ${f.r2.toFixed(4)})` : ''}; no law drawn`);
+    }
   }
   if (t.copy) {
     const c = t.copy;

@@ -4,9 +4,11 @@
 // ABF. A builder returns null when no run has its task: only charts for tasks that were run.
 //
 // Charts (ids are also the file names under an eval folder's charts/):
-//   loss-vs-length       loss over the first c tokens vs c (log2 axis), the power law
-//                        L(c) = (alpha/c)^beta + gamma dashed over it, the trained context as a rule
-//                        and points beyond it as triangles (paper Fig. 1)
+//   loss-vs-length       loss of each sequence's last K tokens given the c tokens before them vs c
+//                        (log2 axis; the prefix mean of older results), the power law
+//                        L(c) = (alpha/c)^beta + gamma dashed over it when its status is 'ok' (a
+//                        flagged fit is named in the subtitle, never drawn), the trained context as
+//                        a rule and points beyond it as triangles (paper Fig. 1)
 //   loss-by-position     loss averaged over windows of positions (paper App. C, Fig. 9a)
 //   copy-vs-distance     loss of the first and the second copy of a repeated span vs the distance
 //                        between them (log2 axis): how far back the model looks (issue 20)
@@ -22,6 +24,8 @@ import type { TopLevelSpec } from 'vega-lite';
 type Layer = Extract<TopLevelSpec, { layer: unknown }>['layer'][number];
 type ConcatItem = Extract<TopLevelSpec, { hconcat: unknown }>['hconcat'][number];
 import type { EvalResults } from '../eval/run.js';
+import type { PplResult } from '../eval/probes/ppl.js';
+import { assessFit, type FitStatus, type PowerLawFit } from '../eval/powerlaw.js';
 
 /** One evaluation to draw: results.json and the name its legend entry shows. */
 export interface EvalRun {
@@ -125,19 +129,61 @@ function lengthAxis(lengths: number[], title: string) {
   };
 }
 
-/** loss-vs-length: the paper's Figure 1 for each run, with its power-law fit. */
+/** Figure 1's points of one ppl result, its fit, and whether the fit may be drawn. */
+export interface Figure1Series {
+  /** 'target': the loss of each sequence's last K tokens by the context before them; 'prefix': the mean over the first c tokens (results of older versions) */
+  kind: 'target' | 'prefix';
+  /** K of the targets (kind 'target') */
+  targetTokens: number | null;
+  points: { c: number; loss: number; se: number | null; beyond: boolean }[];
+  fit: PowerLawFit | null;
+  status: FitStatus;
+  /** why the fit is flagged */
+  reason: string | null;
+}
+
+export function figure1Series(p: PplResult): Figure1Series {
+  const target = p.byLength.length > 0 && p.byLength.every((b) => typeof b.targetLoss === 'number' && typeof b.targetContext === 'number');
+  const points: Figure1Series['points'] = [];
+  if (target) {
+    for (const b of p.byLength) {
+      if (points.some((x) => x.c === b.targetContext)) continue;
+      points.push({ c: b.targetContext!, loss: b.targetLoss!, se: typeof b.targetSe === 'number' ? b.targetSe : null, beyond: b.targetBeyondTrained ?? false });
+    }
+  } else {
+    for (const b of p.byLength) points.push({ c: b.c, loss: b.loss, se: null, beyond: b.beyondTrained });
+  }
+  // results of older versions carry no status: judge their fit (on the prefix loss) the same way
+  let status = p.fitStatus;
+  let reason = p.fitNote ?? null;
+  if (status === undefined) {
+    const fitted = p.fitLengths.map((c) => p.byLength.find((b) => b.c === c)?.loss ?? NaN);
+    const a = assessFit(p.fit, p.fitLengths, fitted, p.fitNote !== undefined ? { error: p.fitNote } : {});
+    status = a.status;
+    reason = a.reason;
+  }
+  return { kind: target ? 'target' : 'prefix', targetTokens: target ? (p.targetTokens ?? null) : null, points, fit: p.fit, status, reason: status === 'ok' ? null : reason };
+}
+
+/**
+ * loss-vs-length: the paper's Figure 1 for each run: the loss of fixed target tokens (each sequence's
+ * last K) by the context c before them, ±1 standard error over sequences, with the power-law fit
+ * dashed over it, only where the fit's status is 'ok'; flagged fits are named in the subtitle.
+ */
 export function lossVsLengthChart(runs: EvalRun[]): Chart | null {
   const withPpl = runs.filter((r) => r.results.tasks.ppl);
   if (withPpl.length === 0) return null;
-  const measured: { run: string; c: number; loss: number; ppl: number; context: string }[] = [];
+  const measured: { run: string; c: number; loss: number; ppl: number; se: number | null; lo: number | null; hi: number | null; context: string }[] = [];
   const fitted: { run: string; c: number; loss: number }[] = [];
-  for (const r of withPpl) {
-    const p = r.results.tasks.ppl!;
-    for (const b of p.byLength) measured.push({ run: r.name, c: b.c, loss: b.loss, ppl: b.ppl, context: b.beyondTrained ? BEYOND : WITHIN });
-    const f = p.fit;
-    if (f && p.byLength.length > 0) {
-      // 48 points evenly spaced in log c over the evaluated range; lnAlpha stays finite where alpha overflows
-      const lo = Math.log(p.byLength[0]!.c), hi = Math.log(p.byLength[p.byLength.length - 1]!.c);
+  const series = withPpl.map((r) => ({ r, s: figure1Series(r.results.tasks.ppl!) }));
+  for (const { r, s } of series) {
+    for (const b of s.points) {
+      measured.push({ run: r.name, c: b.c, loss: b.loss, ppl: Math.exp(b.loss), se: b.se, lo: b.se === null ? null : b.loss - b.se, hi: b.se === null ? null : b.loss + b.se, context: b.beyond ? BEYOND : WITHIN });
+    }
+    const f = s.fit;
+    if (f && s.status === 'ok' && s.points.length > 0) {
+      // 48 points evenly spaced in log c over the run's range; lnAlpha stays finite where alpha overflows
+      const lo = Math.log(s.points[0]!.c), hi = Math.log(s.points[s.points.length - 1]!.c);
       for (let i = 0; i < 48; i++) {
         const lnc = lo + ((hi - lo) * i) / 47;
         fitted.push({ run: r.name, c: Math.exp(lnc), loss: Math.exp(f.beta * (f.lnAlpha - lnc)) + f.gamma });
@@ -145,27 +191,46 @@ export function lossVsLengthChart(runs: EvalRun[]): Chart | null {
     }
   }
   const lengths = uniqSorted(measured.map((m) => m.c));
-  const x = lengthAxis(lengths, 'context length c (tokens, log scale)');
-  const y = { field: 'loss', type: 'quantitative', title: 'loss over the first c tokens (nats)', scale: { zero: false } } as const;
-  const single = withPpl.length === 1 ? withPpl[0]!.results.tasks.ppl!.fit : null;
-  const subtitle = single
-    ? `dashed: L(c) = (α/c)^β + γ with α = ${fmtSci(single.alpha, single.lnAlpha)}, β = ${single.beta.toFixed(3)}, γ = ${single.gamma.toFixed(3)} (R² ${single.r2.toFixed(3)}, 2^-β = ${single.factor.toFixed(3)})`
-    : 'dashed: power-law fit L(c) = (α/c)^β + γ over the lengths within the trained context';
+  const kinds = new Set(series.map((x) => x.s.kind));
+  const Ks = [...new Set(series.map((x) => x.s.targetTokens))];
+  const prefixOnly = kinds.size === 1 && kinds.has('prefix');
+  const x = lengthAxis(lengths, prefixOnly ? 'context length c (tokens, log scale)' : 'context c before the final tokens (tokens, log scale)');
+  const yTitle = prefixOnly ? 'loss over the first c tokens (nats)'
+    : kinds.size === 1 && Ks.length === 1 ? `loss of the last ${Ks[0]} tokens (nats)`
+      : 'loss of the final tokens (nats)';
+  const y = { field: 'loss', type: 'quantitative', title: yTitle, scale: { zero: false } } as const;
+  const flagged = series.filter((x) => x.s.status !== 'ok');
+  const subtitle: string[] = [];
+  if (series.length === 1) {
+    const { s } = series[0]!;
+    const f = s.fit;
+    if (s.status === 'ok' && f) subtitle.push(`dashed: L(c) = (α/c)^β + γ with α = ${fmtSci(f.alpha, f.lnAlpha)}, β = ${f.beta.toFixed(3)}, γ = ${f.gamma.toFixed(3)} (R² ${f.r2.toFixed(3)}, 2^-β = ${f.factor.toFixed(3)})`);
+    else subtitle.push(`power-law fit flagged ${s.status.toUpperCase()}, not drawn: ${s.reason ?? ''}`);
+  } else {
+    subtitle.push('dashed: power-law fits L(c) = (α/c)^β + γ within the trained context');
+    if (flagged.length > 0) subtitle.push(`flagged, not drawn: ${flagged.map((x) => `${x.r.name} (${x.s.status})`).join(', ')}`);
+  }
+  if (!prefixOnly) subtitle.push('the same final tokens at every c; bars ±1 SE over sequences; ▲ input beyond the trained context');
   const xc = { field: 'c', type: 'quantitative' as const, ...x };
   const fit: Layer[] = fitted.length > 0 ? [{
     name: 'fit', data: { values: fitted }, mark: { type: 'line', strokeDash: [6, 4], strokeWidth: 1.5, opacity: 0.9 },
     encoding: { x: xc, y, color: runColorEncoding(runs) },
   }] : [];
+  const errors = measured.filter((m) => m.lo !== null);
   const layers: Layer[] = [
     ...trainedLayers(trainedRules(withPpl, lengths[0]!, lengths[lengths.length - 1]!, true), x.scale),
     ...fit,
+    ...(errors.length > 0 ? [{
+      name: 'errors', data: { values: errors }, mark: { type: 'rule' as const, strokeWidth: 1, opacity: 0.6 },
+      encoding: { x: xc, y: { field: 'lo', type: 'quantitative' as const, scale: { zero: false } }, y2: { field: 'hi' }, color: runColorEncoding(runs) },
+    }] : []),
     { name: 'measured', data: { values: measured }, mark: { type: 'line', strokeWidth: 2 }, encoding: { x: xc, y, color: runColorEncoding(runs) } },
     {
       name: 'points', data: { values: measured }, mark: { type: 'point', filled: true, size: 45, opacity: 1 },
       encoding: {
         x: xc, y, color: runColorEncoding(runs),
         shape: CONTEXT_SHAPE,
-        tooltip: [{ field: 'run' }, { field: 'c', title: 'c' }, { field: 'loss', format: '.4f' }, { field: 'ppl', format: '.3f' }],
+        tooltip: [{ field: 'run' }, { field: 'c', title: 'c' }, { field: 'loss', format: '.4f' }, { field: 'se', format: '.4f', title: 'SE' }, { field: 'ppl', format: '.3f' }],
       },
     },
   ];

@@ -4,7 +4,8 @@
 // callers (e.g. a repro report) add their own sections around them. Every piece of text that comes
 // from data goes through escapeHtml; section html is trusted (it is built here or by the caller).
 
-import { evalCharts, fmtLength, runColor, type ChartId, type EvalRun } from './charts.js';
+import { evalCharts, figure1Series, fmtLength, runColor, type ChartId, type EvalRun } from './charts.js';
+import { FIT_BETA_MIN, FIT_MIN_DROP, FIT_R2_MIN } from '../eval/powerlaw.js';
 import { renderCharts, type SvgOptions } from './render.js';
 import { VERSION } from '../version.js';
 
@@ -54,6 +55,7 @@ th { background: #f5f5f5; font-weight: 600; }
 th[scope=row], thead th:first-child { text-align: left; }
 td.text { text-align: left; white-space: normal; max-width: 420px; overflow-wrap: anywhere; }
 td.beyond { color: #8a5a00; }
+td.flagged { color: #b00020; font-weight: 600; }
 tr.group th { text-align: center; }
 p.note { color: #555; font-size: 13px; margin: 4px 0 12px; }
 figure { margin: 14px 0 22px; }
@@ -199,24 +201,32 @@ export function byLengthSection(runs: EvalRun[]): ReportSection | null {
   return { heading: 'Scores by length', id: 'by-length', html: `${parts.join('\n')}\n<p class="note">${escapeHtml('* beyond the run\'s trained context.')}</p>` };
 }
 
-/** The power-law fits L(c) = (alpha/c)^beta + gamma (paper §4.2, Fig. 1). */
+/**
+ * The power-law fits L(c) = (alpha/c)^beta + gamma (paper §4.2, Fig. 1), on the loss of fixed final
+ * tokens by context, with each fit's status: a flagged one ('flat', 'failed') shows its reason and no
+ * parameters but beta and R^2 (which say why), and is never drawn.
+ */
 export function powerLawSection(runs: EvalRun[]): ReportSection | null {
   const withPpl = runs.filter((r) => r.results.tasks.ppl);
   if (withPpl.length === 0) return null;
+  const series = new Map(withPpl.map((r) => [r, figure1Series(r.results.tasks.ppl!)] as const));
   const fitOf = (r: EvalRun) => r.results.tasks.ppl!.fit;
-  const num = (f: (r: EvalRun) => string): (r: EvalRun) => Cell => (r) => ({ text: fitOf(r) ? f(r) : DASH });
+  const ok = (r: EvalRun): boolean => series.get(r)!.status === 'ok';
+  const num = (f: (r: EvalRun) => string, always = false): (r: EvalRun) => Cell => (r) => ({ text: fitOf(r) && (always || ok(r)) ? f(r) : DASH });
   const html = runTable(runs, [
+    { header: 'status', cell: (r) => ({ text: series.get(r)!.status === 'ok' ? 'ok' : `FLAGGED: ${series.get(r)!.status}`, cls: series.get(r)!.status === 'ok' ? 'text' : 'text flagged' }) },
     { header: 'α', cell: num((r) => { const f = fitOf(r)!; return Number.isFinite(f.alpha) ? f.alpha.toPrecision(4) : `e^${f.lnAlpha.toFixed(2)}`; }) },
-    { header: 'β', cell: num((r) => fitOf(r)!.beta.toFixed(4)) },
+    { header: 'β', cell: num((r) => fitOf(r)!.beta.toFixed(4), true) },
     { header: 'γ', cell: num((r) => fitOf(r)!.gamma.toFixed(4)) },
     { header: '2^-β (per doubling)', cell: num((r) => fitOf(r)!.factor.toFixed(3)) },
-    { header: 'R²', cell: num((r) => fitOf(r)!.r2.toFixed(4)) },
-    { header: 'fitted lengths', cell: (r) => ({ text: r.results.tasks.ppl!.fitLengths.map(fmtLength).join(', ') || DASH, cls: 'text' }) },
-    { header: 'notes', cell: (r) => ({ text: fitOf(r) ? fitOf(r)!.flags.join(', ') : (r.results.tasks.ppl!.fitNote ?? 'not fitted'), cls: 'text' }) },
+    { header: 'R²', cell: num((r) => fitOf(r)!.r2.toFixed(4), true) },
+    { header: 'targets K', cell: (r) => ({ text: series.get(r)!.targetTokens !== null ? String(series.get(r)!.targetTokens) : DASH }) },
+    { header: 'fitted contexts', cell: (r) => ({ text: r.results.tasks.ppl!.fitLengths.map(fmtLength).join(', ') || DASH, cls: 'text' }) },
+    { header: 'notes', cell: (r) => ({ text: [series.get(r)!.reason, ...(fitOf(r)?.flags ?? [])].filter((x) => x).join('; ') || DASH, cls: 'text' }) },
   ], 'fits', undefined, withPpl);
   return {
     heading: 'Power-law fit of loss vs context', id: 'power-law',
-    html: `${html}\n<p class="note">${escapeHtml('L(c) = (α/c)^β + γ fitted to the loss over the first c tokens at the lengths within the trained context; each doubling of the context multiplies (L − γ) by 2^-β (about 0.7 for Llama 2 Long 70B).')}</p>`,
+    html: `${html}\n<p class="note">${escapeHtml(`L(c) = (α/c)^β + γ fitted to the loss of each sequence's last K tokens given the c tokens before them (the same tokens at every c, so the curve is the gain from context alone), at the contexts whose input stays within the trained context (c + K ≤ trained); each doubling of the context multiplies (L − γ) by 2^-β (about 0.7 for Llama 2 Long 70B). A fit is flagged flat when the loss does not fall with c, falls by less than ${FIT_MIN_DROP} nats over the fitted range or within 2 standard errors of the paired fall, or β < ${FIT_BETA_MIN}; failed when there is no fit, it does not converge or R² < ${FIT_R2_MIN}. Flagged fits are not drawn.`)}</p>`,
   };
 }
 
@@ -246,7 +256,7 @@ export function copySection(runs: EvalRun[]): ReportSection | null {
 }
 
 const CAPTIONS: Record<ChartId, string> = {
-  'loss-vs-length': 'Mean loss over the first c tokens of the same held-out sequences, by c (paper Fig. 1); dashed: the fitted power law; triangles: lengths beyond the trained context.',
+  'loss-vs-length': 'Loss of the same final tokens of each held-out sequence given the c tokens before them, by c (paper Fig. 1), ±1 standard error over sequences; dashed: the fitted power law, drawn only when its fit is not flagged (flat or failed fits are named above the chart); triangles: inputs beyond the trained context.',
   'copy-vs-distance': 'A span of held-out text shown twice, the second copy d tokens after the first: mean loss of the first copy (dashed) and of the second (solid), first token of each excluded, ±1 standard error over spans. A model that reads its context predicts the second copy far better; the gap closes where it stops looking back. Triangles: the second copy ends beyond the trained context.',
   'loss-by-position': 'Loss at each position averaged over a window of positions (paper App. C): a model that uses its context keeps falling; one that breaks past its trained context turns up.',
   'retrieval-vs-length': 'FIRST-SENTENCE-RETRIEVAL (ROUGE-L F of the repeated first sentence, §4.1, Fig. 5b), passkey accuracy and needle recall, by prompt length.',

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fitPowerLaw, powerLaw, PowerLawError } from '../../src/eval/powerlaw.js';
+import { fitPowerLaw, powerLaw, PowerLawError, assessFit, FIT_R2_MIN, FIT_BETA_MIN, FIT_MIN_DROP } from '../../src/eval/powerlaw.js';
 import { Rng } from '../../src/util/rng.js';
 
 const PAPER = {
@@ -77,4 +77,26 @@ test('degenerate inputs: clear errors, or flags', () => {
   // an almost flat noisy curve: a fit, with finite ln(alpha) even if alpha overflows
   const noisy = fitPowerLaw([16, 32, 64, 128, 256], [6.25, 6.24, 6.26, 6.25, 6.245]);
   assert.ok(Number.isFinite(noisy.lnAlpha) && Number.isFinite(noisy.r2));
+});
+
+test('assessFit: ok for the law, flagged flat or failed otherwise, with the reason', () => {
+  const p = PAPER['70B'];
+  const L = C.map((c) => powerLaw(c, p));
+  assert.deepEqual(assessFit(fitPowerLaw(C, L), C, L), { status: 'ok', reason: null });
+  assert.deepEqual([FIT_R2_MIN, FIT_BETA_MIN, FIT_MIN_DROP], [0.9, 0.01, 0.01]);
+  assert.deepEqual(assessFit(null, C, L, { error: 'power-law fit needs at least 3 context lengths' }), { status: 'failed', reason: 'power-law fit needs at least 3 context lengths' });
+  const flatL = C.map(() => 2);
+  assert.equal(assessFit(fitPowerLaw(C, flatL), C, flatL).status, 'flat');
+  const up = C.map((c) => 2 + 0.01 * Math.log(c));
+  assert.match(assessFit(fitPowerLaw(C, up), C, up).reason!, /does not fall with context/);
+  // a fall of 0.005 nats over the whole range: too small to call a law
+  const tiny = C.map((c) => powerLaw(c, { alpha: 1, beta: 0.5, gamma: 2 }) * 0.02);
+  const drop = tiny[0]! - tiny[tiny.length - 1]!;
+  assert.ok(drop < 0.01);
+  assert.match(assessFit(fitPowerLaw(C, tiny), C, tiny).reason!, /falls by only 0\.00\d+ nats from c = 16 to 32768 \(< 0\.01\)/);
+  // a real fall, but within the paired noise
+  assert.match(assessFit(fitPowerLaw(C, L), C, L, { dropSe: 10 }).reason!, /within 2 standard errors/);
+  // the thresholds are options
+  assert.equal(assessFit(fitPowerLaw(C, L), C, L, { r2Min: 1.1 }).status, 'failed');
+  assert.equal(assessFit(fitPowerLaw(C, L), C, L, { betaMin: 0.6 }).status, 'flat');
 });

@@ -12,10 +12,12 @@ import { passkeyExamples, passkeyTask, scorePasskey, PASSKEY_FILLER, fillerPiece
 import { needleExamples, needleTask, scoreNeedle } from '../../src/eval/probes/needle.js';
 import { rulerExamples, rulerTask, cweList } from '../../src/eval/probes/ruler.js';
 import { firstSentenceExamples, firstSentenceTask, documentStart } from '../../src/eval/probes/first-sentence.js';
-import { pplSequences, pplTask, summarizeLosses } from '../../src/eval/probes/ppl.js';
+import { pplSequences, pplTask, summarizeLosses, targetContexts, targetInput, defaultTargetTokens } from '../../src/eval/probes/ppl.js';
+import { powerLaw } from '../../src/eval/powerlaw.js';
 import { qaPrompt, qaTask, readQaFile } from '../../src/eval/probes/qa.js';
 import { mcTask, readMcFile } from '../../src/eval/probes/mc.js';
 import { prepareEvaluation } from '../../src/eval/run.js';
+import { formatSummary } from '../../src/eval/summary.js';
 import { mapLimit, runTask } from '../../src/eval/task.js';
 import { buildHaystack, continuationTokens, insertAtDepths, splitSentences, deriveSeed } from '../../src/eval/text.js';
 import { Rng } from '../../src/util/rng.js';
@@ -23,7 +25,7 @@ import { prepareData } from '../../src/data/prepare.js';
 import { saveTokenizer } from '../../src/data/tokenizer/load.js';
 import { parseSources } from '../../src/data/sources.js';
 import { trainTokenizer } from '../../src/data/tokenizer/train.js';
-import { testTokenizer, oracleModel } from './oracle.js';
+import { testTokenizer, oracleModel, ruleModel, contextFreeModel } from './oracle.js';
 
 const tok = testTokenizer();
 const docs = openCorpus('moby-dick').texts();
@@ -150,9 +152,10 @@ test('mapLimit keeps order, never exceeds the limit, and probes give the same re
   assert.deepEqual(many.examples, one.examples);
 });
 
-test('ppl: per-position windows, loss at each length, beyond-trained marks and the fit, from a known loss curve', async () => {
-  // the oracle's loss at position p is 1 + 1/(p+1), so the mean over the first c positions is 1 + H(c)/c
-  const m = oracleModel(tok, { trainedContext: 256 });
+test('ppl: per-position windows, loss at each length, fixed-target loss, beyond-trained marks and the fit, from a known loss curve', async () => {
+  // log p(token i) = -(1 + 1/i) whatever the tokens: the loss at position p is 1 + 1/(p+1), so the
+  // mean over the first c positions is 1 + H(c)/c, and K targets after BOS + ctx tokens score 1 + (H(ctx+K) - H(ctx))/K
+  const m = ruleModel(tok, 'positional', (_t, i) => -(1 + 1 / i), { trainedContext: 256 });
   const docsT = openCorpus('moby-dick').tokenDocs(tok);
   const r = await runTask(pplTask(m, docsT, { maxLen: 512, sequences: 3, seed: 1 }));
   assert.equal(r.sequences, 3);
@@ -167,12 +170,42 @@ test('ppl: per-position windows, loss at each length, beyond-trained marks and t
   assert.equal(r.window, 8); // 512 / 64
   assert.equal(r.positions.length, 64);
   assert.ok(Math.abs(r.positions[0]!.loss - (1 + H(8) / 8)) < 1e-12);
-  assert.deepEqual(r.fitLengths, [16, 32, 64, 128, 256]);
-  assert.ok(r.fit && !r.fit.flags.includes('not-decreasing') && r.fit.r2 > 0.99, JSON.stringify(r.fit));
-  // too few lengths in the trained range: no fit, and a note saying why
+  // fixed targets: the last 512/16 = 32 tokens, given ctx = min(c, 512 - 32) tokens before them
+  assert.equal(r.targetTokens, 32);
+  assert.equal(r.fitOn, 'targetLoss');
+  assert.deepEqual(r.byLength.map((b) => b.targetContext), [16, 32, 64, 128, 256, 480]);
+  for (const b of r.byLength) {
+    const ctx = b.targetContext!;
+    assert.ok(Math.abs(b.targetLoss! - (1 + (H(ctx + 32) - H(ctx)) / 32)) < 1e-12, `target loss at ${ctx}: ${b.targetLoss}`);
+    assert.equal(b.targetSe, 0); // the same values for every sequence
+    assert.equal(b.targetN, 3);
+    assert.equal(b.targetBeyondTrained, ctx + 32 > 256);
+  }
+  // the fit is on the target loss within the trained context (ctx + K <= 256), and it falls: ok
+  assert.deepEqual(r.fitLengths, [16, 32, 64, 128]);
+  assert.equal(r.fitStatus, 'ok', r.fitNote);
+  assert.equal(r.fitNote, undefined);
+  assert.ok(r.fit && r.fit.r2 > 0.99 && r.fit.beta > 0.1, JSON.stringify(r.fit));
+  // a reader that ignores its context: the same targets score the same at every context; the fit is flagged flat
+  const flat = await runTask(pplTask(contextFreeModel(tok, { trainedContext: 256 }), docsT, { maxLen: 512, sequences: 3, seed: 1 }));
+  assert.equal(new Set(flat.byLength.map((b) => b.targetLoss)).size, 1);
+  assert.equal(flat.fitStatus, 'flat');
+  assert.match(flat.fitNote!, /the loss is the same at every context length/);
+  // too few lengths in the trained range: no fit, flagged failed with a note saying why
   const s = summarizeLosses([new Float64Array(64).fill(2)], { maxLen: 64, minLen: 32, trainedContext: 64 });
   assert.equal(s.fit, null);
+  assert.equal(s.fitStatus, 'failed');
+  assert.equal(s.fitOn, 'loss');
   assert.match(s.fitNote!, /at least 3 context lengths/);
+  // the targets' inputs: BOS + the ctx tokens before the last K + those K
+  const seq = Int32Array.from({ length: 17 }, (_, i) => (i === 0 ? tok.bosId : 100 + i));
+  assert.deepEqual([...targetInput(seq, [tok.bosId], 4, 3)], [tok.bosId, 110, 111, 112, 113, 114, 115, 116]);
+  assert.deepEqual([...targetInput(seq, [tok.bosId], 4, 12)], [...seq]);
+  assert.throws(() => targetInput(seq, [tok.bosId], 4, 13), /context 13 \+ 4 targets exceed/);
+  assert.deepEqual(targetContexts(64, 4), [16, 32, 60]);
+  assert.deepEqual(targetContexts(260, 16), [16, 32, 64, 128, 244]); // 256 and 260 both clamp to 244
+  assert.equal(defaultTargetTokens(4096), 256);
+  assert.equal(defaultTargetTokens(8), 1);
   // sequences: BOS + document start; packed documents when none is long enough
   const seqs = pplSequences([{ id: 'a', tokens: Int32Array.of(5, 6, 7) }, { id: 'b', tokens: Int32Array.of(8, 9) }], tok, 5, 2, 0);
   assert.equal(seqs.packed, true);
@@ -181,6 +214,49 @@ test('ppl: per-position windows, loss at each length, beyond-trained marks and t
   assert.throws(() => pplSequences([{ id: 'a', tokens: Int32Array.of(5) }], tok, 64, 2, 0), /holds only 3 tokens/);
   const long = pplSequences([{ id: 'a', tokens: Int32Array.from({ length: 20 }, (_, i) => 10 + i) }], tok, 8, 4, 0);
   assert.deepEqual([...long.sequences[0]!.tokens], [tok.bosId, 10, 11, 12, 13, 14, 15, 16, 17]);
+});
+
+test('ppl fit on fixed targets: a known power law is recovered (R^2 ~ 1); flat, rising and shapeless series are flagged', () => {
+  const p = { alpha: 25.4, beta: 0.45, gamma: 1.56 }; // the paper's 7B
+  const maxLen = 4096, K = 256;
+  const contexts = targetContexts(maxLen, K);
+  const positions = [new Float64Array(maxLen).fill(3)];
+  const targets = (f: (c: number, s: number) => number, n = 3) => ({ tokens: K, contexts, loss: contexts.map((c) => Array.from({ length: n }, (_, s) => f(c, s))) });
+  const rng = new Rng(7);
+  const known = summarizeLosses(Array(3).fill(positions[0]), { maxLen, targets: targets((c) => powerLaw(c, p) * (1 + 0.001 * rng.nextNormal())) });
+  assert.equal(known.fitStatus, 'ok', known.fitNote);
+  assert.deepEqual(known.fitLengths, [16, 32, 64, 128, 256, 512, 1024, 2048, 3840]);
+  const f = known.fit!;
+  assert.ok(f.r2 > 0.999, `R^2 ${f.r2}`);
+  assert.ok(Math.abs(f.beta - p.beta) < 0.05 && Math.abs(f.gamma - p.gamma) < 0.05 && Math.abs(Math.log(f.alpha / p.alpha)) < 0.15, JSON.stringify(f));
+  // flat: per-sequence noise around one level (no fall beyond noise)
+  const flat = summarizeLosses([positions[0]!, positions[0]!, positions[0]!], { maxLen, targets: targets((_c, s) => 4 + 0.01 * s + 0.0005 * rng.nextNormal()) });
+  assert.equal(flat.fitStatus, 'flat');
+  assert.ok(flat.fitNote && flat.fitNote.length > 0);
+  // rising with context
+  const up = summarizeLosses([positions[0]!], { maxLen, targets: targets((c) => 4 + 0.01 * Math.log(c), 1) });
+  assert.equal(up.fitStatus, 'flat');
+  assert.match(up.fitNote!, /does not fall with context/);
+  // falling, but zig-zag: no power law (R^2 below the threshold)
+  const zig = summarizeLosses([positions[0]!], { maxLen, targets: targets((c) => 5 - 0.05 * Math.log2(c) + (Math.log2(c) % 2 === 0 ? 0.4 : 0), 1) });
+  assert.equal(zig.fitStatus, 'failed', JSON.stringify(zig.fit));
+  assert.match(zig.fitNote!, /R\^2 = .* is below 0\.9/);
+  // a tiny fall within the noise of the paired differences is flat too
+  const noisy = summarizeLosses([positions[0]!, positions[0]!, positions[0]!, positions[0]!], { maxLen, targets: targets((c, s) => 4 + 0.05 / Math.sqrt(c) + (s % 2 ? 0.2 : -0.2) * (c === 16 ? 1 : 0), 4) });
+  assert.equal(noisy.fitStatus, 'flat');
+  assert.match(noisy.fitNote!, /within 2 standard errors/);
+});
+
+test('ppl summary: the target loss line; a flagged fit is printed as FLAGGED with its reason, never as a law', async () => {
+  const corpus = openCorpus('moby-dick');
+  const flat = await prepareEvaluation(contextFreeModel(tok, { trainedContext: 128 }), { tasks: ['ppl'], maxLen: 128, samples: 2 }, { corpus }).run();
+  const text = formatSummary(flat);
+  assert.match(text, /^ {2}target loss {2}16:\d\.\d{3}±\d\.\d{3} {2}32:.* 120:\d\.\d{3}±\d\.\d{3} \(last 8 tokens given c before them\)$/m);
+  assert.match(text, /^ {2}power law {4}FLAGGED flat: the loss is the same at every context length; no law drawn$/m);
+  assert.doesNotMatch(text, /L\(c\) =/);
+  const good = await prepareEvaluation(ruleModel(tok, 'positional', (_t, i) => -(1 + 1 / i), { trainedContext: 128 }), { tasks: ['ppl'], maxLen: 128, samples: 2 }, { corpus }).run();
+  assert.equal(good.tasks.ppl!.fitStatus, 'ok', good.tasks.ppl!.fitNote);
+  assert.match(formatSummary(good), /^ {2}power law {4}L\(c\) = \(\S+\/c\)\^\d\.\d{3} \+ \d\.\d{3}; R\^2 \d\.\d{4}; 2\^-beta \d\.\d{3}.* \(on the target loss\)$/m);
 });
 
 function tmp(): string {

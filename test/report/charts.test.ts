@@ -60,9 +60,10 @@ test('SVGs are well formed, titled, and list one legend entry per run', () => {
   }
 });
 
-test('loss vs context length: axes, one line and one point per length per run, the fit, the trained context', () => {
+test('loss vs context length: axes, one line and one point per context per run, fits only when not flagged, the trained context', () => {
   const svg = svgOf('loss-vs-length');
-  assert.deepEqual(axisTitles(svg), ['context length c (tokens, log scale)', 'loss over the first c tokens (nats)']);
+  assert.deepEqual(axisTitles(svg), ['context c before the final tokens (tokens, log scale)', 'loss of the last 32 tokens (nats)']);
+  assert.deepEqual(runs[0]!.results.tasks.ppl!.byLength.map((b) => b.targetContext), [16, 32, 64, 128, 256, 480]);
   const lines = markGroups(svg, 'measured_marks');
   assert.equal(lines.length, 2, 'one measured line per run');
   const lengths = runs[0]!.results.tasks.ppl!.byLength.length;
@@ -71,8 +72,8 @@ test('loss vs context length: axes, one line and one point per length per run, t
   const points = markGroups(svg, 'points_marks');
   assert.equal(points.length, 1);
   assert.equal((points[0]!.match(/<path /g) ?? []).length, 2 * lengths, 'one point per length per run');
-  const fits = runs.filter((r) => r.results.tasks.ppl!.fit !== null).length;
-  assert.equal(markGroups(svg, 'fit_marks').length, fits, 'one dashed fit per fitted run');
+  const fits = runs.filter((r) => r.results.tasks.ppl!.fitStatus === 'ok').length;
+  assert.equal(markGroups(svg, 'fit_marks').length, fits, 'one dashed fit per run whose fit is ok');
   // rope's trained context (256) lies inside the evaluated range; abf's (512) is its end: one rule
   assert.equal((markGroups(svg, 'trained_marks')[0]!.match(/<line |<path /g) ?? []).length, 1);
   assert.match(svg, />trained context 256</);
@@ -80,7 +81,34 @@ test('loss vs context length: axes, one line and one point per length per run, t
   // the spec itself: beyond-trained points are marked per run (rope: 512 only; abf: none)
   const spec = lossVsLengthChart(runs)!.spec as unknown as { layer: { name: string; data: { values: { run: string; c: number; context: string }[] } }[] };
   const beyond = spec.layer.find((l) => l.name === 'points')!.data.values.filter((v) => v.context === 'beyond trained context');
-  assert.deepEqual(beyond.map((v) => `${v.run}@${v.c}`), ['rope@512']);
+  // the input of 256 or 480 context tokens + 32 targets exceeds rope's 256
+  assert.deepEqual(beyond.map((v) => `${v.run}@${v.c}`), ['rope@256', 'rope@480']);
+});
+
+test('loss vs context length: a flagged fit is never drawn, and the subtitle says so; results without target losses still draw', () => {
+  const base = runs[0]!.results;
+  const p = base.tasks.ppl!;
+  const withFit = (status: 'ok' | 'flat' | 'failed', note?: string): EvalRun => ({
+    name: status, results: { ...base, tasks: { ppl: { ...p, fit: { alpha: 20, lnAlpha: Math.log(20), beta: 0.5, gamma: 2, r2: 0.99, rmse: 0.01, factor: 2 ** -0.5, n: 4, loss: 'linear', converged: true, flags: [] }, fitStatus: status, ...(note ? { fitNote: note } : {}) } } },
+  });
+  type Spec = { title: { subtitle: string[] }; layer: { name: string; data: { values: { run: string }[] } }[] };
+  const ok = lossVsLengthChart([withFit('ok')])!.spec as unknown as Spec;
+  assert.ok(ok.layer.some((l) => l.name === 'fit'));
+  assert.match(ok.title.subtitle[0]!, /^dashed: L\(c\) = \(α\/c\)\^β \+ γ with α = 20\.00, β = 0\.500/);
+  for (const status of ['flat', 'failed'] as const) {
+    const spec = lossVsLengthChart([withFit(status, 'the loss does not fall with context')])!.spec as unknown as Spec;
+    assert.ok(!spec.layer.some((l) => l.name === 'fit'), `${status}: no fit layer`);
+    assert.equal(spec.title.subtitle[0], `power-law fit flagged ${status.toUpperCase()}, not drawn: the loss does not fall with context`);
+  }
+  // two runs, one flagged: only the other's curve, and the flagged one named
+  const two = lossVsLengthChart([withFit('ok'), withFit('flat', 'x')])!.spec as unknown as Spec;
+  assert.deepEqual([...new Set(two.layer.find((l) => l.name === 'fit')!.data.values.map((v) => v.run))], ['ok']);
+  assert.equal(two.title.subtitle[1], 'flagged, not drawn: flat (flat)');
+  // a results.json of an older version (no target losses, no status): the prefix loss by c, its fit judged here
+  const old: EvalRun = { name: 'old', results: { ...base, tasks: { ppl: { ...p, byLength: p.byLength.map(({ c, loss, ppl, windowLoss, beyondTrained }) => ({ c, loss, ppl, windowLoss, beyondTrained })), fitStatus: undefined, fitNote: undefined, fitOn: undefined, targetTokens: undefined } } } };
+  const oldSpec = lossVsLengthChart([old])!.spec as unknown as { layer: { name: string; data: { values: unknown[] }; encoding?: { y?: { title?: string } } }[] };
+  assert.equal(oldSpec.layer.find((l) => l.name === 'measured')!.encoding!.y!.title, 'loss over the first c tokens (nats)');
+  assert.equal(oldSpec.layer.find((l) => l.name === 'points')!.data.values.length, p.byLength.length);
 });
 
 test('loss by position: one line per run with one vertex per window', () => {

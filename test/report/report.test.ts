@@ -65,6 +65,17 @@ test('report.html: the summary table holds the numbers of results.json', () => {
   // the by-length tables and the power-law table
   assert.equal(tableRow(html, 'by-length', 'rope').length, 3); // run + lengths 400, 512
   assert.ok(html.includes('<table class="fits">'));
+  // the fit table: each run's status, K and the fitted contexts (rope: those whose input stays within 256)
+  for (const r of runs) {
+    const p = r.results.tasks.ppl!;
+    const row = tableRow(html, 'fits', r.name);
+    assert.equal(row[1], p.fitStatus === 'ok' ? 'ok' : `FLAGGED: ${p.fitStatus}`);
+    assert.equal(row[7], '32');
+    assert.equal(row[8], p.fitLengths.join(', '));
+    if (p.fitStatus !== 'ok') assert.ok(row[9]!.startsWith(p.fitNote!.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!)), row[9]);
+  }
+  assert.deepEqual(runs[0]!.results.tasks.ppl!.fitLengths, [16, 32, 64, 128]);
+  assert.deepEqual(runs[1]!.results.tasks.ppl!.fitLengths, [16, 32, 64, 128, 256, 480]);
   // the copy table: span, spans, mean first-copy loss, then the gain at each distance (rope: 256 and 448 beyond 256)
   for (const name of ['rope', 'abf']) {
     const c = runs.find((r) => r.name === name)!.results.tasks.copy!;

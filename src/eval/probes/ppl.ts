@@ -11,13 +11,23 @@
 //     the same document starts (the quantity of Figure 1); `windowLoss` is the mean over positions
 //     c/2 .. c-1 only (how well the model predicts tokens that have about c tokens of context);
 //     `beyondTrained` marks c > the model's trained context;
-//   - fit: L(c) = (alpha/c)^beta + gamma fitted on `loss` at the lengths within the trained context.
+//   - fixed targets (what Figure 1's law is fitted on): the last K tokens of each sequence (K =
+//     `targetTokens`, default maxLen/16) are scored given the c tokens just before them, with BOS in
+//     front (input BOS + c + K tokens, a pass of its own per c; the longest, c = maxLen - K, is the
+//     main pass when the sequence starts with BOS). The targets are the same for every c, so the
+//     curve is the gain from context alone: the prefix mean above also mixes in how easy a document's
+//     first tokens are. Per byLength row: `targetContext` = min(c, maxLen - K), `targetLoss` (mean
+//     over sequences of each sequence's mean over its K targets), `targetSe` (standard error over
+//     sequences), `targetN`, `targetBeyondTrained` (targetContext + K > the trained context);
+//   - fit: L(c) = (alpha/c)^beta + gamma fitted on `targetLoss` at the contexts within the trained
+//     context (`fitOn` says which loss; without target losses, summarizeLosses fits `loss` as before),
+//     and `fitStatus` ('ok' | 'flat' | 'failed', powerlaw.ts's assessFit) with the reason in `fitNote`.
 
 import { Rng } from '../../util/rng.js';
 import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import type { TokenDoc } from '../corpus.js';
-import { fitPowerLaw, PowerLawError, type PowerLawFit } from '../powerlaw.js';
+import { assessFit, fitPowerLaw, PowerLawError, type FitStatus, type PowerLawFit } from '../powerlaw.js';
 import { mapLimit, ticker, type PreparedTask } from '../task.js';
 import { shuffle } from '../text.js';
 
@@ -31,6 +41,8 @@ export interface PplOptions {
   window?: number;
   /** lengths above it are marked and left out of the fit (default model.trainedContext) */
   trainedContext?: number;
+  /** fixed targets per sequence (default defaultTargetTokens(maxLen)) */
+  targetTokens?: number;
   seed?: number;
 }
 
@@ -41,10 +53,30 @@ export interface PplSequences {
 
 export interface PplByLength {
   c: number;
+  /** mean loss over positions 0 .. c-1 (the loss of length-c sequences) */
   loss: number;
   ppl: number;
   windowLoss: number;
   beyondTrained: boolean;
+  /** context before the fixed targets: min(c, maxLen - targetTokens) (absent in results of older versions) */
+  targetContext?: number;
+  /** mean loss of each sequence's last targetTokens tokens given targetContext tokens before them (and BOS) */
+  targetLoss?: number;
+  /** its standard error over sequences (null with one sequence) */
+  targetSe?: number | null;
+  targetN?: number;
+  /** targetContext + targetTokens > the trained context */
+  targetBeyondTrained?: boolean;
+}
+
+/** Per-sequence losses of the fixed targets at each context (what summarizeLosses needs of them). */
+export interface TargetLosses {
+  /** K: targets per sequence */
+  tokens: number;
+  /** contexts measured, ascending */
+  contexts: number[];
+  /** loss[k][s]: sequence s's mean loss over its K targets given contexts[k] tokens before them */
+  loss: number[][];
 }
 
 export interface PplResult {
@@ -60,9 +92,16 @@ export interface PplResult {
   /** at maxLen */
   loss: number;
   ppl: number;
+  /** K of the fixed targets (absent in results of older versions) */
+  targetTokens?: number;
+  /** which loss the fit is on: targetLoss (at targetContext), or loss (at c) in results of older versions */
+  fitOn?: 'targetLoss' | 'loss';
   fit: PowerLawFit | null;
+  /** the contexts (x values) fitted */
   fitLengths: number[];
-  /** why there is no fit, when there is none */
+  /** 'ok' or flagged: 'flat' / 'failed' (then never drawn as a curve); absent in results of older versions */
+  fitStatus?: FitStatus;
+  /** why the fit is flagged or missing */
   fitNote?: string;
 }
 
@@ -102,6 +141,26 @@ export function pplSequences(docs: TokenDoc[], tok: Pick<Tokenizer, 'bosId' | 'e
   return { packed: true, sequences };
 }
 
+/** K: maxLen/16 (at least 1). */
+export function defaultTargetTokens(maxLen: number): number {
+  return Math.max(1, Math.floor(maxLen / 16));
+}
+
+/** The contexts the fixed targets are scored at: min(c, maxLen - K) for each c of byLength, without repeats. */
+export function targetContexts(maxLen: number, K: number, minLen = 16): number[] {
+  return [...new Set(pplLengths(maxLen, Math.min(minLen, maxLen)).map((c) => Math.min(c, maxLen - K)))].sort((a, b) => a - b);
+}
+
+/** The input that scores a sequence's last K tokens given the `context` tokens before them: BOS + those context + K tokens. */
+export function targetInput(seq: Int32Array, bos: readonly number[], K: number, context: number): Int32Array {
+  const n = seq.length; // maxLen + 1
+  if (context + K > n - 1) throw new RangeError(`fixed targets: context ${context} + ${K} targets exceed the sequence's ${n - 1} tokens after its start`);
+  const t = new Int32Array(bos.length + context + K);
+  t.set(bos);
+  t.set(seq.subarray(n - K - context), bos.length);
+  return t;
+}
+
 export function defaultWindow(maxLen: number): number {
   return Math.max(1, 2 ** Math.round(Math.log2(Math.max(1, maxLen / 64))));
 }
@@ -118,7 +177,7 @@ export function pplLengths(maxLen: number, minLen = 16): number[] {
  * Everything but the forward passes: per-sequence losses (each maxLen long: -log p at positions
  * 0 .. maxLen-1) -> windows, by-length means, the fit.
  */
-export function summarizeLosses(losses: Float64Array[], opts: { maxLen: number; minLen?: number; window?: number; trainedContext?: number }): Omit<PplResult, 'task' | 'documents' | 'packed'> {
+export function summarizeLosses(losses: Float64Array[], opts: { maxLen: number; minLen?: number; window?: number; trainedContext?: number; targets?: TargetLosses }): Omit<PplResult, 'task' | 'documents' | 'packed'> {
   const { maxLen } = opts;
   if (losses.length === 0) throw new Error('no evaluation sequences');
   for (const l of losses) if (l.length !== maxLen) throw new RangeError(`a loss curve has ${l.length} positions, expected ${maxLen}`);
@@ -135,45 +194,108 @@ export function summarizeLosses(losses: Float64Array[], opts: { maxLen: number; 
     positions.push({ start: s, end: e, loss: meanOf(s, e) });
   }
   const trained = opts.trainedContext ?? Infinity;
+  const T = opts.targets;
+  const target = new Map<number, { loss: number; se: number | null; n: number; perSeq: number[] }>();
+  if (T) {
+    if (T.loss.length !== T.contexts.length) throw new RangeError(`fixed targets: ${T.contexts.length} contexts but ${T.loss.length} rows of losses`);
+    T.contexts.forEach((ctx, k) => {
+      const xs = T.loss[k]!;
+      target.set(ctx, { loss: mean(xs), se: standardError(xs), n: xs.length, perSeq: xs });
+    });
+  }
   const byLength: PplByLength[] = pplLengths(maxLen, Math.min(opts.minLen ?? 16, maxLen)).map((c) => {
     const loss = meanOf(0, c);
-    return { c, loss, ppl: Math.exp(loss), windowLoss: meanOf(Math.floor(c / 2), c), beyondTrained: c > trained };
+    const row: PplByLength = { c, loss, ppl: Math.exp(loss), windowLoss: meanOf(Math.floor(c / 2), c), beyondTrained: c > trained };
+    if (T) {
+      const ctx = Math.min(c, maxLen - T.tokens);
+      const t = target.get(ctx);
+      if (!t) throw new RangeError(`fixed targets: no losses at context ${ctx} (the row of c = ${c})`);
+      Object.assign(row, { targetContext: ctx, targetLoss: t.loss, targetSe: t.se, targetN: t.n, targetBeyondTrained: ctx + T.tokens > trained });
+    }
+    return row;
   });
-  const inFit = byLength.filter((b) => !b.beyondTrained);
+  // the points fitted: (targetContext, targetLoss) within the trained context, or (c, loss) without targets
+  const points = T
+    ? [...target.keys()].filter((ctx) => ctx + T.tokens <= trained).sort((a, b) => a - b).map((ctx) => ({ x: ctx, y: target.get(ctx)!.loss }))
+    : byLength.filter((b) => !b.beyondTrained).map((b) => ({ x: b.c, y: b.loss }));
   let fit: PowerLawFit | null = null;
-  let fitNote: string | undefined;
+  let error: string | undefined;
   try {
-    fit = fitPowerLaw(inFit.map((b) => b.c), inFit.map((b) => b.loss));
+    fit = fitPowerLaw(points.map((p) => p.x), points.map((p) => p.y));
   } catch (e) {
     if (!(e instanceof PowerLawError)) throw e;
-    fitNote = e.message;
+    error = e.message;
   }
+  // the paired fall from the shortest to the longest fitted context, per sequence: its standard error
+  let dropSe: number | null = null;
+  if (T && points.length >= 2) {
+    const a = target.get(points[0]!.x)!.perSeq, b = target.get(points[points.length - 1]!.x)!.perSeq;
+    dropSe = standardError(a.map((x, s) => x - b[s]!));
+  }
+  const assessed = assessFit(fit, points.map((p) => p.x), points.map((p) => p.y), { ...(error !== undefined ? { error } : {}), dropSe });
   const loss = meanOf(0, maxLen);
   return {
     maxLen, sequences: losses.length, window, positions, byLength, loss, ppl: Math.exp(loss),
-    fit, fitLengths: inFit.map((b) => b.c), ...(fitNote !== undefined ? { fitNote } : {}),
+    ...(T ? { targetTokens: T.tokens } : {}), fitOn: T ? 'targetLoss' : 'loss',
+    fit, fitLengths: points.map((p) => p.x), fitStatus: assessed.status, ...(assessed.reason !== null ? { fitNote: assessed.reason } : {}),
   };
+}
+
+const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** standard error of the mean; null below two values */
+function standardError(xs: readonly number[]): number | null {
+  if (xs.length < 2) return null;
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1) / xs.length);
+}
+
+function meanRange(xs: Float64Array, a: number, b: number): number {
+  let s = 0;
+  for (let i = a; i < b; i++) s += xs[i]!;
+  return s / (b - a);
 }
 
 export function pplTask(model: EvalModel, docs: TokenDoc[], opts: PplOptions): PreparedTask<PplResult> {
   const { maxLen } = opts;
   if (!Number.isInteger(maxLen) || maxLen < 2) throw new RangeError(`ppl: maxLen must be an integer >= 2, got ${maxLen}`);
   const { sequences, packed } = pplSequences(docs, model.tokenizer, maxLen, opts.sequences ?? 8, opts.seed ?? 0);
+  const K = opts.targetTokens ?? defaultTargetTokens(maxLen);
+  if (!Number.isInteger(K) || K < 1 || K >= maxLen) throw new RangeError(`ppl: targetTokens must be an integer in [1, maxLen - 1], got ${K}`);
+  const contexts = targetContexts(maxLen, K, opts.minLen);
+  const bos = model.tokenizer.bosId >= 0 ? [model.tokenizer.bosId] : [];
+  // the longest context's input is the sequence itself when it starts with BOS: the main pass scores it
+  const reuses = (seq: Int32Array, ctx: number): boolean => ctx === maxLen - K && bos.length === 1 && seq[0] === bos[0];
+  // work in positions run (a call over n tokens runs n - 1), as the main pass counts maxLen
+  const extra = (seq: Int32Array): number => contexts.reduce((n, ctx) => n + (reuses(seq, ctx) ? 0 : bos.length + ctx + K - 1), 0);
   return {
     name: 'ppl',
-    work: sequences.length * maxLen,
+    work: sequences.reduce((n, s) => n + maxLen + extra(s.tokens), 0),
     maxSeq: maxLen,
     run: async (tick) => {
-      const losses = await mapLimit(sequences, model.concurrency ?? 1, async (s) => {
+      const perSeq = await mapLimit(sequences, model.concurrency ?? 1, async (s) => {
         const t = ticker(tick, maxLen);
         const lp = await model.tokenLogprobs(s.tokens, 1, t.progress); // maxLen entries: positions 1 .. maxLen
         t.finish();
-        return lp.map((x) => -x);
+        const loss = lp.map((x) => -x);
+        const targets: number[] = [];
+        for (const ctx of contexts) {
+          if (reuses(s.tokens, ctx)) {
+            targets.push(meanRange(loss, maxLen - K, maxLen));
+            continue;
+          }
+          const input = targetInput(s.tokens, bos, K, ctx);
+          const tt = ticker(tick, input.length - 1);
+          const tl = await model.tokenLogprobs(input, input.length - K, tt.progress); // K entries: the targets
+          tt.finish();
+          targets.push(-meanRange(tl, 0, K));
+        }
+        return { loss, targets };
       });
       const trainedContext = opts.trainedContext ?? model.trainedContext;
+      const targets: TargetLosses = { tokens: K, contexts, loss: contexts.map((_, k) => perSeq.map((x) => x.targets[k]!)) };
       return {
         task: 'ppl', documents: sequences.map((s) => s.id), packed,
-        ...summarizeLosses(losses, { maxLen, ...(opts.minLen !== undefined ? { minLen: opts.minLen } : {}), ...(opts.window !== undefined ? { window: opts.window } : {}), ...(trainedContext !== undefined ? { trainedContext } : {}) }),
+        ...summarizeLosses(perSeq.map((x) => x.loss), { maxLen, targets, ...(opts.minLen !== undefined ? { minLen: opts.minLen } : {}), ...(opts.window !== undefined ? { window: opts.window } : {}), ...(trainedContext !== undefined ? { trainedContext } : {}) }),
       };
     },
   };
