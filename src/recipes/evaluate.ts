@@ -9,7 +9,7 @@ import { Progress } from '../util/progress.js';
 import { openLocalModel, DEFAULT_CHUNK } from '../eval/backends/local.js';
 import { checkEvalMemory, MAX_EVAL_LEN } from '../eval/memory.js';
 import { openCorpus } from '../eval/corpus.js';
-import { prepareEvaluation, type EvalResults, type EvalSettings } from '../eval/run.js';
+import { needsText, prepareEvaluation, type EvalResults, type EvalSettings } from '../eval/run.js';
 import { writeEvalCharts } from '../report/render.js';
 
 export interface EvaluateOptions extends Omit<EvalSettings, 'maxLen'> {
@@ -30,8 +30,7 @@ export async function evaluateModel(dir: string, o: EvaluateOptions): Promise<Ev
   const chunk = o.chunk ?? DEFAULT_CHUNK;
   const { data, out, quiet, charts, chunk: _c, maxLen: _m, ...settings } = o;
   const m = openLocalModel(dir, { chunk, maxContext: MAX_EVAL_LEN, defer: true });
-  const needsText = settings.tasks.some((t) => t === 'ppl' || t === 'first-sentence' || t === 'needle' || t === 'ruler');
-  const prepared = prepareEvaluation(m, { ...settings, maxLen }, needsText ? { corpus: openCorpus(data) } : {});
+  const prepared = prepareEvaluation(m, { ...settings, maxLen }, needsText(settings.tasks) ? { corpus: openCorpus(data) } : {});
   checkEvalMemory(cfg, prepared.maxSeq, chunk, undefined, '--max-len');
   const bar = new Progress(`eval ${path.basename(path.dirname(dir)) || dir}`, prepared.work, { unit: 'items', quiet: quiet ?? false });
   const results = await prepared.run({ add: (n, extra) => bar.add(n, extra) });
