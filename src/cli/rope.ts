@@ -6,11 +6,12 @@ import { ropeParamsOf } from '../model/config.js';
 import { describeRope, granularity, parseRopeScaling, ropeFrequencies, wavelengths, type RopeParams } from '../model/rope.js';
 import { readModelConfig } from '../io/hf.js';
 import { floatArg, intArg } from './args.js';
+import { scaledGeometry, type ScaledGeometry } from '../model/rope-geometry.js';
 
 interface RopeOptions {
   from?: string; theta: number; headDim: number; type: string; factor?: number; originalMaxPosition?: number;
   maxPosition: number; seqLen?: number; betaFast?: number; betaSlow?: number; lowFreqFactor?: number;
-  highFreqFactor?: number; scaleBase?: number; json: boolean;
+  highFreqFactor?: number; scaleBase?: number; json: boolean; geometry?: string;
 }
 
 const TYPES = ['default', 'linear', 'ntk', 'dynamic', 'yarn', 'llama3', 'xpos'];
@@ -42,6 +43,28 @@ function paperComparison(): { pi: number; abf: number; piLimit: number; abfLimit
   return { pi, abf, piLimit: 0.25 / Math.log(10000), abfLimit: 1 / Math.log(500000) };
 }
 
+/** `--geometry 256:2048` -> [256, 2048]. */
+export function parseGeometry(spec: string): [number, number] {
+  const m = /^(\d+):(\d+)$/.exec(spec.trim());
+  if (!m || !(Number(m[2]) > Number(m[1])) || Number(m[1]) < 8) throw new Error(`--geometry must be BASE:LONG token lengths with LONG > BASE >= 8 (e.g. 256:2048), got "${spec}"`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+
+/** The derivation of the laptop-scale bases, as `longctx rope --geometry` prints it. */
+export function geometryLines(g: ScaledGeometry): string[] {
+  return [
+    `The paper's RoPE geometry at ${g.baseLen} -> ${g.longLen} tokens (head size ${g.headDim}): keep the share of pairs whose wavelength 2*pi*theta^(2i/d) exceeds the context,`,
+    `s(theta, L) = 1 - ln(L/2pi) / ln(theta), so theta = exp(ln(L/2pi) / (1 - s)).`,
+    `                      paper (d=128)                           ours`,
+    `base model            theta 10,000 at 4,096: ${pct(g.paper.baseShare).padStart(6)}           theta ${g.baseTheta.toLocaleString('en-US')} at ${g.baseLen}: ${pct(g.ours.baseShare)} (${pct(g.ours.basePairs)} of ${g.headDim / 2} pairs)`,
+    `ABF at long length    theta 500,000 at 32,768: ${pct(g.paper.abfShareLong).padStart(6)}         theta ${g.abfTheta.toLocaleString('en-US')} at ${g.longLen}: ${pct(g.ours.abfShareLong)} (${pct(g.ours.abfPairsLong)} of pairs)`,
+    `RoPE at long length   theta 10,000 at 32,768: ${pct(g.paper.ropeShareLong).padStart(6)}          theta ${g.baseTheta.toLocaleString('en-US')} at ${g.longLen}: ${pct(g.ours.ropeShareLong)} (${pct(g.ours.ropePairsLong)} of pairs)`,
+    `ABF factor: ${g.abfFactor.toFixed(1)} (paper 50); PI factor: ${g.longLen / g.baseLen} (paper 8 for 4k -> 32k). theta 10,000 at ${g.longLen} would leave ${pct(1 - Math.log(g.longLen / (2 * Math.PI)) / Math.log(10000))} of the pairs beyond the long length.`,
+  ];
+}
+
 export function registerRope(program: Command): void {
   program
     .command('rope')
@@ -59,8 +82,15 @@ export function registerRope(program: Command): void {
     .option('--low-freq-factor <x>', 'llama3 low_freq_factor (1)', floatArg('--low-freq-factor', 0))
     .option('--high-freq-factor <x>', 'llama3 high_freq_factor (4)', floatArg('--high-freq-factor', 0))
     .option('--scale-base <n>', 'xpos scale_base (512)', floatArg('--scale-base', 1))
+    .option('--geometry <base:long>', "derive the bases that keep the paper's wavelength geometry at BASE -> LONG tokens (e.g. 256:2048) instead of printing a table")
     .option('--json', 'print JSON', false)
     .action((o: RopeOptions) => {
+      if (o.geometry !== undefined) {
+        const [baseLen, longLen] = parseGeometry(o.geometry);
+        const g = scaledGeometry(baseLen, longLen, o.headDim);
+        process.stdout.write(o.json ? JSON.stringify(g, null, 2) + '\n' : geometryLines(g).join('\n') + '\n');
+        return;
+      }
       const p = o.from ? ropeParamsOf(readModelConfig(o.from)) : paramsFromFlags(o);
       const seqLen = o.seqLen ?? p.maxPositionEmbeddings;
       const f = ropeFrequencies(p, seqLen);
