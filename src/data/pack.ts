@@ -15,6 +15,7 @@
 
 import type { Dataset, DocSet } from './dataset.js';
 import { checkMix, epochOrder, type MixOptions } from './mix.js';
+import { checkSynthetic, isSyntheticRow, repeatRow, type SyntheticOptions } from './synthetic.js';
 
 export interface Batch {
   /** (B*T) inputs */
@@ -39,6 +40,8 @@ export interface BatchOptions {
   /** BOS / EOS ids; default: the dataset's tokenizer's (-1: none) */
   bosId?: number;
   eosId?: number;
+  /** replace a share of rows by repeated training spans (data/synthetic.ts); default none */
+  synthetic?: SyntheticOptions;
 }
 
 export interface BatchIteratorState {
@@ -59,6 +62,8 @@ export interface BatchIteratorState {
   /** batches and tokens (inputs) produced so far */
   batches: number;
   tokens: number;
+  /** synthetic repeat rows (absent: none); they do not advance the position above */
+  synthetic?: SyntheticOptions;
 }
 
 export interface BatchIterator extends Iterable<Batch> {
@@ -99,8 +104,9 @@ class Packer implements BatchIterator {
   constructor(private readonly docs: DocSet, st: BatchIteratorState) {
     checkShape(st.seqLen, st.batchSize);
     checkMix(docs, st.mix);
+    checkSynthetic(st.synthetic);
     if (docs.size === 0 || docs.totalTokens === 0) throw new Error(`the ${st.split} split has no tokens`);
-    this.st = { ...st, mix: structuredClone(st.mix) };
+    this.st = structuredClone(st);
   }
 
   get seqLen(): number { return this.st.seqLen; }
@@ -175,7 +181,14 @@ class Packer implements BatchIterator {
     const targets = new Int32Array(B * T);
     const row = new Int32Array(T + 1);
     const cur = { epoch: this.st.epoch, docPos: this.st.docPos, offset: this.st.offset };
+    const share = this.st.synthetic?.share ?? 0;
     for (let r = 0; r < B; r++) {
+      if (isSyntheticRow(share, this.st.seed, this.st.batches, r)) {
+        repeatRow(this.docs, this.st.seed, this.st.batches, r, T, this.st.bosId, row);
+        tokens.set(row.subarray(0, T), r * T);
+        targets.set(row.subarray(1, T + 1), r * T);
+        continue;
+      }
       this.read(cur, row, 0, T);
       const peek = { ...cur };
       this.read(peek, row, T, 1);
@@ -222,6 +235,7 @@ export function createBatchIterator(data: Dataset | DocSet, opts: BatchOptions):
     offset: 0,
     batches: 0,
     tokens: 0,
+    ...(opts.synthetic && opts.synthetic.share > 0 ? { synthetic: { share: opts.synthetic.share } } : {}),
   });
 }
 

@@ -6,16 +6,7 @@
 // meant and tokenizes (nearly) as that text would: see continuationTokens.
 
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
-
-/** FNV-1a over the parts: a per-task / per-example seed (a non-negative 31-bit integer) from the run's seed. */
-export function deriveSeed(seed: number, ...parts: (string | number)[]): number {
-  let h = 0x811c9dc5;
-  for (const ch of [String(seed), ...parts.map(String)].join('\u0000')) {
-    h ^= ch.charCodeAt(0);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h & 0x7fffffff;
-}
+export { deriveSeed } from '../util/rng.js';
 
 /**
  * Tokens of `text` when it follows other text (not at the start of a document): encode(anchor + text)

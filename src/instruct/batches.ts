@@ -2,7 +2,7 @@
 // every epoch visits every sequence once in a seeded shuffle, batches run on across epochs, and
 // state() is a few numbers, so a resumed run continues with exactly the batches it would have had.
 
-import { deriveSeed } from '../eval/text.js';
+import { deriveSeed } from '../util/rng.js';
 import { Rng } from '../util/rng.js';
 import type { TrainBatches } from '../train/trainer.js';
 import type { Sequence } from './build.js';

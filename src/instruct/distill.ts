@@ -16,7 +16,7 @@
 
 import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
-import { deriveSeed } from '../eval/text.js';
+import { deriveSeed } from '../util/rng.js';
 import type { ChatMessage } from '../serve/chat-template.js';
 import { generationPrompt, verifyPrompt } from './prompts.js';
 import { readAppendLog, sidecarPaths, type PairRecord } from './generate.js';

@@ -12,6 +12,7 @@ import { selectBackend } from '../kernels/native.js';
 import { openDataset, type Dataset } from '../data/dataset.js';
 import { createBatchIterator, restoreBatchIterator, type BatchIteratorState } from '../data/pack.js';
 import type { MixOptions } from '../data/mix.js';
+import { checkSynthetic } from '../data/synthetic.js';
 import { openModelFolder, isModelFolder } from '../io/hf.js';
 import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
@@ -38,6 +39,8 @@ export interface CommonOptions {
   keepCheckpoints: number;
   microBatch?: number;
   mix: MixOptions;
+  /** share of rows replaced by repeated training spans (data/synthetic.ts); default 0 */
+  synthetic?: number;
 }
 
 export interface PretrainOptions extends CommonOptions {
@@ -67,6 +70,7 @@ function refuseExisting(out: string): void {
 /** Everything about the run that does not depend on which recipe it is. */
 function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | null, data: string, o: CommonOptions, baseLr: number, backend: string): RunConfig {
   const schedule = parseSchedule(o.schedule);
+  if (o.synthetic !== undefined) checkSynthetic({ share: o.synthetic }, '--synthetic');
   const maxLen = Math.max(...schedule.map((e) => e.seqLen));
   const tokensPerStep = o.tokensPerStep ?? Math.max(8192, 4 * maxLen);
   const stages = planStages(schedule, o.tokens, tokensPerStep, model);
@@ -84,6 +88,7 @@ function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | 
     version: 1, kind, model, from, data: path.resolve(data), schedule, stages, tokens: o.tokens, tokensPerStep, microBatch,
     lr: { maxLr: lr, minLr: o.minLr ?? lr / 10, warmupSteps: o.warmup ?? Math.max(1, Math.round(0.05 * totalSteps)) },
     adam: llamaAdamW(), seed: o.seed, mix: o.mix,
+    ...(o.synthetic ? { synthetic: { share: o.synthetic } } : {}),
     evalEvery: o.evalEvery ?? Math.max(1, Math.round(totalSteps / 10)),
     evalLengths: o.evalLengths ?? [...new Set(schedule.map((e) => e.seqLen))],
     evalSequences: o.evalSequences,
@@ -100,7 +105,7 @@ function startFresh(cfg: RunConfig, ds: Dataset, weights: Float32Array | null): 
   return {
     model,
     opt: createOptimizerState(parameterCount(cfg.model)),
-    data: createBatchIterator(ds, { seqLen: first.seqLen, batchSize: first.batchSize, seed: cfg.seed, mix: cfg.mix }),
+    data: createBatchIterator(ds, { seqLen: first.seqLen, batchSize: first.batchSize, seed: cfg.seed, mix: cfg.mix, ...(cfg.synthetic ? { synthetic: cfg.synthetic } : {}) }),
     step: 0, tokens: 0, rng: new Rng(cfg.seed),
   };
 }

@@ -14,6 +14,7 @@ import type { LlamaConfig } from '../model/config.js';
 import type { AdamWConfig } from './adamw.js';
 import type { ScheduleEntry, Stage } from './curriculum.js';
 import type { MixOptions } from '../data/mix.js';
+import type { SyntheticOptions } from '../data/synthetic.js';
 
 /** What an instruction-tuning run (longctx instruct train) trained on; see recipes/instruct.ts. */
 export interface InstructRunInfo {
@@ -50,6 +51,8 @@ export interface RunConfig {
   adam: AdamWConfig;
   seed: number;
   mix: MixOptions;
+  /** a share of rows replaced by repeated training spans (data/synthetic.ts; a deviation from the paper); absent: none */
+  synthetic?: SyntheticOptions;
   evalEvery: number; // optimizer steps between validations
   evalLengths: number[];
   evalSequences: number; // held-out sequences per length

@@ -80,3 +80,13 @@ export class Rng {
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
+
+/** FNV-1a over the parts: a per-task / per-example seed (a non-negative 31-bit integer) from the run's seed. */
+export function deriveSeed(seed: number, ...parts: (string | number)[]): number {
+  let h = 0x811c9dc5;
+  for (const ch of [String(seed), ...parts.map(String)].join('\u0000')) {
+    h ^= ch.charCodeAt(0);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h & 0x7fffffff;
+}

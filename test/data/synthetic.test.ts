@@ -1,0 +1,84 @@
+// Synthetic repeat rows (src/data/synthetic.ts) and their place in the batch iterator.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { docSetFromArrays, type DocSet } from '../../src/data/dataset.js';
+import { createBatchIterator, restoreBatchIterator } from '../../src/data/pack.js';
+import { isSyntheticRow, repeatRow, checkSynthetic } from '../../src/data/synthetic.js';
+import { Rng } from '../../src/util/rng.js';
+
+const BOS = 1, EOS = 2;
+
+/** documents whose tokens name them: doc d, token k = 1000 * (d + 1) + k, so every span is traceable */
+function toyDocs(n: number, maxLen = 600): DocSet {
+  const rng = new Rng(5);
+  return docSetFromArrays('train', Array.from({ length: n }, (_, d) => ({
+    source: 'toy', id: `d${d}`, tokens: Array.from({ length: 20 + rng.nextInt(maxLen) }, (_, k) => 1000 * (d + 1) + k),
+  })));
+}
+
+test('repeatRow: exactly T + 1 tokens, BOS first, each span reappears after its gap, spans are contiguous training text, deterministic', () => {
+  const docs = toyDocs(30);
+  for (const T of [16, 64, 256, 2048]) {
+    for (let r = 0; r < 20; r++) {
+      const row = new Int32Array(T + 1).fill(-7);
+      const segs = repeatRow(docs, 3, r, r % 5, T, BOS, row);
+      assert.equal(row[0], BOS);
+      assert.ok(!row.includes(-7), 'every position written');
+      let p = 1;
+      for (const s of segs) {
+        assert.equal(s.start, p);
+        assert.ok(s.span >= 1 && s.gap >= 0);
+        const first = row.subarray(s.start, s.start + s.span), second = row.subarray(s.start + s.span + s.gap, s.start + 2 * s.span + s.gap);
+        assert.deepEqual(Array.from(second), Array.from(first));
+        for (let i = 1; i < s.span; i++) assert.equal(first[i], first[i - 1]! + 1, 'a span is consecutive tokens of one document');
+        p = s.start + 2 * s.span + s.gap;
+      }
+      assert.ok(p <= T + 1);
+      const again = new Int32Array(T + 1);
+      assert.deepEqual(repeatRow(docs, 3, r, r % 5, T, BOS, again), segs);
+      assert.deepEqual(again, row);
+    }
+  }
+  // long rows see long gaps (distances up to the row length)
+  let maxGap = 0;
+  for (let r = 0; r < 200; r++) for (const s of repeatRow(docs, 1, r, 0, 2048, BOS, new Int32Array(2049))) maxGap = Math.max(maxGap, s.gap);
+  assert.ok(maxGap > 512, `max gap ${maxGap}`);
+});
+
+test('isSyntheticRow: the share of rows chosen matches the requested share', () => {
+  for (const share of [0, 0.2, 0.5]) {
+    let n = 0;
+    const N = 20000;
+    for (let i = 0; i < N; i++) if (isSyntheticRow(share, 7, Math.floor(i / 16), i % 16)) n++;
+    const sd = Math.sqrt(N * share * (1 - share));
+    assert.ok(Math.abs(n - N * share) <= 4 * sd + 1e-9, `share ${share}: ${n} of ${N}`);
+  }
+  assert.throws(() => checkSynthetic({ share: 1 }, '--synthetic'), /--synthetic must be a number in \[0, 1\)/);
+  assert.throws(() => checkSynthetic({ share: -0.1 }), /synthetic.share/);
+});
+
+test('batch iterator: synthetic rows replace a share of rows without consuming the natural stream, and resume exactly', () => {
+  const docs = toyDocs(40);
+  const plain = createBatchIterator(docs, { seqLen: 64, batchSize: 8, seed: 2, bosId: BOS, eosId: EOS });
+  const mixed = createBatchIterator(docs, { seqLen: 64, batchSize: 8, seed: 2, bosId: BOS, eosId: EOS, synthetic: { share: 0.3 } });
+  const natural: number[][] = [];
+  for (let b = 0; b < 30; b++) { const x = plain.next(); for (let r = 0; r < 8; r++) natural.push(Array.from(x.tokens.subarray(r * 64, (r + 1) * 64))); }
+  let k = 0, synth = 0;
+  for (let b = 0; b < 20; b++) {
+    const x = mixed.next();
+    for (let r = 0; r < 8; r++) {
+      const row = Array.from(x.tokens.subarray(r * 64, (r + 1) * 64));
+      if (isSyntheticRow(0.3, 2, b, r)) { synth++; assert.equal(row[0], BOS); continue; }
+      assert.deepEqual(row, natural[k++], `natural row ${k - 1} continues the plain stream`);
+    }
+  }
+  assert.ok(synth > 20 && synth < 80, `${synth} synthetic rows of 160`);
+  // resume: the state after 7 batches gives the same 8th batch
+  const a = createBatchIterator(docs, { seqLen: 64, batchSize: 8, seed: 2, bosId: BOS, eosId: EOS, synthetic: { share: 0.3 } });
+  for (let b = 0; b < 7; b++) a.next();
+  const st = JSON.parse(JSON.stringify(a.state()));
+  assert.deepEqual(st.synthetic, { share: 0.3 });
+  const resumed = restoreBatchIterator(docs, st);
+  assert.deepEqual(resumed.next(), a.next());
+});
