@@ -88,6 +88,10 @@ export interface PplResult {
   window: number;
   /** mean loss of the positions [start, end) over all sequences */
   positions: { start: number; end: number; loss: number }[];
+  /** per sequence: the mean loss of each window of `positions` (sequences x windows), for intervals over sequences (absent in results of older versions) */
+  sequenceWindows?: number[][];
+  /** per sequence: its fixed targets' loss at each byLength row (sequences x rows), when measured */
+  sequenceTargets?: number[][];
   byLength: PplByLength[];
   /** at maxLen */
   loss: number;
@@ -234,8 +238,10 @@ export function summarizeLosses(losses: Float64Array[], opts: { maxLen: number; 
   }
   const assessed = assessFit(fit, points.map((p) => p.x), points.map((p) => p.y), { ...(error !== undefined ? { error } : {}), dropSe });
   const loss = meanOf(0, maxLen);
+  const sequenceWindows = losses.map((l) => positions.map((w) => meanRange(l, w.start, w.end)));
+  const sequenceTargets = T ? losses.map((_, s) => byLength.map((b) => target.get(b.targetContext!)!.perSeq[s]!)) : undefined;
   return {
-    maxLen, sequences: losses.length, window, positions, byLength, loss, ppl: Math.exp(loss),
+    maxLen, sequences: losses.length, window, positions, sequenceWindows, ...(sequenceTargets ? { sequenceTargets } : {}), byLength, loss, ppl: Math.exp(loss),
     ...(T ? { targetTokens: T.tokens } : {}), fitOn: T ? 'targetLoss' : 'loss',
     fit, fitLengths: points.map((p) => p.x), fitStatus: assessed.status, ...(assessed.reason !== null ? { fitNote: assessed.reason } : {}),
   };

@@ -1,0 +1,117 @@
+// The repro's claim rows (src/report/claims.ts) and the bootstrap behind their intervals
+// (src/eval/bootstrap.ts), on hand-made results whose answer is known.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { bootstrapInterval } from '../../src/eval/bootstrap.js';
+import { computeClaims, sequenceLoss, type SeededEval } from '../../src/report/claims.js';
+import type { EvalResults } from '../../src/eval/run.js';
+import { Rng } from '../../src/util/rng.js';
+
+test('bootstrap: the interval covers the true mean, narrows with more items, is deterministic, and refuses NaN', () => {
+  const rng = new Rng(1);
+  const draw = (k: number, mu: number): number[] => Array.from({ length: k }, () => mu + rng.nextNormal());
+  const small = bootstrapInterval([draw(10, 2), draw(10, 2), draw(10, 2)])!;
+  const big = bootstrapInterval([draw(200, 2), draw(200, 2), draw(200, 2)])!;
+  assert.ok(small.lo < 2 && small.hi > 2, JSON.stringify(small));
+  assert.ok(big.lo < 2 && big.hi > 2, JSON.stringify(big));
+  assert.ok(big.hi - big.lo < small.hi - small.lo);
+  assert.equal(small.seeds, 3);
+  assert.equal(small.items, 30);
+  assert.ok(small.seedSd !== null && small.seedSd > 0);
+  const g = [[1, 2, 3], [2, 3, 4]];
+  assert.deepEqual(bootstrapInterval(g), bootstrapInterval(g));
+  const one = bootstrapInterval([[1, 2, 3, 4]])!;
+  assert.equal(one.seedSd, null);
+  assert.equal(one.mean, 2.5);
+  assert.equal(bootstrapInterval([]), null);
+  assert.equal(bootstrapInterval([[], []]), null);
+  assert.throws(() => bootstrapInterval([[1, NaN]]), /non-finite/);
+  // seeds that disagree widen the interval even when each seed's items agree
+  const split = bootstrapInterval([[0, 0, 0, 0], [1, 1, 1, 1], [2, 2, 2, 2]])!;
+  assert.ok(split.lo <= 0.5 && split.hi >= 1.5, JSON.stringify(split));
+});
+
+const W = 64; // window
+const MAXLEN = 1024;
+const BASE = 128, LONG = 512;
+
+interface Spec {
+  /** loss per position p for sequence s */
+  loss: (p: number, s: number) => number;
+  copyGain: number;
+  passkey: number; // share correct
+  fsr: (length: number) => number;
+}
+
+function results(spec: Spec, seed: number): EvalResults {
+  const rng = new Rng(seed * 7 + 3);
+  const noise = (): number => 0.01 * rng.nextNormal();
+  const positions = Array.from({ length: MAXLEN / W }, (_, i) => ({ start: i * W, end: (i + 1) * W, loss: 0 }));
+  const sequenceWindows = Array.from({ length: 8 }, (_, s) => positions.map((w) => spec.loss(w.start + W / 2, s) + noise()));
+  const lengths = [128, 256, 512, 1024];
+  const copyD = [64, 128, 256, 512, 960];
+  return {
+    format: 'longctx-eval', version: 1,
+    tasks: {
+      ppl: { task: 'ppl', maxLen: MAXLEN, sequences: 8, documents: [], packed: false, window: W, positions, sequenceWindows, byLength: [], loss: 0, ppl: 1, fit: { alpha: 10, beta: 0.4, gamma: 2, r2: 0.99 }, fitLengths: [], fitStatus: 'ok' },
+      copy: {
+        task: 'copy', span: 64, maxLen: MAXLEN, samples: 6, distances: copyD, spans: [], packedFiller: false,
+        byDistance: copyD.map((d) => ({ d, gap: d - 64, first: 5, second: 5 - spec.copyGain, gain: spec.copyGain, seFirst: null, seSecond: null, seGain: null, n: 6, beyondTrained: d + 64 > LONG })),
+        gainWithin: spec.copyGain, gainBeyond: null,
+        examples: copyD.flatMap((d) => Array.from({ length: 6 }, (_, sample) => ({ sample, d, first: 5 + noise(), second: 5 - spec.copyGain + noise() }))),
+      },
+      passkey: { task: 'passkey', accuracy: spec.passkey, grid: [], byLength: [], examples: lengths.flatMap((length) => Array.from({ length: 10 }, (_, i) => ({ length, depth: 0.5, actualDepth: 0.5, passkey: '12345', output: '', correct: i < spec.passkey * 10 ? 1 : 0 }))) },
+      'first-sentence': { task: 'first-sentence', instruction: '', byLength: [], rougeL: 0, examples: lengths.flatMap((length) => Array.from({ length: 4 }, (_, i) => ({ length, docId: `d${i}`, reference: '', output: '', rougeL: Math.min(1, Math.max(0, spec.fsr(length) + noise())) }))) },
+    },
+  } as unknown as EvalResults;
+}
+
+function evals(specs: Record<string, Spec>, seeds = 3): SeededEval[] {
+  return Object.entries(specs).flatMap(([variant, spec]) => Array.from({ length: seeds }, (_, seed) => ({ variant, seed, results: results(spec, seed * 31 + variant.length) })));
+}
+
+const good = (level: number): Spec => ({ loss: (p) => (p < LONG ? level : level + 0.02), copyGain: 2, passkey: 1, fsr: () => 0.95 });
+
+test('claims: a paper-like set of runs reproduces every claim', () => {
+  const rows = computeClaims({
+    baseLen: BASE, longLen: LONG,
+    evals: evals({
+      base: { loss: (p) => (p < BASE ? 4 : 6), copyGain: 2, passkey: 0.3, fsr: (l) => (l <= BASE ? 0.9 : 0.1) },
+      abf: good(4.0), pi: good(4.05), 'xpos-abf': good(4.01),
+      rope: { loss: () => 4.3, copyGain: 1.5, passkey: 0.4, fsr: (l) => (l <= BASE ? 0.9 : 0.2) },
+    }),
+  });
+  const v = Object.fromEntries(rows.map((r) => [r.id, r.verdict]));
+  assert.deepEqual(v, { copy: 'reproduced', table5: 'reproduced', fig5b: 'reproduced', passkey: 'reproduced', appc: 'reproduced', fig1: 'reproduced' });
+  for (const r of rows) assert.ok(r.ours.length > 0 && r.rule.length > 0 && r.because.length > 0);
+});
+
+test('claims: reversed or failing runs are not reproduced, and ties are inconclusive', () => {
+  const rows = computeClaims({
+    baseLen: BASE, longLen: LONG,
+    evals: evals({
+      base: { loss: () => 5, copyGain: 0, passkey: 0, fsr: () => 0.1 },
+      abf: { loss: (p) => (p < LONG ? 4.3 : 5.3), copyGain: 0, passkey: 0, fsr: () => 0.1 },
+      pi: good(4.1), 'xpos-abf': good(4.1), rope: good(4.0),
+    }),
+  });
+  const v = Object.fromEntries(rows.map((r) => [r.id, r.verdict]));
+  assert.equal(v.copy, 'not reproduced');
+  assert.equal(v.table5, 'not reproduced');
+  assert.equal(v.passkey, 'not reproduced');
+  assert.equal(v.appc, 'not reproduced');
+  assert.equal(v.fig5b, 'not reproduced');
+  const tie = computeClaims({ baseLen: BASE, longLen: LONG, evals: evals({ abf: good(4), pi: good(4), rope: good(4) }) });
+  assert.equal(tie.find((r) => r.id === 'table5')!.verdict, 'inconclusive');
+});
+
+test('sequenceLoss averages the windows inside [a, b) per sequence', () => {
+  const r = results(good(4), 1);
+  const xs = sequenceLoss(r, 0, LONG)!;
+  assert.equal(xs.length, 8);
+  for (const x of xs) assert.ok(Math.abs(x - 4) < 0.05);
+  const beyond = sequenceLoss(r, LONG, MAXLEN)!;
+  for (const x of beyond) assert.ok(Math.abs(x - 4.02) < 0.05);
+  assert.equal(sequenceLoss(r, 10, 20), null);
+});
