@@ -15,7 +15,8 @@
 
 import type { Dataset, DocSet } from './dataset.js';
 import { checkMix, epochOrder, type MixOptions } from './mix.js';
-import { checkSynthetic, isSyntheticRow, repeatRow, type SyntheticOptions } from './synthetic.js';
+import { checkSynthetic, isSyntheticRow, maskRepeatTargets, repeatRow, type SyntheticOptions } from './synthetic.js';
+import { IGNORE_INDEX } from '../kernels/backend.js';
 
 export interface Batch {
   /** (B*T) inputs */
@@ -184,9 +185,10 @@ class Packer implements BatchIterator {
     const share = this.st.synthetic?.share ?? 0;
     for (let r = 0; r < B; r++) {
       if (isSyntheticRow(share, this.st.seed, this.st.batches, r)) {
-        repeatRow(this.docs, this.st.seed, this.st.batches, r, T, this.st.bosId, row);
+        const segments = repeatRow(this.docs, this.st.seed, this.st.batches, r, T, this.st.bosId, row);
         tokens.set(row.subarray(0, T), r * T);
         targets.set(row.subarray(1, T + 1), r * T);
+        maskRepeatTargets(segments, targets.subarray(r * T, (r + 1) * T), IGNORE_INDEX);
         continue;
       }
       this.read(cur, row, 0, T);

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { docSetFromArrays, type DocSet } from '../../src/data/dataset.js';
 import { createBatchIterator, restoreBatchIterator } from '../../src/data/pack.js';
-import { isSyntheticRow, repeatRow, checkSynthetic } from '../../src/data/synthetic.js';
+import { isSyntheticRow, repeatRow, checkSynthetic, maskRepeatTargets } from '../../src/data/synthetic.js';
 import { Rng } from '../../src/util/rng.js';
 
 const BOS = 1, EOS = 2;
@@ -46,6 +46,24 @@ test('repeatRow: exactly T + 1 tokens, BOS first, each span reappears after its 
   assert.ok(maxGap > 512, `max gap ${maxGap}`);
 });
 
+test('maskRepeatTargets keeps exactly the second copies\' targets after their first token, which the first copy predicts', () => {
+  const docs = toyDocs(30);
+  for (let r = 0; r < 30; r++) {
+    const T = 256;
+    const row = new Int32Array(T + 1);
+    const segs = repeatRow(docs, 9, r, 0, T, BOS, row);
+    const targets = row.slice(1);
+    maskRepeatTargets(segs, targets, -100);
+    const kept = [...targets.keys()].filter((t) => targets[t] !== -100);
+    assert.equal(kept.length, segs.reduce((n, s) => n + s.span - 1, 0));
+    for (const t of kept) {
+      const s = segs.find((g) => t + 1 > g.start + g.span + g.gap && t + 1 < g.start + 2 * g.span + g.gap)!;
+      assert.ok(s, `target ${t} lies in a second copy`);
+      assert.equal(targets[t], row[t + 1 - s.span - s.gap], 'the kept target is the token the first copy had there');
+    }
+  }
+});
+
 test('isSyntheticRow: the share of rows chosen matches the requested share', () => {
   for (const share of [0, 0.2, 0.5]) {
     let n = 0;
@@ -69,7 +87,13 @@ test('batch iterator: synthetic rows replace a share of rows without consuming t
     const x = mixed.next();
     for (let r = 0; r < 8; r++) {
       const row = Array.from(x.tokens.subarray(r * 64, (r + 1) * 64));
-      if (isSyntheticRow(0.3, 2, b, r)) { synth++; assert.equal(row[0], BOS); continue; }
+      if (isSyntheticRow(0.3, 2, b, r)) {
+        synth++;
+        assert.equal(row[0], BOS);
+        const t = Array.from(x.targets.subarray(r * 64, (r + 1) * 64));
+        assert.ok(t.includes(-100) && t.some((y) => y !== -100), 'a repeat row scores only its second copies');
+        continue;
+      }
       assert.deepEqual(row, natural[k++], `natural row ${k - 1} continues the plain stream`);
     }
   }
