@@ -7,7 +7,7 @@ import { floatArg, intArg } from './args.js';
 import { instructOnDisk, reproInstruct, writeInstructReport } from '../recipes/repro-instruct.js';
 import { parseSources } from '../data/sources.js';
 
-interface Flags { quick: boolean; full: boolean; only?: string; out: string; tokenScale: number; seed: number; quiet: boolean; sources?: string }
+interface Flags { quick: boolean; full: boolean; only?: string; out: string; tokenScale: number; seed: number; quiet: boolean; sources?: string; seeds?: number; thetaLiteral: boolean; synthetic?: number }
 
 function preset(f: Flags): ReproPreset {
   if (f.quick && f.full) throw new Error('give --quick or --full, not both');
@@ -23,7 +23,10 @@ function addFlags(cmd: Command, out: string): Command {
     .option('--sources <list>', 'text to train and evaluate on instead of the bundled corpora: moby-dick, sotu, code, file:PATH, dir:PATH[:GLOB], jsonl:PATH[:FIELD]')
     .option('--out <dir>', 'output folder (stages are cached there; re-running skips finished ones)', out)
     .option('--token-scale <x>', 'multiply every training budget (e.g. 0.5 for a faster, noisier run)', floatArg('--token-scale', 0), 1)
-    .option('--seed <n>', 'seed for data, initialisation and evaluation examples', intArg('--seed', 0), 0)
+    .option('--seed <n>', 'seed for data, initialisation and evaluation examples (extension seeds count up from it)', intArg('--seed', 0), 0)
+    .option('--seeds <n>', 'training seeds of every extension, each evaluated on its own examples (default: the preset\'s, 3; --quick 2)', intArg('--seeds', 1))
+    .option('--theta-literal', 'the paper\'s RoPE bases 10,000 -> 500,000 instead of its geometry kept at our lengths (longctx rope --geometry)', false)
+    .option('--synthetic <share>', 'share of training rows that repeat a training passage after a gap (default 0.3; 0 = the paper\'s data only)', floatArg('--synthetic', 0))
     .option('--quiet', 'no progress bars', false);
 }
 
@@ -36,8 +39,12 @@ export function registerRepro(program: Command): void {
     const p = preset(f);
     const only = f.only ? parseVariants(f.only) : undefined;
     const t0 = Date.now();
-    const outcome = await repro({ preset: p, out: f.out, ...(only ? { only } : {}), tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet });
-    const file = await writeReproReport(outcome, f.out, { instruct: instructOnDisk(f.out, p) });
+    const outcome = await repro({
+      preset: p, out: f.out, ...(only ? { only } : {}), tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, thetaLiteral: f.thetaLiteral,
+      ...(f.seeds !== undefined ? { seeds: f.seeds } : {}), ...(f.synthetic !== undefined ? { synthetic: f.synthetic } : {}),
+    });
+    const { file, claims } = await writeReproReport(outcome, f.out, { instruct: instructOnDisk(f.out, p) });
+    for (const c of claims) process.stdout.write(`${c.verdict.padEnd(15)} ${c.source}: ${c.ours}\n`);
     process.stdout.write(`wrote ${file} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
   });
   // The flags above belong to `repro` and commander reads them wherever they appear, so

@@ -4,7 +4,8 @@
 // model trained from scratch on a few million laptop tokens does not get there: in-context copying
 // forms abruptly after a long plateau whose length grows with the tokens seen, and a small corpus
 // holds few exact repeats. So a stated share of training rows are built to reward looking back:
-// passages of the training text repeated after a gap of other training text,
+// spans (half of them training passages, half random tokens of the training vocabulary) repeated after a gap
+// of other training text,
 //
 //   BOS  span_1  gap_1  span_1  span_2  gap_2  span_2  ...            (exactly T + 1 tokens)
 //
@@ -41,6 +42,27 @@ export function isSyntheticRow(share: number, seed: number, batch: number, row: 
 function logUniformInt(rng: Rng, lo: number, hi: number): number {
   if (hi <= lo) return lo;
   return Math.min(hi, Math.floor(Math.exp(Math.log(lo) + rng.nextFloat() * (Math.log(hi + 1) - Math.log(lo)))));
+}
+
+const vocabularies = new WeakMap<DocSet, Int32Array>();
+
+/** Every token id that occurs in the training documents, ascending (computed once per document set). */
+export function trainingVocabulary(docs: DocSet): Int32Array {
+  let v = vocabularies.get(docs);
+  if (!v) {
+    const seen = new Set<number>();
+    for (let d = 0; d < docs.size; d++) for (const t of docs.tokens(d)) seen.add(t);
+    if (seen.size === 0) throw new Error('synthetic rows: the training documents are empty');
+    v = Int32Array.from([...seen].sort((a, b) => a - b));
+    vocabularies.set(docs, v);
+  }
+  return v;
+}
+
+/** n tokens drawn uniformly from the training text's vocabulary: no language statistics to lean on */
+function randomSpan(docs: DocSet, rng: Rng, n: number, out: Int32Array, at: number): void {
+  const v = trainingVocabulary(docs);
+  for (let i = 0; i < n; i++) out[at + i] = v[rng.nextInt(v.length)]!;
 }
 
 /** n consecutive tokens from a random training document (n <= its length), written to out[at..]. */
@@ -94,7 +116,13 @@ export function repeatRow(docs: DocSet, seed: number, batch: number, rowIndex: n
     if (left < 8) { copySpan(docs, rng, left, row, p); break; }
     const k = Math.min(logUniformInt(rng, 4, maxSpan), Math.floor(left / 2));
     const gap = Math.min(logUniformInt(rng, 1, T) - 1, left - 2 * k);
-    copySpan(docs, rng, k, row, p);
+    // half the spans are passages, half random tokens of the training vocabulary: a random span
+    // cannot be predicted from language statistics at all, so its repeat is a pure copying signal.
+    // Measured (2 layers, 1,500 steps at half synthetic rows): held-out repeats gain 0.41 nats with
+    // them, 0.13 with passages only; tokens drawn at the corpus's frequencies instead of uniformly
+    // learn slower (0.07 vs 0.25 at 750 steps): frequent tokens recur inside a span and blur it.
+    if (rng.nextFloat() < 0.5) copySpan(docs, rng, k, row, p);
+    else randomSpan(docs, rng, k, row, p);
     copySpan(docs, rng, gap, row, p + k);
     row.copyWithin(p + k + gap, p, p + k);
     segments.push({ start: p, span: k, gap });

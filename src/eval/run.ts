@@ -42,6 +42,8 @@ export interface EvalSettings {
   samples?: number;
   /** ppl's sequences, over `samples` (retrieval probes need fewer examples than a loss average) */
   pplSamples?: number;
+  /** copy's spans, over `samples` (a loss average, like ppl) */
+  copySamples?: number;
   seed?: number;
   pplMinLen?: number;
   /** copy's span length (default 64, or maxLen/8 as a power of two when smaller) */
@@ -120,7 +122,7 @@ export function prepareEvaluation(model: EvalModel, s: EvalSettings, inputs: Eva
   const lengths = s.lengths ?? defaultLengths(s.maxLen);
   const depths = s.depths ?? DEFAULT_DEPTHS;
   const rulerTasks = s.rulerTasks ?? [...RULER_TASKS];
-  const samples = (t: keyof typeof DEFAULT_SAMPLES): number => (t === 'ppl' ? s.pplSamples : undefined) ?? s.samples ?? DEFAULT_SAMPLES[t];
+  const samples = (t: keyof typeof DEFAULT_SAMPLES): number => (t === 'ppl' ? s.pplSamples : t === 'copy' ? s.copySamples : undefined) ?? s.samples ?? DEFAULT_SAMPLES[t];
   const seeds: Record<string, number> = {};
   const trainedContext = model.trainedContext;
   const common = (t: string): { seed: number; trainedContext?: number } => {

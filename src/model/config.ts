@@ -223,6 +223,20 @@ export function smallConfig(): LlamaConfig {
   };
 }
 
+/**
+ * The repro's model: the smallest shape that learns to copy from its context in a laptop budget
+ * (2 layers: a previous-token head and an induction head) with a head size that gives RoPE 32
+ * frequency pairs, so the wavelength geometry of the paper can be kept (model/rope-geometry.ts).
+ */
+export function reproConfig(): LlamaConfig {
+  return {
+    vocab_size: 4096, hidden_size: 128, intermediate_size: 352, num_hidden_layers: 2,
+    num_attention_heads: 2, num_key_value_heads: 2, head_dim: 64, rms_norm_eps: 1e-5,
+    rope_theta: 10000, rope_scaling: null, max_position_embeddings: 256,
+    tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, initializer_range: 0.02,
+  };
+}
+
 function llama2(C: number, F: number, L: number, NH: number, NKV: number): LlamaConfig {
   return {
     vocab_size: 32000, hidden_size: C, intermediate_size: F, num_hidden_layers: L,
@@ -239,6 +253,7 @@ export const llama2_70b = (): LlamaConfig => llama2(8192, 28672, 80, 64, 8);
 
 export const PRESETS = {
   tiny: tinyConfig,
+  repro: reproConfig,
   small: smallConfig,
   'llama2-7b': llama2_7b,
   'llama2-13b': llama2_13b,

@@ -2,10 +2,16 @@
 //
 //   tokenizer (BPE on the bundled corpora) -> data (token shards, held-out documents)
 //     -> base: a short-context model (RoPE, trained at baseLen)
-//     -> one continual-pretraining run per positional encoding (paper §4.1: RoPE unchanged,
-//        PI, ABF, xPos ABF; beyond it: YaRN, NTK), same tokens per step, to longLen
-//     -> evaluation of the base and every extension on held-out documents, up to twice longLen
-//     -> report.html
+//     -> one continual-pretraining run per positional encoding and seed (paper §4.1: RoPE
+//        unchanged, PI, ABF, xPos ABF; beyond it: YaRN, NTK), same tokens per step, to longLen
+//     -> evaluation of the base and every extension on held-out documents, up to twice longLen,
+//        each seed on its own examples (the same for every model of that seed: paired)
+//     -> report.html: every claim of the paper the runs touch, with a verdict (report/claims.ts)
+//
+// The RoPE bases keep the paper's geometry, not its numbers (model/rope-geometry.ts): at 256 ->
+// 2,048 the base model gets theta 190 and ABF 7,100 (--theta-literal: 10,000 -> 500,000). A stated
+// share of training rows repeats a passage of the training text after a gap (data/synthetic.ts):
+// without it a model this size does not learn to copy from its context in a laptop budget.
 //
 // `repro curriculum` (paper §4.4): from-scratch training at the long length vs switching from the
 // short to the long length after 20 / 40 / 80% of the tokens, at equal tokens, with their FLOPs.
@@ -26,7 +32,10 @@ import { evaluateModel, type EvaluateOptions } from './evaluate.js';
 import type { EvalResults } from '../eval/run.js';
 import { runStage, type StageOutcome } from './stages.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { presetConfig } from '../model/config.js';
+import { PAPER_GEOMETRY, scaledGeometry, type ScaledGeometry } from '../model/rope-geometry.js';
 import { renderReport } from '../report/html.js';
+import { computeClaims, type ClaimRow } from '../report/claims.js';
 import { buildReproReport, curriculumSection, type CurriculumRow, type ReproReportInput } from '../report/repro.js';
 
 /** The positional encodings of the ablation, in the order the report lists them. */
@@ -48,6 +57,12 @@ export interface ReproPreset {
   sources: string; // bundled corpora
   vocab: number;
   model: string; // model preset
+  /** share of training rows that repeat a training passage after a gap, in the base run and every extension (data/synthetic.ts); 0 = the paper's data only */
+  synthetic: number;
+  /** training seeds of every extension (the base is trained once, like Llama 2) */
+  seeds: number;
+  /** the positional encodings run by default */
+  variants: ReproVariant[];
   baseLen: number;
   baseTokens: number;
   baseLr: number;
@@ -57,6 +72,8 @@ export interface ReproPreset {
   /** evaluation: the longest context (beyond longLen shows extrapolation) and samples per cell */
   evalMaxLen: number;
   pplSequences: number;
+  /** spans of the copy probe (each at every distance) */
+  copySpans: number;
   retrievalSamples: number;
   /** curriculum: total tokens of each schedule */
   curriculumTokens: number;
@@ -70,24 +87,24 @@ export interface ReproPreset {
 // Sizes measured on the 2-core machine of BENCHMARKS.md; README lists the times.
 export const REPRO_PRESETS: Record<ReproPreset['name'], ReproPreset> = {
   quick: {
-    name: 'quick', sources: 'moby-dick,sotu', vocab: 1024, model: 'tiny',
+    name: 'quick', sources: 'moby-dick,sotu', vocab: 1024, model: 'repro', synthetic: 0.3, seeds: 2, variants: ['rope', 'pi', 'abf'],
     baseLen: 256, baseTokens: 1_200_000, baseLr: 3e-3, tokensPerStep: 8192,
     longLen: 1024, extendTokens: 300_000,
-    evalMaxLen: 2048, pplSequences: 4, retrievalSamples: 2, curriculumTokens: 600_000,
+    evalMaxLen: 2048, pplSequences: 4, copySpans: 8, retrievalSamples: 2, curriculumTokens: 600_000,
     instructSteps: 40, instructBatch: 4, instructLr: 2e-3, instructCtx: 512,
   },
   default: {
-    name: 'default', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'tiny',
+    name: 'default', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'repro', synthetic: 0.3, seeds: 3, variants: ['rope', 'pi', 'abf', 'xpos-abf'],
     baseLen: 256, baseTokens: 6_000_000, baseLr: 3e-3, tokensPerStep: 8192,
     longLen: 2048, extendTokens: 1_000_000,
-    evalMaxLen: 4096, pplSequences: 8, retrievalSamples: 4, curriculumTokens: 4_000_000,
+    evalMaxLen: 4096, pplSequences: 8, copySpans: 16, retrievalSamples: 4, curriculumTokens: 4_000_000,
     instructSteps: 150, instructBatch: 8, instructLr: 2e-3, instructCtx: 512,
   },
   full: {
-    name: 'full', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'small',
+    name: 'full', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'small', synthetic: 0.3, seeds: 3, variants: [...REPRO_VARIANTS],
     baseLen: 512, baseTokens: 30_000_000, baseLr: 1e-3, tokensPerStep: 16384,
     longLen: 4096, extendTokens: 4_000_000,
-    evalMaxLen: 8192, pplSequences: 16, retrievalSamples: 8, curriculumTokens: 16_000_000,
+    evalMaxLen: 8192, pplSequences: 16, copySpans: 16, retrievalSamples: 8, curriculumTokens: 16_000_000,
     instructSteps: 300, instructBatch: 8, instructLr: 1e-3, instructCtx: 1024,
   },
 };
@@ -99,12 +116,20 @@ export interface ReproOptions {
   /** multiplies every training token budget (tests run --quick at a fraction) */
   tokenScale?: number;
   seed?: number;
+  /** the paper's bases 10,000 -> 500,000 instead of the geometry kept at our lengths */
+  thetaLiteral?: boolean;
+  /** overrides the preset's extension seeds */
+  seeds?: number;
+  /** overrides the preset's synthetic share (0: the paper's data only) */
+  synthetic?: number;
   quiet?: boolean;
   log?: (line: string) => void;
 }
 
 export interface ReproRun {
   variant: ReproVariant | 'base';
+  /** training seed (extensions) or evaluation seed (the base, evaluated once per seed) */
+  seed: number;
   label: string;
   runDir: string;
   evalDir: string;
@@ -115,6 +140,9 @@ export interface ReproRun {
 export interface ReproOutcome {
   preset: ReproPreset;
   tokenScale: number;
+  thetas: ReproThetas;
+  synthetic: number;
+  seeds: number;
   runs: ReproRun[];
   stages: { name: string; seconds: number; skipped: boolean }[];
 }
@@ -127,6 +155,25 @@ export function parseVariants(list: string): ReproVariant[] {
   }
   if (items.length === 0) throw new Error(`--only is empty (choose from ${REPRO_VARIANTS.join(', ')})`);
   return REPRO_VARIANTS.filter((v) => items.includes(v));
+}
+
+export interface ReproThetas {
+  base: number;
+  abf: number;
+  /** the derivation, null with --theta-literal */
+  geometry: ScaledGeometry | null;
+}
+
+/** The RoPE bases of the base model and of ABF: the paper's geometry at our lengths, or its literal numbers. */
+export function reproThetas(p: ReproPreset, literal = false): ReproThetas {
+  if (literal) return { base: PAPER_GEOMETRY.baseTheta, abf: PAPER_GEOMETRY.abfTheta, geometry: null };
+  const g = scaledGeometry(p.baseLen, p.longLen, presetConfig(p.model).head_dim);
+  return { base: g.baseTheta, abf: g.abfTheta, geometry: g };
+}
+
+/** Run and eval folder names: seed 0 keeps the plain name (runs/abf), later seeds add it (runs/abf-s1). */
+export function seededName(v: string, seed: number): string {
+  return seed === 0 ? v : `${v}-s${seed}`;
 }
 
 export interface Shared { tokenizerDir: string; dataDir: string; dataKey: string; stages: ReproOutcome['stages']; log: (l: string) => void; quiet: boolean }
@@ -208,51 +255,59 @@ function common(p: ReproPreset, out: string, schedule: string, tokens: number, s
 }
 
 /** The short-context base model: OUT/runs/base. */
-export async function baseStage(sh: Shared, p: ReproPreset, out: string, scale: number, seed: number): Promise<{ summary: TrainSummary; key: string }> {
+export async function baseStage(sh: Shared, p: ReproPreset, out: string, scale: number, seed: number, thetas: ReproThetas = reproThetas(p), synthetic = p.synthetic): Promise<{ summary: TrainSummary; key: string }> {
   const baseDir = path.join(out, 'runs', 'base');
   const baseTokens = scaled(p.baseTokens, scale, p.tokensPerStep);
-  const baseSettings = { data: sh.dataKey, model: p.model, len: p.baseLen, tokens: baseTokens, lr: p.baseLr, tps: p.tokensPerStep, seed };
+  const baseSettings = { data: sh.dataKey, model: p.model, len: p.baseLen, tokens: baseTokens, lr: p.baseLr, tps: p.tokensPerStep, seed, theta: thetas.base, synthetic };
   return trainStage(sh, 'base', baseDir, baseSettings, () =>
-    pretrain({ ...common(p, baseDir, String(p.baseLen), baseTokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr }, { json: false, quiet: sh.quiet }));
+    pretrain({ ...common(p, baseDir, String(p.baseLen), baseTokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr, ropeTheta: thetas.base, synthetic }, { json: false, quiet: sh.quiet }));
 }
 
 /** The base model continually pretrained at longLen with one positional encoding: OUT/runs/VARIANT. */
-export async function extendStage(sh: Shared, p: ReproPreset, out: string, baseKey: string, v: ReproVariant, scale: number, seed: number): Promise<{ summary: TrainSummary; key: string }> {
-  const runDir = path.join(out, 'runs', v);
+export async function extendStage(sh: Shared, p: ReproPreset, out: string, baseKey: string, v: ReproVariant, scale: number, seed: number, thetas: ReproThetas = reproThetas(p), synthetic = p.synthetic, index = 0): Promise<{ summary: TrainSummary; key: string }> {
+  const runDir = path.join(out, 'runs', seededName(v, index));
   const extendTokens = scaled(p.extendTokens, scale, p.tokensPerStep);
-  const settings = { base: baseKey, rope: v, len: p.longLen, tokens: extendTokens, seed };
-  return trainStage(sh, `extend ${v}`, runDir, settings, () =>
-    extend({ ...common(p, runDir, String(p.longLen), extendTokens, seed), from: path.join(out, 'runs', 'base'), rope: v }, { json: false, quiet: sh.quiet }));
+  const theta = v === 'abf' || v === 'xpos-abf' ? thetas.abf : undefined;
+  const settings = { base: baseKey, rope: v, len: p.longLen, tokens: extendTokens, seed, theta: theta ?? null, synthetic };
+  return trainStage(sh, `extend ${seededName(v, index)}`, runDir, settings, () =>
+    extend({ ...common(p, runDir, String(p.longLen), extendTokens, seed), from: path.join(out, 'runs', 'base'), rope: v, ...(theta !== undefined ? { theta } : {}), synthetic }, { json: false, quiet: sh.quiet }));
 }
 
-/** The positional-encoding ablation (paper §4.1, Table 5 / Figure 5b at laptop scale). */
+/** The positional-encoding ablation (paper §4.1, Table 5 / Figure 5b at laptop scale), over seeds. */
 export async function repro(o: ReproOptions): Promise<ReproOutcome> {
   const p = o.preset;
   const log = o.log ?? ((l: string) => process.stderr.write(`repro: ${l}\n`));
   const scale = o.tokenScale ?? 1;
   if (!(scale > 0)) throw new Error(`--token-scale must be positive, got ${scale}`);
   const seed = o.seed ?? 0;
-  const variants = o.only ?? [...REPRO_VARIANTS];
+  const seeds = o.seeds ?? p.seeds;
+  if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`--seeds must be a positive integer, got ${seeds}`);
+  const synthetic = o.synthetic ?? p.synthetic;
+  const thetas = reproThetas(p, o.thetaLiteral ?? false);
+  const variants = o.only ?? p.variants;
   const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false);
 
   const baseDir = path.join(o.out, 'runs', 'base');
-  const base = await baseStage(sh, p, o.out, scale, seed);
+  const base = await baseStage(sh, p, o.out, scale, seed, thetas, synthetic);
 
-  const evalOpts: EvaluateOptions = {
-    tasks: ['ppl', 'first-sentence', 'passkey'], maxLen: p.evalMaxLen, data: sh.dataDir, seed,
-    pplSamples: p.pplSequences, samples: p.retrievalSamples,
-  };
   const runs: ReproRun[] = [];
-  const baseEvalDir = path.join(o.out, 'eval', 'base');
-  runs.push({ variant: 'base', label: VARIANT_LABELS.base, runDir: baseDir, evalDir: baseEvalDir, summary: base.summary, results: await evalStage(sh, 'eval base', baseDir, base.key, baseEvalDir, evalOpts) });
-
-  for (const v of variants) {
-    const runDir = path.join(o.out, 'runs', v);
-    const ext = await extendStage(sh, p, o.out, base.key, v, scale, seed);
-    const evalDir = path.join(o.out, 'eval', v);
-    runs.push({ variant: v, label: VARIANT_LABELS[v], runDir, evalDir, summary: ext.summary, results: await evalStage(sh, `eval ${v}`, runDir, ext.key, evalDir, evalOpts) });
+  for (let k = 0; k < seeds; k++) {
+    const s = seed + k;
+    // every model of seed s sees the same evaluation examples, drawn from s
+    const evalOpts: EvaluateOptions = {
+      tasks: ['ppl', 'copy', 'first-sentence', 'passkey'], maxLen: p.evalMaxLen, data: sh.dataDir, seed: s,
+      pplSamples: p.pplSequences, copySamples: p.copySpans, samples: p.retrievalSamples,
+    };
+    const baseEvalDir = path.join(o.out, 'eval', seededName('base', k));
+    runs.push({ variant: 'base', seed: s, label: VARIANT_LABELS.base, runDir: baseDir, evalDir: baseEvalDir, summary: base.summary, results: await evalStage(sh, `eval ${seededName('base', k)}`, baseDir, base.key, baseEvalDir, evalOpts) });
+    for (const v of variants) {
+      const ext = await extendStage(sh, p, o.out, base.key, v, scale, s, thetas, synthetic, k);
+      const runDir = path.join(o.out, 'runs', seededName(v, k));
+      const evalDir = path.join(o.out, 'eval', seededName(v, k));
+      runs.push({ variant: v, seed: s, label: VARIANT_LABELS[v], runDir, evalDir, summary: ext.summary, results: await evalStage(sh, `eval ${seededName(v, k)}`, runDir, ext.key, evalDir, evalOpts) });
+    }
   }
-  return { preset: p, tokenScale: scale, runs, stages: sh.stages };
+  return { preset: p, tokenScale: scale, thetas, synthetic, seeds, runs, stages: sh.stages };
 }
 
 export interface CurriculumRun {
@@ -273,6 +328,7 @@ export async function reproCurriculum(o: Omit<ReproOptions, 'only'>): Promise<Cu
   const seed = o.seed ?? 0;
   const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false);
   const tokens = scaled(p.curriculumTokens, scale, p.tokensPerStep);
+  const abfTheta = reproThetas(p, o.thetaLiteral ?? false).abf;
   const plans = [
     { name: `${p.longLen} from scratch`, schedule: `${p.longLen}`, shortShare: 0 },
     ...[0.2, 0.4, 0.8].map((s) => ({ name: `${p.baseLen} -> ${p.longLen} after ${Math.round(s * 100)}%`, schedule: `${p.baseLen}:${s},${p.longLen}:${+(1 - s).toFixed(2)}`, shortShare: s })),
@@ -280,10 +336,10 @@ export async function reproCurriculum(o: Omit<ReproOptions, 'only'>): Promise<Cu
   const runs: CurriculumRun[] = [];
   for (const c of plans) {
     const runDir = path.join(o.out, 'curriculum', c.schedule.replace(/[:,]/g, '_'));
-    const settings = { data: sh.dataKey, model: p.model, schedule: c.schedule, tokens, lr: p.baseLr, tps: p.tokensPerStep, seed, rope_theta: 500000 };
+    const settings = { data: sh.dataKey, model: p.model, schedule: c.schedule, tokens, lr: p.baseLr, tps: p.tokensPerStep, seed, rope_theta: abfTheta, synthetic: p.synthetic };
     const r = await trainStage(sh, `curriculum ${c.name}`, runDir, settings, () =>
       pretrain({
-        ...common(p, runDir, c.schedule, tokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr, ropeTheta: 500000,
+        ...common(p, runDir, c.schedule, tokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr, ropeTheta: abfTheta, synthetic: p.synthetic,
         evalLengths: [p.baseLen, p.longLen],
       }, { json: false, quiet: sh.quiet }));
     runs.push({ ...c, runDir, summary: r.summary });
@@ -328,28 +384,41 @@ function reportInput(o: ReproOutcome, out: string, extra: Pick<ReproReportInput,
   const p = o.preset;
   const base = o.runs.find((r) => r.variant === 'base');
   const cfg = base ? readRunConfig(base.runDir).model : null;
-  const evalRuns = o.runs.map((r) => ({
+  // charts and per-run tables show the first seed; the claims use every seed
+  const firstSeed = o.runs[0]?.seed ?? 0;
+  const evalRuns = o.runs.filter((r) => r.seed === firstSeed).map((r) => ({
     name: r.label, variant: r.variant, results: r.results, dir: r.evalDir,
     curve: trainingCurve(r.runDir), trainSeconds: r.summary.seconds,
   }));
+  const curriculum = curriculumOnDisk(out, p);
+  const claims = computeClaims({
+    baseLen: p.baseLen, longLen: p.longLen,
+    evals: o.runs.map((r) => ({ variant: r.variant, seed: r.seed, results: r.results })),
+    curriculum: curriculum?.rows.map((r) => ({ name: r.name, shortShare: r.schedule.includes(',') ? Number(r.schedule.split(',')[0]!.split(':')[1]) : 0, flops: r.flops, valLong: r.valLoss[String(p.longLen)] ?? null })) ?? null,
+    instruct: extra.instruct?.rows.map((r) => ({ name: r.name, after: r.after })) ?? null,
+  });
   const scale = o.tokenScale === 1 ? '' : ` (x${o.tokenScale} token scale)`;
+  const extTokens = o.runs.find((r) => r.variant !== 'base')?.summary.tokens.toLocaleString('en-US') ?? '?';
   return {
     preset: p.name,
-    description: `Preset ${p.name}${scale}: a ${p.model} LLaMA (${cfg ? `${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}, head size ${cfg.head_dim}, vocabulary ${cfg.vocab_size}` : '?'}) pretrained on ${base?.summary.tokens.toLocaleString('en-US') ?? '?'} tokens of ${p.sources} at ${p.baseLen} tokens, then continually pretrained at ${p.longLen} with each positional encoding on ${o.runs.find((r) => r.variant !== 'base')?.summary.tokens.toLocaleString('en-US') ?? '?'} tokens (same tokens per step), and evaluated on held-out documents up to ${p.evalMaxLen} tokens.`,
-    baseLen: p.baseLen, longLen: p.longLen, headDim: cfg?.head_dim ?? 64, ropeTheta: cfg?.rope_theta ?? 10000,
-    abfTheta: 500000, piFactor: p.longLen / p.baseLen,
+    description: `Preset ${p.name}${scale}: a ${p.model} LLaMA (${cfg ? `${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}, head size ${cfg.head_dim}, vocabulary ${cfg.vocab_size}` : '?'}) pretrained on ${base?.summary.tokens.toLocaleString('en-US') ?? '?'} tokens of ${p.sources} at ${p.baseLen} tokens with RoPE base ${o.thetas.base.toLocaleString('en-US')}, then continually pretrained at ${p.longLen} with each positional encoding on ${extTokens} tokens (same tokens per step; ABF base ${o.thetas.abf.toLocaleString('en-US')}), ${o.seeds} seed${o.seeds === 1 ? '' : 's'} each, and evaluated on held-out documents up to ${p.evalMaxLen} tokens.${o.synthetic > 0 ? ` ${(100 * o.synthetic).toFixed(0)}% of training rows are synthetic repeats (our deviation from the paper).` : ''} Charts and per-run tables show the first seed; the claims use all.`,
+    claims, geometry: o.thetas.geometry, synthetic: o.synthetic, seeds: o.seeds,
+    baseLen: p.baseLen, longLen: p.longLen, headDim: cfg?.head_dim ?? 64, ropeTheta: o.thetas.base,
+    abfTheta: o.thetas.abf, piFactor: p.longLen / p.baseLen,
     runs: evalRuns,
-    curriculum: curriculumOnDisk(out, p),
+    curriculum,
     ...extra,
     stages: o.stages,
   };
 }
 
 /** Writes OUT/report.html for a finished ablation (atomically); `extra` adds sections of the other ablations found on disk. */
-export async function writeReproReport(o: ReproOutcome, out: string, extra: Pick<ReproReportInput, 'instruct'> = {}): Promise<string> {
+export async function writeReproReport(o: ReproOutcome, out: string, extra: Pick<ReproReportInput, 'instruct'> = {}): Promise<{ file: string; claims: ClaimRow[] }> {
   const file = path.join(out, 'report.html');
-  writeFileAtomic(file, await buildReproReport(reportInput(o, out, extra)));
-  return file;
+  const input = reportInput(o, out, extra);
+  writeFileAtomic(file, await buildReproReport(input));
+  writeFileAtomic(path.join(out, 'claims.json'), JSON.stringify({ preset: o.preset.name, seeds: o.seeds, synthetic: o.synthetic, thetas: { base: o.thetas.base, abf: o.thetas.abf }, claims: input.claims }, null, 2) + '\n');
+  return { file, claims: input.claims };
 }
 
 /** Writes OUT/curriculum.html: the §4.4 table on its own. */

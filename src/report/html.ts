@@ -58,6 +58,12 @@ td.beyond { color: #8a5a00; }
 td.flagged { color: #b00020; font-weight: 600; }
 tr.group th { text-align: center; }
 p.note { color: #555; font-size: 13px; margin: 4px 0 12px; }
+table.claims th, table.claims td { vertical-align: top; }
+table.claims thead th { text-align: left; }
+.verdict { font-weight: bold; white-space: nowrap; }
+.verdict.yes { color: #1a7f37; }
+.verdict.no { color: #b42318; }
+.verdict.maybe { color: #9a6700; }
 figure { margin: 14px 0 22px; }
 figure svg { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: 13px; margin-top: 4px; max-width: 900px; }

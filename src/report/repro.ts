@@ -4,11 +4,13 @@
 // the runs show, agreeing with the paper or not.
 
 import type { TopLevelSpec } from 'vega-lite';
-import { escapeHtml, inlineSvg, renderReport, summaryTableSection, chartsSection, byLengthSection, powerLawSection, runDetailsSection, fmtPpl, fmtPct, type ReportSection } from './html.js';
+import { escapeHtml, inlineSvg, renderReport, summaryTableSection, chartsSection, byLengthSection, powerLawSection, runDetailsSection, copySection, type ReportSection } from './html.js';
 import { runColor, type EvalRun } from './charts.js';
 import { specToSvg } from './render.js';
 import { ropeFrequencies, granularity } from '../model/rope.js';
 import type { RopeParams } from '../model/rope.js';
+import type { ClaimRow, Verdict } from './claims.js';
+import type { ScaledGeometry } from '../model/rope-geometry.js';
 
 export interface ReproReportRun extends EvalRun {
   variant: string; // base, rope, pi, abf, xpos-abf, yarn, ntk
@@ -20,6 +22,13 @@ export interface CurriculumRow { name: string; schedule: string; flops: number; 
 
 export interface ReproReportInput {
   preset: string;
+  /** every claim with its verdict (report/claims.ts), computed from all seeds */
+  claims: ClaimRow[];
+  /** the RoPE geometry derivation (null with --theta-literal) */
+  geometry: ScaledGeometry | null;
+  /** share of synthetic repeat rows in training (0: the paper's data only) */
+  synthetic: number;
+  seeds: number;
   description: string; // model, tokens, lengths in a sentence
   baseLen: number;
   longLen: number;
@@ -49,68 +58,47 @@ const PAPER_CURRICULUM: [string, string, string][] = [
   ['switch @80%', '2.270e22', '7.59 / 6.49 / 4.25'],
 ];
 
-const pplAt = (r: EvalRun, c: number): number | null => r.results.tasks.ppl?.byLength.find((b) => b.c === c)?.ppl ?? null;
-const mean = (xs: number[]): number | null => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
-function fsrMean(r: EvalRun, lo: number, hi: number): number | null {
-  return mean((r.results.tasks['first-sentence']?.byLength ?? []).filter((b) => b.length > lo && b.length <= hi).map((b) => b.rougeL));
-}
-function passkeyMean(r: EvalRun, lo: number, hi: number): number | null {
-  return mean((r.results.tasks.passkey?.byLength ?? []).filter((b) => b.length > lo && b.length <= hi).map((b) => b.accuracy));
+const VERDICT_CLASS: Record<Verdict, string> = { reproduced: 'yes', 'not reproduced': 'no', inconclusive: 'maybe' };
+
+/** The written reading: one sentence per claim, built from its verdict, so it cannot contradict the table. */
+export function readingHtml(inp: Pick<ReproReportInput, 'claims'>): string {
+  if (inp.claims.length === 0) return '<p>No claim could be tested: the runs lack the needed results.</p>';
+  const count = (v: Verdict): number => inp.claims.filter((c) => c.verdict === v).length;
+  const head = `<p>Of ${inp.claims.length} claims tested, ${count('reproduced')} reproduced, ${count('not reproduced')} did not, ${count('inconclusive')} inconclusive.</p>`;
+  const lines = inp.claims.map((c) => `<li><b>${escapeHtml(c.source)}</b>: ${escapeHtml(c.claim)} <span class="verdict ${VERDICT_CLASS[c.verdict]}">${escapeHtml(c.verdict)}</span>: ${escapeHtml(c.because)}.</li>`);
+  return `${head}<ul class="reading">${lines.join('\n')}</ul>`;
 }
 
-/** Sentences saying what agrees with the paper and what does not, from the figures. */
-export function readingHtml(inp: ReproReportInput): string {
-  const byVariant = new Map(inp.runs.map((r) => [r.variant, r] as const));
-  const L = inp.longLen;
-  const lines: string[] = [];
-  const ext = inp.runs.filter((r) => r.variant !== 'base');
-  const withPpl = ext.map((r) => ({ r, ppl: pplAt(r, L) })).filter((x): x is { r: ReproReportRun; ppl: number } => x.ppl !== null).sort((a, b) => a.ppl - b.ppl);
-  const seqs = inp.runs[0]?.results.tasks.ppl?.sequences ?? 0;
-  if (withPpl.length > 0) {
-    const best = withPpl[0]!;
-    const order = withPpl.map((x) => `${escapeHtml(x.r.name)} ${fmtPpl(x.ppl)}`).join(', ');
-    lines.push(`<li><b>Perplexity at the long length (${L} tokens).</b> Lowest first: ${order}. The paper's Table 5 ranks RoPE ABF first (xPos ABF next to it), then PI, with unchanged RoPE last.`);
-    const abf = withPpl.find((x) => x.r.variant === 'abf');
-    const pi = withPpl.find((x) => x.r.variant === 'pi');
-    const rope = withPpl.find((x) => x.r.variant === 'rope');
-    if (abf && pi && rope) {
-      const agrees = abf.ppl <= pi.ppl && abf.ppl <= rope.ppl;
-      const gap = Math.abs(abf.ppl - Math.min(pi.ppl, rope.ppl)) / Math.min(pi.ppl, rope.ppl);
-      lines.push(`<li>ABF ${agrees ? 'beats' : 'does <b>not</b> beat'} PI and unchanged RoPE here (${fmtPpl(abf.ppl)} vs ${fmtPpl(pi.ppl)} and ${fmtPpl(rope.ppl)}), ${agrees ? 'as in the paper' : 'unlike the paper'}; the gap is ${(100 * gap).toFixed(1)}% of perplexity, measured on ${seqs} held-out sequences, so differences below about 1% are within noise at this scale.</li>`);
-    } else if (best.r.variant === 'abf') {
-      lines.push('<li>Among the encodings run, ABF has the lowest perplexity, as in the paper.</li>');
-    }
+/** The verdict table: the paper's figure, ours with its interval, the rule, the verdict. */
+export function claimsSection(inp: Pick<ReproReportInput, 'claims' | 'seeds' | 'synthetic'>): ReportSection {
+  const rows = inp.claims.map((c) => `<tr><th scope="row">${escapeHtml(c.source)}</th><td class="text">${escapeHtml(c.claim)}</td><td class="text">${escapeHtml(c.paper)}</td><td class="text">${escapeHtml(c.ours)}</td><td class="text">${escapeHtml(c.rule)}</td><td class="text"><span class="verdict ${VERDICT_CLASS[c.verdict]}">${escapeHtml(c.verdict)}</span></td></tr>`);
+  return {
+    heading: 'The paper\'s claims, tested', id: 'claims',
+    html: `<p class="note">Intervals are 95% bootstrap intervals over training seeds (${inp.seeds}) and evaluation items, resampling both; within a seed every model sees the same items, so differences are paired. A difference whose interval includes zero is inconclusive, never a win.${inp.synthetic > 0 ? ` Our deviation from the paper: ${(100 * inp.synthetic).toFixed(0)}% of training rows repeat a passage of the training text after a gap, scored on the repeat only, so a model this small learns to copy from its context within the budget.` : ''}</p>
+<div class="scroll"><table class="claims"><thead><tr><th scope="col">where</th><th scope="col">claim</th><th scope="col">paper</th><th scope="col">ours (mean [95% interval])</th><th scope="col">rule</th><th scope="col">verdict</th></tr></thead><tbody>
+${rows.join('\n')}
+</tbody></table></div>`,
+  };
+}
+
+/** How the RoPE bases were chosen: the paper's wavelength shares kept at our lengths. */
+export function geometrySection(inp: Pick<ReproReportInput, 'geometry' | 'ropeTheta' | 'abfTheta' | 'baseLen' | 'longLen' | 'headDim'>): ReportSection {
+  const g = inp.geometry;
+  const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+  if (!g) {
+    return { heading: 'RoPE bases', id: 'geometry', html: `<p>The paper's literal bases (--theta-literal): ${inp.ropeTheta.toLocaleString('en-US')} for the base model and ${inp.abfTheta.toLocaleString('en-US')} for ABF, at ${inp.baseLen} → ${inp.longLen} tokens with head size ${inp.headDim}. At these lengths most wavelengths exceed even the long context, so unchanged RoPE is hardly stressed; the default keeps the paper's geometry instead (longctx rope --geometry).</p>` };
   }
-  // Figure 1's power law assumes loss falling with context; say so when these documents do not show it
-  const rising = ext.filter((r) => {
-    const b = r.results.tasks.ppl?.byLength ?? [];
-    const lo = b.find((x) => x.c === inp.baseLen)?.loss, hi = b.find((x) => x.c === L)?.loss;
-    return lo !== undefined && hi !== undefined && hi > lo;
-  });
-  if (rising.length > 0) {
-    lines.push(`<li><b>Loss vs context.</b> For ${rising.length === ext.length ? 'every extended model' : rising.map((r) => escapeHtml(r.name)).join(', ')}, the mean loss over the first c tokens <i>rises</i> from c = ${inp.baseLen} to ${L}, unlike the paper's Figure 1 where it falls as a power law: the openings of these documents (titles, salutations, headers) are easier than their bodies, and a model this small gains little from distant tokens, so the fitted curves are nearly flat. The comparison between encodings is still paired: the same sequences for every model.</li>`);
-  }
-  const base = byVariant.get('base');
-  if (base) {
-    const bppl = pplAt(base, L);
-    const abf = byVariant.get('abf');
-    const appl = abf ? pplAt(abf, L) : null;
-    if (bppl !== null && appl !== null) {
-      lines.push(`<li><b>Continual pretraining works.</b> The base model, trained at ${inp.baseLen}, has perplexity ${fmtPpl(bppl)} at ${L}; after extension with ABF, ${fmtPpl(appl)}${appl < bppl ? '' : ' (no better: the extension did not help at this scale)'}.</li>`);
-    }
-  }
-  const fsr = ext.map((r) => ({ r, s: fsrMean(r, inp.baseLen, L), beyond: fsrMean(r, L, Infinity) })).filter((x) => x.s !== null);
-  if (fsr.length > 0) {
-    fsr.sort((a, b) => b.s! - a.s!);
-    lines.push(`<li><b>First-sentence retrieval</b> (mean ROUGE-L over lengths ${inp.baseLen}&lt;c&le;${L}, highest first): ${fsr.map((x) => `${escapeHtml(x.r.name)} ${fmtPct(x.s)}`).join(', ')}. The paper (Figure 5b) finds ABF the only variant that holds up to its full length, with RoPE collapsing first. ${fsr.every((x) => (x.s ?? 0) < 0.2) ? 'Our models are too small to copy a sentence across hundreds of tokens reliably, so these scores say little.' : ''}</li>`);
-    const beyond = fsr.filter((x) => x.beyond !== null);
-    if (beyond.length > 0) lines.push(`<li>Beyond the trained length (${L}&lt;c): ${beyond.map((x) => `${escapeHtml(x.r.name)} ${fmtPct(x.beyond)}`).join(', ')}.</li>`);
-  }
-  const pk = ext.map((r) => ({ r, a: passkeyMean(r, 0, L) })).filter((x) => x.a !== null);
-  if (pk.length > 0) {
-    lines.push(`<li><b>Passkey</b> accuracy up to ${L}: ${pk.map((x) => `${escapeHtml(x.r.name)} ${fmtPct(x.a)}`).join(', ')}. The paper calls passkey "overly simple": all its variants but RoPE are perfect. A model of this size may not learn to copy a five-digit key at all.</li>`);
-  }
-  return `<ul class="reading">${lines.join('\n')}</ul>`;
+  return {
+    heading: 'RoPE bases: the paper\'s geometry at our lengths', id: 'geometry',
+    html: `<p>What separates the encodings is how RoPE's wavelengths 2π·θ<sup>2i/d</sup> sit against the context. We keep the paper's share of pairs whose wavelength exceeds the context: s(θ, L) = 1 − ln(L/2π)/ln θ, so θ = exp(ln(L/2π)/(1 − s)) (<code>longctx rope --geometry ${g.baseLen}:${g.longLen}</code>).</p>
+<div class="scroll"><table><thead><tr><th scope="col"></th><th scope="col">paper (d = 128)</th><th scope="col">ours (d = ${g.headDim})</th></tr></thead><tbody>
+<tr><th scope="row">base model: share beyond its length</th><td>θ 10,000 at 4,096: ${pct(g.paper.baseShare)}</td><td>θ ${g.baseTheta.toLocaleString('en-US')} at ${g.baseLen}: ${pct(g.ours.baseShare)} (${pct(g.ours.basePairs)} of ${g.headDim / 2} pairs)</td></tr>
+<tr><th scope="row">ABF: share beyond the long length</th><td>θ 500,000 at 32,768: ${pct(g.paper.abfShareLong)}</td><td>θ ${g.abfTheta.toLocaleString('en-US')} at ${g.longLen}: ${pct(g.ours.abfShareLong)} (${pct(g.ours.abfPairsLong)} of pairs)</td></tr>
+<tr><th scope="row">unchanged RoPE: share beyond the long length</th><td>θ 10,000 at 32,768: ${pct(g.paper.ropeShareLong)}</td><td>θ ${g.baseTheta.toLocaleString('en-US')} at ${g.longLen}: ${pct(g.ours.ropeShareLong)}</td></tr>
+<tr><th scope="row">ABF factor / PI factor</th><td>50 / 8</td><td>${g.abfFactor.toFixed(1)} / ${g.longLen / g.baseLen}</td></tr>
+</tbody></table></div>
+<p class="note">One power map cannot keep both shares (4k → 32k is a smaller step in log length than ${g.baseLen} → ${g.longLen}), so our ABF factor is smaller than 50. With θ 10,000 at ${g.longLen}, ${pct(1 - Math.log(g.longLen / (2 * Math.PI)) / Math.log(10000))} of the pairs would still exceed the long length.</p>`,
+  };
 }
 
 function paperTable5Html(): string {
@@ -206,6 +194,8 @@ export async function buildReproReport(inp: ReproReportInput): Promise<string> {
   const summary = summaryTableSection(runs);
   const sections: ReportSection[] = [
     { heading: 'What this shows', id: 'reading', html: `<p>${escapeHtml(inp.description)}</p>${readingHtml(inp)}` },
+    claimsSection(inp),
+    geometrySection(inp),
     { heading: `Table 5 at laptop scale: perplexity by context length`, id: 'table5', html: `${summary.html}<p class="note">Our figures: held-out documents of the bundled corpora; * marks lengths beyond the model's trained context.</p>${paperTable5Html()}` },
     ...(charts ? [{ ...charts, html: `<p class="note">Loss vs context length with the fitted power law L(c) = (alpha/c)^beta + gamma (the paper's Figure 1), loss by position beyond the trained length (Appendix C) and first-sentence retrieval / passkey vs length (Figure 5b).</p>${charts.html}` }] : []),
     await granularitySection(inp),
@@ -214,7 +204,7 @@ export async function buildReproReport(inp: ReproReportInput): Promise<string> {
   if (curves) sections.push(curves);
   if (inp.curriculum && inp.curriculum.rows.length > 0) sections.push(curriculumSection(inp.curriculum));
   if (inp.instruct && inp.instruct.rows.length > 0) sections.push(await instructSection(inp.instruct));
-  for (const s of [byLengthSection(runs), powerLawSection(runs), runDetailsSection(runs)]) if (s) sections.push(s);
+  for (const s of [byLengthSection(runs), copySection(runs), powerLawSection(runs), runDetailsSection(runs)]) if (s) sections.push(s);
   const total = inp.stages.reduce((t, s) => t + (s.skipped ? 0 : s.seconds), 0);
   sections.push({
     heading: 'Stages', id: 'stages',

@@ -1,5 +1,6 @@
-// `longctx repro --quick` end to end (at a quarter of its token budget, two encodings): the report
-// exists and shows the runs' own figures, a re-run reuses every stage, and the page renders in a
+// `longctx repro --quick` end to end (at a quarter of its token budget, two encodings, two seeds):
+// the report exists and shows the runs' own figures and a verdict per claim computed from both
+// seeds, a re-run reuses every stage, and the page renders in a
 // real browser (Debian's Chromium through playwright-core) with no console errors and every chart
 // visible. A screenshot is saved beside the report.
 
@@ -16,15 +17,29 @@ const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', process.env.
 
 test('repro --quick: report.html with the runs\' figures, cached re-run, renders in Chromium', async () => {
   const out = mkdtempSync(path.join(tmpdir(), 'longctx-repro-'));
-  const args = ['repro', '--quick', '--only', 'rope,abf', '--token-scale', '0.25', '--out', out, '--quiet'];
+  const args = ['repro', '--quick', '--only', 'rope,abf', '--seeds', '2', '--token-scale', '0.25', '--out', out, '--quiet'];
   const r = longctx(...args);
   assert.equal(r.code, 0, r.stderr);
   const file = path.join(out, 'report.html');
   assert.match(r.stdout, /wrote .*report\.html/);
   const html = readFileSync(file, 'utf8');
-  for (const s of ['Table 5 at laptop scale', 'RoPE ABF', 'RoPE unchanged', 'base (RoPE, short context)', 'Granularity of the position embedding', 'Training curves', '6.323']) {
+  for (const s of ['Table 5 at laptop scale', 'RoPE ABF', 'RoPE unchanged', 'base (RoPE, short context)', 'Granularity of the position embedding', 'Training curves', '6.323',
+    'The paper&#39;s claims, tested', 'RoPE bases: the paper&#39;s geometry at our lengths', 'θ 190 at 256', 'copy-vs-distance']) {
     assert.ok(html.includes(s), `report.html lacks "${s}"`);
   }
+  // every claim has a computed verdict, printed, written to claims.json and shown on the page; the
+  // reading is built from the same rows
+  const claims = JSON.parse(readFileSync(path.join(out, 'claims.json'), 'utf8')) as { seeds: number; claims: { id: string; source: string; verdict: string }[] };
+  assert.equal(claims.seeds, 2);
+  assert.ok(claims.claims.length >= 4, JSON.stringify(claims.claims.map((c) => c.id)));
+  for (const c of claims.claims) {
+    assert.ok(['reproduced', 'not reproduced', 'inconclusive'].includes(c.verdict), c.verdict);
+    assert.match(r.stdout, new RegExp(`^${c.verdict}\\s+${c.source.replace(/[()§,.]/g, '.')}`, 'm'));
+  }
+  assert.ok(existsSync(path.join(out, 'eval', 'abf-s1', 'results.json')), 'the second seed is evaluated');
+  const cfgAbf = JSON.parse(readFileSync(path.join(out, 'runs', 'abf', 'config.resolved.json'), 'utf8'));
+  assert.equal(cfgAbf.model.rope_theta, 2500, 'ABF keeps the paper\'s geometry at 256 -> 1024');
+  assert.ok(cfgAbf.synthetic.share > 0 && cfgAbf.synthetic.share < 1, 'the extension trains on the stated share of synthetic rows');
   // our own figures: the ABF model's perplexity at the long length, as results.json has it
   const res = JSON.parse(readFileSync(path.join(out, 'eval', 'abf', 'results.json'), 'utf8')) as { tasks: { ppl: { byLength: { c: number; ppl: number }[] } } };
   const ppl = res.tasks.ppl.byLength.find((b) => b.c === 1024)!.ppl;
@@ -35,7 +50,7 @@ test('repro --quick: report.html with the runs\' figures, cached re-run, renders
   const mtime = statSync(path.join(out, 'runs', 'abf', 'model', 'model.safetensors')).mtimeMs;
   const r2 = longctx(...args.filter((a) => a !== '--quiet'));
   assert.equal(r2.code, 0, r2.stderr);
-  for (const stage of ['tokenizer', 'data', 'base', 'extend abf', 'eval abf']) assert.match(r2.stderr, new RegExp(`${stage}: done earlier`));
+  for (const stage of ['tokenizer', 'data', 'base', 'extend abf', 'eval abf', 'extend abf-s1', 'eval base-s1']) assert.match(r2.stderr, new RegExp(`${stage}: done earlier`));
   assert.equal(statSync(path.join(out, 'runs', 'abf', 'model', 'model.safetensors')).mtimeMs, mtime);
 
   // the curriculum ablation in the same folder: 4 schedules at equal tokens, cheaper as the switch comes later
@@ -109,4 +124,5 @@ test('repro: bad flags give one-line errors before any work', () => {
   assertOneLineError(longctx('repro', '--only', 'abf,foo', '--out', path.join(tmpdir(), 'never')), /--only: unknown positional encoding "foo"/);
   assertOneLineError(longctx('repro', '--quick', '--full'), /--quick or --full/);
   assertOneLineError(longctx('repro', '--sources', 'nope:x'), /nope/);
+  assertOneLineError(longctx('repro', '--seeds', '0', '--out', path.join(tmpdir(), 'never')), /--seeds/);
 });
