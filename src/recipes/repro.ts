@@ -42,8 +42,9 @@ import { buildReproReport, curriculumSection, type CurriculumRow, type ReproRepo
 export const REPRO_VARIANTS = ['rope', 'pi', 'abf', 'xpos-abf', 'yarn', 'ntk'] as const;
 export type ReproVariant = (typeof REPRO_VARIANTS)[number];
 
-export const VARIANT_LABELS: Record<ReproVariant | 'base', string> = {
+export const VARIANT_LABELS: Record<ReproVariant | 'base' | 'base-paper-data', string> = {
   base: 'base (RoPE, short context)',
+  'base-paper-data': 'base without synthetic rows',
   rope: 'RoPE unchanged',
   pi: 'RoPE PI',
   abf: 'RoPE ABF',
@@ -63,6 +64,8 @@ export interface ReproPreset {
   seeds: number;
   /** the positional encodings run by default */
   variants: ReproVariant[];
+  /** also train the base model without synthetic rows (the ablation of our deviation) */
+  ablateSynthetic: boolean;
   baseLen: number;
   baseTokens: number;
   baseLr: number;
@@ -87,21 +90,21 @@ export interface ReproPreset {
 // Sizes measured on the 2-core machine of BENCHMARKS.md; README lists the times.
 export const REPRO_PRESETS: Record<ReproPreset['name'], ReproPreset> = {
   quick: {
-    name: 'quick', sources: 'moby-dick,sotu', vocab: 1024, model: 'repro', synthetic: 0.3, seeds: 2, variants: ['rope', 'pi', 'abf'],
+    name: 'quick', sources: 'moby-dick,sotu', vocab: 1024, model: 'repro', synthetic: 0.3, seeds: 2, variants: ['rope', 'pi', 'abf'], ablateSynthetic: false,
     baseLen: 256, baseTokens: 1_200_000, baseLr: 3e-3, tokensPerStep: 8192,
     longLen: 1024, extendTokens: 300_000,
     evalMaxLen: 2048, pplSequences: 4, copySpans: 8, retrievalSamples: 2, curriculumTokens: 600_000,
     instructSteps: 40, instructBatch: 4, instructLr: 2e-3, instructCtx: 512,
   },
   default: {
-    name: 'default', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'repro', synthetic: 0.3, seeds: 3, variants: ['rope', 'pi', 'abf', 'xpos-abf'],
+    name: 'default', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'repro', synthetic: 0.3, seeds: 3, variants: ['rope', 'pi', 'abf', 'xpos-abf'], ablateSynthetic: true,
     baseLen: 256, baseTokens: 6_000_000, baseLr: 3e-3, tokensPerStep: 8192,
     longLen: 2048, extendTokens: 1_000_000,
     evalMaxLen: 4096, pplSequences: 8, copySpans: 16, retrievalSamples: 4, curriculumTokens: 4_000_000,
     instructSteps: 150, instructBatch: 8, instructLr: 2e-3, instructCtx: 512,
   },
   full: {
-    name: 'full', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'small', synthetic: 0.3, seeds: 3, variants: [...REPRO_VARIANTS],
+    name: 'full', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'small', synthetic: 0.3, seeds: 3, variants: [...REPRO_VARIANTS], ablateSynthetic: true,
     baseLen: 512, baseTokens: 30_000_000, baseLr: 1e-3, tokensPerStep: 16384,
     longLen: 4096, extendTokens: 4_000_000,
     evalMaxLen: 8192, pplSequences: 16, copySpans: 16, retrievalSamples: 8, curriculumTokens: 16_000_000,
@@ -127,7 +130,7 @@ export interface ReproOptions {
 }
 
 export interface ReproRun {
-  variant: ReproVariant | 'base';
+  variant: ReproVariant | 'base' | 'base-paper-data';
   /** training seed (extensions) or evaluation seed (the base, evaluated once per seed) */
   seed: number;
   label: string;
@@ -255,11 +258,11 @@ function common(p: ReproPreset, out: string, schedule: string, tokens: number, s
 }
 
 /** The short-context base model: OUT/runs/base. */
-export async function baseStage(sh: Shared, p: ReproPreset, out: string, scale: number, seed: number, thetas: ReproThetas = reproThetas(p), synthetic = p.synthetic): Promise<{ summary: TrainSummary; key: string }> {
-  const baseDir = path.join(out, 'runs', 'base');
+export async function baseStage(sh: Shared, p: ReproPreset, out: string, scale: number, seed: number, thetas: ReproThetas = reproThetas(p), synthetic = p.synthetic, name = 'base'): Promise<{ summary: TrainSummary; key: string }> {
+  const baseDir = path.join(out, 'runs', name);
   const baseTokens = scaled(p.baseTokens, scale, p.tokensPerStep);
   const baseSettings = { data: sh.dataKey, model: p.model, len: p.baseLen, tokens: baseTokens, lr: p.baseLr, tps: p.tokensPerStep, seed, theta: thetas.base, synthetic };
-  return trainStage(sh, 'base', baseDir, baseSettings, () =>
+  return trainStage(sh, name, baseDir, baseSettings, () =>
     pretrain({ ...common(p, baseDir, String(p.baseLen), baseTokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr, ropeTheta: thetas.base, synthetic }, { json: false, quiet: sh.quiet }));
 }
 
@@ -305,6 +308,16 @@ export async function repro(o: ReproOptions): Promise<ReproOutcome> {
       const runDir = path.join(o.out, 'runs', seededName(v, k));
       const evalDir = path.join(o.out, 'eval', seededName(v, k));
       runs.push({ variant: v, seed: s, label: VARIANT_LABELS[v], runDir, evalDir, summary: ext.summary, results: await evalStage(sh, `eval ${seededName(v, k)}`, runDir, ext.key, evalDir, evalOpts) });
+    }
+  }
+  // the ablation of our deviation: the same base model on the paper's kind of data only
+  if (p.ablateSynthetic && synthetic > 0 && !o.only) {
+    const name = 'base-paper-data';
+    const plain = await baseStage(sh, p, o.out, scale, seed, thetas, 0, name);
+    for (let k = 0; k < seeds; k++) {
+      const runDir = path.join(o.out, 'runs', name), evalDir = path.join(o.out, 'eval', seededName(name, k));
+      const evalOpts: EvaluateOptions = { tasks: ['ppl', 'copy', 'passkey'], maxLen: p.evalMaxLen, data: sh.dataDir, seed: seed + k, pplSamples: p.pplSequences, copySamples: p.copySpans, samples: p.retrievalSamples };
+      runs.push({ variant: name, seed: seed + k, label: VARIANT_LABELS[name], runDir, evalDir, summary: plain.summary, results: await evalStage(sh, `eval ${seededName(name, k)}`, runDir, plain.key, evalDir, evalOpts) });
     }
   }
   return { preset: p, tokenScale: scale, thetas, synthetic, seeds, runs, stages: sh.stages };

@@ -106,6 +106,18 @@ test('claims: reversed or failing runs are not reproduced, and ties are inconclu
   assert.equal(tie.find((r) => r.id === 'table5')!.verdict, 'inconclusive');
 });
 
+test('claims: the synthetic-rows ablation compares the base model with and without them, paired by span', () => {
+  const spec = (gain: number): Spec => ({ loss: () => 4, copyGain: gain, passkey: 0.5, fsr: () => 0.5 });
+  const rows = computeClaims({ baseLen: BASE, longLen: LONG, evals: evals({ base: spec(2), 'base-paper-data': spec(0.1) }) });
+  const row = rows.find((r) => r.id === 'synthetic')!;
+  assert.equal(row.verdict, 'reproduced');
+  assert.match(row.ours, /with the rows 2\.0\d\d/);
+  // the ablation run is not one of the models the copy precondition is about
+  assert.doesNotMatch(rows.find((r) => r.id === 'copy')!.ours, /base-paper-data/);
+  const same = computeClaims({ baseLen: BASE, longLen: LONG, evals: evals({ base: spec(1), 'base-paper-data': spec(1) }) });
+  assert.equal(same.find((r) => r.id === 'synthetic')!.verdict, 'inconclusive');
+});
+
 test('sequenceLoss averages the windows inside [a, b) per sequence', () => {
   const r = results(good(4), 1);
   const xs = sequenceLoss(r, 0, LONG)!;
