@@ -230,7 +230,7 @@ export function smallConfig(): LlamaConfig {
  */
 export function reproConfig(): LlamaConfig {
   return {
-    vocab_size: 4096, hidden_size: 128, intermediate_size: 352, num_hidden_layers: 2,
+    vocab_size: 4096, hidden_size: 128, intermediate_size: 512, num_hidden_layers: 2,
     num_attention_heads: 2, num_key_value_heads: 2, head_dim: 64, rms_norm_eps: 1e-5,
     rope_theta: 10000, rope_scaling: null, max_position_embeddings: 256,
     tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, initializer_range: 0.02,
