@@ -9,7 +9,7 @@ import type { TrainSummary } from '../train/trainer.js';
 export interface CommonFlags {
   out?: string; seqLen?: number; schedule?: string; tokens?: number; tokensPerStep?: number; lr?: number; minLr?: number;
   warmup?: number; seed: number; evalEvery?: number; evalSequences: number; evalLens?: number[]; checkpointEvery?: number;
-  keepCheckpoints: number; microBatch?: number; mix?: string; upsample?: string; synthetic?: number; json: boolean; resume?: string;
+  keepCheckpoints: number; microBatch?: number; mix?: string; upsample?: string; synthetic?: number; syntheticFirst?: number; json: boolean; resume?: string;
 }
 
 export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
@@ -32,6 +32,7 @@ export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
     .option('--mix <list>', 'mix weights per source, e.g. moby-dick=2,sotu=1 (as in `data stats --mix`)')
     .option('--upsample <spec>', 'up-sample documents longer than LENGTH by FACTOR, e.g. 2048x3 (the paper up-weights long texts)')
     .option('--synthetic <share>', 'replace this share of training rows by passages of the training text repeated after a gap (our deviation from the paper: it teaches a small model to copy from context), e.g. 0.2', floatArg('--synthetic', 0))
+    .option('--synthetic-first <steps>', 'make every row of the first STEPS optimizer steps a repeat row (forms the copying circuit before the language statistics crowd it out)', intArg('--synthetic-first', 0))
     .option('--resume <run>', 'continue RUN from its last checkpoint (same data order and RNG); other flags are ignored')
     .option('--json', 'JSON lines (metrics) on stdout instead of a progress bar', false);
 }
@@ -47,6 +48,7 @@ export function commonOptions(f: CommonFlags): CommonOptions {
     seed: f.seed, evalEvery: f.evalEvery, evalSequences: f.evalSequences, evalLengths: f.evalLens,
     checkpointEvery: f.checkpointEvery, keepCheckpoints: f.keepCheckpoints, microBatch: f.microBatch,
     ...(f.synthetic !== undefined ? { synthetic: f.synthetic } : {}),
+    ...(f.syntheticFirst !== undefined ? { syntheticFirst: f.syntheticFirst } : {}),
     mix: {
       ...(f.mix ? { sourceWeights: parseSourceWeights(f.mix) } : {}),
       ...(f.upsample ? parseUpsample(f.upsample) : {}),

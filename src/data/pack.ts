@@ -15,7 +15,7 @@
 
 import type { Dataset, DocSet } from './dataset.js';
 import { checkMix, epochOrder, type MixOptions } from './mix.js';
-import { checkSynthetic, isSyntheticRow, maskRepeatTargets, repeatRow, type SyntheticOptions } from './synthetic.js';
+import { checkSynthetic, isSyntheticRow, maskRepeatTargets, repeatRow, syntheticShareAt, type SyntheticOptions } from './synthetic.js';
 import { IGNORE_INDEX } from '../kernels/backend.js';
 
 export interface Batch {
@@ -182,7 +182,7 @@ class Packer implements BatchIterator {
     const targets = new Int32Array(B * T);
     const row = new Int32Array(T + 1);
     const cur = { epoch: this.st.epoch, docPos: this.st.docPos, offset: this.st.offset };
-    const share = this.st.synthetic?.share ?? 0;
+    const share = syntheticShareAt(this.st.synthetic, this.st.batches);
     for (let r = 0; r < B; r++) {
       if (isSyntheticRow(share, this.st.seed, this.st.batches, r)) {
         const segments = repeatRow(this.docs, this.st.seed, this.st.batches, r, T, this.st.bosId, row);
@@ -237,7 +237,7 @@ export function createBatchIterator(data: Dataset | DocSet, opts: BatchOptions):
     offset: 0,
     batches: 0,
     tokens: 0,
-    ...(opts.synthetic && opts.synthetic.share > 0 ? { synthetic: { share: opts.synthetic.share } } : {}),
+    ...(opts.synthetic && (opts.synthetic.share > 0 || (opts.synthetic.onlyBatches ?? 0) > 0) ? { synthetic: { ...opts.synthetic } } : {}),
   });
 }
 

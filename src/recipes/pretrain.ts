@@ -41,6 +41,8 @@ export interface CommonOptions {
   mix: MixOptions;
   /** share of rows replaced by repeated training spans (data/synthetic.ts); default 0 */
   synthetic?: number;
+  /** optimizer steps at the start whose rows are all repeat rows (data/synthetic.ts); default 0 */
+  syntheticFirst?: number;
 }
 
 export interface PretrainOptions extends CommonOptions {
@@ -71,6 +73,7 @@ function refuseExisting(out: string): void {
 function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | null, data: string, o: CommonOptions, baseLr: number, backend: string): RunConfig {
   const schedule = parseSchedule(o.schedule);
   if (o.synthetic !== undefined) checkSynthetic({ share: o.synthetic }, '--synthetic');
+  if (o.syntheticFirst !== undefined && !(Number.isInteger(o.syntheticFirst) && o.syntheticFirst >= 0)) throw new Error(`--synthetic-first must be a non-negative integer (optimizer steps), got ${o.syntheticFirst}`);
   const maxLen = Math.max(...schedule.map((e) => e.seqLen));
   const tokensPerStep = o.tokensPerStep ?? Math.max(8192, 4 * maxLen);
   const stages = planStages(schedule, o.tokens, tokensPerStep, model);
@@ -88,7 +91,7 @@ function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | 
     version: 1, kind, model, from, data: path.resolve(data), schedule, stages, tokens: o.tokens, tokensPerStep, microBatch,
     lr: { maxLr: lr, minLr: o.minLr ?? lr / 10, warmupSteps: o.warmup ?? Math.max(1, Math.round(0.05 * totalSteps)) },
     adam: llamaAdamW(), seed: o.seed, mix: o.mix,
-    ...(o.synthetic ? { synthetic: { share: o.synthetic } } : {}),
+    ...(o.synthetic || o.syntheticFirst ? { synthetic: { share: o.synthetic ?? 0, ...(o.syntheticFirst ? { onlyBatches: o.syntheticFirst } : {}) } } : {}),
     evalEvery: o.evalEvery ?? Math.max(1, Math.round(totalSteps / 10)),
     evalLengths: o.evalLengths ?? [...new Set(schedule.map((e) => e.seqLen))],
     evalSequences: o.evalSequences,

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { docSetFromArrays, type DocSet } from '../../src/data/dataset.js';
 import { createBatchIterator, restoreBatchIterator } from '../../src/data/pack.js';
-import { isSyntheticRow, repeatRow, checkSynthetic, maskRepeatTargets } from '../../src/data/synthetic.js';
+import { isSyntheticRow, repeatRow, checkSynthetic, maskRepeatTargets, syntheticShareAt } from '../../src/data/synthetic.js';
 import { Rng } from '../../src/util/rng.js';
 
 const BOS = 1, EOS = 2;
@@ -40,10 +40,10 @@ test('repeatRow: exactly T + 1 tokens, BOS first, each span reappears after its 
       assert.deepEqual(again, row);
     }
   }
-  // long rows see long gaps (distances up to the row length)
+  // long rows see longer gaps (up to T/4)
   let maxGap = 0;
   for (let r = 0; r < 200; r++) for (const s of repeatRow(docs, 1, r, 0, 2048, BOS, new Int32Array(2049))) maxGap = Math.max(maxGap, s.gap);
-  assert.ok(maxGap > 512, `max gap ${maxGap}`);
+  assert.ok(maxGap > 384 && maxGap <= 512, `max gap ${maxGap}`);
 });
 
 test('maskRepeatTargets keeps exactly the second copies\' targets after their first token, which the first copy predicts', () => {
@@ -105,4 +105,23 @@ test('batch iterator: synthetic rows replace a share of rows without consuming t
   assert.deepEqual(st.synthetic, { share: 0.3 });
   const resumed = restoreBatchIterator(docs, st);
   assert.deepEqual(resumed.next(), a.next());
+});
+
+test('onlyBatches: every row of the first batches is a repeat row, then the share applies; resume keeps the schedule', () => {
+  const docs = toyDocs(40);
+  const opts = { seqLen: 64, batchSize: 8, seed: 4, bosId: BOS, eosId: EOS, synthetic: { share: 0.25, onlyBatches: 3 } };
+  assert.equal(syntheticShareAt(opts.synthetic, 0), 1);
+  assert.equal(syntheticShareAt(opts.synthetic, 2), 1);
+  assert.equal(syntheticShareAt(opts.synthetic, 3), 0.25);
+  assert.equal(syntheticShareAt(undefined, 0), 0);
+  const it = createBatchIterator(docs, opts);
+  for (let b = 0; b < 3; b++) {
+    const x = it.next();
+    for (let r = 0; r < 8; r++) assert.equal(x.tokens[r * 64], BOS);
+    assert.ok(x.targets.filter((t) => t === -100).length > 8 * 64 / 3, 'repeat rows are mostly masked');
+  }
+  const st = JSON.parse(JSON.stringify(it.state()));
+  assert.deepEqual(st.synthetic, { share: 0.25, onlyBatches: 3 });
+  assert.deepEqual(restoreBatchIterator(docs, st).next(), it.next());
+  assert.throws(() => checkSynthetic({ share: 0.2, onlyBatches: -1 }, '--synthetic'), /onlyBatches\) must be a non-negative integer/);
 });
