@@ -89,7 +89,7 @@ test('batch iterator: synthetic rows replace a share of rows without consuming t
       const row = Array.from(x.tokens.subarray(r * 64, (r + 1) * 64));
       if (isSyntheticRow(0.3, 2, b, r)) {
         synth++;
-        assert.equal(row[0], BOS);
+        assert.ok(!row.includes(BOS), 'a repeat row has no BOS (it would mark the row as synthetic)');
         const t = Array.from(x.targets.subarray(r * 64, (r + 1) * 64));
         assert.ok(t.includes(-100) && t.some((y) => y !== -100), 'a repeat row scores only its second copies');
         continue;
@@ -117,7 +117,7 @@ test('onlyBatches: every row of the first batches is a repeat row, then the shar
   const it = createBatchIterator(docs, opts);
   for (let b = 0; b < 3; b++) {
     const x = it.next();
-    for (let r = 0; r < 8; r++) assert.equal(x.tokens[r * 64], BOS);
+    for (let r = 0; r < 8; r++) assert.ok(x.tokens[r * 64]! >= 1000, 'a warm-up row starts with a training token');
     assert.ok(x.targets.filter((t) => t === -100).length > 8 * 64 / 3, 'repeat rows are mostly masked');
   }
   const st = JSON.parse(JSON.stringify(it.state()));
