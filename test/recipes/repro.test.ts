@@ -124,5 +124,7 @@ test('repro: bad flags give one-line errors before any work', () => {
   assertOneLineError(longctx('repro', '--only', 'abf,foo', '--out', path.join(tmpdir(), 'never')), /--only: unknown positional encoding "foo"/);
   assertOneLineError(longctx('repro', '--quick', '--full'), /--quick or --full/);
   assertOneLineError(longctx('repro', '--sources', 'nope:x'), /nope/);
-  assertOneLineError(longctx('repro', '--seeds', '0', '--out', path.join(tmpdir(), 'never')), /--seeds/);
+  const seeds = longctx('repro', '--seeds', '0', '--out', path.join(tmpdir(), 'never'));
+  assert.notEqual(seeds.code, 0);
+  assert.match(seeds.stderr, /--seeds must be an integer >= 1, got "0"/);
 });
