@@ -31,7 +31,7 @@ export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
     .option('--micro-batch <n>', 'sequences per forward/backward (default: as many as memory allows, up to ~16k tokens)', intArg('--micro-batch', 1))
     .option('--mix <list>', 'mix weights per source, e.g. moby-dick=2,sotu=1 (as in `data stats --mix`)')
     .option('--upsample <spec>', 'up-sample documents longer than LENGTH by FACTOR, e.g. 2048x3 (the paper up-weights long texts)')
-    .option('--synthetic <share>', 'replace this share of training rows by passages of the training text repeated after a gap (our deviation from the paper: it teaches a small model to copy from context), e.g. 0.2', floatArg('--synthetic', 0))
+    .option('--synthetic <share>', 'replace this share of training rows by repeat rows (a training passage or random tokens, repeated after a gap, scored on the repeat only; our deviation from the paper: it teaches a small model to copy from context), e.g. 0.5', floatArg('--synthetic', 0))
     .option('--synthetic-first <steps>', 'make every row of the first STEPS optimizer steps a repeat row (forms the copying circuit before the language statistics crowd it out)', intArg('--synthetic-first', 0))
     .option('--resume <run>', 'continue RUN from its last checkpoint (same data order and RNG); other flags are ignored')
     .option('--json', 'JSON lines (metrics) on stdout instead of a progress bar', false);

@@ -183,13 +183,10 @@ class Packer implements BatchIterator {
     const row = new Int32Array(T + 1);
     const cur = { epoch: this.st.epoch, docPos: this.st.docPos, offset: this.st.offset };
     const share = syntheticShareAt(this.st.synthetic, this.st.batches);
+    const makeRow = share >= 1 ? warmupRow : repeatRow;
     for (let r = 0; r < B; r++) {
       if (isSyntheticRow(share, this.st.seed, this.st.batches, r)) {
-        const warm = this.st.batches < (this.st.synthetic?.onlyBatches ?? 0);
-        // no BOS: a BOS at a row's start would mark the row as synthetic (packed text rows start
-        // mid-document), and the model learned to predict garbage after every BOS (measured:
-        // first-copy loss 8.3 nats, worse than uniform, on held-out text that starts with BOS)
-        const segments = (warm ? warmupRow : repeatRow)(this.docs, this.st.seed, this.st.batches, r, T, -1, row);
+        const segments = makeRow(this.docs, this.st.seed, this.st.batches, r, row);
         tokens.set(row.subarray(0, T), r * T);
         targets.set(row.subarray(1, T + 1), r * T);
         maskRepeatTargets(segments, targets.subarray(r * T, (r + 1) * T), IGNORE_INDEX);

@@ -4,16 +4,20 @@
 // model trained from scratch on a few million laptop tokens does not get there: in-context copying
 // forms abruptly after a long plateau whose length grows with the tokens seen, and a small corpus
 // holds few exact repeats. So a stated share of training rows are built to reward looking back:
-// spans (half of them training passages, half random tokens of the training vocabulary) repeated after a gap
-// of other training text,
+// spans (half of them training passages, half random tokens of the training vocabulary) repeated
+// after a gap of other training text,
 //
-//   BOS  span_1  gap_1  span_1  span_2  gap_2  span_2  ...            (exactly T + 1 tokens)
+//   span_1  gap_1  span_1  span_2  gap_2  span_2  ...            (exactly T + 1 tokens, no BOS)
 //
-// with span lengths uniform in [8, 72) and gaps uniform below T/4. Longer distances are left to the
+// with span lengths uniform in [8, 72] and gaps uniform up to T/4. Longer distances are left to the
 // natural text and to the positional encoding: whether copying carries to them is what the
-// ablation measures. Spans and gaps are
-// drawn from the training documents only; nothing is held-out text. A row is a pure function of
-// (seed, row number, documents), so a resumed run rebuilds the same rows without saving anything.
+// ablation measures. A run may start with warm-up rows (random spans repeated at once) before any
+// text. Everything is drawn from the training documents; nothing is held-out text. A row is a pure
+// function of (seed, batch, row, documents), so a resumed run rebuilds it without saving anything.
+//
+// Rows carry no BOS: packed text rows start mid-document, so a BOS at a row's start would mark the
+// row as synthetic, and the model learned to predict garbage after every BOS (measured: first-copy
+// loss 8.3 nats, worse than uniform, on held-out text that starts with BOS).
 //
 // The loss of a repeat row is taken on the second copies only (every other target is masked):
 // measured, not assumed. On rows of random tokens repeated once, a 2-layer model stays at the
@@ -35,7 +39,7 @@ export interface SyntheticOptions {
 export function checkSynthetic(s: SyntheticOptions | undefined, field = 'synthetic.share'): void {
   if (s === undefined) return;
   if (!(typeof s.share === 'number' && s.share >= 0 && s.share < 1)) throw new Error(`${field} must be a number in [0, 1), got ${JSON.stringify(s.share)}`);
-  if (s.onlyBatches !== undefined && !(Number.isInteger(s.onlyBatches) && s.onlyBatches >= 0)) throw new Error(`${field === 'synthetic.share' ? 'synthetic.onlyBatches' : field + ' (onlyBatches)'} must be a non-negative integer, got ${JSON.stringify(s.onlyBatches)}`);
+  if (s.onlyBatches !== undefined && !(Number.isInteger(s.onlyBatches) && s.onlyBatches >= 0)) throw new Error(`${field === 'synthetic.share' ? 'synthetic.onlyBatches' : `${field}-first`} must be a non-negative integer, got ${JSON.stringify(s.onlyBatches)}`);
 }
 
 /** The share of repeat rows in batch `batch`. */
@@ -99,10 +103,6 @@ function copySpan(docs: DocSet, rng: Rng, n: number, out: Int32Array, at: number
 /** One repeat in a row: row[start, start+span) reappears at row[start+span+gap, start+2*span+gap). */
 export interface RepeatSegment { start: number; span: number; gap: number }
 
-/**
- * Fills row (T + 1 tokens: inputs row[0..T), targets row[1..T]) with repeated training spans and
- * returns where the repeats are. `bos` < 0 leaves the first token to the text.
- */
 /** Masks (IGNORE_INDEX) every target of a repeat row but the second copies' (their first token excluded): targets[t] predicts row[t + 1]. */
 export function maskRepeatTargets(segments: readonly RepeatSegment[], targets: Int32Array, ignore: number): void {
   const keep = new Uint8Array(targets.length + 1); // (T + 1) by row position
@@ -115,12 +115,11 @@ export function maskRepeatTargets(segments: readonly RepeatSegment[], targets: I
  * vocabulary, each span repeated at once, spans of 4-43 tokens. The plainest copying signal:
  * measured, a 2-layer model learns it in ~600 steps (loss on the repeats 6.9 -> 2.4 by 1,500).
  */
-export function warmupRow(docs: DocSet, seed: number, batch: number, rowIndex: number, T: number, bos: number, row: Int32Array): RepeatSegment[] {
-  if (row.length !== T + 1) throw new RangeError(`warmupRow: row has ${row.length} tokens, T + 1 = ${T + 1} needed`);
+export function warmupRow(docs: DocSet, seed: number, batch: number, rowIndex: number, row: Int32Array): RepeatSegment[] {
   const rng = new Rng(deriveSeed(seed, 'synthetic-warmup', batch, rowIndex));
+  const T = row.length - 1;
   const segments: RepeatSegment[] = [];
   let p = 0;
-  if (bos >= 0) row[p++] = bos;
   while (p < T + 1) {
     const left = T + 1 - p;
     if (left < 8) { randomSpan(docs, rng, left, row, p); break; }
@@ -133,12 +132,15 @@ export function warmupRow(docs: DocSet, seed: number, batch: number, rowIndex: n
   return segments;
 }
 
-export function repeatRow(docs: DocSet, seed: number, batch: number, rowIndex: number, T: number, bos: number, row: Int32Array): RepeatSegment[] {
-  if (row.length !== T + 1) throw new RangeError(`repeatRow: row has ${row.length} tokens, T + 1 = ${T + 1} needed`);
+/**
+ * Fills row (T + 1 tokens: inputs row[0..T), targets row[1..T]) with repeated training spans and
+ * returns where the repeats are.
+ */
+export function repeatRow(docs: DocSet, seed: number, batch: number, rowIndex: number, row: Int32Array): RepeatSegment[] {
   const rng = new Rng(deriveSeed(seed, 'synthetic', batch, rowIndex));
+  const T = row.length - 1;
   const segments: RepeatSegment[] = [];
   let p = 0;
-  if (bos >= 0) row[p++] = bos;
   // spans of 8-71 tokens, gaps uniform below T/4. Measured: a quarter of the gaps anywhere in the
   // row (distances up to T) kept the held-out copy gain at 0.12-0.16 nats through 2,500 steps,
   // where short gaps alone reach 0.41 by 1,500: copies the model cannot make yet are noise too.

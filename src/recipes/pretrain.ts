@@ -72,8 +72,8 @@ function refuseExisting(out: string): void {
 /** Everything about the run that does not depend on which recipe it is. */
 function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | null, data: string, o: CommonOptions, baseLr: number, backend: string): RunConfig {
   const schedule = parseSchedule(o.schedule);
-  if (o.synthetic !== undefined) checkSynthetic({ share: o.synthetic }, '--synthetic');
-  if (o.syntheticFirst !== undefined && !(Number.isInteger(o.syntheticFirst) && o.syntheticFirst >= 0)) throw new Error(`--synthetic-first must be a non-negative integer (optimizer steps), got ${o.syntheticFirst}`);
+  const synthetic = o.synthetic || o.syntheticFirst ? { share: o.synthetic ?? 0, ...(o.syntheticFirst ? { onlyBatches: o.syntheticFirst } : {}) } : undefined;
+  checkSynthetic(synthetic, '--synthetic');
   const maxLen = Math.max(...schedule.map((e) => e.seqLen));
   const tokensPerStep = o.tokensPerStep ?? Math.max(8192, 4 * maxLen);
   const stages = planStages(schedule, o.tokens, tokensPerStep, model);
@@ -91,7 +91,7 @@ function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | 
     version: 1, kind, model, from, data: path.resolve(data), schedule, stages, tokens: o.tokens, tokensPerStep, microBatch,
     lr: { maxLr: lr, minLr: o.minLr ?? lr / 10, warmupSteps: o.warmup ?? Math.max(1, Math.round(0.05 * totalSteps)) },
     adam: llamaAdamW(), seed: o.seed, mix: o.mix,
-    ...(o.synthetic || o.syntheticFirst ? { synthetic: { share: o.synthetic ?? 0, ...(o.syntheticFirst ? { onlyBatches: o.syntheticFirst } : {}) } } : {}),
+    ...(synthetic ? { synthetic } : {}),
     evalEvery: o.evalEvery ?? Math.max(1, Math.round(totalSteps / 10)),
     evalLengths: o.evalLengths ?? [...new Set(schedule.map((e) => e.seqLen))],
     evalSequences: o.evalSequences,

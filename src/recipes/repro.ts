@@ -299,13 +299,13 @@ export async function repro(o: ReproOptions): Promise<ReproOutcome> {
   const base = await baseStage(sh, p, o.out, scale, seed, thetas, synthetic);
 
   const runs: ReproRun[] = [];
+  // every model of seed s sees the same evaluation examples, drawn from s
+  const evalOptsFor = (s: number, tasks: EvaluateOptions['tasks']): EvaluateOptions => ({
+    tasks, maxLen: p.evalMaxLen, data: sh.dataDir, seed: s, pplSamples: p.pplSequences, copySamples: p.copySpans, samples: p.retrievalSamples,
+  });
   for (let k = 0; k < seeds; k++) {
     const s = seed + k;
-    // every model of seed s sees the same evaluation examples, drawn from s
-    const evalOpts: EvaluateOptions = {
-      tasks: ['ppl', 'copy', 'first-sentence', 'passkey'], maxLen: p.evalMaxLen, data: sh.dataDir, seed: s,
-      pplSamples: p.pplSequences, copySamples: p.copySpans, samples: p.retrievalSamples,
-    };
+    const evalOpts = evalOptsFor(s, ['ppl', 'copy', 'first-sentence', 'passkey']);
     const baseEvalDir = path.join(o.out, 'eval', seededName('base', k));
     runs.push({ variant: 'base', seed: s, label: VARIANT_LABELS.base, runDir: baseDir, evalDir: baseEvalDir, summary: base.summary, results: await evalStage(sh, `eval ${seededName('base', k)}`, baseDir, base.key, baseEvalDir, evalOpts) });
     for (const v of variants) {
@@ -321,8 +321,7 @@ export async function repro(o: ReproOptions): Promise<ReproOutcome> {
     const plain = await baseStage(sh, p, o.out, scale, seed, thetas, 0, name);
     for (let k = 0; k < seeds; k++) {
       const runDir = path.join(o.out, 'runs', name), evalDir = path.join(o.out, 'eval', seededName(name, k));
-      const evalOpts: EvaluateOptions = { tasks: ['ppl', 'copy', 'passkey'], maxLen: p.evalMaxLen, data: sh.dataDir, seed: seed + k, pplSamples: p.pplSequences, copySamples: p.copySpans, samples: p.retrievalSamples };
-      runs.push({ variant: name, seed: seed + k, label: VARIANT_LABELS[name], runDir, evalDir, summary: plain.summary, results: await evalStage(sh, `eval ${seededName(name, k)}`, runDir, plain.key, evalDir, evalOpts) });
+      runs.push({ variant: name, seed: seed + k, label: VARIANT_LABELS[name], runDir, evalDir, summary: plain.summary, results: await evalStage(sh, `eval ${seededName(name, k)}`, runDir, plain.key, evalDir, evalOptsFor(seed + k, ['ppl', 'copy', 'passkey'])) });
     }
   }
   return { preset: p, tokenScale: scale, thetas, synthetic, seeds, runs, stages: sh.stages };
@@ -391,7 +390,7 @@ function curriculumOnDisk(out: string, p: ReproPreset): NonNullable<ReproReportI
     const sched = readRunConfig(runDir).schedule;
     const schedule = sched.map((e) => (sched.length > 1 ? `${e.seqLen}:${e.share}` : `${e.seqLen}`)).join(',');
     const share = sched.length > 1 ? sched[0]!.share : 0;
-    rows.push({ name: share === 0 ? `${p.longLen} from scratch` : `switch after ${Math.round(share * 100)}%`, schedule, flops: s.flops, valLoss: s.valLoss, seconds: s.seconds });
+    rows.push({ name: share === 0 ? `${p.longLen} from scratch` : `switch after ${Math.round(share * 100)}%`, schedule, shortShare: share, flops: s.flops, valLoss: s.valLoss, seconds: s.seconds });
     tokens = s.tokens;
   }
   rows.sort((a, b) => b.flops - a.flops); // from scratch first, then later switches
@@ -412,7 +411,7 @@ function reportInput(o: ReproOutcome, out: string, extra: Pick<ReproReportInput,
   const claims = computeClaims({
     baseLen: p.baseLen, longLen: p.longLen,
     evals: o.runs.map((r) => ({ variant: r.variant, seed: r.seed, results: r.results })),
-    curriculum: curriculum?.rows.map((r) => ({ name: r.name, shortShare: r.schedule.includes(',') ? Number(r.schedule.split(',')[0]!.split(':')[1]) : 0, flops: r.flops, valLong: r.valLoss[String(p.longLen)] ?? null })) ?? null,
+    curriculum: curriculum?.rows.map((r) => ({ name: r.name, shortShare: r.shortShare, flops: r.flops, valLong: r.valLoss[String(p.longLen)] ?? null })) ?? null,
     instruct: extra.instruct?.rows.map((r) => ({ name: r.name, after: r.after })) ?? null,
   });
   const scale = o.tokenScale === 1 ? '' : ` (x${o.tokenScale} token scale)`;

@@ -18,7 +18,7 @@ export interface ReproReportRun extends EvalRun {
   trainSeconds: number;
 }
 
-export interface CurriculumRow { name: string; schedule: string; flops: number; valLoss: Record<string, number>; seconds: number }
+export interface CurriculumRow { name: string; schedule: string; /** share of tokens at the short length (0: from scratch at the long length) */ shortShare: number; flops: number; valLoss: Record<string, number>; seconds: number }
 
 export interface ReproReportInput {
   preset: string;

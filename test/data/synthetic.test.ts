@@ -17,15 +17,15 @@ function toyDocs(n: number, maxLen = 600): DocSet {
   })));
 }
 
-test('repeatRow: exactly T + 1 tokens, BOS first, each span reappears after its gap, spans are training tokens, deterministic', () => {
+test('repeatRow: exactly T + 1 tokens, no BOS, each span reappears after its gap, spans are training tokens, deterministic', () => {
   const docs = toyDocs(30);
   for (const T of [16, 64, 256, 2048]) {
     for (let r = 0; r < 20; r++) {
       const row = new Int32Array(T + 1).fill(-7);
-      const segs = repeatRow(docs, 3, r, r % 5, T, BOS, row);
-      assert.equal(row[0], BOS);
+      const segs = repeatRow(docs, 3, r, r % 5, row);
+      assert.ok(!row.includes(BOS), 'no BOS: it would mark the row as synthetic');
       assert.ok(!row.includes(-7), 'every position written');
-      let p = 1;
+      let p = 0;
       for (const s of segs) {
         assert.equal(s.start, p);
         assert.ok(s.span >= 1 && s.gap >= 0);
@@ -36,13 +36,13 @@ test('repeatRow: exactly T + 1 tokens, BOS first, each span reappears after its 
       }
       assert.ok(p <= T + 1);
       const again = new Int32Array(T + 1);
-      assert.deepEqual(repeatRow(docs, 3, r, r % 5, T, BOS, again), segs);
+      assert.deepEqual(repeatRow(docs, 3, r, r % 5, again), segs);
       assert.deepEqual(again, row);
     }
   }
   // long rows see longer gaps (up to T/4)
   let maxGap = 0;
-  for (let r = 0; r < 200; r++) for (const s of repeatRow(docs, 1, r, 0, 2048, BOS, new Int32Array(2049))) maxGap = Math.max(maxGap, s.gap);
+  for (let r = 0; r < 200; r++) for (const s of repeatRow(docs, 1, r, 0, new Int32Array(2049))) maxGap = Math.max(maxGap, s.gap);
   assert.ok(maxGap > 384 && maxGap <= 512, `max gap ${maxGap}`);
 });
 
@@ -51,7 +51,7 @@ test('maskRepeatTargets keeps exactly the second copies\' targets after their fi
   for (let r = 0; r < 30; r++) {
     const T = 256;
     const row = new Int32Array(T + 1);
-    const segs = repeatRow(docs, 9, r, 0, T, BOS, row);
+    const segs = repeatRow(docs, 9, r, 0, row);
     const targets = row.slice(1);
     maskRepeatTargets(segs, targets, -100);
     const kept = [...targets.keys()].filter((t) => targets[t] !== -100);
@@ -123,5 +123,5 @@ test('onlyBatches: every row of the first batches is a repeat row, then the shar
   const st = JSON.parse(JSON.stringify(it.state()));
   assert.deepEqual(st.synthetic, { share: 0.25, onlyBatches: 3 });
   assert.deepEqual(restoreBatchIterator(docs, st).next(), it.next());
-  assert.throws(() => checkSynthetic({ share: 0.2, onlyBatches: -1 }, '--synthetic'), /onlyBatches\) must be a non-negative integer/);
+  assert.throws(() => checkSynthetic({ share: 0.2, onlyBatches: -1 }, '--synthetic'), /--synthetic-first must be a non-negative integer/);
 });
