@@ -133,8 +133,36 @@ export function readManifest(dir: string): Manifest | null {
   const m = j as Partial<Manifest>;
   if (m.format !== MANIFEST_FORMAT) throw new Error(`${p}: not a longctx data manifest (format ${JSON.stringify(m.format)})`);
   if (m.version !== MANIFEST_VERSION) throw new Error(`${p}: manifest version ${m.version}; this longctx reads version ${MANIFEST_VERSION} (re-run longctx data prepare into a new folder)`);
-  if (!Array.isArray(m.sources) || typeof m.key !== 'string' || typeof m.tokenizer !== 'object') throw new Error(`${p}: manifest is missing fields; delete the folder and re-run longctx data prepare`);
+  if (!Array.isArray(m.sources) || typeof m.key !== 'string' || typeof m.tokenizer !== 'object' || m.tokenizer === null) throw new Error(`${p}: manifest is missing fields; delete the folder and re-run longctx data prepare`);
+  checkManifestFields(m as Manifest, p);
   return m as Manifest;
+}
+
+// A shard's file name as prepare writes it: the only form a manifest may name, so that a manifest
+// edited by hand (or by an attacker) cannot make prepare delete, or a reader open, a file outside
+// the data folder ("../victim.txt", "/etc/passwd", "shards/../../x").
+const SHARD_FILE = /^shards\/[a-z0-9][a-z0-9-]*\.(train|val)\.bin$/;
+
+/** Every manifest field that names a file or a count is checked before anything acts on it; the error names the field. */
+function checkManifestFields(m: Manifest, p: string): void {
+  const bad = (field: string, v: unknown, want: string) => new Error(`${p}: ${field} is ${JSON.stringify(v)}; expected ${want} (delete the folder and re-run longctx data prepare)`);
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (m.tokenizer.file !== 'tokenizer.json') throw bad('tokenizer.file', m.tokenizer.file, '"tokenizer.json"');
+  m.sources.forEach((s, i) => {
+    const at = `sources[${i}]`;
+    if (typeof s !== 'object' || s === null) throw bad(at, s, 'an object');
+    if (typeof s.name !== 'string') throw bad(`${at}.name`, s.name, 'a string');
+    if (!Array.isArray(s.shards)) throw bad(`${at}.shards`, s.shards, 'a list of shards');
+    for (const k of ['nextDoc', 'documents', 'bytes'] as const) if (!count(s[k])) throw bad(`${at}.${k}`, s[k], 'a non-negative integer');
+    s.shards.forEach((sh, j) => {
+      const f = `${at}.shards[${j}]`;
+      if (typeof sh !== 'object' || sh === null) throw bad(f, sh, 'an object');
+      if (typeof sh.file !== 'string' || !SHARD_FILE.test(sh.file)) throw bad(`${f}.file`, sh.file, 'a shard file inside the folder, shards/NAME.train.bin or shards/NAME.val.bin');
+      if (sh.split !== 'train' && sh.split !== 'val') throw bad(`${f}.split`, sh.split, '"train" or "val"');
+      for (const k of ['documents', 'tokens', 'bytes', 'endDoc'] as const) if (!count(sh[k])) throw bad(`${f}.${k}`, sh[k], 'a non-negative integer');
+      if (typeof sh.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sh.sha256)) throw bad(`${f}.sha256`, sh.sha256, 'a sha256 in hex');
+    });
+  });
 }
 
 function sumSplit(shards: ShardRecord[], split: 'train' | 'val'): SplitCounts {

@@ -141,3 +141,32 @@ test('prepare and openDataset errors: empty corpus, foreign folder, bad tokenize
     assert.throws(() => openDataset(path.join(dir, 'nothing')), /no such data folder/);
   });
 });
+
+test('a manifest cannot name files outside its folder: prepare refuses before deleting anything, openDataset before reading', () => {
+  withTempDir((dir) => {
+    const { tok, user } = setup(dir);
+    const out = path.join(dir, 'data');
+    prepareData({ sources: parseSources(`mine=dir:${user}`), tokenizer: tok, out, progress: false });
+    const victim = path.join(dir, 'victim.txt');
+    writeFileSync(victim, 'keep me');
+    const good = readFileSync(path.join(out, 'manifest.json'), 'utf8');
+    const edits: [string, (m: any) => void, RegExp][] = [
+      ['parent', (m) => { m.sources[0].shards[0].file = '../victim.txt'; }, /sources\[0\]\.shards\[0\]\.file is "\.\.\/victim\.txt"/],
+      ['nested parent', (m) => { m.sources[0].shards[0].file = 'shards/../../victim.txt'; }, /shards\[0\]\.file/],
+      ['absolute', (m) => { m.sources[0].shards[0].file = victim; }, /shards\[0\]\.file/],
+      ['tokenizer', (m) => { m.tokenizer.file = '../victim.txt'; }, /tokenizer\.file/],
+      ['split', (m) => { m.sources[0].shards[0].split = 'test'; }, /shards\[0\]\.split/],
+      ['shards type', (m) => { m.sources[0].shards = 7; }, /sources\[0\]\.shards is 7/],
+      ['count', (m) => { m.sources[0].shards[0].documents = -1; }, /shards\[0\]\.documents/],
+    ];
+    for (const [what, edit, re] of edits) {
+      const m = JSON.parse(good);
+      edit(m);
+      writeFileSync(path.join(out, 'manifest.json'), JSON.stringify(m));
+      // a changed setting would make prepare delete the old shards: the path check comes first
+      assert.throws(() => prepareData({ sources: parseSources(`mine=dir:${user}`), tokenizer: tok, out, valFraction: 0.5, progress: false }), re, what);
+      assert.throws(() => openDataset(out), re, what);
+      assert.equal(readFileSync(victim, 'utf8'), 'keep me', `${what}: the file outside the folder is untouched`);
+    }
+  });
+});
