@@ -17,7 +17,7 @@ import { openModelFolder, isModelFolder } from '../io/hf.js';
 import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { parseSchedule, planStages } from '../train/curriculum.js';
-import { latestCheckpoint, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type RunConfig } from '../train/run.js';
+import { latestCheckpoint, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, SUMMARY, type RunConfig } from '../train/run.js';
 import { chooseMicroBatch, datasetTrainData, evalBatches, memoryBudget, train, validate, type TrainIO, type TrainState, type TrainSummary } from '../train/trainer.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { Rng } from '../util/rng.js';
@@ -43,6 +43,8 @@ export interface CommonOptions {
   synthetic?: number;
   /** optimizer steps at the start whose rows are all repeat rows (data/synthetic.ts); default 0 */
   syntheticFirst?: number;
+  /** share of the synthetic rows that are key-value recall rows (data/synthetic.ts); default 0 */
+  syntheticRecall?: number;
 }
 
 export interface PretrainOptions extends CommonOptions {
@@ -72,7 +74,7 @@ function refuseExisting(out: string): void {
 /** Everything about the run that does not depend on which recipe it is. */
 function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | null, data: string, o: CommonOptions, baseLr: number, backend: string): RunConfig {
   const schedule = parseSchedule(o.schedule);
-  const synthetic = o.synthetic || o.syntheticFirst ? { share: o.synthetic ?? 0, ...(o.syntheticFirst ? { onlyBatches: o.syntheticFirst } : {}) } : undefined;
+  const synthetic = o.synthetic || o.syntheticFirst ? { share: o.synthetic ?? 0, ...(o.syntheticFirst ? { onlyBatches: o.syntheticFirst } : {}), ...(o.syntheticRecall ? { recall: o.syntheticRecall } : {}) } : undefined;
   checkSynthetic(synthetic, '--synthetic');
   const maxLen = Math.max(...schedule.map((e) => e.seqLen));
   const tokensPerStep = o.tokensPerStep ?? Math.max(8192, 4 * maxLen);
@@ -197,6 +199,12 @@ function evalLengthsFor(base: LlamaConfig, schedule: string): number[] {
 export async function resume(runDir: string, io: TrainIO): Promise<TrainSummary> {
   const cfg = readRunConfig(runDir);
   if (cfg.kind === 'instruct') throw new Error(`${runDir} is an instruction-tuning run; continue it with longctx instruct train --resume ${runDir}`);
+  const finished = finishedSummary(runDir, cfg);
+  if (finished) {
+    // resuming a finished run must not rewrite its results (repro and reports read them)
+    if (!io.json) process.stderr.write(`${runDir}: finished at step ${finished.steps}; nothing to resume\n`);
+    return finished;
+  }
   const ckpt = latestCheckpoint(runDir);
   if (!ckpt) throw new Error(`${runDir} has no complete checkpoint yet; start it again (remove the folder) instead of resuming`);
   const ds = openDataset(cfg.data);
@@ -204,5 +212,19 @@ export async function resume(runDir: string, io: TrainIO): Promise<TrainSummary>
   const { model, opt, state } = loadCheckpoint(ckpt, be);
   truncateMetrics(runDir, state.step);
   const data = restoreBatchIterator(ds, state.data as BatchIteratorState);
-  return train(runDir, cfg, datasetTrainData(ds), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng) }, io);
+  return train(runDir, cfg, datasetTrainData(ds), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng), seconds: state.seconds ?? 0 }, io);
+}
+
+/** The run's summary when it finished every step and wrote its final model; null otherwise. */
+function finishedSummary(runDir: string, cfg: RunConfig): TrainSummary | null {
+  const file = path.join(runDir, SUMMARY);
+  if (!fs.existsSync(file) || !fs.existsSync(path.join(runDir, FINAL_MODEL))) return null;
+  let s: TrainSummary;
+  try {
+    s = JSON.parse(fs.readFileSync(file, 'utf8')) as TrainSummary;
+  } catch {
+    return null; // a damaged summary: resuming from the last checkpoint rewrites it
+  }
+  const total = cfg.stages.reduce((n, st) => n + st.steps, 0);
+  return s && s.interrupted === false && s.steps === total ? s : null;
 }

@@ -23,6 +23,8 @@ export interface TrainerState {
   schedule: LrSchedule;
   adam: AdamWConfig;
   data: unknown; // the data iterator's resume position (opaque here)
+  /** training seconds of every process of the run up to this checkpoint (absent in older checkpoints) */
+  seconds?: number;
 }
 
 export class CheckpointError extends Error {

@@ -20,7 +20,7 @@ import { trainStep, NonFiniteLossError, type MicroBatch } from './step.js';
 import { stageAt, type Stage } from './curriculum.js';
 import { saveCheckpoint } from './checkpoint.js';
 import {
-  appendMetrics, checkpointName, markLatest, CHECKPOINTS, FINAL_MODEL, SUMMARY, type MetricLine, type RunConfig,
+  appendMetrics, checkpointName, markLatest, readMetrics, CHECKPOINTS, FINAL_MODEL, SUMMARY, type MetricLine, type RunConfig,
 } from './run.js';
 
 /**
@@ -73,6 +73,8 @@ export interface TrainState {
   step: number; // optimizer steps done
   tokens: number; // training tokens consumed
   rng: Rng;
+  /** training seconds of the earlier processes of this run (resume), default 0 */
+  seconds?: number;
 }
 
 export interface TrainIO {
@@ -201,6 +203,7 @@ export async function train(runDir: string, cfg: RunConfig, data: TrainData, st:
   const evalSets = new Map(cfg.evalLengths.map((T) => [T, data.evalSet(T, cfg.evalSequences)] as const));
   const files = data.files;
   const started = Date.now();
+  const secondsBefore = st.seconds ?? 0;
   let stopRequested = false;
   const onSignal = (): void => { stopRequested = true; };
   process.on('SIGINT', onSignal);
@@ -215,6 +218,7 @@ export async function train(runDir: string, cfg: RunConfig, data: TrainData, st:
     const name = checkpointName(st.step);
     saveCheckpoint(path.join(runDir, CHECKPOINTS, name), st.model, st.opt, {
       step: st.step, tokens: st.tokens, rng: st.rng.state(), schedule, adam: cfg.adam, data: st.data.state(),
+      seconds: secondsBefore + (Date.now() - started) / 1000,
     }, files);
     markLatest(runDir, name, cfg.keepCheckpoints);
   };
@@ -282,13 +286,23 @@ export async function train(runDir: string, cfg: RunConfig, data: TrainData, st:
     process.off('SIGTERM', onSignal);
   }
   const done = st.step >= totalSteps;
+  // a process that ran no step (killed during the final save, then resumed) reports the figures
+  // its predecessors logged rather than none
+  if (Number.isNaN(lastLoss) || lastVal.size === 0) {
+    const logged = readMetrics(runDir).filter((m) => m.step <= st.step);
+    const lastTrain = logged.filter((m) => m.type === 'train').pop();
+    if (Number.isNaN(lastLoss) && lastTrain?.type === 'train') lastLoss = lastTrain.loss;
+    const evals = logged.filter((m) => m.type === 'eval');
+    const lastEvalStep = evals.length ? evals[evals.length - 1]!.step : -1;
+    if (lastVal.size === 0) for (const m of evals) if (m.type === 'eval' && m.step === lastEvalStep) lastVal.set(m.seq_len, m.val_loss);
+  }
   const modelDir = path.join(runDir, FINAL_MODEL);
   if (done) saveModelFolder(modelDir, st.model.cfg, st.model.params.flat as Float32Array, { files });
   bar.finish(`loss ${lastLoss.toFixed(4)}`);
   const summary: TrainSummary = {
     steps: st.step, tokens: st.tokens,
     flops: cfg.stages.reduce((n, s) => n + s.flops, 0),
-    seconds: (Date.now() - started) / 1000, finalLoss: lastLoss,
+    seconds: secondsBefore + (Date.now() - started) / 1000, finalLoss: lastLoss,
     valLoss: Object.fromEntries([...lastVal].map(([T, l]) => [String(T), l])),
     stageFlops: cfg.stages.map((s) => ({ seqLen: s.seqLen, steps: s.steps, flops: s.flops })),
     model: done ? modelDir : '', interrupted: !done,

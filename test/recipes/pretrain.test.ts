@@ -63,6 +63,27 @@ test('SIGKILL mid-run, --resume: the loss curve equals the uninterrupted run bit
   const finalB = JSON.parse(readFileSync(path.join(killed, 'summary.json'), 'utf8'));
   assert.deepEqual(finalB.valLoss, finalA.valLoss);
   assert.ok(reference[reference.length - 1]!.loss < reference[0]!.loss - 0.5, 'the base run learns');
+  assert.ok(finalB.seconds > 0);
+
+  // resuming a finished run is a no-op that says so: its results are not rewritten
+  const before = readFileSync(path.join(full, 'summary.json'), 'utf8');
+  const again = run(['pretrain', '--resume', full]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /finished at step 120; nothing to resume/);
+  assert.equal(readFileSync(path.join(full, 'summary.json'), 'utf8'), before);
+  assert.equal(readMetrics(full).filter((m) => m.type === 'train').length, 120);
+
+  // killed during the final save (last checkpoint written, no summary or model yet): the resumed
+  // process runs no step and still reports the run's figures, not null ones
+  rmSync(path.join(killed, 'summary.json'));
+  rmSync(path.join(killed, 'model'), { recursive: true });
+  const finish = run(['pretrain', '--resume', killed]);
+  assert.equal(finish.code, 0, finish.stderr);
+  const finalC = JSON.parse(readFileSync(path.join(killed, 'summary.json'), 'utf8'));
+  assert.equal(finalC.finalLoss, finalA.finalLoss);
+  assert.deepEqual(finalC.valLoss, finalA.valLoss);
+  assert.ok(finalC.seconds >= finalB.seconds * 0.5, `seconds count the earlier processes (${finalC.seconds} vs ${finalB.seconds})`);
+  assert.ok(existsSync(path.join(killed, 'model', 'config.json')));
 });
 
 test('extend: ABF and the longer context go into config.json; same tokens per step; base evaluated', () => {
