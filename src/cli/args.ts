@@ -2,24 +2,27 @@
 
 import { InvalidArgumentError } from 'commander';
 
-export function intArg(flag: string, min = 0): (v: string) => number {
+// Decimal only: Number() also takes "" (0), "0x10" and " 7 ", which on a flag are typos, not values.
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+export function intArg(flag: string, min = 0, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
   return (v) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${flag} must be an integer >= ${min}, got "${v}"`);
+    const n = DECIMAL.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${flag} must be an integer >= ${min}${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ' (below 2^53)'}, got "${v}"`);
     return n;
   };
 }
 
 export function floatArg(flag: string, min = -Infinity): (v: string) => number {
   return (v) => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${flag} must be a number >= ${min}, got "${v}"`);
+    const n = DECIMAL.test(v) ? Number(v) : NaN;
+    if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`${flag} must be a decimal number >= ${min}, got "${v}"`);
     return n;
   };
 }
 
 export function topPArg(v: string): number {
-  const x = Number(v);
+  const x = DECIMAL.test(v) ? Number(v) : NaN;
   if (!Number.isFinite(x) || x <= 0 || x > 1) throw new InvalidArgumentError(`--top-p must be in (0, 1], got "${v}"`);
   return x;
 }

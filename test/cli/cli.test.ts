@@ -83,3 +83,15 @@ test('a corrupt safetensors header, a missing tensor or a bad config key give on
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('numeric flags are decimal and non-empty: "", hex, spaces and integers past 2^53 are refused by name', async () => {
+  const { intArg, floatArg } = await import('../../src/cli/args.js');
+  for (const v of ['', ' ', '0x10', '1e30', '1.5', 'ten', '12abc']) assert.throws(() => intArg('--tokens', 1)(v), /--tokens must be an integer >= 1/, JSON.stringify(v));
+  for (const v of ['', ' ', '0x10', 'Infinity', 'NaN', '1e-3x']) assert.throws(() => floatArg('--lr', 0)(v), /--lr must be a decimal number >= 0/, JSON.stringify(v));
+  assert.equal(intArg('--tokens', 1)('2e6'), 2_000_000);
+  assert.equal(floatArg('--lr', 0)('3e-4'), 3e-4);
+  assert.equal(floatArg('--lr', 0)('.5'), 0.5);
+  const r = longctx('pretrain', '--data', 'nowhere', '--out', 'nowhere', '--lr', '');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /--lr must be a decimal number >= 0, got ""/);
+});
