@@ -71,9 +71,17 @@ export function loadCheckpoint(dir: string, be: Backend): { model: LlamaModel; o
   } catch (e) {
     fail(stateFile, `not valid JSON (${(e as Error).message})`, 'resume from an earlier checkpoint');
   }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(stateFile, 'not a JSON object', 'resume from an earlier checkpoint');
   for (const key of ['step', 'tokens', 'rng', 'schedule', 'adam', 'optimizerStep'] as const) {
     if (raw[key] === undefined) fail(stateFile, `missing field "${key}"`, 'resume from an earlier checkpoint');
   }
+  // a wrong type here would resume into a loop that trains nothing and exits 0
+  for (const key of ['step', 'tokens', 'optimizerStep'] as const) {
+    if (!(Number.isSafeInteger(raw[key]) && (raw[key] as number) >= 0)) fail(stateFile, `field "${key}" is ${JSON.stringify(raw[key])}, expected a non-negative integer`, 'resume from an earlier checkpoint');
+  }
+  if (!(Array.isArray(raw.rng) && raw.rng.length > 0 && raw.rng.every((x) => Number.isInteger(x)))) fail(stateFile, 'field "rng" is not a list of integers', 'resume from an earlier checkpoint');
+  if (typeof raw.schedule !== 'object' || raw.schedule === null || typeof raw.adam !== 'object' || raw.adam === null) fail(stateFile, 'fields "schedule" and "adam" must be objects', 'resume from an earlier checkpoint');
+  if (raw.seconds !== undefined && !(typeof raw.seconds === 'number' && raw.seconds >= 0)) fail(stateFile, `field "seconds" is ${JSON.stringify(raw.seconds)}, expected a non-negative number`, 'resume from an earlier checkpoint');
   const optFile = path.join(dir, OPTIMIZER_FILE);
   if (!fs.existsSync(optFile)) fail(optFile, 'missing', 'resume from an earlier checkpoint');
   const header = readSafetensorsHeader(optFile);

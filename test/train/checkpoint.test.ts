@@ -63,6 +63,20 @@ test('a model folder without trainer state, or a damaged state file, is a one-li
     saveCheckpoint(ckpt, m, opt, { step: 0, tokens: 0, rng: new Rng(1).state(), schedule, adam: llamaAdamW(), data: null });
     writeFileSync(path.join(ckpt, TRAINER_STATE_FILE), '{"step": 1');
     assert.throws(() => loadCheckpoint(ckpt, refBackend), (e: Error) => /trainer_state\.json: not valid JSON/.test(e.message) && !e.message.includes('\n'));
+    const good = { step: 3, tokens: 96, rng: new Rng(1).state(), schedule, adam: llamaAdamW(), data: null, optimizerStep: 3 };
+    for (const [edit, re] of [
+      [{ step: 'ten' }, /field "step" is "ten", expected a non-negative integer/],
+      [{ tokens: -1 }, /field "tokens" is -1/],
+      [{ optimizerStep: 1.5 }, /field "optimizerStep" is 1\.5/],
+      [{ rng: 'abc' }, /field "rng" is not a list of integers/],
+      [{ adam: null }, /"schedule" and "adam" must be objects/],
+      [{ seconds: 'x' }, /field "seconds"/],
+    ] as const) {
+      writeFileSync(path.join(ckpt, TRAINER_STATE_FILE), JSON.stringify({ ...good, ...edit }));
+      assert.throws(() => loadCheckpoint(ckpt, refBackend), (e: Error) => re.test(e.message) && e.message.includes(TRAINER_STATE_FILE) && !e.message.includes('\n'), JSON.stringify(edit));
+    }
+    writeFileSync(path.join(ckpt, TRAINER_STATE_FILE), '[1, 2]');
+    assert.throws(() => loadCheckpoint(ckpt, refBackend), /not a JSON object/);
     rmSync(path.join(ckpt, TRAINER_STATE_FILE));
     assert.throws(() => loadCheckpoint(ckpt, refBackend), /trainer_state\.json: missing; this folder is a model/);
   } finally {
