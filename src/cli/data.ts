@@ -8,7 +8,7 @@ import { computeStats, formatStats } from '../data/stats.js';
 import { parseSourceWeights, parseUpsample, type MixOptions } from '../data/mix.js';
 import { intArg, floatArg } from './args.js';
 
-interface PrepareFlags { sources: string; tokenizer: string; out: string; valFraction: number; seed: number; shardTokens: number; skipBad: boolean; json: boolean; quiet: boolean }
+interface PrepareFlags { sources: string; tokenizer: string; out: string; valFraction: number; seed: number; shardTokens: number; skipBad: boolean; force: boolean; json: boolean; quiet: boolean }
 interface StatsFlags { mix?: string; upsample?: string; json: boolean }
 
 export function registerData(program: Command): void {
@@ -24,6 +24,7 @@ export function registerData(program: Command): void {
     .option('--seed <n>', 'seed of the validation split', intArg('--seed'), 0)
     .option('--shard-tokens <n>', 'tokens per shard (approximate: shards hold whole documents)', intArg('--shard-tokens', 1), 1 << 24)
     .option('--skip-bad', 'skip unreadable or invalid-UTF-8 files and bad JSONL lines (and report how many)', false)
+    .option('--force', 'rebuild a folder prepared with another tokenizer or settings, and drop sources it holds that --sources does not list (default: refuse)', false)
     .option('--json', 'print the manifest totals as JSON', false)
     .option('--quiet', 'no progress bar', false)
     .action((o: PrepareFlags) => {
@@ -32,7 +33,7 @@ export function registerData(program: Command): void {
       const r = prepareData({
         sources: parseSources(o.sources), tokenizer: o.tokenizer, out: o.out,
         valFraction: o.valFraction, seed: o.seed, shardTokens: o.shardTokens, skipBad: o.skipBad,
-        progress: !o.quiet, log: (l) => process.stderr.write(`${l}\n`),
+        progress: !o.quiet, log: (l) => process.stderr.write(`${l}\n`), force: o.force,
       });
       const secs = (Date.now() - t0) / 1000;
       const m = r.manifest;

@@ -97,6 +97,8 @@ export interface PrepareOptions {
   progress?: boolean;
   /** one-line notes (skips, resumes) */
   log?: (line: string) => void;
+  /** rebuild a folder prepared with another tokenizer or settings, or drop sources it holds that are not listed (default: refuse) */
+  force?: boolean;
 }
 
 export interface PrepareResult {
@@ -210,6 +212,14 @@ export function prepareData(opts: PrepareOptions): PrepareResult {
   fs.mkdirSync(path.join(out, 'shards'), { recursive: true });
 
   const key = createHash('sha256').update(JSON.stringify({ tok: tok.hash(), valFraction, seed, shardTokens, v: SHARD_VERSION })).digest('hex');
+  // nothing prepared earlier is replaced by surprise: other settings or fewer sources need --force
+  if (old && !opts.force) {
+    const tokens = old.totals ? old.totals.train.tokens + old.totals.val.tokens : 0;
+    if (old.key !== key) throw new Error(`${out}: was prepared with another tokenizer or settings (${tokens.toLocaleString('en-US')} tokens); pass --force to rebuild it, or give a new --out folder`);
+    const listed = new Set(opts.sources.map((sp) => sp.name));
+    const dropped = old.sources.map((sr) => sr.name).filter((n) => !listed.has(n));
+    if (dropped.length > 0) throw new Error(`${out}: holds source(s) ${dropped.join(', ')} that this run does not list; list them too, pass --force to drop them, or give a new --out folder`);
+  }
   if (old && old.key !== key) {
     log(`${out}: tokenizer or settings changed since the last run; rebuilding all shards`);
     for (const s of old.sources) for (const sh of s.shards) fs.rmSync(path.join(out, sh.file), { force: true });

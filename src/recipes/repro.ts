@@ -209,7 +209,7 @@ export async function prepareShared(p: ReproPreset, out: string, seed: number, l
   const data = await runStage({
     name: 'data', dir: sh.dataDir, settings: dataSettings,
     // prepareData skips finished sources itself, so a partial folder is simply continued
-    run: async () => { prepareData({ sources: parseSources(p.sources), tokenizer: sh.tokenizerDir, out: sh.dataDir, seed, progress: !quiet, log }); },
+    run: async () => { prepareData({ sources: parseSources(p.sources), tokenizer: sh.tokenizerDir, out: sh.dataDir, seed, progress: !quiet, log, force: true }); },
     load: () => undefined,
   }, log);
   note(sh, 'data', data);

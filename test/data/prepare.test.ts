@@ -78,12 +78,17 @@ test('re-running skips finished sources; a new source is the only work; changed 
     assert.deepEqual([c.built, c.reused], [[`file:${path.join(user, 'f01.txt')}`], ['mine']]);
     // an edited file changes the source's fingerprint: it is rebuilt
     writeFileSync(path.join(user, 'f02.txt'), 'changed text');
-    const d = prepareData({ sources: parseSources(`mine=dir:${user}`), tokenizer: tok, out, progress: false });
+    // dropping a source, or other settings, replaces data: refused without force, and nothing is touched
+    const before = readFileSync(path.join(out, 'manifest.json'), 'utf8');
+    assert.throws(() => prepareData({ sources: parseSources(`mine=dir:${user}`), tokenizer: tok, out, progress: false }), /holds source\(s\) file:.*f01\.txt that this run does not list; list them too, pass --force/);
+    assert.throws(() => prepareData({ sources: parseSources(`mine=dir:${user},file:${path.join(user, 'f01.txt')}`), tokenizer: tok, out, valFraction: 0.5, progress: false }), /was prepared with another tokenizer or settings \([\d,]+ tokens\); pass --force to rebuild it/);
+    assert.equal(readFileSync(path.join(out, 'manifest.json'), 'utf8'), before);
+    const d = prepareData({ sources: parseSources(`mine=dir:${user}`), tokenizer: tok, out, progress: false, force: true });
     assert.deepEqual(d.built, ['mine']);
     assert.equal(readManifest(out)!.sources.length, 1); // the dropped file: source is gone from the manifest
     // another val fraction: everything rebuilt
     const notes: string[] = [];
-    const e = prepareData({ sources: parseSources(`mine=dir:${user}`), tokenizer: tok, out, valFraction: 0.5, progress: false, log: (l) => notes.push(l) });
+    const e = prepareData({ sources: parseSources(`mine=dir:${user}`), tokenizer: tok, out, valFraction: 0.5, progress: false, log: (l) => notes.push(l), force: true });
     assert.deepEqual(e.built, ['mine']);
     assert.ok(notes.some((n) => /settings changed/.test(n)));
     // only files of the current manifest remain
