@@ -15,7 +15,7 @@
 
 import type { Dataset, DocSet } from './dataset.js';
 import { checkMix, epochOrder, type MixOptions } from './mix.js';
-import { checkSynthetic, isSyntheticRow, maskRepeatTargets, repeatRow, syntheticShareAt, warmupRow, type SyntheticOptions } from './synthetic.js';
+import { checkSynthetic, isRecallRow, isSyntheticRow, maskRepeatTargets, recallRow, repeatRow, syntheticShareAt, warmupRow, type SyntheticOptions } from './synthetic.js';
 import { IGNORE_INDEX } from '../kernels/backend.js';
 
 export interface Batch {
@@ -183,9 +183,10 @@ class Packer implements BatchIterator {
     const row = new Int32Array(T + 1);
     const cur = { epoch: this.st.epoch, docPos: this.st.docPos, offset: this.st.offset };
     const share = syntheticShareAt(this.st.synthetic, this.st.batches);
-    const makeRow = share >= 1 ? warmupRow : repeatRow;
+    const recall = share >= 1 ? 0 : this.st.synthetic?.recall ?? 0;
     for (let r = 0; r < B; r++) {
       if (isSyntheticRow(share, this.st.seed, this.st.batches, r)) {
+        const makeRow = share >= 1 ? warmupRow : isRecallRow(recall, this.st.seed, this.st.batches, r) ? recallRow : repeatRow;
         const segments = makeRow(this.docs, this.st.seed, this.st.batches, r, row);
         tokens.set(row.subarray(0, T), r * T);
         targets.set(row.subarray(1, T + 1), r * T);

@@ -3,17 +3,22 @@
 // The paper extends Llama 2, a model that already copies from its context (induction heads). A
 // model trained from scratch on a few million laptop tokens does not get there: in-context copying
 // forms abruptly after a long plateau whose length grows with the tokens seen, and a small corpus
-// holds few exact repeats. So a stated share of training rows are built to reward looking back:
-// spans (half of them training passages, half random tokens of the training vocabulary) repeated
-// after a gap of other training text,
+// holds few exact repeats. So a stated share of training rows are built to reward looking back.
+// Three kinds, all drawn from the training documents (nothing is held-out text):
 //
-//   span_1  gap_1  span_1  span_2  gap_2  span_2  ...            (exactly T + 1 tokens, no BOS)
+// - warm-up rows (every row of a run's first steps): random spans repeated at once;
+// - repeat rows: spans (half training passages, half random tokens) repeated after a gap of other
+//   training text, the gap under T/4 for half the spans and anywhere in the row for the rest,
 //
-// with span lengths uniform in [8, 72] and gaps uniform up to T/4. Longer distances are left to the
-// natural text and to the positional encoding: whether copying carries to them is what the
-// ablation measures. A run may start with warm-up rows (random spans repeated at once) before any
-// text. Everything is drawn from the training documents; nothing is held-out text. A row is a pure
-// function of (seed, batch, row, documents), so a resumed run rebuilds it without saving anything.
+//     span_1  gap_1  span_1  span_2  gap_2  span_2  ...            (exactly T + 1 tokens, no BOS)
+//
+// - key-value recall rows (recallRow below): facts hidden in filler, asked again at the row's end,
+//   where the key's last token also occurs in the filler: the passkey test in general form.
+//
+// Random spans are drawn from the whole training vocabulary or, half the time, from a small
+// alphabet of it, so that finding the earlier copy takes a match on several tokens. A row is a
+// pure function of (seed, batch, row, documents), so a resumed run rebuilds it without saving
+// anything.
 //
 // Rows carry no BOS: packed text rows start mid-document, so a BOS at a row's start would mark the
 // row as synthetic, and the model learned to predict garbage after every BOS (measured: first-copy
@@ -33,12 +38,15 @@ export interface SyntheticOptions {
   share: number;
   /** every row of the first `onlyBatches` batches is a repeat row (default 0) */
   onlyBatches?: number;
+  /** share of the synthetic rows (after the warm-up) that are key-value recall rows instead of repeat rows, in [0, 1] (default 0) */
+  recall?: number;
 }
 
 /** Validates a share given on the command line or in a config; the error names the field. */
 export function checkSynthetic(s: SyntheticOptions | undefined, field = 'synthetic.share'): void {
   if (s === undefined) return;
   if (!(typeof s.share === 'number' && s.share >= 0 && s.share < 1)) throw new Error(`${field} must be a number in [0, 1), got ${JSON.stringify(s.share)}`);
+  if (s.recall !== undefined && !(typeof s.recall === 'number' && s.recall >= 0 && s.recall <= 1)) throw new Error(`${field === 'synthetic.share' ? 'synthetic.recall' : `${field}-recall`} must be a number in [0, 1], got ${JSON.stringify(s.recall)}`);
   if (s.onlyBatches !== undefined && !(Number.isInteger(s.onlyBatches) && s.onlyBatches >= 0)) throw new Error(`${field === 'synthetic.share' ? 'synthetic.onlyBatches' : `${field}-first`} must be a non-negative integer, got ${JSON.stringify(s.onlyBatches)}`);
 }
 
@@ -52,6 +60,12 @@ export function syntheticShareAt(s: SyntheticOptions | undefined, batch: number)
 export function isSyntheticRow(share: number, seed: number, batch: number, row: number): boolean {
   if (share >= 1) return true;
   return share > 0 && deriveSeed(seed, 'synthetic?', batch, row) / 0x80000000 < share;
+}
+
+/** Whether synthetic row `row` of batch `batch` is a recall row rather than a repeat row. */
+export function isRecallRow(recall: number, seed: number, batch: number, row: number): boolean {
+  if (recall >= 1) return true;
+  return recall > 0 && deriveSeed(seed, 'recall?', batch, row) / 0x80000000 < recall;
 }
 
 const vocabularies = new WeakMap<DocSet, Int32Array>();
@@ -70,10 +84,24 @@ export function trainingVocabulary(docs: DocSet): Int32Array {
 }
 
 /** n tokens drawn uniformly from the training text's vocabulary: no language statistics to lean on */
-function randomSpan(docs: DocSet, rng: Rng, n: number, out: Int32Array, at: number): void {
-  const v = trainingVocabulary(docs);
+function randomSpan(docs: DocSet, rng: Rng, n: number, out: Int32Array, at: number, alphabet?: Int32Array): void {
+  const v = alphabet ?? trainingVocabulary(docs);
   for (let i = 0; i < n; i++) out[at + i] = v[rng.nextInt(v.length)]!;
 }
+
+/** A few (4-16) distinct tokens of the training vocabulary: spans over them repeat their tokens, so copying one takes a match on several tokens. */
+function smallAlphabet(docs: DocSet, rng: Rng): Int32Array {
+  const v = trainingVocabulary(docs);
+  const a = new Set<number>();
+  const size = 4 + rng.nextInt(13);
+  while (a.size < size) a.add(v[rng.nextInt(v.length)]!);
+  return Int32Array.from(a);
+}
+// Measured (2 layers, vocabulary 2,048, the default base run): with half the random spans drawn from
+// a small alphabet, the loss on a repeated random key's continuation at the end of a 256-token row
+// fell from 2.6 to 1.1 nats and first passkey hits appeared; from the full vocabulary only, a single
+// token locates every copy and the model never needs more.
+const SMALL_ALPHABET_SHARE = 0.5;
 
 /** n consecutive tokens from a random training document (n <= its length), written to out[at..]. */
 function copySpan(docs: DocSet, rng: Rng, n: number, out: Int32Array, at: number): void {
@@ -119,18 +147,25 @@ export function warmupRow(docs: DocSet, seed: number, batch: number, rowIndex: n
   const rng = new Rng(deriveSeed(seed, 'synthetic-warmup', batch, rowIndex));
   const T = row.length - 1;
   const segments: RepeatSegment[] = [];
+  const alphabet = rng.nextFloat() < SMALL_ALPHABET_SHARE ? smallAlphabet(docs, rng) : undefined;
   let p = 0;
   while (p < T + 1) {
     const left = T + 1 - p;
-    if (left < 8) { randomSpan(docs, rng, left, row, p); break; }
+    if (left < 8) { randomSpan(docs, rng, left, row, p, alphabet); break; }
     const k = Math.min(4 + rng.nextInt(40), Math.floor(left / 2));
-    randomSpan(docs, rng, k, row, p);
+    randomSpan(docs, rng, k, row, p, alphabet);
     row.copyWithin(p + k, p, p + k);
     segments.push({ start: p, span: k, gap: 0 });
     p += 2 * k;
   }
   return segments;
 }
+
+// Measured: with every gap under T/4 the base model copied up to ~130 tokens back and not at all from
+// 190-256 (recall loss 8.4 nats there, worse than uniform): copying does not carry to distances it
+// never saw. Once the warm-up has formed the circuit, half the gaps may run to the row's end
+// (recall loss 3.3 there, 1.3 under 64).
+const LONG_GAP_SHARE = 0.5;
 
 /**
  * Fills row (T + 1 tokens: inputs row[0..T), targets row[1..T]) with repeated training spans and
@@ -141,27 +176,95 @@ export function repeatRow(docs: DocSet, seed: number, batch: number, rowIndex: n
   const T = row.length - 1;
   const segments: RepeatSegment[] = [];
   let p = 0;
-  // spans of 8-71 tokens, gaps uniform below T/4. Measured: a quarter of the gaps anywhere in the
-  // row (distances up to T) kept the held-out copy gain at 0.12-0.16 nats through 2,500 steps,
-  // where short gaps alone reach 0.41 by 1,500: copies the model cannot make yet are noise too.
+  // spans of 8-71 tokens. Long gaps only after a warm-up: without one, a quarter of the gaps anywhere
+  // in the row kept the held-out copy gain at 0.12-0.16 nats through 2,500 steps, where short gaps
+  // alone reach 0.41 by 1,500: copies the model cannot make yet are noise.
   const maxSpan = Math.max(8, Math.min(72, Math.floor(T / 4) + 8));
   while (p < T + 1) {
     const left = T + 1 - p;
     if (left < 16) { copySpan(docs, rng, left, row, p); break; }
     const k = Math.min(8 + rng.nextInt(maxSpan - 8 + 1), Math.floor(left / 2));
     const room = left - 2 * k;
-    const gap = rng.nextInt(Math.min(room, Math.floor(T / 4)) + 1);
+    const gap = rng.nextInt((rng.nextFloat() < LONG_GAP_SHARE ? room : Math.min(room, Math.floor(T / 4))) + 1);
     // half the spans are passages, half random tokens of the training vocabulary: a random span
     // cannot be predicted from language statistics at all, so its repeat is a pure copying signal.
     // Measured (2 layers, 1,500 steps at half synthetic rows): held-out repeats gain 0.41 nats with
     // them, 0.13 with passages only; tokens drawn at the corpus's frequencies instead of uniformly
     // learn slower (0.07 vs 0.25 at 750 steps): frequent tokens recur inside a span and blur it.
     if (rng.nextFloat() < 0.5) copySpan(docs, rng, k, row, p);
-    else randomSpan(docs, rng, k, row, p);
+    else randomSpan(docs, rng, k, row, p, rng.nextFloat() < SMALL_ALPHABET_SHARE ? smallAlphabet(docs, rng) : undefined);
     copySpan(docs, rng, gap, row, p + k);
     row.copyWithin(p + k + gap, p, p + k);
     segments.push({ start: p, span: k, gap });
     p += 2 * k + gap;
+  }
+  return segments;
+}
+
+/**
+ * A key-value recall row: the passkey test's situation in general form. Facts (a key of 2-4 tokens
+ * and a value of 2-6 random tokens) sit at random places in filler; at the row's end every key is
+ * asked again, in random order, and the loss is taken on what follows it (the key's first token
+ * excluded: which fact is asked cannot be predicted).
+ *
+ *   filler.. key_1 value_1 ..filler.. key_2 value_2 ..filler  key_2 value_2  key_1 value_1
+ *
+ * The filler is either a training passage of 16-48 tokens repeated over and over (as the passkey
+ * test's five sentences are) or running training text. Half the keys end with a token copied from
+ * the filler, so the filler holds it many times with another token after it: a model that matches
+ * only the last token (measured: a 2-layer model taught by repeat rows alone answers the passkey
+ * prompt's " is" with the filler's word after " is") copies the filler; a match on the last two
+ * tokens finds the value (one shared token, not more: two layers can match two tokens with a head
+ * one back and a head two back; longer tails would ask for what the model cannot represent). Values
+ * are random vocabulary tokens, so nothing but the context predicts them. Rows shorter than 48 tokens fall back to repeat rows.
+ */
+export function recallRow(docs: DocSet, seed: number, batch: number, rowIndex: number, row: Int32Array): RepeatSegment[] {
+  const N = row.length; // T + 1
+  if (N < 48) return repeatRow(docs, seed, batch, rowIndex, row);
+  const rng = new Rng(deriveSeed(seed, 'synthetic-recall', batch, rowIndex));
+  const filler = new Int32Array(N); // the filler as it would run without the facts: (T + 1)
+  const period = rng.nextFloat() < 0.5 ? 16 + rng.nextInt(33) : N;
+  copySpan(docs, rng, period, filler, 0);
+  for (let i = period; i < N; i++) filler[i] = filler[i - period]!;
+  // facts: together at most a quarter of the row, so the filler and the distances dominate
+  const facts: Int32Array[] = [];
+  let factTokens = 0;
+  const wanted = 1 + rng.nextInt(4);
+  while (facts.length < wanted) {
+    const k = 2 + rng.nextInt(3), shared = rng.nextInt(2), v = 2 + rng.nextInt(5);
+    if (2 * (factTokens + k + v) > N / 2) break;
+    const fact = new Int32Array(k + v);
+    randomSpan(docs, rng, k - shared, fact, 0);
+    const j = rng.nextInt(Math.min(period, N) - shared); // the key's tail is filler[j, j + shared)
+    fact.set(filler.subarray(j, j + shared), k - shared);
+    randomSpan(docs, rng, v, fact, k);
+    facts.push(fact);
+    factTokens += k + v;
+  }
+  if (facts.length === 0) return repeatRow(docs, seed, batch, rowIndex, row);
+  // the body: filler with the facts inserted at sorted random filler offsets
+  const bodyLen = N - factTokens;
+  const fillerLen = bodyLen - factTokens;
+  const at = facts.map(() => rng.nextInt(fillerLen + 1)).sort((a, b) => a - b);
+  const starts: number[] = [];
+  let p = 0, f = 0;
+  for (let i = 0; i < facts.length; i++) {
+    row.set(filler.subarray(f, at[i]!), p);
+    p += at[i]! - f; f = at[i]!;
+    starts.push(p);
+    row.set(facts[i]!, p);
+    p += facts[i]!.length;
+  }
+  row.set(filler.subarray(f, fillerLen), p);
+  p += fillerLen - f;
+  // the questions: every fact again, in random order
+  const order = facts.map((_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) { const j = rng.nextInt(i + 1); [order[i], order[j]] = [order[j]!, order[i]!]; }
+  const segments: RepeatSegment[] = [];
+  for (const i of order) {
+    row.set(facts[i]!, p);
+    segments.push({ start: starts[i]!, span: facts[i]!.length, gap: p - starts[i]! - facts[i]!.length });
+    p += facts[i]!.length;
   }
   return segments;
 }

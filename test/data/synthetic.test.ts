@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { docSetFromArrays, type DocSet } from '../../src/data/dataset.js';
 import { createBatchIterator, restoreBatchIterator } from '../../src/data/pack.js';
-import { isSyntheticRow, repeatRow, checkSynthetic, maskRepeatTargets, syntheticShareAt } from '../../src/data/synthetic.js';
+import { isSyntheticRow, isRecallRow, recallRow, repeatRow, warmupRow, checkSynthetic, maskRepeatTargets, syntheticShareAt } from '../../src/data/synthetic.js';
 import { Rng } from '../../src/util/rng.js';
 
 const BOS = 1, EOS = 2;
@@ -40,10 +40,11 @@ test('repeatRow: exactly T + 1 tokens, no BOS, each span reappears after its gap
       assert.deepEqual(again, row);
     }
   }
-  // long rows see longer gaps (up to T/4)
-  let maxGap = 0;
-  for (let r = 0; r < 200; r++) for (const s of repeatRow(docs, 1, r, 0, new Int32Array(2049))) maxGap = Math.max(maxGap, s.gap);
-  assert.ok(maxGap > 384 && maxGap <= 512, `max gap ${maxGap}`);
+  // gaps: under T/4 for about half the spans, anywhere in the row for the rest
+  let maxGap = 0, short = 0, n = 0;
+  for (let r = 0; r < 200; r++) for (const s of repeatRow(docs, 1, r, 0, new Int32Array(2049))) { maxGap = Math.max(maxGap, s.gap); short += s.gap <= 512 ? 1 : 0; n++; }
+  assert.ok(maxGap > 1024, `max gap ${maxGap}`);
+  assert.ok(short / n > 0.5 && short / n < 0.95, `${short} of ${n} gaps under T/4`);
 });
 
 test('maskRepeatTargets keeps exactly the second copies\' targets after their first token, which the first copy predicts', () => {
@@ -124,4 +125,74 @@ test('onlyBatches: every row of the first batches is a repeat row, then the shar
   assert.deepEqual(st.synthetic, { share: 0.25, onlyBatches: 3 });
   assert.deepEqual(restoreBatchIterator(docs, st).next(), it.next());
   assert.throws(() => checkSynthetic({ share: 0.2, onlyBatches: -1 }, '--synthetic'), /--synthetic-first must be a non-negative integer/);
+});
+
+test('recallRow: facts in filler asked again at the end; half the keys end with a filler token that the filler follows with something else; deterministic', () => {
+  const docs = toyDocs(30);
+  let withDistractor = 0, facts = 0;
+  for (const T of [64, 256, 2048]) {
+    for (let r = 0; r < 40; r++) {
+      const row = new Int32Array(T + 1).fill(-7);
+      const segs = recallRow(docs, 3, r, r % 5, row);
+      assert.ok(!row.includes(-7) && !row.includes(BOS), 'every position written, no BOS');
+      assert.ok(segs.length >= 1 && segs.length <= 4);
+      // the questions fill the row's end, back to back
+      let q = T + 1;
+      for (let i = segs.length - 1; i >= 0; i--) { q -= segs[i]!.span; assert.equal(segs[i]!.start + segs[i]!.span + segs[i]!.gap, q); }
+      const questions = T + 1 - q;
+      assert.ok(2 * questions <= (T + 1) / 2, 'facts and questions take at most half the row');
+      for (const s of segs) {
+        facts++;
+        const fact = Array.from(row.subarray(s.start, s.start + s.span));
+        assert.deepEqual(Array.from(row.subarray(s.start + s.span + s.gap, s.start + 2 * s.span + s.gap)), fact);
+        assert.ok(s.start + s.span <= q, 'a fact comes before the questions');
+        // the last key token occurs in the filler too (keys are 2-4 tokens; find one of them there followed by another token)
+        const body = Array.from(row.subarray(0, q));
+        const inFact = (i: number) => segs.some((g) => i >= g.start && i < g.start + g.span);
+        for (let k = 1; k <= 3; k++) {
+          const last = fact[k]!;
+          if (body.some((t, i) => t === last && !inFact(i) && i + 1 < q && !inFact(i + 1) && body[i + 1] !== fact[k + 1])) { withDistractor++; break; }
+        }
+      }
+      const targets = row.slice(1);
+      maskRepeatTargets(segs, targets, -100);
+      assert.equal(targets.filter((t) => t !== -100).length, segs.reduce((n, s) => n + s.span - 1, 0));
+      const again = new Int32Array(T + 1);
+      assert.deepEqual(recallRow(docs, 3, r, r % 5, again), segs);
+      assert.deepEqual(again, row);
+    }
+  }
+  assert.ok(withDistractor > 0.35 * facts, `${withDistractor} of ${facts} facts have a key tail the filler continues differently (about half by construction)`);
+  // short rows fall back to repeat rows
+  const short = new Int32Array(33), ref = new Int32Array(33);
+  assert.deepEqual(recallRow(docs, 1, 2, 3, short), repeatRow(docs, 1, 2, 3, ref));
+  assert.deepEqual(short, ref);
+});
+
+test('isRecallRow and checkSynthetic: the recall share is honoured and validated', () => {
+  let n = 0;
+  for (let i = 0; i < 4000; i++) if (isRecallRow(0.5, 7, Math.floor(i / 16), i % 16)) n++;
+  assert.ok(Math.abs(n - 2000) < 4 * Math.sqrt(1000), `${n} of 4000`);
+  assert.equal(isRecallRow(0, 7, 0, 0), false);
+  assert.equal(isRecallRow(1, 7, 0, 0), true);
+  assert.throws(() => checkSynthetic({ share: 0.5, recall: 1.5 }, '--synthetic'), /--synthetic-recall must be a number in \[0, 1\]/);
+  assert.throws(() => checkSynthetic({ share: 0.5, recall: -1 }), /synthetic.recall/);
+});
+
+test('warmupRow: spans repeated at once; about half the rows use a small alphabet (4-16 tokens), so a copy is found only by a match on several tokens', () => {
+  const docs = toyDocs(30);
+  let small = 0;
+  const N = 200;
+  for (let r = 0; r < N; r++) {
+    const row = new Int32Array(257);
+    const segs = warmupRow(docs, 2, r, 0, row);
+    for (const s of segs) {
+      assert.equal(s.gap, 0);
+      assert.deepEqual(Array.from(row.subarray(s.start + s.span, s.start + 2 * s.span)), Array.from(row.subarray(s.start, s.start + s.span)));
+    }
+    const distinct = new Set(row).size;
+    if (distinct <= 16) small++;
+    else assert.ok(distinct > 60, `a full-vocabulary row has many distinct tokens (${distinct})`);
+  }
+  assert.ok(small > 0.35 * N && small < 0.65 * N, `${small} of ${N} rows on a small alphabet`);
 });
