@@ -201,6 +201,14 @@ test('llama.cpp agrees with longctx on next-token log-probabilities past the tra
   assert.ok(dBeyond <= 1e-3, `max |diff| at positions 101..199: ${dBeyond}`);
   // from: only the tail is scored, the same values
   assert.ok(maxAbsDiff(await lc.tokenLogprobs(tokens, 150), ref.subarray(149)) <= 1e-3);
+  // sequences that fill a context of a multiple of 256 exactly: node-llama-cpp shifted them, and
+  // the last positions were scored on a context with ~100 tokens missing
+  for (const n of [257, 513]) {
+    const long = randomTokens(n, abf.vocab_size, bpe.bosId, n);
+    const want = await local.tokenLogprobs(long, n - 8);
+    const dLast = maxAbsDiff(await lc.tokenLogprobs(long, n - 8), want);
+    assert.ok(dLast <= 1e-3, `${n} tokens: max |diff| over the last 8 positions ${dLast}`);
+  }
   // greedy decoding and the multiple-choice fast path
   assert.deepEqual(await lc.generate(tokens.subarray(0, 120), 16), await local.generate(tokens.subarray(0, 120), 16));
   await assert.rejects(lc.generate(tokens.subarray(0, 8), 4, { sampling: { temperature: 1, topP: 1, seed: 0 } }), /generates greedily only .*serve the GGUF with llama.cpp's server/);

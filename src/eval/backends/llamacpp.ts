@@ -30,7 +30,7 @@ interface NlcSequence {
   eraseContextTokenRanges(ranges: { start: number; end: number }[]): Promise<void>;
   controlledEvaluate(input: NlcInput[]): Promise<(NlcNextOutput | undefined)[]>;
 }
-interface NlcContext { contextSize: number; getSequence(): NlcSequence; dispose(): Promise<void> }
+interface NlcContext { contextSize: number; getSequence(o?: Record<string, unknown>): NlcSequence; dispose(): Promise<void> }
 interface NlcModel { createContext(o: Record<string, unknown>): Promise<NlcContext>; dispose(): Promise<void> }
 interface NlcLlama { loadModel(o: Record<string, unknown>): Promise<NlcModel>; dispose(): Promise<void> }
 type NlcModule = { getLlama(o: Record<string, unknown>): Promise<NlcLlama> };
@@ -198,11 +198,14 @@ export class LlamaCppEvalModel implements EvalModel {
   private async sequenceFor(n: number): Promise<NlcSequence> {
     if (n > this.maxContext) throw new RangeError(`sequence of ${n} positions exceeds this model's maxContext ${this.maxContext}`);
     const model = await this.loadModel();
-    if (!this.context || !this.sequence || this.sequence.contextSize < n) {
+    if (!this.context || !this.sequence || this.sequence.contextSize < n + 1) {
       if (this.context) await this.context.dispose();
       this.context = null;
       this.sequence = null;
-      const size = Math.min(this.maxContext, Math.max(256, Math.ceil(n / 256) * 256));
+      // n + 1: node-llama-cpp keeps one slot free and, when a sequence fills the context exactly,
+      // shifts it (drops ~100 tokens after BOS) without a word. Measured before this: the last
+      // position of every 512- and 768-token sequence scored 0.023 and 0.095 nats off.
+      const size = Math.max(256, Math.ceil((n + 1) / 256) * 256);
       try {
         this.context = await model.createContext({
           contextSize: size,
@@ -216,8 +219,11 @@ export class LlamaCppEvalModel implements EvalModel {
       } catch (e) {
         this.fail(`llama.cpp could not create a context of ${size} tokens`, e);
       }
-      this.sequence = this.context!.getSequence();
-      if (this.sequence.contextSize < n) {
+      // a shift would silently change what the model sees: an overflow must be an error instead
+      this.sequence = this.context!.getSequence({
+        contextShift: { strategy: () => { throw new LlamaCppError(`${this.file}: the llama.cpp context of ${size} tokens is full; longctx never shifts a context (lower --max-len)`); } },
+      });
+      if (this.sequence.contextSize < n + 1) {
         this.fail(`llama.cpp made a context of ${this.sequence.contextSize} tokens where ${n} are needed`, 'lower --max-len');
       }
     }
