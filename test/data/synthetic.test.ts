@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { docSetFromArrays, type DocSet } from '../../src/data/dataset.js';
 import { createBatchIterator, restoreBatchIterator } from '../../src/data/pack.js';
-import { isSyntheticRow, isRecallRow, recallRow, repeatRow, warmupRow, checkSynthetic, maskRepeatTargets, syntheticShareAt } from '../../src/data/synthetic.js';
+import { isSyntheticRow, isRecallRow, recallRow, repeatRow, checkSynthetic, maskRepeatTargets, syntheticShareAt } from '../../src/data/synthetic.js';
 import { Rng } from '../../src/util/rng.js';
 
 const BOS = 1, EOS = 2;
@@ -40,11 +40,10 @@ test('repeatRow: exactly T + 1 tokens, no BOS, each span reappears after its gap
       assert.deepEqual(again, row);
     }
   }
-  // gaps: under T/4 for about half the spans, anywhere in the row for the rest
-  let maxGap = 0, short = 0, n = 0;
-  for (let r = 0; r < 200; r++) for (const s of repeatRow(docs, 1, r, 0, new Int32Array(2049))) { maxGap = Math.max(maxGap, s.gap); short += s.gap <= 512 ? 1 : 0; n++; }
-  assert.ok(maxGap > 1024, `max gap ${maxGap}`);
-  assert.ok(short / n > 0.5 && short / n < 0.95, `${short} of ${n} gaps under T/4`);
+  // long rows see longer gaps (up to T/4)
+  let maxGap = 0;
+  for (let r = 0; r < 200; r++) for (const s of repeatRow(docs, 1, r, 0, new Int32Array(2049))) maxGap = Math.max(maxGap, s.gap);
+  assert.ok(maxGap > 384 && maxGap <= 512, `max gap ${maxGap}`);
 });
 
 test('maskRepeatTargets keeps exactly the second copies\' targets after their first token, which the first copy predicts', () => {
@@ -177,22 +176,4 @@ test('isRecallRow and checkSynthetic: the recall share is honoured and validated
   assert.equal(isRecallRow(1, 7, 0, 0), true);
   assert.throws(() => checkSynthetic({ share: 0.5, recall: 1.5 }, '--synthetic'), /--synthetic-recall must be a number in \[0, 1\]/);
   assert.throws(() => checkSynthetic({ share: 0.5, recall: -1 }), /synthetic.recall/);
-});
-
-test('warmupRow: spans repeated at once; about half the rows use a small alphabet (4-16 tokens), so a copy is found only by a match on several tokens', () => {
-  const docs = toyDocs(30);
-  let small = 0;
-  const N = 200;
-  for (let r = 0; r < N; r++) {
-    const row = new Int32Array(257);
-    const segs = warmupRow(docs, 2, r, 0, row);
-    for (const s of segs) {
-      assert.equal(s.gap, 0);
-      assert.deepEqual(Array.from(row.subarray(s.start + s.span, s.start + 2 * s.span)), Array.from(row.subarray(s.start, s.start + s.span)));
-    }
-    const distinct = new Set(row).size;
-    if (distinct <= 16) small++;
-    else assert.ok(distinct > 60, `a full-vocabulary row has many distinct tokens (${distinct})`);
-  }
-  assert.ok(small > 0.35 * N && small < 0.65 * N, `${small} of ${N} rows on a small alphabet`);
 });
