@@ -8,7 +8,8 @@ const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 export function intArg(flag: string, min = 0, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
   return (v) => {
     const n = DECIMAL.test(v) ? Number(v) : NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${flag} must be an integer >= ${min}${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ' (below 2^53)'}, got "${v}"`);
+    if (Number.isInteger(n) && n > Number.MAX_SAFE_INTEGER) throw new InvalidArgumentError(`${flag} is too large (at most 2^53), got "${v}"`);
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${flag} must be an integer >= ${min}${max < Number.MAX_SAFE_INTEGER ? ` and <= ${max}` : ''}, got "${v}"`);
     return n;
   };
 }

@@ -86,7 +86,8 @@ test('a corrupt safetensors header, a missing tensor or a bad config key give on
 
 test('numeric flags are decimal and non-empty: "", hex, spaces and integers past 2^53 are refused by name', async () => {
   const { intArg, floatArg } = await import('../../src/cli/args.js');
-  for (const v of ['', ' ', '0x10', '1e30', '1.5', 'ten', '12abc']) assert.throws(() => intArg('--tokens', 1)(v), /--tokens must be an integer >= 1/, JSON.stringify(v));
+  for (const v of ['', ' ', '0x10', '1.5', 'ten', '12abc', '0']) assert.throws(() => intArg('--tokens', 1)(v), /--tokens must be an integer >= 1, got/, JSON.stringify(v));
+  assert.throws(() => intArg('--tokens', 1)('1e30'), /--tokens is too large \(at most 2\^53\), got "1e30"/);
   for (const v of ['', ' ', '0x10', 'Infinity', 'NaN', '1e-3x']) assert.throws(() => floatArg('--lr', 0)(v), /--lr must be a decimal number >= 0/, JSON.stringify(v));
   assert.equal(intArg('--tokens', 1)('2e6'), 2_000_000);
   assert.equal(floatArg('--lr', 0)('3e-4'), 3e-4);
