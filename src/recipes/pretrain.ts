@@ -179,15 +179,19 @@ export async function extend(o: ExtendOptions, io: TrainIO): Promise<TrainSummar
   const cfg = resolveRun('extend', model, path.resolve(modelDir), data, { ...o, tokensPerStep, evalLengths: o.evalLengths ?? evalLengthsFor(base.config, o.schedule) }, baseLr, backend);
   writeRunConfig(o.out, cfg);
 
-  // The base model as it was (its own RoPE) on the same held-out sequences: the line to beat.
-  const baseModel = createModel(base.config, selectBackend(), { weights });
+  writeBaseEval(o.out, modelDir, base.config, weights, ds, cfg);
+  return train(o.out, cfg, datasetTrainData(ds), startFresh(cfg, ds, weights), io);
+}
+
+/** The base model as it was (its own RoPE) on the extension's held-out sequences: the line to beat. */
+function writeBaseEval(out: string, modelDir: string, baseConfig: LlamaConfig, weights: Float32Array, ds: Dataset, cfg: RunConfig): void {
+  const baseModel = createModel(baseConfig, selectBackend(), { weights });
   const sets = new Map(cfg.evalLengths.map((T) => [T, evalBatches(ds, T, cfg.evalSequences)] as const));
   const baseVal = validate(baseModel, sets);
-  writeFileAtomic(path.join(o.out, 'base_eval.json'), JSON.stringify({
-    model: modelDir, rope: describeRope(ropeParamsOf(base.config)),
+  writeFileAtomic(path.join(out, 'base_eval.json'), JSON.stringify({
+    model: modelDir, rope: describeRope(ropeParamsOf(baseConfig)),
     val_loss: Object.fromEntries([...baseVal].map(([T, l]) => [String(T), l])),
   }, null, 2) + '\n');
-  return train(o.out, cfg, datasetTrainData(ds), startFresh(cfg, ds, weights), io);
 }
 
 /** Validation lengths of an extension: the base length and every length of the new schedule. */
@@ -206,13 +210,31 @@ export async function resume(runDir: string, io: TrainIO): Promise<TrainSummary>
     return finished;
   }
   const ckpt = latestCheckpoint(runDir);
-  if (!ckpt) throw new Error(`${runDir} has no complete checkpoint yet; start it again (remove the folder) instead of resuming`);
+  if (!ckpt) return restart(runDir, cfg, io);
   const ds = openDataset(cfg.data);
   const be = selectBackend(cfg.backend === 'ref' ? 'ref' : undefined);
   const { model, opt, state } = loadCheckpoint(ckpt, be);
   truncateMetrics(runDir, state.step);
   const data = restoreBatchIterator(ds, state.data as BatchIteratorState);
   return train(runDir, cfg, datasetTrainData(ds), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng), seconds: state.seconds ?? 0 }, io);
+}
+
+/**
+ * A run killed before its first checkpoint: start it again from its recorded settings (the
+ * settings, not the command line, define the run), so neither --resume nor a fresh run is stuck.
+ */
+async function restart(runDir: string, cfg: RunConfig, io: TrainIO): Promise<TrainSummary> {
+  if (!io.json) process.stderr.write(`${runDir}: no checkpoint yet; starting the run again from its recorded settings\n`);
+  const ds = openDataset(cfg.data);
+  truncateMetrics(runDir, -1);
+  let weights: Float32Array | null = null;
+  if (cfg.kind === 'extend') {
+    if (!cfg.from || !isModelFolder(cfg.from)) throw new Error(`${runDir}: the base model ${cfg.from} it extends is gone; start a new run`);
+    const base = openModelFolder(cfg.from);
+    weights = base.loadWeights();
+    if (!fs.existsSync(path.join(runDir, 'base_eval.json'))) writeBaseEval(runDir, cfg.from, base.config, weights, ds, cfg);
+  }
+  return train(runDir, cfg, datasetTrainData(ds), startFresh(cfg, ds, weights), io);
 }
 
 /** The run's summary when it finished every step and wrote its final model; null otherwise. */

@@ -14,7 +14,7 @@ import type { LlamaConfig } from '../model/config.js';
 import type { AdamWConfig } from './adamw.js';
 import type { ScheduleEntry, Stage } from './curriculum.js';
 import type { MixOptions } from '../data/mix.js';
-import type { SyntheticOptions } from '../data/synthetic.js';
+import { checkSynthetic, type SyntheticOptions } from '../data/synthetic.js';
 
 /** What an instruction-tuning run (longctx instruct train) trained on; see recipes/instruct.ts. */
 export interface InstructRunInfo {
@@ -79,10 +79,36 @@ export function readRunConfig(dir: string): RunConfig {
   if (!fs.existsSync(file)) throw new Error(`${file} not found: ${dir} is not a longctx run folder (give the --out folder of a pretrain or extend run)`);
   try {
     const cfg = JSON.parse(fs.readFileSync(file, 'utf8')) as RunConfig;
+    if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new Error('not a JSON object');
     if (cfg.version !== 1) throw new Error(`unsupported version ${String(cfg.version)}`);
+    checkRunConfigFields(cfg);
     return cfg;
   } catch (e) {
     throw new Error(`${file}: ${(e as Error).message.split('\n')[0]}; the run cannot be resumed`);
+  }
+}
+
+/** The fields a resume acts on, by type: a wrong one is an error naming it, not a crash deep in training. */
+function checkRunConfigFields(cfg: RunConfig): void {
+  const bad = (field: string, want: string): never => { throw new Error(`field "${field}" is ${JSON.stringify((cfg as unknown as Record<string, unknown>)[field.split(/[.[]/)[0]!])?.slice(0, 80) ?? 'missing'}; expected ${want}`); };
+  const count = (v: unknown, min = 0): boolean => Number.isSafeInteger(v) && (v as number) >= min;
+  if (!['pretrain', 'extend', 'instruct'].includes(cfg.kind)) bad('kind', '"pretrain", "extend" or "instruct"');
+  if (typeof cfg.model !== 'object' || cfg.model === null) bad('model', 'a model config object');
+  if (typeof cfg.data !== 'string') bad('data', 'a path');
+  if (!Array.isArray(cfg.stages) || cfg.stages.length === 0) bad('stages', 'a non-empty list');
+  cfg.stages.forEach((st, i) => {
+    if (typeof st !== 'object' || st === null || !count(st.seqLen, 1) || !count(st.batchSize, 1) || !count(st.steps) || !count(st.firstStep)) bad(`stages[${i}]`, '{seqLen, batchSize, steps, firstStep} as integers');
+  });
+  for (const k of ['tokens', 'tokensPerStep', 'evalEvery', 'evalSequences', 'checkpointEvery', 'keepCheckpoints'] as const) if (!count(cfg[k], 1)) bad(k, 'a positive integer');
+  if (!count(cfg.seed)) bad('seed', 'a non-negative integer');
+  if (!Array.isArray(cfg.microBatch) || !cfg.microBatch.every((m) => count(m, 1))) bad('microBatch', 'a list of positive integers');
+  if (!Array.isArray(cfg.evalLengths) || !cfg.evalLengths.every((t) => count(t, 1))) bad('evalLengths', 'a list of positive integers');
+  if (typeof cfg.lr !== 'object' || cfg.lr === null || !(cfg.lr.maxLr >= 0) || !(cfg.lr.minLr >= 0) || !count(cfg.lr.warmupSteps)) bad('lr', '{maxLr, minLr, warmupSteps} with non-negative numbers');
+  if (typeof cfg.adam !== 'object' || cfg.adam === null) bad('adam', 'an AdamW config object');
+  if (typeof cfg.backend !== 'string') bad('backend', 'a backend name');
+  if (cfg.synthetic !== undefined) {
+    if (typeof cfg.synthetic !== 'object' || cfg.synthetic === null) bad('synthetic', 'an object');
+    checkSynthetic(cfg.synthetic);
   }
 }
 

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BIN, longctx } from '../bin.js';
@@ -13,7 +13,7 @@ import { parseSources, readSources } from '../../src/data/sources.js';
 import { trainTokenizer } from '../../src/data/tokenizer/train.js';
 import { saveTokenizer } from '../../src/data/tokenizer/load.js';
 import { prepareData } from '../../src/data/prepare.js';
-import { readMetrics } from '../../src/train/run.js';
+import { readMetrics, readRunConfig } from '../../src/train/run.js';
 
 let dir = '';
 let data = '';
@@ -84,6 +84,38 @@ test('SIGKILL mid-run, --resume: the loss curve equals the uninterrupted run bit
   assert.deepEqual(finalC.valLoss, finalA.valLoss);
   assert.ok(finalC.seconds >= finalB.seconds * 0.5, `seconds count the earlier processes (${finalC.seconds} vs ${finalB.seconds})`);
   assert.ok(existsSync(path.join(killed, 'model', 'config.json')));
+});
+
+test('a config.resolved.json with a wrong-typed field is a one-line error naming the file and the field', () => {
+  const good = JSON.parse(readFileSync(path.join(dir, 'full', 'config.resolved.json'), 'utf8'));
+  const bent = path.join(dir, 'bent');
+  mkdirSync(bent, { recursive: true });
+  assert.doesNotThrow(() => { writeFileSync(path.join(bent, 'config.resolved.json'), JSON.stringify(good)); readRunConfig(bent); });
+  for (const [edit, field] of [
+    [{ stages: 'many' }, 'stages'], [{ tokensPerStep: '256' }, 'tokensPerStep'], [{ seed: -1 }, 'seed'], [{ kind: 'finetune' }, 'kind'],
+    [{ lr: { maxLr: 'x', minLr: 0, warmupSteps: 1 } }, 'lr'], [{ evalLengths: [32, 0] }, 'evalLengths'], [{ synthetic: { share: 2 } }, 'synthetic.share'],
+  ] as const) {
+    writeFileSync(path.join(bent, 'config.resolved.json'), JSON.stringify({ ...good, ...edit }));
+    assert.throws(() => readRunConfig(bent), (e: Error) => e.message.includes('config.resolved.json') && e.message.includes(field) && /cannot be resumed/.test(e.message) && !e.message.includes('\n'), field);
+  }
+  writeFileSync(path.join(bent, 'config.resolved.json'), JSON.stringify({ ...good, stages: 'many' }));
+  const r = run(['pretrain', '--resume', bent]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /config\.resolved\.json: field "stages" is "many"; expected a non-empty list; the run cannot be resumed/);
+});
+
+test('a run killed before its first checkpoint resumes from its recorded settings and ends as the uninterrupted run', () => {
+  // what a kill right after the run config was written leaves: the config and a torn metrics line
+  const early = path.join(dir, 'early');
+  mkdirSync(early);
+  writeFileSync(path.join(early, 'config.resolved.json'), readFileSync(path.join(dir, 'full', 'config.resolved.json')));
+  writeFileSync(path.join(early, 'metrics.jsonl'), '{"type":"eval","step":0,"tok');
+  assert.match(run([...PRETRAIN, '--data', data, '--out', early]).stderr, /already holds a run; continue it with --resume/);
+  const r = run(['pretrain', '--resume', early]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /no checkpoint yet; starting the run again from its recorded settings/);
+  const want = readMetrics(path.join(dir, 'full')).filter((m) => m.type === 'train').map((m) => [m.step, m.loss]);
+  assert.deepEqual(readMetrics(early).filter((m) => m.type === 'train').map((m) => [m.step, m.loss]), want);
 });
 
 test('extend: ABF and the longer context go into config.json; same tokens per step; base evaluated', () => {
