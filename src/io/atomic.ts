@@ -85,15 +85,46 @@ function rmQuiet(p: string): void {
  * On failure the temp file is removed and `p` is untouched.
  */
 export function writeFileAtomic(p: string, data: FileData): void {
+  removeStaleTemps(p);
   const tmp = `${p}.tmp-${tempSuffix()}`;
   try {
     writeFileChunks(tmp, data, { fsync: true });
     fs.renameSync(tmp, p);
   } catch (e) {
     rmQuiet(tmp);
-    throw e;
+    throw namedError(p, e);
   }
   fsyncFile(path.dirname(path.resolve(p)));
+}
+
+/**
+ * A system error names the file the user asked for, not our temp file or nothing at all (ENOSPC's
+ * message is "no space left on device, write"), and says that the old file is intact.
+ */
+function namedError(p: string, e: unknown): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err?.code !== 'string' || !/^E[A-Z]+$/.test(err.code)) return e;
+  const what = err.code === 'ENOSPC' ? 'no space left on the device' : err.message.replace(/^E[A-Z]+: /, '').replace(/, \w+ '.*'$/, '').replace(/, \w+$/, '');
+  const out = new Error(`${p}: cannot write (${what}); the previous file, if any, is unchanged${err.code === 'ENOSPC' ? ' (free some space and run again)' : ''}`);
+  (out as NodeJS.ErrnoException).code = err.code;
+  return out;
+}
+
+/** Temp files `${p}.tmp-PID-RAND` of writes whose process died (a kill mid-write) are removed before the next write. */
+function removeStaleTemps(p: string): void {
+  const dir = path.dirname(path.resolve(p));
+  const prefix = `${path.basename(p)}.tmp-`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return; // the write itself will report the folder
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)-[0-9a-f]+$/.exec(name.slice(prefix.length));
+    if (m && !pidAlive(Number(m[1]))) rmQuiet(path.join(dir, name));
+  }
 }
 
 /** fsync every file and folder under `root` (depth first, `root` last). */

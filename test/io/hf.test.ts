@@ -310,6 +310,17 @@ test('writeFileAtomic writes chunks and strings, replaces, and leaves no temp fi
   const sub = path.join(dir, 'sub');
   fs.mkdirSync(sub);
   fs.writeFileSync(path.join(sub, 'x'), 'x');
-  assert.throws(() => writeFileAtomic(sub, 'data'));
+  assert.throws(() => writeFileAtomic(sub, 'data'), (e: Error) => e.message.startsWith(`${sub}: cannot write (`) && !e.message.includes('\n'));
   assert.deepEqual(fs.readdirSync(dir).sort(), ['f.bin', 'sub']);
+  // a system error names the file asked for (not the temp file) and says the old one is unchanged
+  const inMissing = path.join(dir, 'no-such-folder', 'x.json');
+  assert.throws(() => writeFileAtomic(inMissing, '{}'), (e: Error) => e.message === `${inMissing}: cannot write (no such file or directory); the previous file, if any, is unchanged`);
+  // temp files of killed writers (dead PIDs) are cleaned at the next write; a live writer's are not
+  const dead = `${p}.tmp-999999999-0a1b2c`, live = `${p}.tmp-${process.pid}-0a1b2c`;
+  fs.writeFileSync(dead, 'half');
+  fs.writeFileSync(live, 'half');
+  writeFileAtomic(p, 'x');
+  assert.ok(!fs.existsSync(dead), 'a dead writer\'s temp file is removed');
+  assert.ok(fs.existsSync(live), 'a live writer\'s temp file is left alone');
+  fs.rmSync(live);
 });
