@@ -156,6 +156,32 @@ test('retries with backoff on 429 / 503, then success; no retry on 400; errors a
   await assert.rejects(openOpenAIModel(url, { tokenizer: folder, backoffMs: 1, retries: 1 }), /connection refused \(is the server running\?\) \(after 2 tries\)/);
 });
 
+test('an answer larger than the client reads is a one-line error, not retried, whether declared or streamed', async () => {
+  let calls = 0;
+  const fake = await fakeServer((req, body, res) => {
+    if (req.url === '/v1/models') return json(res, 200, { data: [{ id: 'fake', max_model_len: 64 }] });
+    if (req.url !== '/v1/completions') return json(res, 404, { error: { message: 'no such route' } });
+    calls++;
+    if (body.prompt.length === 2) { res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': String(8 << 20) }); res.write('{'); return; }
+    // streamed (chunked, no length): 3 MiB in 64 KiB pieces
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    const piece = Buffer.alloc(64 << 10, 32);
+    let sent = 0;
+    const more = (): void => { while (sent < 48) { sent++; if (!res.write(piece)) return void res.once('drain', more); } res.end(); };
+    more();
+  });
+  try {
+    const m = await openOpenAIModel(fake.url, { tokenizer: folder, backoffMs: 1, maxResponseBytes: 1 << 20 });
+    await assert.rejects(m.tokenLogprobs(Int32Array.of(1, 5, 6), 1), (e: Error) => /the answer is larger than 1,048,576 bytes, the most longctx reads/.test(e.message) && !e.message.includes('\n'));
+    assert.equal(calls, 1, 'not retried');
+    await assert.rejects(m.tokenLogprobs(Int32Array.of(1, 5), 1), /larger than 1,048,576 bytes/);
+    assert.equal(calls, 2);
+    m.close();
+  } finally {
+    await fake.close();
+  }
+});
+
 test('a server without prompt log-probabilities (llama.cpp style) or without a tokenizer: one-line errors that say what works', async () => {
   const fake = await fakeServer((req, body, res) => {
     if (req.url === '/v1/models') return json(res, 200, { object: 'list', data: [{ id: 'llama', object: 'model' }] });

@@ -38,6 +38,8 @@ export interface OpenAIModelOptions {
   backoffMs?: number;
   /** overrides the context length the server reports */
   maxContext?: number;
+  /** the largest answer body read, in bytes (default 64 MiB: far above any completion we ask for) */
+  maxResponseBytes?: number;
 }
 
 /** The tasks that need prompt log-probabilities, and those that only generate. */
@@ -62,6 +64,9 @@ export class HttpError extends Error {
 interface Answer { status: number; headers: http.IncomingHttpHeaders; text: string }
 
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+
+/** An answer larger than the client reads: never retried (the server would send it again). */
+class ResponseTooLarge extends Error {}
 const MAX_BACKOFF_MS = 30_000;
 /** what /longctx/info says (the fields we read) */
 interface LongctxInfo {
@@ -108,8 +113,10 @@ export class ApiClient {
   private readonly timeoutMs: number;
   private readonly backoffMs: number;
   private readonly headers: Record<string, string>;
+  private readonly maxResponseBytes: number;
 
   constructor(readonly base: string, opts: OpenAIModelOptions = {}) {
+    this.maxResponseBytes = opts.maxResponseBytes ?? 64 * 2 ** 20;
     this.concurrency = opts.concurrency ?? 1;
     this.retries = opts.retries ?? 4;
     this.timeoutMs = opts.timeoutMs ?? 600_000;
@@ -121,6 +128,7 @@ export class ApiClient {
     positive('retries', this.retries, 0);
     positive('timeoutMs', this.timeoutMs, 1);
     positive('backoffMs', this.backoffMs, 0);
+    positive('maxResponseBytes', this.maxResponseBytes, 1);
     this.agent = new (base.startsWith('https:') ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: this.concurrency });
     this.headers = opts.apiKey ? { Authorization: `Bearer ${opts.apiKey}` } : {};
   }
@@ -139,8 +147,22 @@ export class ApiClient {
         method, agent: this.agent,
         headers: { Accept: 'application/json', ...this.headers, ...(data ? { 'Content-Type': 'application/json', 'Content-Length': String(data.length) } : {}) },
       }, (res) => {
+        // bounded: a hostile or broken server must not make us buffer without end
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        let bytes = 0;
+        const declared = Number(res.headers['content-length']);
+        // settle first: once a response is streaming, destroying the request need not emit 'error'
+        const tooBig = (): void => {
+          reject(new ResponseTooLarge(`${url}: the answer is larger than ${this.maxResponseBytes.toLocaleString('en-US')} bytes, the most longctx reads; is this the right server?`));
+          res.destroy();
+          req.destroy();
+        };
+        if (declared > this.maxResponseBytes) return tooBig();
+        res.on('data', (c: Buffer) => {
+          bytes += c.length;
+          if (bytes > this.maxResponseBytes) return tooBig();
+          chunks.push(c);
+        });
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
         res.on('error', reject);
       });
@@ -170,6 +192,7 @@ export class ApiClient {
         if (Number.isFinite(after) && after >= 0) wait = Math.min(MAX_BACKOFF_MS, Math.max(wait, after * 1000));
       } catch (e) {
         if (e instanceof HttpError && !RETRY_STATUS.has(e.status)) throw e;
+        if (e instanceof ResponseTooLarge) throw new Error(e.message);
         const code = (e as NodeJS.ErrnoException).code;
         failure = e instanceof HttpError ? e
           : new Error(`${url}: ${code === 'ECONNREFUSED' ? 'connection refused (is the server running?)' : (e as Error).message}${code && code !== 'ECONNREFUSED' ? ` (${code})` : ''}`);
