@@ -74,6 +74,9 @@ Ctrl-C (SIGINT) or SIGTERM finishes the admitted requests and exits; a second on
         process.stderr.write(`longctx serve: /v1/chat/completions will refuse requests: ${e.message}\n`);
       }
       const log = f.quiet ? null : (line: string): void => { process.stderr.write(`${line}\n`); };
+      if (apiKey === null && !(/^127\./.test(f.host) || f.host === 'localhost' || f.host === '::1')) {
+        process.stderr.write(`longctx serve: warning: listening on ${f.host} without an API key: anyone who can reach this machine can use the model (--api-key-env NAME requires one)\n`);
+      }
       const srv = await startServer(lm, { host: f.host, port: f.port, maxConcurrency: f.maxConcurrency, id: lm.name, apiKey, log, tokenizerConfig });
       process.stdout.write(`longctx serve: ${lm.name} (${human(parameterCount(cfg))} parameters, ${lm.info.backend} backend, context ${ctx}) at ${srv.url}/v1\n`);
       await new Promise<void>((resolve) => {

@@ -16,7 +16,7 @@
 
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomInt, randomUUID } from 'node:crypto';
+import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { LocalEvalModel } from '../eval/backends/local.js';
 import { topLogprobs, type TopLogprobs } from '../eval/model.js';
@@ -93,6 +93,12 @@ interface GenerateSpec {
 }
 
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
+
+/** "Bearer KEY" against the key in constant time (hashes first, so lengths do not leak either). */
+function keyMatches(header: string | undefined, key: string): boolean {
+  const digest = (x: string): Buffer => createHash('sha256').update(x).digest();
+  return timingSafeEqual(digest(header ?? ''), digest(`Bearer ${key}`));
+}
 
 export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): Promise<RunningServer> {
   const tok = lm.tokenizer;
@@ -451,13 +457,15 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
     const route = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '') || '/';
     let extra = '';
     if (log) res.once('close', () => log(`${method} ${route} ${res.statusCode} ${((Date.now() - t0) / 1000).toFixed(2)}s${extra ? ` ${extra}` : ''}${res.writableFinished ? '' : ' (client went away)'}`));
+    if (route === '/health' && method === 'GET') return sendJson(res, 200, { status: closing ? 'closing' : 'ok' });
+    // with a key, everything but /health asks for it first: an unknown route or method must not
+    // list the routes to a client without the key
+    if (opts.apiKey && !keyMatches(req.headers.authorization, opts.apiKey)) {
+      throw new ApiError(401, 'missing or wrong API key; send Authorization: Bearer KEY (the key is in the environment variable the server was started with)');
+    }
     const allowed = routes[route];
     if (!allowed) throw new ApiError(404, `no route ${method} ${route}; this server has ${Object.keys(routes).map((r) => `${Object.keys(routes[r]!)[0]} ${r}`).join(', ')}`);
     if (!allowed[method]) throw new ApiError(405, `${route} takes ${Object.keys(allowed).join(', ')}, not ${method}`, null, { Allow: Object.keys(allowed).join(', ') });
-    if (route === '/health') return sendJson(res, 200, { status: closing ? 'closing' : 'ok' });
-    if (opts.apiKey && req.headers.authorization !== `Bearer ${opts.apiKey}`) {
-      throw new ApiError(401, 'missing or wrong API key; send Authorization: Bearer KEY (the key is in the environment variable the server was started with)');
-    }
     if (route === '/v1/models') {
       return sendJson(res, 200, { object: 'list', data: [{ id, object: 'model', created, owned_by: 'longctx', max_model_len: ctx }] });
     }

@@ -215,6 +215,12 @@ test('--api-key-env: 401 without the bearer key, 200 with it; /health stays open
     assert.equal((await get(`${s.url}/v1/models`, { Authorization: 'Bearer wrong' })).status, 401);
     assert.equal((await get(`${s.url}/v1/models`, { Authorization: 'Bearer sekret' })).status, 200);
     assert.equal((await get(`${s.url}/health`)).status, 200);
+    // without the key, an unknown route is a 401 too: the route list is for clients with the key
+    const unknown = await get(`${s.url}/v1/nothing`);
+    assert.equal(unknown.status, 401);
+    assert.doesNotMatch(unknown.text, /completions/);
+    assert.equal((await get(`${s.url}/v1/nothing`, { Authorization: 'Bearer sekret' })).status, 404);
+    assert.equal((await get(`${s.url}/v1/models`, { Authorization: 'Bearer sekre' })).status, 401, 'a prefix of the key is not the key');
     const m = await openOpenAIModel(`${s.url}/v1`, { apiKey: 'sekret' });
     assert.equal((await m.tokenLogprobs(lm.tokenizer.encode(text, { bos: true }))).length, lm.tokenizer.encode(text).length);
     m.close();
