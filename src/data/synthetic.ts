@@ -192,11 +192,15 @@ export function repeatRow(docs: DocSet, seed: number, batch: number, rowIndex: n
  * The filler is either a training passage of 16-48 tokens repeated over and over (as the passkey
  * test's five sentences are) or running training text. Half the keys end with a token copied from
  * the filler, so the filler holds it many times with another token after it: a model that matches
- * only the last token (measured: a 2-layer model taught by repeat rows alone answers the passkey
- * prompt's " is" with the filler's word after " is") copies the filler; a match on the last two
- * tokens finds the value (one shared token, not more: two layers can match two tokens with a head
- * one back and a head two back; longer tails would ask for what the model cannot represent). Values
- * are random vocabulary tokens, so nothing but the context predicts them. Rows shorter than 48 tokens fall back to repeat rows.
+ * only the last token copies the filler, and a match on the last two tokens finds the value (one
+ * shared token, not more: two layers can represent a two-token match, a head one back and a head
+ * two back). Values are random vocabulary tokens, so nothing but the context predicts them. Rows
+ * shorter than 48 tokens fall back to repeat rows.
+ *
+ * Measured: a quarter of the base run's rows being recall rows did not teach the 2-layer repro
+ * model the two-token match in 20M tokens (a key sharing its last token with the filler still cost
+ * 3.5-7.6 nats at its first value token across the variants tried, a unique key 0.6-1.1), so the
+ * repro does not use them.
  */
 export function recallRow(docs: DocSet, seed: number, batch: number, rowIndex: number, row: Int32Array): RepeatSegment[] {
   const N = row.length; // T + 1
