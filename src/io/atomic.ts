@@ -137,7 +137,8 @@ function fsyncTree(root: string): void {
   fsyncFile(root);
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process with this id is running (ours counts). */
+export function pidAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);

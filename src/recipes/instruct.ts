@@ -18,7 +18,7 @@ import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { planStages } from '../train/curriculum.js';
 import {
-  latestCheckpoint, readMetrics, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type InstructRunInfo, type RunConfig,
+  latestCheckpoint, lockRun, readMetrics, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type InstructRunInfo, type RunConfig,
 } from '../train/run.js';
 import { chooseMicroBatch, memoryBudget, tokenizerFiles, train, type TrainData, type TrainIO, type TrainSummary } from '../train/trainer.js';
 import { LLAMA2_CHAT_TEMPLATE } from '../serve/chat-template.js';
@@ -199,6 +199,7 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainIO): Promi
     checkpointEvery: o.checkpointEvery ?? Math.max(1, Math.round(steps / 10)),
     keepCheckpoints: o.keepCheckpoints, backend, instruct: info,
   };
+  lockRun(o.out);
   writeRunConfig(o.out, cfg);
 
   const be = selectBackend(backend === 'ref' ? 'ref' : undefined);
@@ -214,6 +215,7 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainIO): Promi
 export async function resumeInstruct(runDir: string, io: TrainIO): Promise<InstructSummary> {
   const cfg = readRunConfig(runDir);
   if (cfg.kind !== 'instruct' || !cfg.instruct) throw new Error(`${runDir} is a ${cfg.kind} run; continue it with longctx ${cfg.kind} --resume ${runDir}`);
+  lockRun(runDir);
   const info = cfg.instruct;
   for (const d of [...info.data, ...(info.valData ?? [])]) {
     if (!fs.existsSync(d.file) || fileSha(d.file) !== d.sha256) throw new Error(`${d.file}: missing or changed since the run started; resuming needs the same --data (or start a new run)`);

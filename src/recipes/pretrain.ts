@@ -17,7 +17,7 @@ import { openModelFolder, isModelFolder } from '../io/hf.js';
 import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { parseSchedule, planStages } from '../train/curriculum.js';
-import { latestCheckpoint, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, SUMMARY, type RunConfig } from '../train/run.js';
+import { latestCheckpoint, lockRun, readRunConfig, truncateMetrics, unlockRun, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, SUMMARY, type RunConfig } from '../train/run.js';
 import { chooseMicroBatch, datasetTrainData, evalBatches, memoryBudget, train, validate, type TrainIO, type TrainState, type TrainSummary } from '../train/trainer.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { Rng } from '../util/rng.js';
@@ -127,6 +127,7 @@ export async function pretrain(o: PretrainOptions, io: TrainIO): Promise<TrainSu
   model.max_position_embeddings = Math.max(...parseSchedule(o.schedule).map((e) => e.seqLen));
   const backend = selectBackend().name;
   const cfg = resolveRun('pretrain', model, null, o.data, o, PRETRAIN_LR, backend);
+  lockRun(o.out);
   writeRunConfig(o.out, cfg);
   return train(o.out, cfg, datasetTrainData(ds), startFresh(cfg, ds, null), io);
 }
@@ -177,6 +178,7 @@ export async function extend(o: ExtendOptions, io: TrainIO): Promise<TrainSummar
   const baseLr = (fromRun?.lr.maxLr ?? PRETRAIN_LR) * EXTEND_LR_RATIO;
   const backend = selectBackend().name;
   const cfg = resolveRun('extend', model, path.resolve(modelDir), data, { ...o, tokensPerStep, evalLengths: o.evalLengths ?? evalLengthsFor(base.config, o.schedule) }, baseLr, backend);
+  lockRun(o.out);
   writeRunConfig(o.out, cfg);
 
   writeBaseEval(o.out, modelDir, base.config, weights, ds, cfg);
@@ -203,10 +205,12 @@ function evalLengthsFor(base: LlamaConfig, schedule: string): number[] {
 export async function resume(runDir: string, io: TrainIO): Promise<TrainSummary> {
   const cfg = readRunConfig(runDir);
   if (cfg.kind === 'instruct') throw new Error(`${runDir} is an instruction-tuning run; continue it with longctx instruct train --resume ${runDir}`);
+  lockRun(runDir);
   const finished = finishedSummary(runDir, cfg);
   if (finished) {
     // resuming a finished run must not rewrite its results (repro and reports read them)
     if (!io.json) process.stderr.write(`${runDir}: finished at step ${finished.steps}; nothing to resume\n`);
+    unlockRun(runDir);
     return finished;
   }
   const ckpt = latestCheckpoint(runDir);

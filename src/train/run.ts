@@ -9,7 +9,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../io/atomic.js';
+import { pidAlive, writeFileAtomic } from '../io/atomic.js';
 import type { LlamaConfig } from '../model/config.js';
 import type { AdamWConfig } from './adamw.js';
 import type { ScheduleEntry, Stage } from './curriculum.js';
@@ -68,6 +68,44 @@ export const CHECKPOINTS = 'checkpoints';
 export const LATEST = 'latest';
 export const FINAL_MODEL = 'model';
 export const SUMMARY = 'summary.json';
+export const LOCK = 'lock';
+
+/**
+ * One writer per run folder: RUN/lock holds the writer's pid. A second process (a --resume started
+ * while the run still trains) is refused instead of interleaving metrics.jsonl and racing on the
+ * checkpoints; a lock whose process is gone (a kill, a crash) is stale and taken over. train()
+ * releases it when it returns; the holding process may take it again.
+ */
+export function lockRun(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, LOCK);
+  for (let tries = 0; tries < 3; tries++) {
+    try {
+      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let pid = NaN;
+    try {
+      pid = Number(fs.readFileSync(file, 'utf8').trim());
+    } catch { /* removed meanwhile: try again */ }
+    if (pid === process.pid) return;
+    if (Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid)) {
+      throw new Error(`${dir}: another process (pid ${pid}) is writing this run; wait for it to finish or stop it (Ctrl-C checkpoints it), then --resume`);
+    }
+    fs.rmSync(file, { force: true }); // its writer died
+  }
+  throw new Error(`${dir}: could not take the run's lock file ${file}; remove it if no process is writing the run`);
+}
+
+/** Releases the lock if this process holds it. */
+export function unlockRun(dir: string): void {
+  const file = path.join(dir, LOCK);
+  try {
+    if (Number(fs.readFileSync(file, 'utf8').trim()) === process.pid) fs.rmSync(file, { force: true });
+  } catch { /* not held */ }
+}
 
 export function writeRunConfig(dir: string, cfg: RunConfig): void {
   fs.mkdirSync(dir, { recursive: true });

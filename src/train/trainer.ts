@@ -20,7 +20,7 @@ import { trainStep, NonFiniteLossError, type MicroBatch } from './step.js';
 import { stageAt, type Stage } from './curriculum.js';
 import { saveCheckpoint } from './checkpoint.js';
 import {
-  appendMetrics, checkpointName, markLatest, readMetrics, CHECKPOINTS, FINAL_MODEL, SUMMARY, type MetricLine, type RunConfig,
+  appendMetrics, checkpointName, markLatest, readMetrics, unlockRun, CHECKPOINTS, FINAL_MODEL, SUMMARY, type MetricLine, type RunConfig,
 } from './run.js';
 
 /**
@@ -308,5 +308,6 @@ export async function train(runDir: string, cfg: RunConfig, data: TrainData, st:
     model: done ? modelDir : '', interrupted: !done,
   };
   if (done) writeFileAtomic(path.join(runDir, SUMMARY), JSON.stringify(summary, null, 2) + '\n');
+  unlockRun(runDir);
   return summary;
 }

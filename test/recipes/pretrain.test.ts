@@ -13,7 +13,7 @@ import { parseSources, readSources } from '../../src/data/sources.js';
 import { trainTokenizer } from '../../src/data/tokenizer/train.js';
 import { saveTokenizer } from '../../src/data/tokenizer/load.js';
 import { prepareData } from '../../src/data/prepare.js';
-import { readMetrics, readRunConfig } from '../../src/train/run.js';
+import { lockRun, readMetrics, readRunConfig, unlockRun } from '../../src/train/run.js';
 
 let dir = '';
 let data = '';
@@ -84,6 +84,35 @@ test('SIGKILL mid-run, --resume: the loss curve equals the uninterrupted run bit
   assert.deepEqual(finalC.valLoss, finalA.valLoss);
   assert.ok(finalC.seconds >= finalB.seconds * 0.5, `seconds count the earlier processes (${finalC.seconds} vs ${finalB.seconds})`);
   assert.ok(existsSync(path.join(killed, 'model', 'config.json')));
+});
+
+test('one writer per run: a --resume while the run trains is refused (nothing written); a dead writer\'s lock is taken over', async () => {
+  const busy = path.join(dir, 'busy');
+  const child = spawn(process.execPath, [BIN, ...PRETRAIN.map((a) => (a === String(256 * 120) ? String(256 * 100000) : a)), '--data', data, '--out', busy], { stdio: 'ignore' });
+  try {
+    // wait until it is training (a train line in the metrics)
+    await new Promise<void>((resolve, reject) => {
+      const t0 = Date.now();
+      const poll = setInterval(() => {
+        if (existsSync(path.join(busy, 'metrics.jsonl')) && /"type":"train"/.test(readFileSync(path.join(busy, 'metrics.jsonl'), 'utf8'))) { clearInterval(poll); resolve(); }
+        else if (Date.now() - t0 > 60_000) { clearInterval(poll); reject(new Error('the run did not start')); }
+      }, 20);
+    });
+    assert.equal(readFileSync(path.join(busy, 'lock'), 'utf8').trim(), String(child.pid));
+    const second = run(['pretrain', '--resume', busy]);
+    assert.equal(second.code, 1);
+    assert.match(second.stderr, new RegExp(`another process \\(pid ${child.pid}\\) is writing this run; wait for it to finish or stop it`));
+    assert.equal(second.stderr.trim().split('\n').length, 1);
+  } finally {
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+  }
+  // the killed writer's lock is stale: the next writer takes it over, and it is released after
+  lockRun(busy);
+  assert.equal(readFileSync(path.join(busy, 'lock'), 'utf8').trim(), String(process.pid));
+  unlockRun(busy);
+  assert.ok(!existsSync(path.join(busy, 'lock')));
+  assert.ok(!existsSync(path.join(dir, 'full', 'lock')), 'a finished run holds no lock');
 });
 
 test('a config.resolved.json with a wrong-typed field is a one-line error naming the file and the field', () => {
