@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LlamaConfig } from '../model/config.js';
 import { ropeFrequencies, describeRope, type RopeScaling } from '../model/rope.js';
-import { ropeParamsOf } from '../model/config.js';
+import { ropeParamsOf, validateLlamaConfig } from '../model/config.js';
 import { parameterSpecs } from '../model/params.js';
 import { openModelFolder } from './hf.js';
 import { loadTokenizer, tokenizerFromJSON } from '../data/tokenizer/load.js';
@@ -358,7 +358,7 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig & { ropeFreqs: 
     throw new GgufError(`${file.path}: llama.rope.scaling.type "${type}" is not one longctx maps back (none, linear, yarn)`);
   }
   const id = (k: string, d: number): number => need(file, `tokenizer.ggml.${k}`, 'number', true) ?? d;
-  return {
+  const cfg = {
     vocab_size: V,
     hidden_size: C,
     intermediate_size: n('feed_forward_length')!,
@@ -376,7 +376,27 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig & { ropeFreqs: 
     initializer_range: 0.02,
     ropeFreqs: file.tensors.has('rope_freqs.weight'),
   };
+  // the same checks as config.json (ranges included), before anything is sized or handed to
+  // llama.cpp, which aborts on head_count 0 or a NaN epsilon; errors name the GGUF key too
+  try {
+    for (const k of ['hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'max_position_embeddings', 'vocab_size'] as const) {
+      if (!Number.isInteger(cfg[k])) throw new Error(`field "${k}" must be an integer, got ${cfg[k]}`);
+    }
+    validateLlamaConfig(cfg, file.path);
+  } catch (e) {
+    const msg = (e as Error).message.replace(/field "(\w+)"/, (m, f: string) => (GGUF_KEY[f] ? `${m} (${GGUF_KEY[f]})` : m));
+    throw new GgufError(msg.startsWith(file.path) ? msg : `${file.path}: ${msg}`);
+  }
+  return cfg;
 }
+
+/** The GGUF metadata key each config field is read from (for error messages). */
+const GGUF_KEY: Record<string, string> = {
+  vocab_size: 'llama.vocab_size or tokenizer.ggml.tokens', hidden_size: 'llama.embedding_length', intermediate_size: 'llama.feed_forward_length',
+  num_hidden_layers: 'llama.block_count', num_attention_heads: 'llama.attention.head_count', num_key_value_heads: 'llama.attention.head_count_kv',
+  head_dim: 'llama.attention.key_length, else embedding_length / head_count', rms_norm_eps: 'llama.attention.layer_norm_rms_epsilon',
+  rope_theta: 'llama.rope.freq_base', max_position_embeddings: 'llama.context_length', bos_token_id: 'tokenizer.ggml.bos_token_id', eos_token_id: 'tokenizer.ggml.eos_token_id',
+};
 
 /**
  * The longctx tokenizer of a GGUF file: the tokenizer.json stored at export

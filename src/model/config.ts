@@ -140,7 +140,12 @@ export function parseLlamaConfig(raw: unknown, where = 'config'): LlamaConfig {
   return cfg;
 }
 
-/** Checks relations between fields; throws a one-line ConfigError naming the field. */
+const LIMITS: [keyof LlamaConfig, number][] = [
+  ['vocab_size', 2 ** 24], ['hidden_size', 65_536], ['intermediate_size', 262_144], ['num_hidden_layers', 1_024],
+  ['num_attention_heads', 1_024], ['head_dim', 1_024], ['max_position_embeddings', 2 ** 26], ['rope_theta', 1e15],
+];
+
+/** Checks ranges and relations between fields; throws a one-line ConfigError naming the field. */
 export function validateLlamaConfig(cfg: LlamaConfig, where = 'config'): void {
   const positive: (keyof LlamaConfig)[] = [
     'vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
@@ -150,6 +155,12 @@ export function validateLlamaConfig(cfg: LlamaConfig, where = 'config'): void {
     const v = cfg[key];
     if (typeof v !== 'number' || !(v > 0)) throw new ConfigError(`${where}: field "${key}" must be > 0, got ${String(v)}`);
   }
+  // upper bounds, checked before anything is sized from them: a file claiming 10M layers must be an
+  // error, not a multi-GB allocation and a heap crash. Each is far above any published Llama-family model.
+  for (const [key, max] of LIMITS) {
+    if ((cfg[key] as number) > max) throw new ConfigError(`${where}: field "${key}" is ${String(cfg[key])}; longctx accepts at most ${max.toLocaleString('en-US')}`);
+  }
+  if (!(cfg.rms_norm_eps < 1)) throw new ConfigError(`${where}: field "rms_norm_eps" must be below 1, got ${cfg.rms_norm_eps}`);
   if (cfg.num_attention_heads % cfg.num_key_value_heads !== 0) {
     throw new ConfigError(
       `${where}: field "num_key_value_heads" (${cfg.num_key_value_heads}) must divide num_attention_heads (${cfg.num_attention_heads})`,

@@ -79,6 +79,13 @@ test('a corrupt safetensors header, a missing tensor or a bad config key give on
     writeFileSync(cfgFile, JSON.stringify({ vocab_size: 10, hidden_size: 8, intermediate_size: 4, num_hidden_layers: 1, num_attention_heads: 2, hiden_size: 3 }));
     assertOneLineError(longctx('init', '--config', cfgFile, '--out', path.join(dir, 'x')), /unknown field "hiden_size"/);
     assertOneLineError(longctx('info', path.join(dir, 'nope')), /nope/);
+    // a size a file claims is bounded before anything is allocated from it (10M layers was a 4.5 GB heap crash)
+    writeFileSync(path.join(out, 'model.safetensors'), good);
+    const cfg = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8'));
+    writeFileSync(path.join(out, 'config.json'), JSON.stringify({ ...cfg, num_hidden_layers: 10_000_000 }));
+    assertOneLineError(longctx('info', out), /config\.json: field "num_hidden_layers" is 10000000; longctx accepts at most 1,024/);
+    writeFileSync(path.join(out, 'config.json'), JSON.stringify({ ...cfg, rms_norm_eps: 5 }));
+    assertOneLineError(longctx('info', out), /field "rms_norm_eps" must be below 1/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

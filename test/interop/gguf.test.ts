@@ -365,6 +365,28 @@ test('a truncated or corrupt GGUF is a one-line error naming the file', () => {
   const len = Buffer.from(bytes);
   len.writeBigUInt64LE(1n << 40n, 24); // the first key's length
   check('len.gguf', len, /claims|beyond/);
+  // sizes and values a file claims are checked like config.json's before anything is sized from
+  // them or llama.cpp sees them (block_count 4e9 was a heap crash; head_count 0 and a NaN epsilon
+  // aborted llama.cpp); the error names the GGUF key
+  const patched = (key: string, write: (b: Buffer, at: number) => void): Buffer => {
+    const b = Buffer.from(bytes);
+    const name = Buffer.concat([Buffer.alloc(8), Buffer.from(key, 'latin1')]);
+    name.writeBigUInt64LE(BigInt(key.length), 0);
+    const at = b.indexOf(name);
+    assert.ok(at > 0, `key ${key} in the file`);
+    write(b, at + name.length + 4); // past the key and its u32 value type
+    return b;
+  };
+  for (const [key, write, pattern] of [
+    ['llama.block_count', (b: Buffer, at: number) => b.writeUInt32LE(0xffffffff, at), /field "num_hidden_layers" \(llama\.block_count\) is 4294967295; longctx accepts at most 1,024/],
+    ['llama.attention.head_count', (b: Buffer, at: number) => b.writeUInt32LE(0, at), /llama\.attention\.head_count/],
+    ['llama.attention.layer_norm_rms_epsilon', (b: Buffer, at: number) => b.writeFloatLE(NaN, at), /field "rms_norm_eps" \(llama\.attention\.layer_norm_rms_epsilon\) must be > 0, got NaN/],
+    ['llama.rope.freq_base', (b: Buffer, at: number) => b.writeFloatLE(-1, at), /field "rope_theta" \(llama\.rope\.freq_base\) must be > 0, got -1/],
+  ] as const) {
+    const f = path.join(dir, `bad-${key}.gguf`);
+    writeFileSync(f, patched(key, write));
+    assert.throws(() => llamaConfigFromGguf(readGgufHeader(f)), (e: Error) => e instanceof GgufError && e.message.startsWith(`${f}: `) && pattern.test(e.message) && !e.message.includes('\n'), key);
+  }
   // a file whose tensor data is cut fails before llama.cpp sees it, also through the CLI
   const cut = path.join(dir, 'cut.gguf');
   copyFileSync(abfGguf, cut);
