@@ -99,6 +99,10 @@ test('numeric flags are decimal and non-empty: "", hex, spaces and integers past
   assert.equal(intArg('--tokens', 1)('2e6'), 2_000_000);
   assert.equal(floatArg('--lr', 0)('3e-4'), 3e-4);
   assert.equal(floatArg('--lr', 0)('.5'), 0.5);
+  // bounded sizes: `rope --head-dim 1e9` was a heap crash
+  const big = longctx('rope', '--head-dim', '1e9');
+  assert.equal(big.code, 1);
+  assert.match(big.stderr, /--head-dim must be an integer >= 2 and <= 1024, got "1e9"/);
   const r = longctx('pretrain', '--data', 'nowhere', '--out', 'nowhere', '--lr', '');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /--lr must be a decimal number >= 0, got ""/);
