@@ -148,13 +148,21 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
+const MAX_TEXT_FILE = 500 * 2 ** 20;
+
 /** Read a file as strict UTF-8: error with the file and byte offset on invalid bytes. */
 export function readUtf8File(file: string): string {
   let buf: Buffer;
   try {
+    // regular files of a size a string can hold only: `file:/dev/zero` read without end (21.7 GB
+    // before it was stopped), and V8's strings stop at ~512 MiB
+    const st = fs.statSync(file);
+    if (!st.isFile()) throw new Error(`${file}: not a regular file (a device, pipe or folder cannot be a text source)`);
+    if (st.size > MAX_TEXT_FILE) throw new Error(`${file}: ${(st.size / 2 ** 20).toFixed(0)} MiB is more than the ${MAX_TEXT_FILE / 2 ** 20} MiB one text file may hold; split it (dir:FOLDER reads many files, jsonl: one document per line)`);
     buf = fs.readFileSync(file);
   } catch (e) {
-    throw new Error(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw code ? new Error(`${file}: cannot read (${code})`) : e;
   }
   const bad = firstInvalidUtf8(buf);
   if (bad >= 0) throw new Error(`${file}: invalid UTF-8 at byte ${bad} (pass --skip-bad to skip such files)`);

@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, writeFileSync, chmodSync, truncateSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { globToRegExp, parseSources, readSource, readSources } from '../../src/data/sources.js';
 import { corpus, withTempDir } from './fixtures.js';
@@ -74,6 +74,13 @@ test('bad input: unreadable path, invalid UTF-8 (file and byte), bad JSONL line 
   withTempDir((dir) => {
     assert.throws(() => [...readSources(parseSources(`file:${path.join(dir, 'nope.txt')}`))], /nope\.txt: cannot read \(ENOENT\)/);
     assert.throws(() => [...readSources(parseSources(`dir:${path.join(dir, 'nodir')}`))], /nodir: cannot read \(ENOENT\)/);
+    // a device is not a text file (file:/dev/zero read without end); a file too big for a string is refused before reading
+    assert.throws(() => [...readSources(parseSources('file:/dev/zero'))], /\/dev\/zero: not a regular file/);
+    const huge = path.join(dir, 'huge.txt');
+    writeFileSync(huge, 'x');
+    truncateSync(huge, 600 * 2 ** 20); // sparse: no disk used
+    assert.throws(() => [...readSources(parseSources(`file:${huge}`))], /huge\.txt: 600 MiB is more than the 500 MiB one text file may hold; split it/);
+    rmSync(huge);
     const d = path.join(dir, 'd');
     mkdirSync(d);
     writeFileSync(path.join(d, 'good.txt'), 'fine');
