@@ -41,6 +41,7 @@ const IGNORED_KEYS = new Set<string>([
   'architectures', 'model_type', 'torch_dtype', 'dtype', 'transformers_version', 'use_cache',
   'hidden_act', 'attention_bias', 'attention_dropout', 'mlp_bias', 'pretraining_tp', 'pad_token_id',
   '_name_or_path', 'rope_type', 'max_sequence_length', 'tokenizer_class', 'auto_map', 'bias',
+  'is_llama_config', // SmolLM / SmolLM2: a marker, no effect on the math
 ]);
 
 export class ConfigError extends Error {
@@ -71,8 +72,8 @@ export function parseLlamaConfig(raw: unknown, where = 'config'): LlamaConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ConfigError(`${where}: expected a JSON object with LlamaConfig fields`);
   }
-  const obj = raw as Record<string, unknown>;
-  const known = new Set<string>([...NUMBER_KEYS, 'rope_scaling', 'tie_word_embeddings']);
+  const obj = { ...(raw as Record<string, unknown>) }; // a copy: rope_parameters is folded in below
+  const known = new Set<string>([...NUMBER_KEYS, 'rope_scaling', 'tie_word_embeddings', 'rope_parameters', 'sliding_window', 'rope_interleaved']);
   for (const key of Object.keys(obj)) {
     if (!known.has(key) && !IGNORED_KEYS.has(key)) {
       throw new ConfigError(`${where}: unknown field "${key}" (allowed: ${[...known].join(', ')})`);
@@ -83,6 +84,29 @@ export function parseLlamaConfig(raw: unknown, where = 'config'): LlamaConfig {
   }
   if (obj.hidden_act !== undefined && obj.hidden_act !== 'silu') {
     throw new ConfigError(`${where}: field "hidden_act" is ${JSON.stringify(obj.hidden_act)}; only "silu" (SwiGLU) is supported`);
+  }
+  // keys that would change the computation: honoured when they describe what we compute, else refused by name
+  if (obj.sliding_window !== undefined && obj.sliding_window !== null) {
+    throw new ConfigError(`${where}: field "sliding_window" is ${JSON.stringify(obj.sliding_window)}; longctx computes full causal attention only (null)`);
+  }
+  if (obj.rope_interleaved !== undefined && obj.rope_interleaved !== false) {
+    throw new ConfigError(`${where}: field "rope_interleaved" is ${JSON.stringify(obj.rope_interleaved)}; longctx rotates half-split pairs as Llama does (false)`);
+  }
+  // transformers >= 5 moves the RoPE base and scaling into rope_parameters; ignoring it would
+  // silently use the default base
+  if (obj.rope_parameters !== undefined && obj.rope_parameters !== null) {
+    const rp = obj.rope_parameters;
+    if (typeof rp !== 'object' || Array.isArray(rp)) throw new ConfigError(`${where}: field "rope_parameters" must be an object, got ${JSON.stringify(rp)}`);
+    const { rope_theta: theta, ...scaling } = rp as Record<string, unknown>;
+    if (theta !== undefined) {
+      if (obj.rope_theta !== undefined && obj.rope_theta !== theta) throw new ConfigError(`${where}: field "rope_parameters.rope_theta" (${JSON.stringify(theta)}) differs from "rope_theta" (${JSON.stringify(obj.rope_theta)}); keep one`);
+      obj.rope_theta = theta;
+    }
+    const type = scaling.rope_type ?? scaling.type;
+    if (type !== undefined && type !== 'default') {
+      if (obj.rope_scaling !== undefined && obj.rope_scaling !== null) throw new ConfigError(`${where}: both "rope_scaling" and "rope_parameters" describe a RoPE scaling; keep one`);
+      obj.rope_scaling = scaling;
+    }
   }
   for (const flag of ['attention_bias', 'mlp_bias'] as const) {
     if (obj[flag] === true) throw new ConfigError(`${where}: field "${flag}" is true; longctx supports bias-free LLaMA layers only`);

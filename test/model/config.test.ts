@@ -1,0 +1,50 @@
+// config.json as real Llama-family checkpoints write it: keys that do not change the math are
+// accepted, keys that do are honoured (transformers >= 5's rope_parameters) or refused by name.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseLlamaConfig, llamaConfigToJSON, ConfigError } from '../../src/model/config.js';
+
+// HuggingFaceTB/SmolLM2-135M config.json (transformers 4.40)
+const SMOLLM2_135M = {
+  architectures: ['LlamaForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: 0, eos_token_id: 0,
+  hidden_act: 'silu', hidden_size: 576, initializer_range: 0.041666666666666664, intermediate_size: 1536, is_llama_config: true,
+  max_position_embeddings: 8192, model_type: 'llama', num_attention_heads: 9, num_hidden_layers: 30, num_key_value_heads: 3,
+  pretraining_tp: 1, rms_norm_eps: 1e-5, rope_interleaved: false, rope_scaling: null, rope_theta: 100000, tie_word_embeddings: true,
+  torch_dtype: 'bfloat16', transformers_version: '4.40.1', use_cache: true, vocab_size: 49152,
+};
+
+// meta-llama/Llama-3.1-8B config.json (transformers 4.43)
+const LLAMA31_8B = {
+  architectures: ['LlamaForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: 128000, eos_token_id: 128001,
+  hidden_act: 'silu', hidden_size: 4096, initializer_range: 0.02, intermediate_size: 14336, max_position_embeddings: 131072,
+  mlp_bias: false, model_type: 'llama', num_attention_heads: 32, num_hidden_layers: 32, num_key_value_heads: 8, pretraining_tp: 1,
+  rms_norm_eps: 1e-5, rope_scaling: { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+  rope_theta: 500000.0, tie_word_embeddings: false, torch_dtype: 'bfloat16', transformers_version: '4.43.0.dev0', use_cache: true, vocab_size: 128256,
+};
+
+test('SmolLM2: is_llama_config, rope_interleaved false and sliding_window null load; the values are kept', () => {
+  const c = parseLlamaConfig({ ...SMOLLM2_135M, sliding_window: null }, 'smollm2/config.json');
+  assert.equal(c.rope_theta, 100000);
+  assert.equal(c.head_dim, 64);
+  assert.equal(c.num_key_value_heads, 3);
+  assert.equal(c.tie_word_embeddings, true);
+  assert.deepEqual(parseLlamaConfig(llamaConfigToJSON(c)), c, 'round trip');
+  assert.throws(() => parseLlamaConfig({ ...SMOLLM2_135M, rope_interleaved: true }, 'f.json'), (e: Error) => e instanceof ConfigError && /f\.json: field "rope_interleaved" is true; longctx rotates half-split pairs/.test(e.message));
+  assert.throws(() => parseLlamaConfig({ ...SMOLLM2_135M, sliding_window: 4096 }, 'f.json'), /field "sliding_window" is 4096; longctx computes full causal attention only/);
+});
+
+test('transformers >= 5 rope_parameters carry the base and the scaling: honoured, equal to the 4.x keys', () => {
+  const v4 = parseLlamaConfig(LLAMA31_8B);
+  const { rope_theta, rope_scaling, ...rest } = LLAMA31_8B;
+  const v5 = parseLlamaConfig({ ...rest, rope_parameters: { rope_theta, ...rope_scaling } });
+  assert.deepEqual(v5, v4);
+  assert.equal(v5.rope_theta, 500000);
+  assert.equal(v5.rope_scaling?.rope_type, 'llama3');
+  // a plain base in rope_parameters (rope_type default) is not the default 10,000
+  const plain = parseLlamaConfig({ ...rest, rope_parameters: { rope_type: 'default', rope_theta: 1_000_000 } });
+  assert.equal(plain.rope_theta, 1_000_000);
+  assert.equal(plain.rope_scaling, null);
+  assert.throws(() => parseLlamaConfig({ ...LLAMA31_8B, rope_parameters: { rope_theta: 10000 } }), /"rope_parameters\.rope_theta" \(10000\) differs from "rope_theta" \(500000\)/);
+  assert.throws(() => parseLlamaConfig({ ...rest, rope_parameters: 'x' }), /field "rope_parameters" must be an object/);
+});
