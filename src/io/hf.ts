@@ -213,9 +213,18 @@ export function loadModelWeights(dir: string, cfg: LlamaConfig): Float32Array {
   const total = plan.tensors.reduce((n, t) => n + t.spec.size, 0);
   const flat = new Float32Array(total); // (P)
   for (const { spec, header } of plan.tensors) {
-    readTensorF32Into(header, spec.name, flat.subarray(spec.offset, spec.offset + spec.size));
+    const slice = flat.subarray(spec.offset, spec.offset + spec.size);
+    readTensorF32Into(header, spec.name, slice);
+    // a NaN or Inf weight makes every score NaN downstream (eval printed "ppl NaN" and exited 0)
+    const bad = firstNonFinite(slice);
+    if (bad >= 0) fail(header.path, `tensor "${spec.name}" holds ${slice[bad]} at element ${bad}`, 'the weights are damaged (a diverged run?): use an earlier checkpoint');
   }
   return flat;
+}
+
+function firstNonFinite(x: Float32Array): number {
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) return i;
+  return -1;
 }
 
 /** Extra files a save may carry: name (relative, no '..') -> content. */

@@ -77,6 +77,18 @@ test('save then load gives the same config and weights; folder layout as Hugging
   assert.deepEqual(folder.loadWeights(), flat);
 });
 
+test('a NaN or Inf weight is a one-line error naming the file, the tensor and the element', () => {
+  const cfg = tinyConfig();
+  for (const bad of [NaN, Infinity]) {
+    const flat = randomFlat(cfg);
+    const spec = parameterSpecs(cfg).find((s) => s.name === 'model.layers.1.mlp.up_proj.weight')!;
+    flat[spec.offset + 5] = bad;
+    const dir = fresh();
+    saveModelFolder(dir, cfg, flat);
+    assert.throws(() => openModelFolder(dir).loadWeights(), (e: Error) => e.message.startsWith(path.join(dir, 'model.safetensors')) && new RegExp(`tensor "model\\.layers\\.1\\.mlp\\.up_proj\\.weight" holds ${bad} at element 5`).test(e.message) && !e.message.includes('\n'));
+  }
+});
+
 test('tied embeddings: no lm_head written; a stray lm_head.weight in the file is ignored', () => {
   const cfg = { ...tinyConfig(), tie_word_embeddings: true };
   const flat = randomFlat(cfg, 7);
