@@ -20,7 +20,7 @@ export function registerExtend(program: Command): void {
     .option('--factor <x>', 'scaling factor for pi / ntk / dynamic / yarn / llama3 (default: new length / base length)', floatArg('--factor', 1))
     .option('--scale-base <n>', 'xPos scale_base (default 512)', floatArg('--scale-base', 1));
   addTrainFlags(cmd, { lr: 'the base run\'s / 3' }).action(async (f: Flags) => {
-    if (f.resume) return printSummary(await resume(f.resume, { json: f.json }), f.json);
+    if (f.resume) return printSummary(await resume(f.resume, { json: f.json }, f.lr !== undefined ? { lr: f.lr } : {}), f.json);
     if (!f.from) throw new Error('--from is required (a pretrain run folder or a model folder)');
     const o = commonOptions(f);
     const s = await extend({ ...o, from: f.from, data: f.data, rope: f.rope, theta: f.theta, factor: f.factor, scaleBase: f.scaleBase }, { json: f.json });

@@ -16,7 +16,7 @@ export function registerPretrain(program: Command): void {
     .option('--data <dir>', 'prepared data folder (longctx data prepare)')
     .option('--rope-theta <base>', 'RoPE base (default 10000; 500000 trains with ABF from scratch)', floatArg('--rope-theta', 1));
   addTrainFlags(cmd, { lr: String(PRETRAIN_LR) }).action(async (f: Flags) => {
-    if (f.resume) return printSummary(await resume(f.resume, { json: f.json }), f.json);
+    if (f.resume) return printSummary(await resume(f.resume, { json: f.json }, f.lr !== undefined ? { lr: f.lr } : {}), f.json);
     if (!f.data) throw new Error('--data is required (a folder written by `longctx data prepare`)');
     printSummary(await pretrain({ ...commonOptions(f), preset: f.preset, data: f.data, ropeTheta: f.ropeTheta }, { json: f.json }), f.json);
   });

@@ -34,7 +34,7 @@ export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
     .option('--synthetic <share>', 'replace this share of training rows by repeat rows (a training passage or random tokens, repeated after a gap, scored on the repeat only; our deviation from the paper: it teaches a small model to copy from context), e.g. 0.5', floatArg('--synthetic', 0))
     .option('--synthetic-recall <share>', 'make this share of the synthetic rows key-value recall rows (facts hidden in filler, asked again at the row\'s end: the passkey test in general form), e.g. 0.5', floatArg('--synthetic-recall', 0))
     .option('--synthetic-first <steps>', 'make every row of the first STEPS optimizer steps a repeat row (forms the copying circuit before the language statistics crowd it out)', intArg('--synthetic-first', 0))
-    .option('--resume <run>', 'continue RUN from its last checkpoint (same data order and RNG); other flags are ignored')
+    .option('--resume <run>', 'continue RUN from its last checkpoint (same data order and RNG); of the other flags only --lr applies (a new peak learning rate from the checkpoint on, recorded in the run)')
     .option('--json', 'JSON lines (metrics) on stdout instead of a progress bar', false);
 }
 

@@ -202,7 +202,7 @@ function evalLengthsFor(base: LlamaConfig, schedule: string): number[] {
 }
 
 /** Continue a run from its last checkpoint with the same data order and RNG state. */
-export async function resume(runDir: string, io: TrainIO): Promise<TrainSummary> {
+export async function resume(runDir: string, io: TrainIO, change: { lr?: number } = {}): Promise<TrainSummary> {
   const cfg = readRunConfig(runDir);
   if (cfg.kind === 'instruct') throw new Error(`${runDir} is an instruction-tuning run; continue it with longctx instruct train --resume ${runDir}`);
   lockRun(runDir);
@@ -218,6 +218,16 @@ export async function resume(runDir: string, io: TrainIO): Promise<TrainSummary>
   const ds = openDataset(cfg.data);
   const be = selectBackend(cfg.backend === 'ref' ? 'ref' : undefined);
   const { model, opt, state } = loadCheckpoint(ckpt, be);
+  if (change.lr !== undefined) {
+    // what the NaN-loss advice asks for: a lower peak from here on, the cosine's shape and the
+    // floor's ratio kept, recorded in the run so that a later resume keeps it
+    if (!(change.lr > 0)) throw new Error(`--lr must be positive to resume, got ${change.lr}`);
+    const minLr = cfg.lr.maxLr > 0 ? cfg.lr.minLr * change.lr / cfg.lr.maxLr : change.lr / 10;
+    cfg.lr = { ...cfg.lr, maxLr: change.lr, minLr };
+    cfg.lrChanges = [...(cfg.lrChanges ?? []), { step: state.step, maxLr: change.lr, minLr }];
+    writeRunConfig(runDir, cfg);
+    if (!io.json) process.stderr.write(`${runDir}: peak learning rate ${change.lr} from step ${state.step} on (recorded in ${RESOLVED_CONFIG})\n`);
+  }
   truncateMetrics(runDir, state.step);
   const data = restoreBatchIterator(ds, state.data as BatchIteratorState);
   return train(runDir, cfg, datasetTrainData(ds), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng), seconds: state.seconds ?? 0 }, io);

@@ -48,6 +48,8 @@ export interface RunConfig {
   tokensPerStep: number;
   microBatch: number[]; // per stage: sequences per forward/backward (gradient accumulation below batchSize)
   lr: { maxLr: number; minLr: number; warmupSteps: number };
+  /** --resume --lr: the peak learning rate changed from `step` on (the schedule above is the current one) */
+  lrChanges?: { step: number; maxLr: number; minLr: number }[];
   adam: AdamWConfig;
   seed: number;
   mix: MixOptions;

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BIN, longctx } from '../bin.js';
@@ -113,6 +113,30 @@ test('one writer per run: a --resume while the run trains is refused (nothing wr
   unlockRun(busy);
   assert.ok(!existsSync(path.join(busy, 'lock')));
   assert.ok(!existsSync(path.join(dir, 'full', 'lock')), 'a finished run holds no lock');
+});
+
+test('--resume --lr: a new peak learning rate from the checkpoint on, recorded in the run (the NaN advice can be followed)', () => {
+  const full = path.join(dir, 'full');
+  const lrRun = path.join(dir, 'lr-run');
+  mkdirSync(path.join(lrRun, 'checkpoints'), { recursive: true });
+  writeFileSync(path.join(lrRun, 'config.resolved.json'), readFileSync(path.join(full, 'config.resolved.json')));
+  writeFileSync(path.join(lrRun, 'metrics.jsonl'), readFileSync(path.join(full, 'metrics.jsonl')));
+  const ckpt = readFileSync(path.join(full, 'checkpoints', 'latest'), 'utf8').trim(); // step 120: take the one before
+  const name = 'step-00000110';
+  assert.notEqual(ckpt, name);
+  cpSync(path.join(full, 'checkpoints', name), path.join(lrRun, 'checkpoints', name), { recursive: true });
+  writeFileSync(path.join(lrRun, 'checkpoints', 'latest'), name);
+  const r = run(['pretrain', '--resume', lrRun, '--lr', '1e-4']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /peak learning rate 0\.0001 from step 110 on/);
+  const cfg = JSON.parse(readFileSync(path.join(lrRun, 'config.resolved.json'), 'utf8'));
+  assert.equal(cfg.lr.maxLr, 1e-4);
+  assert.ok(Math.abs(cfg.lr.minLr - 1e-5) < 1e-12, 'the floor keeps its ratio');
+  assert.deepEqual(cfg.lrChanges.map((c: { step: number }) => c.step), [110]);
+  const before = readMetrics(full).filter((m) => m.type === 'train');
+  const after = readMetrics(lrRun).filter((m) => m.type === 'train');
+  assert.deepEqual(after.slice(0, 110).map((m) => m.loss), before.slice(0, 110).map((m) => m.loss), 'the steps before the checkpoint are kept');
+  for (let i = 110; i < 120; i++) assert.ok(after[i]!.lr < before[i]!.lr / 10, `step ${i + 1}: lr ${after[i]!.lr} vs ${before[i]!.lr}`);
 });
 
 test('a config.resolved.json with a wrong-typed field is a one-line error naming the file and the field', () => {
