@@ -219,7 +219,7 @@ export function recallRow(docs: DocSet, seed: number, batch: number, rowIndex: n
     if (2 * (factTokens + k + v) > N / 2) break;
     const fact = new Int32Array(k + v);
     randomSpan(docs, rng, k - shared, fact, 0);
-    const j = rng.nextInt(Math.min(period, N) - shared); // the key's tail is filler[j, j + shared)
+    const j = rng.nextInt(period - shared); // the key's tail is filler[j, j + shared)
     fact.set(filler.subarray(j, j + shared), k - shared);
     randomSpan(docs, rng, v, fact, k);
     facts.push(fact);

@@ -379,13 +379,9 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig & { ropeFreqs: 
   // the same checks as config.json (ranges included), before anything is sized or handed to
   // llama.cpp, which aborts on head_count 0 or a NaN epsilon; errors name the GGUF key too
   try {
-    for (const k of ['hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim', 'max_position_embeddings', 'vocab_size'] as const) {
-      if (!Number.isInteger(cfg[k])) throw new Error(`field "${k}" must be an integer, got ${cfg[k]}`);
-    }
     validateLlamaConfig(cfg, file.path);
   } catch (e) {
-    const msg = (e as Error).message.replace(/field "(\w+)"/, (m, f: string) => (GGUF_KEY[f] ? `${m} (${GGUF_KEY[f]})` : m));
-    throw new GgufError(msg.startsWith(file.path) ? msg : `${file.path}: ${msg}`);
+    throw new GgufError((e as Error).message.replace(/field "(\w+)"/, (m, f: string) => (GGUF_KEY[f] ? `${m} (${GGUF_KEY[f]})` : m)));
   }
   return cfg;
 }

@@ -123,10 +123,7 @@ export function parseLlamaConfig(raw: unknown, where = 'config'): LlamaConfig {
     if (typeof value !== 'number' || !Number.isFinite(value)) {
       throw new ConfigError(`${where}: field "${key}" must be a number, got ${JSON.stringify(v)}`);
     }
-    if (INTEGER_KEYS.has(key) && !Number.isInteger(value)) {
-      throw new ConfigError(`${where}: field "${key}" must be an integer, got ${value}`);
-    }
-    return value;
+    return value; // integers are checked with the ranges, in validateLlamaConfig
   };
 
   const d = defaults();
@@ -178,6 +175,10 @@ export function validateLlamaConfig(cfg: LlamaConfig, where = 'config'): void {
   for (const key of positive) {
     const v = cfg[key];
     if (typeof v !== 'number' || !(v > 0)) throw new ConfigError(`${where}: field "${key}" must be > 0, got ${String(v)}`);
+  }
+  for (const key of INTEGER_KEYS) {
+    const v = cfg[key as keyof LlamaConfig];
+    if (!Number.isInteger(v)) throw new ConfigError(`${where}: field "${key}" must be an integer, got ${String(v)}`);
   }
   // upper bounds, checked before anything is sized from them: a file claiming 10M layers must be an
   // error, not a multi-GB allocation and a heap crash. Each is far above any published Llama-family model.

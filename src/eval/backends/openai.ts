@@ -64,10 +64,10 @@ export class HttpError extends Error {
 interface Answer { status: number; headers: http.IncomingHttpHeaders; text: string }
 
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const MAX_BACKOFF_MS = 30_000;
 
 /** An answer larger than the client reads: never retried (the server would send it again). */
 class ResponseTooLarge extends Error {}
-const MAX_BACKOFF_MS = 30_000;
 /** what /longctx/info says (the fields we read) */
 interface LongctxInfo {
   format: 'longctx-serve';
@@ -192,7 +192,7 @@ export class ApiClient {
         if (Number.isFinite(after) && after >= 0) wait = Math.min(MAX_BACKOFF_MS, Math.max(wait, after * 1000));
       } catch (e) {
         if (e instanceof HttpError && !RETRY_STATUS.has(e.status)) throw e;
-        if (e instanceof ResponseTooLarge) throw new Error(e.message);
+        if (e instanceof ResponseTooLarge) throw e;
         const code = (e as NodeJS.ErrnoException).code;
         failure = e instanceof HttpError ? e
           : new Error(`${url}: ${code === 'ECONNREFUSED' ? 'connection refused (is the server running?)' : (e as Error).message}${code && code !== 'ECONNREFUSED' ? ` (${code})` : ''}`);
