@@ -15,7 +15,9 @@
 
 import type { Dataset, DocSet } from './dataset.js';
 import { checkMix, epochOrder, type MixOptions } from './mix.js';
-import { checkSynthetic, isRecallRow, isSyntheticRow, maskRepeatTargets, recallRow, repeatRow, syntheticShareAt, warmupRow, type SyntheticOptions } from './synthetic.js';
+import { checkSynthetic, isSyntheticRow, maskRepeatTargets, maskTargets, recallRow, repeatRow, syntheticKind, syntheticShareAt, warmupRow, type SyntheticOptions } from './synthetic.js';
+import { passkeyFormat, passkeyRow, type PasskeyFormat } from './passkey.js';
+import type { Tokenizer } from './tokenizer/tokenizer.js';
 import { IGNORE_INDEX } from '../kernels/backend.js';
 
 export interface Batch {
@@ -102,10 +104,15 @@ class Packer implements BatchIterator {
   private st: BatchIteratorState;
   private orders = new Map<number, Uint32Array>();
 
-  constructor(private readonly docs: DocSet, st: BatchIteratorState) {
+  /** the passkey rows' format, when the synthetic options ask for passkey rows */
+  private readonly passkey: PasskeyFormat | null;
+
+  constructor(private readonly docs: DocSet, st: BatchIteratorState, tokenizer: Tokenizer | null) {
     checkShape(st.seqLen, st.batchSize);
     checkMix(docs, st.mix);
     checkSynthetic(st.synthetic);
+    if ((st.synthetic?.passkey ?? 0) > 0 && !tokenizer) throw new Error('passkey rows (synthetic.passkey) need a dataset with its tokenizer, not bare documents');
+    this.passkey = (st.synthetic?.passkey ?? 0) > 0 && tokenizer ? passkeyFormat(tokenizer) : null;
     if (docs.size === 0 || docs.totalTokens === 0) throw new Error(`the ${st.split} split has no tokens`);
     this.st = structuredClone(st);
   }
@@ -183,14 +190,17 @@ class Packer implements BatchIterator {
     const row = new Int32Array(T + 1);
     const cur = { epoch: this.st.epoch, docPos: this.st.docPos, offset: this.st.offset };
     const share = syntheticShareAt(this.st.synthetic, this.st.batches);
-    const recall = share >= 1 ? 0 : this.st.synthetic?.recall ?? 0;
     for (let r = 0; r < B; r++) {
       if (isSyntheticRow(share, this.st.seed, this.st.batches, r)) {
-        const makeRow = share >= 1 ? warmupRow : isRecallRow(recall, this.st.seed, this.st.batches, r) ? recallRow : repeatRow;
-        const segments = makeRow(this.docs, this.st.seed, this.st.batches, r, row);
+        const kind = share >= 1 ? 'warmup' : syntheticKind(this.st.synthetic!, this.st.seed, this.st.batches, r);
+        // a row too short for the passkey format (null) is a repeat row
+        const scored = kind === 'passkey' ? passkeyRow(this.docs, this.passkey!, this.st.seed, this.st.batches, r, row) : null;
+        const segments = scored ? null : (kind === 'warmup' ? warmupRow : kind === 'recall' ? recallRow : repeatRow)(this.docs, this.st.seed, this.st.batches, r, row);
         tokens.set(row.subarray(0, T), r * T);
         targets.set(row.subarray(1, T + 1), r * T);
-        maskRepeatTargets(segments, targets.subarray(r * T, (r + 1) * T), IGNORE_INDEX);
+        const rowTargets = targets.subarray(r * T, (r + 1) * T);
+        if (scored) maskTargets(scored, rowTargets, IGNORE_INDEX);
+        else maskRepeatTargets(segments!, rowTargets, IGNORE_INDEX);
         continue;
       }
       this.read(cur, row, 0, T);
@@ -212,17 +222,17 @@ class Packer implements BatchIterator {
   }
 }
 
-function resolve(data: Dataset | DocSet, split: 'train' | 'val' | undefined): { docs: DocSet; bos: number; eos: number } {
+function resolve(data: Dataset | DocSet, split: 'train' | 'val' | undefined): { docs: DocSet; bos: number; eos: number; tokenizer: Tokenizer | null } {
   if (isDataset(data)) {
     const docs = split === 'val' ? data.val : data.train;
-    return { docs, bos: data.tokenizer.bosId, eos: data.tokenizer.eosId };
+    return { docs, bos: data.tokenizer.bosId, eos: data.tokenizer.eosId, tokenizer: data.tokenizer };
   }
-  return { docs: data, bos: -1, eos: -1 };
+  return { docs: data, bos: -1, eos: -1, tokenizer: null };
 }
 
 /** A batch iterator over a dataset's train (or val) documents, packed as described above. */
 export function createBatchIterator(data: Dataset | DocSet, opts: BatchOptions): BatchIterator {
-  const { docs, bos, eos } = resolve(data, opts.split);
+  const { docs, bos, eos, tokenizer } = resolve(data, opts.split);
   return new Packer(docs, {
     version: 1,
     split: docs.split,
@@ -240,16 +250,16 @@ export function createBatchIterator(data: Dataset | DocSet, opts: BatchOptions):
     batches: 0,
     tokens: 0,
     ...(opts.synthetic && (opts.synthetic.share > 0 || (opts.synthetic.onlyBatches ?? 0) > 0) ? { synthetic: { ...opts.synthetic } } : {}),
-  });
+  }, tokenizer);
 }
 
 /** Continue exactly where state() was taken (the data must be the same: checked by fingerprint). */
 export function restoreBatchIterator(data: Dataset | DocSet, state: BatchIteratorState): BatchIterator {
   if (!state || state.version !== 1) throw new Error(`batch iterator state: unknown version ${JSON.stringify(state?.version)}`);
-  const { docs } = resolve(data, state.split);
+  const { docs, tokenizer } = resolve(data, state.split);
   if (docs.fingerprint !== state.fingerprint) throw new Error(`batch iterator state was saved for different data (fingerprint ${state.fingerprint}, this ${state.split} split has ${docs.fingerprint}); re-open the same data folder`);
   for (const k of ['epoch', 'docPos', 'offset', 'batches', 'tokens', 'seed'] as const) {
     if (!Number.isInteger(state[k]) || state[k] < 0) throw new Error(`batch iterator state: ${k} must be a non-negative integer`);
   }
-  return new Packer(docs, state);
+  return new Packer(docs, state, tokenizer);
 }

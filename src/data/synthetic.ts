@@ -15,7 +15,8 @@
 // - key-value recall rows (recallRow below, opt-in): facts hidden in filler, asked again at the
 //   row's end, where the key's last token also occurs in the filler: the passkey test in general
 //   form. Measured: they did not teach a 2-layer model the two-token match the passkey needs
-//   (README, "Reproducing the paper"), so the repro does not use them.
+//   (README, "Reproducing the paper"), so the repro does not use them;
+// - passkey rows (data/passkey.ts): the passkey test's own format with training-text filler.
 //
 // Longer distances are left to the natural text and to the positional encoding: whether copying
 // carries to them is what the extension measures. A row is a pure function of (seed, batch, row,
@@ -33,6 +34,7 @@
 
 import { Rng, deriveSeed } from '../util/rng.js';
 import type { DocSet } from './dataset.js';
+import type { ScoredRange } from './passkey.js';
 
 export interface SyntheticOptions {
   /** share of rows replaced by repeat rows, in [0, 1) */
@@ -41,6 +43,8 @@ export interface SyntheticOptions {
   onlyBatches?: number;
   /** share of the synthetic rows (after the warm-up) that are key-value recall rows instead of repeat rows, in [0, 1] (default 0) */
   recall?: number;
+  /** share of the synthetic rows (after the warm-up) that are passkey rows (data/passkey.ts), in [0, 1]; recall + passkey <= 1 (default 0) */
+  passkey?: number;
 }
 
 /** Validates a share given on the command line or in a config; the error names the field. */
@@ -48,6 +52,8 @@ export function checkSynthetic(s: SyntheticOptions | undefined, field = 'synthet
   if (s === undefined) return;
   if (!(typeof s.share === 'number' && s.share >= 0 && s.share < 1)) throw new Error(`${field} must be a number in [0, 1), got ${JSON.stringify(s.share)}`);
   if (s.recall !== undefined && !(typeof s.recall === 'number' && s.recall >= 0 && s.recall <= 1)) throw new Error(`${field === 'synthetic.share' ? 'synthetic.recall' : `${field}-recall`} must be a number in [0, 1], got ${JSON.stringify(s.recall)}`);
+  if (s.passkey !== undefined && !(typeof s.passkey === 'number' && s.passkey >= 0 && s.passkey <= 1)) throw new Error(`${field === 'synthetic.share' ? 'synthetic.passkey' : `${field}-passkey`} must be a number in [0, 1], got ${JSON.stringify(s.passkey)}`);
+  if ((s.recall ?? 0) + (s.passkey ?? 0) > 1) throw new Error(`${field === 'synthetic.share' ? 'synthetic.recall + synthetic.passkey' : `${field}-recall + ${field}-passkey`} must be at most 1 (they are shares of the synthetic rows), got ${(s.recall ?? 0) + (s.passkey ?? 0)}`);
   if (s.onlyBatches !== undefined && !(Number.isInteger(s.onlyBatches) && s.onlyBatches >= 0)) throw new Error(`${field === 'synthetic.share' ? 'synthetic.onlyBatches' : `${field}-first`} must be a non-negative integer, got ${JSON.stringify(s.onlyBatches)}`);
 }
 
@@ -67,6 +73,19 @@ export function isSyntheticRow(share: number, seed: number, batch: number, row: 
 export function isRecallRow(recall: number, seed: number, batch: number, row: number): boolean {
   if (recall >= 1) return true;
   return recall > 0 && deriveSeed(seed, 'recall?', batch, row) / 0x80000000 < recall;
+}
+
+/**
+ * The kind of synthetic row `row` of batch `batch` after the warm-up: recall (the first `recall` of
+ * the unit interval, so recall rows stay where they were without passkey rows), passkey (the next
+ * `passkey`), else repeat.
+ */
+export function syntheticKind(s: SyntheticOptions, seed: number, batch: number, row: number): 'recall' | 'passkey' | 'repeat' {
+  const recall = s.recall ?? 0, passkey = s.passkey ?? 0;
+  if (isRecallRow(recall, seed, batch, row)) return 'recall';
+  if (passkey <= 0) return 'repeat';
+  const u = deriveSeed(seed, 'recall?', batch, row) / 0x80000000;
+  return u < recall + passkey ? 'passkey' : 'repeat';
 }
 
 const vocabularies = new WeakMap<DocSet, Int32Array>();
@@ -120,8 +139,13 @@ export interface RepeatSegment { start: number; span: number; gap: number }
 
 /** Masks (IGNORE_INDEX) every target of a repeat row but the second copies' (their first token excluded): targets[t] predicts row[t + 1]. */
 export function maskRepeatTargets(segments: readonly RepeatSegment[], targets: Int32Array, ignore: number): void {
+  maskTargets(segments.map((s) => ({ from: s.start + s.span + s.gap + 1, to: s.start + 2 * s.span + s.gap })), targets, ignore);
+}
+
+/** Masks (IGNORE_INDEX) every target whose row position is outside the ranges: targets[t] predicts row[t + 1]. */
+export function maskTargets(ranges: readonly ScoredRange[], targets: Int32Array, ignore: number): void {
   const keep = new Uint8Array(targets.length + 1); // (T + 1) by row position
-  for (const s of segments) for (let i = s.start + s.span + s.gap + 1; i < s.start + 2 * s.span + s.gap; i++) keep[i] = 1;
+  for (const r of ranges) for (let i = Math.max(1, r.from); i < Math.min(r.to, keep.length); i++) keep[i] = 1;
   for (let t = 0; t < targets.length; t++) if (!keep[t + 1]) targets[t] = ignore;
 }
 

@@ -45,6 +45,8 @@ export interface CommonOptions {
   syntheticFirst?: number;
   /** share of the synthetic rows that are key-value recall rows (data/synthetic.ts); default 0 */
   syntheticRecall?: number;
+  /** share of the synthetic rows that are passkey rows (data/passkey.ts); default 0 */
+  syntheticPasskey?: number;
 }
 
 export interface PretrainOptions extends CommonOptions {
@@ -74,7 +76,7 @@ function refuseExisting(out: string): void {
 /** Everything about the run that does not depend on which recipe it is. */
 function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | null, data: string, o: CommonOptions, baseLr: number, backend: string): RunConfig {
   const schedule = parseSchedule(o.schedule);
-  const synthetic = o.synthetic || o.syntheticFirst ? { share: o.synthetic ?? 0, ...(o.syntheticFirst ? { onlyBatches: o.syntheticFirst } : {}), ...(o.syntheticRecall ? { recall: o.syntheticRecall } : {}) } : undefined;
+  const synthetic = o.synthetic || o.syntheticFirst ? { share: o.synthetic ?? 0, ...(o.syntheticFirst ? { onlyBatches: o.syntheticFirst } : {}), ...(o.syntheticRecall ? { recall: o.syntheticRecall } : {}), ...(o.syntheticPasskey ? { passkey: o.syntheticPasskey } : {}) } : undefined;
   checkSynthetic(synthetic, '--synthetic');
   const maxLen = Math.max(...schedule.map((e) => e.seqLen));
   const tokensPerStep = o.tokensPerStep ?? Math.max(8192, 4 * maxLen);

@@ -11,7 +11,9 @@
 // The RoPE bases keep the paper's geometry, not its numbers (model/rope-geometry.ts): at 256 ->
 // 2,048 the base model gets theta 190 and ABF 7,100 (--theta-literal: 10,000 -> 500,000). A stated
 // share of training rows repeats a passage of the training text after a gap (data/synthetic.ts):
-// without it a model this size does not learn to copy from its context in a laptop budget.
+// without it a model this size does not learn to copy from its context in a laptop budget; a share
+// of those are passkey documents with training text as filler (data/passkey.ts): without them it
+// does not learn to answer the passkey test's question.
 //
 // `repro curriculum` (paper §4.4): from-scratch training at the long length vs switching from the
 // short to the long length after 20 / 40 / 80% of the tokens, at equal tokens, with their FLOPs.
@@ -62,6 +64,8 @@ export interface ReproPreset {
   synthetic: number;
   /** share of the base run's steps at its start whose rows are all copying warm-up rows (data/synthetic.ts) */
   syntheticFirst: number;
+  /** share of the synthetic rows (after the warm-up) written in the passkey test's format with training-text filler (data/passkey.ts) */
+  syntheticPasskey: number;
   /** training seeds of every extension (the base is trained once, like Llama 2) */
   seeds: number;
   /** the positional encodings run by default */
@@ -92,21 +96,21 @@ export interface ReproPreset {
 // Sizes measured on the 2-core machine of BENCHMARKS.md; README lists the times.
 export const REPRO_PRESETS: Record<ReproPreset['name'], ReproPreset> = {
   quick: {
-    name: 'quick', sources: 'moby-dick,sotu', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.8, seeds: 2, variants: ['rope', 'pi', 'abf'], ablateSynthetic: false,
+    name: 'quick', sources: 'moby-dick,sotu', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.8, syntheticPasskey: 0.5, seeds: 2, variants: ['rope', 'pi', 'abf'], ablateSynthetic: false,
     baseLen: 256, baseTokens: 6_144_000, baseLr: 1e-3, tokensPerStep: 4096,
     longLen: 1024, extendTokens: 204_800,
     evalMaxLen: 2048, pplSequences: 4, copySpans: 8, retrievalSamples: 2, curriculumTokens: 600_000,
     instructSteps: 40, instructBatch: 4, instructLr: 2e-3, instructCtx: 512,
   },
   default: {
-    name: 'default', sources: 'moby-dick,sotu,code', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.5, seeds: 3, variants: ['rope', 'pi', 'abf', 'xpos-abf'], ablateSynthetic: true,
+    name: 'default', sources: 'moby-dick,sotu,code', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.5, syntheticPasskey: 0.5, seeds: 3, variants: ['rope', 'pi', 'abf', 'xpos-abf'], ablateSynthetic: true,
     baseLen: 256, baseTokens: 20_480_000, baseLr: 1e-3, tokensPerStep: 4096,
     longLen: 2048, extendTokens: 1_048_576,
     evalMaxLen: 4096, pplSequences: 8, copySpans: 16, retrievalSamples: 4, curriculumTokens: 4_000_000,
     instructSteps: 150, instructBatch: 8, instructLr: 2e-3, instructCtx: 512,
   },
   full: {
-    name: 'full', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'small', synthetic: 0.5, syntheticFirst: 0.2, seeds: 3, variants: [...REPRO_VARIANTS], ablateSynthetic: true,
+    name: 'full', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'small', synthetic: 0.5, syntheticFirst: 0.2, syntheticPasskey: 0.5, seeds: 3, variants: [...REPRO_VARIANTS], ablateSynthetic: true,
     baseLen: 512, baseTokens: 30_000_000, baseLr: 1e-3, tokensPerStep: 16384,
     longLen: 4096, extendTokens: 4_000_000,
     evalMaxLen: 8192, pplSequences: 16, copySpans: 16, retrievalSamples: 8, curriculumTokens: 16_000_000,
@@ -266,9 +270,10 @@ export async function baseStage(sh: Shared, p: ReproPreset, out: string, scale: 
   // the copying warm-up (all rows repeat rows) is part of the synthetic deviation: none without it
   const syntheticFirst = synthetic > 0 ? Math.round(p.syntheticFirst * baseTokens / p.tokensPerStep) : 0;
   const warmup = 20; // steps: the copying circuit forms within the first thousand; a long warm-up delays it
-  const baseSettings = { data: sh.dataKey, model: p.model, len: p.baseLen, tokens: baseTokens, lr: p.baseLr, tps: p.tokensPerStep, seed, theta: thetas.base, synthetic, syntheticFirst, warmup };
+  const syntheticPasskey = synthetic > 0 ? p.syntheticPasskey : 0;
+  const baseSettings = { data: sh.dataKey, model: p.model, len: p.baseLen, tokens: baseTokens, lr: p.baseLr, tps: p.tokensPerStep, seed, theta: thetas.base, synthetic, syntheticFirst, warmup, ...(syntheticPasskey > 0 ? { syntheticPasskey } : {}) };
   return trainStage(sh, name, baseDir, baseSettings, () =>
-    pretrain({ ...common(p, baseDir, String(p.baseLen), baseTokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr, ropeTheta: thetas.base, synthetic, syntheticFirst, warmup }, { json: false, quiet: sh.quiet }));
+    pretrain({ ...common(p, baseDir, String(p.baseLen), baseTokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr, ropeTheta: thetas.base, synthetic, syntheticFirst, syntheticPasskey, warmup }, { json: false, quiet: sh.quiet }));
 }
 
 /** The base model continually pretrained at longLen with one positional encoding: OUT/runs/VARIANT. */
@@ -276,9 +281,10 @@ export async function extendStage(sh: Shared, p: ReproPreset, out: string, baseK
   const runDir = path.join(out, 'runs', seededName(v, index));
   const extendTokens = scaled(p.extendTokens, scale, p.tokensPerStep);
   const theta = v === 'abf' || v === 'xpos-abf' ? thetas.abf : undefined;
-  const settings = { base: baseKey, rope: v, len: p.longLen, tokens: extendTokens, seed, theta: theta ?? null, synthetic };
+  const syntheticPasskey = synthetic > 0 ? p.syntheticPasskey : 0;
+  const settings = { base: baseKey, rope: v, len: p.longLen, tokens: extendTokens, seed, theta: theta ?? null, synthetic, ...(syntheticPasskey > 0 ? { syntheticPasskey } : {}) };
   return trainStage(sh, `extend ${seededName(v, index)}`, runDir, settings, () =>
-    extend({ ...common(p, runDir, String(p.longLen), extendTokens, seed), from: path.join(out, 'runs', 'base'), rope: v, ...(theta !== undefined ? { theta } : {}), synthetic }, { json: false, quiet: sh.quiet }));
+    extend({ ...common(p, runDir, String(p.longLen), extendTokens, seed), from: path.join(out, 'runs', 'base'), rope: v, ...(theta !== undefined ? { theta } : {}), synthetic, syntheticPasskey }, { json: false, quiet: sh.quiet }));
 }
 
 /** The positional-encoding ablation (paper §4.1, Table 5 / Figure 5b at laptop scale), over seeds. */
@@ -418,7 +424,7 @@ function reportInput(o: ReproOutcome, out: string, extra: Pick<ReproReportInput,
   const extTokens = o.runs.find((r) => r.variant !== 'base')?.summary.tokens.toLocaleString('en-US') ?? '?';
   return {
     preset: p.name,
-    description: `Preset ${p.name}${scale}: a ${p.model} LLaMA (${cfg ? `${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}, head size ${cfg.head_dim}, vocabulary ${cfg.vocab_size}` : '?'}) pretrained on ${base?.summary.tokens.toLocaleString('en-US') ?? '?'} tokens of ${p.sources} at ${p.baseLen} tokens with RoPE base ${o.thetas.base.toLocaleString('en-US')}, then continually pretrained at ${p.longLen} with each positional encoding on ${extTokens} tokens (same tokens per step; ABF base ${o.thetas.abf.toLocaleString('en-US')}), ${o.seeds} seed${o.seeds === 1 ? '' : 's'} each, and evaluated on held-out documents up to ${p.evalMaxLen} tokens.${o.synthetic > 0 ? ` ${(100 * o.synthetic).toFixed(0)}% of training rows are synthetic repeats (our deviation from the paper).` : ''} Charts and per-run tables show the first seed; the claims use all.`,
+    description: `Preset ${p.name}${scale}: a ${p.model} LLaMA (${cfg ? `${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}, head size ${cfg.head_dim}, vocabulary ${cfg.vocab_size}` : '?'}) pretrained on ${base?.summary.tokens.toLocaleString('en-US') ?? '?'} tokens of ${p.sources} at ${p.baseLen} tokens with RoPE base ${o.thetas.base.toLocaleString('en-US')}, then continually pretrained at ${p.longLen} with each positional encoding on ${extTokens} tokens (same tokens per step; ABF base ${o.thetas.abf.toLocaleString('en-US')}), ${o.seeds} seed${o.seeds === 1 ? '' : 's'} each, and evaluated on held-out documents up to ${p.evalMaxLen} tokens.${o.synthetic > 0 ? ` ${(100 * o.synthetic).toFixed(0)}% of training rows are synthetic (our deviation from the paper): repeated passages${p.syntheticPasskey > 0 ? `, and ${(100 * p.syntheticPasskey).toFixed(0)}% of them passkey documents with training text as filler` : ''}.` : ''} Charts and per-run tables show the first seed; the claims use all.`,
     claims, geometry: o.thetas.geometry, synthetic: o.synthetic, seeds: o.seeds,
     baseLen: p.baseLen, longLen: p.longLen, headDim: cfg?.head_dim ?? 64, ropeTheta: o.thetas.base,
     abfTheta: o.thetas.abf, piFactor: p.longLen / p.baseLen,

@@ -46,6 +46,8 @@ export interface ClaimsInput {
 export const COPY_GAIN_MIN = 0.5;
 /** passkey "perfect" at this scale */
 export const PASSKEY_PERFECT = 0.9;
+/** passkey "lost": the base model at 4x its trained length should score below this */
+export const PASSKEY_LOST = 0.3;
 /** Appendix C: "explodes" = loss beyond the trained length up by more than this (nats); "flat" = up by less than FLAT */
 export const EXPLODE_NATS = 0.5;
 export const FLAT_NATS = 0.1;
@@ -126,7 +128,7 @@ function syntheticAblation(inp: ClaimsInput): ClaimRow | null {
   const verdict: Verdict = diff.lo > 0 ? 'reproduced' : diff.hi < 0 ? 'not reproduced' : 'inconclusive';
   return {
     id: 'synthetic', source: 'ablation (ours)',
-    claim: 'Our deviation, the synthetic repeat rows, is what makes the base model copy from its context.',
+    claim: 'Our deviation, the synthetic rows, is what makes the base model copy from its context.',
     paper: '– (the paper starts from Llama 2)',
     ours: `copy gain with the rows ${f3(a)}, without ${f3(b)} (difference ${f3(diff)}); passkey at ≤ ${inp.baseLen}: with ${pct(pk(withRows))}, without ${pct(pk(without))}`,
     rule: 'paired per span: gain with − gain without > 0 (interval above 0)',
@@ -220,8 +222,29 @@ function fig5bClaim(inp: ClaimsInput): ClaimRow | null {
   };
 }
 
-function passkeyGroups(m: Map<number, EvalResults>, hi: number): number[][] {
-  return [...m.values()].map((r) => (r.tasks.passkey?.examples ?? []).filter((e) => e.length <= hi).map((e) => e.correct));
+function passkeyGroups(m: Map<number, EvalResults>, hi: number, lo = 0): number[][] {
+  return [...m.values()].map((r) => (r.tasks.passkey?.examples ?? []).filter((e) => e.length <= hi && e.length >= lo).map((e) => e.correct)).filter((g) => g.length > 0);
+}
+
+/** The base model retrieves within its trained length and loses it far beyond: the test can tell. */
+function basePasskeyClaim(inp: ClaimsInput): ClaimRow | null {
+  const B = inp.baseLen, far = 4 * inp.baseLen;
+  const base = bySeed(inp.evals, 'base');
+  const within = bootstrapInterval(passkeyGroups(base, B));
+  const beyond = bootstrapInterval(passkeyGroups(base, far, far));
+  if (!within) return null;
+  const holds = within.mean >= PASSKEY_PERFECT && (!beyond || beyond.mean < PASSKEY_LOST);
+  const fails = within.hi < PASSKEY_PERFECT || (beyond !== null && beyond.lo >= PASSKEY_LOST);
+  const verdict: Verdict = holds ? 'reproduced' : fails ? 'not reproduced' : 'inconclusive';
+  return {
+    id: 'passkey-base', source: 'precondition (ours)',
+    claim: 'The base model retrieves a passkey within its trained length and loses it far beyond (so the test can tell the extensions apart).',
+    paper: 'Llama 2 retrieves within its 4k (the paper starts from it)',
+    ours: `base at ≤ ${B}: ${pct(within)}${beyond ? `; at ${far}: ${pct(beyond)}` : ''} (${n(within)} prompts)`,
+    rule: `≥ ${100 * PASSKEY_PERFECT}% (mean) at lengths ≤ ${B} and < ${100 * PASSKEY_LOST}% at ${far}; not reproduced when the first interval is wholly below ${100 * PASSKEY_PERFECT}% or the second wholly at or above ${100 * PASSKEY_LOST}%`,
+    verdict,
+    because: holds ? 'both hold' : within.mean < PASSKEY_PERFECT ? `it retrieves ${within.hi < PASSKEY_PERFECT ? 'clearly' : 'possibly'} less than that within its length` : `it still retrieves ${beyond!.lo >= PASSKEY_LOST ? 'clearly' : 'possibly'} too much at ${far}`,
+  };
 }
 
 function passkeyClaim(inp: ClaimsInput): ClaimRow | null {
@@ -323,6 +346,6 @@ function instructClaim(inp: ClaimsInput): ClaimRow | null {
 
 /** Every claim the runs on hand can speak to, in the page's order. */
 export function computeClaims(inp: ClaimsInput): ClaimRow[] {
-  return [copyClaim(inp), syntheticAblation(inp), table5Claim(inp), fig5bClaim(inp), passkeyClaim(inp), appendixCClaim(inp), fig1Claim(inp), curriculumClaim(inp), instructClaim(inp)]
+  return [copyClaim(inp), basePasskeyClaim(inp), syntheticAblation(inp), table5Claim(inp), fig5bClaim(inp), passkeyClaim(inp), appendixCClaim(inp), fig1Claim(inp), curriculumClaim(inp), instructClaim(inp)]
     .filter((r): r is ClaimRow => r !== null);
 }

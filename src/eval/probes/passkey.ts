@@ -13,15 +13,16 @@
 // in the greedy continuation equals the passkey, else 0.
 
 import { Rng } from '../../util/rng.js';
+import { PASSKEY_QUESTION, PASSKEY_TASK, passkeyAnswer, passkeyFact, randomPasskey } from '../../data/passkey.js';
 import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import { mean } from '../metrics.js';
 import { generateAnswers, generationCost, type PreparedTask } from '../task.js';
 import { bosTokens, buildHaystack, concatTokens, continuationTokens, deriveSeed, insertAtDepths, newlineIds, type Haystack } from '../text.js';
 
-export const PASSKEY_TASK = 'There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. I will quiz you about the important information there.';
+// the format is shared with the passkey training rows (data/passkey.ts); the filler is the test's own
+export { PASSKEY_TASK, PASSKEY_QUESTION };
 export const PASSKEY_FILLER = ['The grass is green.', 'The sky is blue.', 'The sun is yellow.', 'Here we go.', 'There and back again.'];
-export const PASSKEY_QUESTION = '\nWhat is the pass key? The pass key is';
 
 export interface GridOptions {
   lengths: number[];
@@ -87,15 +88,15 @@ export function passkeyExamples(tok: Tokenizer, opts: GridOptions): PasskeyExamp
     for (const depth of opts.depths) {
       for (let s = 0; s < (opts.samples ?? 2); s++) {
         const rng = new Rng(deriveSeed(opts.seed ?? 0, 'passkey', L, depth, s));
-        const passkey = String(10000 + rng.nextInt(90000));
-        const info = continuationTokens(tok, ` The pass key is ${passkey}. Remember it. ${passkey} is the pass key.`);
+        const passkey = randomPasskey(rng);
+        const info = continuationTokens(tok, passkeyFact(passkey));
         const H = L - head.length - info.length - question.length;
         if (H < 0) throw new Error(`passkey: length ${L} is too short (the prompt without filler takes ${L - H} tokens)`);
         const body = insertAtDepths(hay, H, [{ depth, tokens: info }]);
         out.push({
           length: L, depth, actualDepth: body.depths[0]!, sample: s, passkey, filler: H,
           prompt: concatTokens(head, body.tokens, question),
-          maxNew: continuationTokens(tok, ' ' + passkey).length + 4,
+          maxNew: continuationTokens(tok, passkeyAnswer(passkey)).length + 4,
         });
       }
     }
