@@ -9,7 +9,7 @@ import type { TrainSummary } from '../train/trainer.js';
 export interface CommonFlags {
   out?: string; seqLen?: number; schedule?: string; tokens?: number; tokensPerStep?: number; lr?: number; minLr?: number;
   warmup?: number; seed: number; evalEvery?: number; evalSequences: number; evalLens?: number[]; checkpointEvery?: number;
-  keepCheckpoints: number; microBatch?: number; mix?: string; upsample?: string; synthetic?: number; syntheticFirst?: number; syntheticRecall?: number; syntheticPasskey?: number; json: boolean; resume?: string;
+  keepCheckpoints: number; microBatch?: number; mix?: string; upsample?: string; synthetic?: number; syntheticFirst?: number; syntheticRecall?: number; syntheticPasskey?: number; syntheticFirstSentence?: number; json: boolean; resume?: string;
 }
 
 export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
@@ -34,6 +34,7 @@ export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
     .option('--synthetic <share>', 'replace this share of training rows by repeat rows (a training passage or random tokens, repeated after a gap, scored on the repeat only; our deviation from the paper: it teaches a small model to copy from context), e.g. 0.5', floatArg('--synthetic', 0))
     .option('--synthetic-recall <share>', 'make this share of the synthetic rows key-value recall rows (facts hidden in filler, asked again at the row\'s end: the passkey test in general form), e.g. 0.5', floatArg('--synthetic-recall', 0))
     .option('--synthetic-passkey <share>', 'make this share of the synthetic rows passkey rows (the passkey test\'s format with training text as filler, scored on the answer only), e.g. 0.25', floatArg('--synthetic-passkey', 0))
+    .option('--synthetic-first-sentence <share>', 'make this share of the synthetic rows first-sentence rows (training text from a sentence start, then "Repeat the first sentence of the text above:" and that sentence, scored on the answer only), e.g. 0.25', floatArg('--synthetic-first-sentence', 0))
     .option('--synthetic-first <steps>', 'make every row of the first STEPS optimizer steps a repeat row (forms the copying circuit before the language statistics crowd it out)', intArg('--synthetic-first', 0))
     .option('--resume <run>', 'continue RUN from its last checkpoint (same data order and RNG); of the other flags only --lr applies (a new peak learning rate from the checkpoint on, recorded in the run)')
     .option('--json', 'JSON lines (metrics) on stdout instead of a progress bar', false);
@@ -53,6 +54,7 @@ export function commonOptions(f: CommonFlags): CommonOptions {
     ...(f.syntheticFirst !== undefined ? { syntheticFirst: f.syntheticFirst } : {}),
     ...(f.syntheticRecall !== undefined ? { syntheticRecall: f.syntheticRecall } : {}),
     ...(f.syntheticPasskey !== undefined ? { syntheticPasskey: f.syntheticPasskey } : {}),
+    ...(f.syntheticFirstSentence !== undefined ? { syntheticFirstSentence: f.syntheticFirstSentence } : {}),
     mix: {
       ...(f.mix ? { sourceWeights: parseSourceWeights(f.mix) } : {}),
       ...(f.upsample ? parseUpsample(f.upsample) : {}),

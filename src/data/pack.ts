@@ -17,6 +17,7 @@ import type { Dataset, DocSet } from './dataset.js';
 import { checkMix, epochOrder, type MixOptions } from './mix.js';
 import { checkSynthetic, isSyntheticRow, maskRepeatTargets, maskTargets, recallRow, repeatRow, syntheticKind, syntheticShareAt, warmupRow, type SyntheticOptions } from './synthetic.js';
 import { passkeyFormat, passkeyRow, type PasskeyFormat } from './passkey.js';
+import { firstSentenceFormat, firstSentenceRow, type FirstSentenceFormat } from './first-sentence.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
 import { IGNORE_INDEX } from '../kernels/backend.js';
 
@@ -104,15 +105,19 @@ class Packer implements BatchIterator {
   private st: BatchIteratorState;
   private orders = new Map<number, Uint32Array>();
 
-  /** the passkey rows' format, when the synthetic options ask for passkey rows */
+  /** the passkey and first-sentence rows' formats, when the synthetic options ask for those rows */
   private readonly passkey: PasskeyFormat | null;
+  private readonly firstSentence: FirstSentenceFormat | null;
 
   constructor(private readonly docs: DocSet, st: BatchIteratorState, tokenizer: Tokenizer | null) {
     checkShape(st.seqLen, st.batchSize);
     checkMix(docs, st.mix);
     checkSynthetic(st.synthetic);
-    if ((st.synthetic?.passkey ?? 0) > 0 && !tokenizer) throw new Error('passkey rows (synthetic.passkey) need a dataset with its tokenizer, not bare documents');
+    for (const k of ['passkey', 'firstSentence'] as const) {
+      if ((st.synthetic?.[k] ?? 0) > 0 && !tokenizer) throw new Error(`${k === 'passkey' ? 'passkey' : 'first-sentence'} rows (synthetic.${k}) need a dataset with its tokenizer, not bare documents`);
+    }
     this.passkey = (st.synthetic?.passkey ?? 0) > 0 && tokenizer ? passkeyFormat(tokenizer) : null;
+    this.firstSentence = (st.synthetic?.firstSentence ?? 0) > 0 && tokenizer ? firstSentenceFormat(tokenizer) : null;
     if (docs.size === 0 || docs.totalTokens === 0) throw new Error(`the ${st.split} split has no tokens`);
     this.st = structuredClone(st);
   }
@@ -193,8 +198,9 @@ class Packer implements BatchIterator {
     for (let r = 0; r < B; r++) {
       if (isSyntheticRow(share, this.st.seed, this.st.batches, r)) {
         const kind = share >= 1 ? 'warmup' : syntheticKind(this.st.synthetic!, this.st.seed, this.st.batches, r);
-        // a row too short for the passkey format (null) is a repeat row
-        const scored = kind === 'passkey' ? passkeyRow(this.docs, this.passkey!, this.st.seed, this.st.batches, r, row) : null;
+        // a row too short for its format (null) is a repeat row
+        const scored = kind === 'passkey' ? passkeyRow(this.docs, this.passkey!, this.st.seed, this.st.batches, r, row)
+          : kind === 'first-sentence' ? firstSentenceRow(this.docs, this.firstSentence!, this.st.seed, this.st.batches, r, row) : null;
         const segments = scored ? null : (kind === 'warmup' ? warmupRow : kind === 'recall' ? recallRow : repeatRow)(this.docs, this.st.seed, this.st.batches, r, row);
         tokens.set(row.subarray(0, T), r * T);
         targets.set(row.subarray(1, T + 1), r * T);

@@ -14,7 +14,7 @@
 //
 // A row (T + 1 tokens) ends with one passkey document; training text fills the row before it:
 //
-//   ..training text.. BOS task filler[0, d) fact filler[d, H) question answer "."
+//   ..training text.. BOS task filler[0, d) fact filler[d, H) question answer "."   (a quarter without the task)
 //
 // Only the answer's tokens (and the full stop that ends it) are scored: nothing else in the
 // document is learnable from context.
@@ -52,18 +52,21 @@ export interface PasskeyFormat {
   tokenizer: Tokenizer;
   /** BOS (if the tokenizer has one) and the task sentence */
   head: Int32Array;
+  /** tokens of the task sentence (the end of head) */
+  task: number;
   question: Int32Array;
 }
 
 export function passkeyFormat(tok: Tokenizer): PasskeyFormat {
-  return { tokenizer: tok, head: concatTokens(bosTokens(tok), tok.encode(PASSKEY_TASK)), question: continuationTokens(tok, PASSKEY_QUESTION) };
+  const task = tok.encode(PASSKEY_TASK);
+  return { tokenizer: tok, head: concatTokens(bosTokens(tok), task), task: task.length, question: continuationTokens(tok, PASSKEY_QUESTION) };
 }
 
 /** Row positions [from, to) whose tokens are scored targets. */
 export interface ScoredRange { from: number; to: number }
 
-/** n consecutive tokens of a random training document (or of consecutive ones if none is long enough). */
-function trainingText(docs: DocSet, rng: Rng, n: number, out: Int32Array, at: number): void {
+/** n consecutive tokens of a random training document (or of consecutive ones if it is not long enough), written to out[at..]. */
+export function trainingText(docs: DocSet, rng: Rng, n: number, out: Int32Array, at: number): void {
   let p = at, left = n;
   let d = rng.nextInt(docs.size);
   const first = docs.tokens(d);
@@ -95,7 +98,12 @@ export function passkeyRow(docs: DocSet, fmt: PasskeyFormat, seed: number, batch
   const key = randomPasskey(rng);
   const fact = continuationTokens(fmt.tokenizer, passkeyFact(key));
   const answer = continuationTokens(fmt.tokenizer, passkeyTrainingAnswer(key));
-  const fixed = fmt.head.length + fact.length + fmt.question.length + answer.length;
+  // a quarter of the documents lack the task sentence (BOS only): their facts can sit further back,
+  // beyond where the test's prompt at the trained length puts its earliest fact (measured: without
+  // them the base model failed 6 of 8 facts at depth 0 of a 256-token test, 189 tokens back, when
+  // the farthest fact of a 257-token row was 183 back)
+  const head = rng.nextFloat() < 0.25 ? fmt.head.subarray(0, fmt.head.length - fmt.task) : fmt.head;
+  const fixed = head.length + fact.length + fmt.question.length + answer.length;
   if (N < fixed + 16) return null;
   // the distance from the fact to the question (filler after the fact) is drawn first, with a density
   // rising linearly to the most the row holds, then the filler before it. Measured: a uniform length
@@ -107,7 +115,7 @@ export function passkeyRow(docs: DocSet, fmt: PasskeyFormat, seed: number, batch
   const prefix = N - fixed - H;
   trainingText(docs, rng, prefix, row, 0);
   let p = prefix;
-  row.set(fmt.head, p); p += fmt.head.length;
+  row.set(head, p); p += head.length;
   const filler = new Int32Array(H); // (H)
   if (rng.nextFloat() < 0.5) {
     trainingText(docs, rng, H, filler, 0);

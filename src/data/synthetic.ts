@@ -16,7 +16,8 @@
 //   row's end, where the key's last token also occurs in the filler: the passkey test in general
 //   form. Measured: they did not teach a 2-layer model the two-token match the passkey needs
 //   (README, "Reproducing the paper"), so the repro does not use them;
-// - passkey rows (data/passkey.ts): the passkey test's own format with training-text filler.
+// - passkey rows (data/passkey.ts): the passkey test's own format with training-text filler;
+// - first-sentence rows (data/first-sentence.ts): training text, then "repeat its first sentence".
 //
 // Longer distances are left to the natural text and to the positional encoding: whether copying
 // carries to them is what the extension measures. A row is a pure function of (seed, batch, row,
@@ -45,6 +46,8 @@ export interface SyntheticOptions {
   recall?: number;
   /** share of the synthetic rows (after the warm-up) that are passkey rows (data/passkey.ts), in [0, 1]; recall + passkey <= 1 (default 0) */
   passkey?: number;
+  /** share of the synthetic rows (after the warm-up) that are first-sentence rows (data/first-sentence.ts), in [0, 1]; recall + passkey + firstSentence <= 1 (default 0) */
+  firstSentence?: number;
 }
 
 /** Validates a share given on the command line or in a config; the error names the field. */
@@ -53,7 +56,9 @@ export function checkSynthetic(s: SyntheticOptions | undefined, field = 'synthet
   if (!(typeof s.share === 'number' && s.share >= 0 && s.share < 1)) throw new Error(`${field} must be a number in [0, 1), got ${JSON.stringify(s.share)}`);
   if (s.recall !== undefined && !(typeof s.recall === 'number' && s.recall >= 0 && s.recall <= 1)) throw new Error(`${field === 'synthetic.share' ? 'synthetic.recall' : `${field}-recall`} must be a number in [0, 1], got ${JSON.stringify(s.recall)}`);
   if (s.passkey !== undefined && !(typeof s.passkey === 'number' && s.passkey >= 0 && s.passkey <= 1)) throw new Error(`${field === 'synthetic.share' ? 'synthetic.passkey' : `${field}-passkey`} must be a number in [0, 1], got ${JSON.stringify(s.passkey)}`);
-  if ((s.recall ?? 0) + (s.passkey ?? 0) > 1) throw new Error(`${field === 'synthetic.share' ? 'synthetic.recall + synthetic.passkey' : `${field}-recall + ${field}-passkey`} must be at most 1 (they are shares of the synthetic rows), got ${(s.recall ?? 0) + (s.passkey ?? 0)}`);
+  if (s.firstSentence !== undefined && !(typeof s.firstSentence === 'number' && s.firstSentence >= 0 && s.firstSentence <= 1)) throw new Error(`${field === 'synthetic.share' ? 'synthetic.firstSentence' : `${field}-first-sentence`} must be a number in [0, 1], got ${JSON.stringify(s.firstSentence)}`);
+  const kinds = (s.recall ?? 0) + (s.passkey ?? 0) + (s.firstSentence ?? 0);
+  if (kinds > 1) throw new Error(`${field === 'synthetic.share' ? 'synthetic.recall + synthetic.passkey + synthetic.firstSentence' : `${field}-recall + ${field}-passkey + ${field}-first-sentence`} must be at most 1 (they are shares of the synthetic rows), got ${kinds}`);
   if (s.onlyBatches !== undefined && !(Number.isInteger(s.onlyBatches) && s.onlyBatches >= 0)) throw new Error(`${field === 'synthetic.share' ? 'synthetic.onlyBatches' : `${field}-first`} must be a non-negative integer, got ${JSON.stringify(s.onlyBatches)}`);
 }
 
@@ -77,15 +82,15 @@ export function isRecallRow(recall: number, seed: number, batch: number, row: nu
 
 /**
  * The kind of synthetic row `row` of batch `batch` after the warm-up: recall (the first `recall` of
- * the unit interval, so recall rows stay where they were without passkey rows), passkey (the next
- * `passkey`), else repeat.
+ * the unit interval, so recall rows stay where they were without the other kinds), passkey (the next
+ * `passkey`), first-sentence (the next `firstSentence`), else repeat.
  */
-export function syntheticKind(s: SyntheticOptions, seed: number, batch: number, row: number): 'recall' | 'passkey' | 'repeat' {
-  const recall = s.recall ?? 0, passkey = s.passkey ?? 0;
+export function syntheticKind(s: SyntheticOptions, seed: number, batch: number, row: number): 'recall' | 'passkey' | 'first-sentence' | 'repeat' {
+  const recall = s.recall ?? 0, passkey = s.passkey ?? 0, first = s.firstSentence ?? 0;
   if (isRecallRow(recall, seed, batch, row)) return 'recall';
-  if (passkey <= 0) return 'repeat';
+  if (passkey <= 0 && first <= 0) return 'repeat';
   const u = deriveSeed(seed, 'recall?', batch, row) / 0x80000000;
-  return u < recall + passkey ? 'passkey' : 'repeat';
+  return u < recall + passkey ? 'passkey' : u < recall + passkey + first ? 'first-sentence' : 'repeat';
 }
 
 const vocabularies = new WeakMap<DocSet, Int32Array>();

@@ -47,6 +47,8 @@ export interface CommonOptions {
   syntheticRecall?: number;
   /** share of the synthetic rows that are passkey rows (data/passkey.ts); default 0 */
   syntheticPasskey?: number;
+  /** share of the synthetic rows that are first-sentence rows (data/first-sentence.ts); default 0 */
+  syntheticFirstSentence?: number;
 }
 
 export interface PretrainOptions extends CommonOptions {
@@ -76,7 +78,7 @@ function refuseExisting(out: string): void {
 /** Everything about the run that does not depend on which recipe it is. */
 function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | null, data: string, o: CommonOptions, baseLr: number, backend: string): RunConfig {
   const schedule = parseSchedule(o.schedule);
-  const synthetic = o.synthetic || o.syntheticFirst ? { share: o.synthetic ?? 0, ...(o.syntheticFirst ? { onlyBatches: o.syntheticFirst } : {}), ...(o.syntheticRecall ? { recall: o.syntheticRecall } : {}), ...(o.syntheticPasskey ? { passkey: o.syntheticPasskey } : {}) } : undefined;
+  const synthetic = o.synthetic || o.syntheticFirst ? { share: o.synthetic ?? 0, ...(o.syntheticFirst ? { onlyBatches: o.syntheticFirst } : {}), ...(o.syntheticRecall ? { recall: o.syntheticRecall } : {}), ...(o.syntheticPasskey ? { passkey: o.syntheticPasskey } : {}), ...(o.syntheticFirstSentence ? { firstSentence: o.syntheticFirstSentence } : {}) } : undefined;
   checkSynthetic(synthetic, '--synthetic');
   const maxLen = Math.max(...schedule.map((e) => e.seqLen));
   const tokensPerStep = o.tokensPerStep ?? Math.max(8192, 4 * maxLen);

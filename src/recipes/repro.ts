@@ -12,8 +12,9 @@
 // 2,048 the base model gets theta 190 and ABF 7,100 (--theta-literal: 10,000 -> 500,000). A stated
 // share of training rows repeats a passage of the training text after a gap (data/synthetic.ts):
 // without it a model this size does not learn to copy from its context in a laptop budget; a share
-// of those are passkey documents with training text as filler (data/passkey.ts): without them it
-// does not learn to answer the passkey test's question.
+// of those are passkey documents with training text as filler (data/passkey.ts) and first-sentence
+// documents on training text (data/first-sentence.ts): without them it does not learn to answer the
+// two tests' questions.
 //
 // `repro curriculum` (paper §4.4): from-scratch training at the long length vs switching from the
 // short to the long length after 20 / 40 / 80% of the tokens, at equal tokens, with their FLOPs.
@@ -66,6 +67,8 @@ export interface ReproPreset {
   syntheticFirst: number;
   /** share of the synthetic rows (after the warm-up) written in the passkey test's format with training-text filler (data/passkey.ts) */
   syntheticPasskey: number;
+  /** share of the synthetic rows (after the warm-up) written in the first-sentence test's format on training text (data/first-sentence.ts) */
+  syntheticFirstSentence: number;
   /** training seeds of every extension (the base is trained once, like Llama 2) */
   seeds: number;
   /** the positional encodings run by default */
@@ -96,21 +99,21 @@ export interface ReproPreset {
 // Sizes measured on the 2-core machine of BENCHMARKS.md; README lists the times.
 export const REPRO_PRESETS: Record<ReproPreset['name'], ReproPreset> = {
   quick: {
-    name: 'quick', sources: 'moby-dick,sotu', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.8, syntheticPasskey: 0.5, seeds: 2, variants: ['rope', 'pi', 'abf'], ablateSynthetic: false,
+    name: 'quick', sources: 'moby-dick,sotu', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.8, syntheticPasskey: 0.4, syntheticFirstSentence: 0.4, seeds: 2, variants: ['rope', 'pi', 'abf'], ablateSynthetic: false,
     baseLen: 256, baseTokens: 6_144_000, baseLr: 1e-3, tokensPerStep: 4096,
     longLen: 1024, extendTokens: 204_800,
     evalMaxLen: 2048, pplSequences: 4, copySpans: 8, retrievalSamples: 2, curriculumTokens: 600_000,
     instructSteps: 40, instructBatch: 4, instructLr: 2e-3, instructCtx: 512,
   },
   default: {
-    name: 'default', sources: 'moby-dick,sotu,code', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.5, syntheticPasskey: 0.5, seeds: 3, variants: ['rope', 'pi', 'abf', 'xpos-abf'], ablateSynthetic: true,
+    name: 'default', sources: 'moby-dick,sotu,code', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.4, syntheticPasskey: 0.4, syntheticFirstSentence: 0.4, seeds: 3, variants: ['rope', 'pi', 'abf', 'xpos-abf'], ablateSynthetic: true,
     baseLen: 256, baseTokens: 20_480_000, baseLr: 1e-3, tokensPerStep: 4096,
     longLen: 2048, extendTokens: 1_048_576,
     evalMaxLen: 4096, pplSequences: 8, copySpans: 16, retrievalSamples: 4, curriculumTokens: 4_000_000,
     instructSteps: 150, instructBatch: 8, instructLr: 2e-3, instructCtx: 512,
   },
   full: {
-    name: 'full', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'small', synthetic: 0.5, syntheticFirst: 0.2, syntheticPasskey: 0.5, seeds: 3, variants: [...REPRO_VARIANTS], ablateSynthetic: true,
+    name: 'full', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'small', synthetic: 0.5, syntheticFirst: 0.2, syntheticPasskey: 0.4, syntheticFirstSentence: 0.4, seeds: 3, variants: [...REPRO_VARIANTS], ablateSynthetic: true,
     baseLen: 512, baseTokens: 30_000_000, baseLr: 1e-3, tokensPerStep: 16384,
     longLen: 4096, extendTokens: 4_000_000,
     evalMaxLen: 8192, pplSequences: 16, copySpans: 16, retrievalSamples: 8, curriculumTokens: 16_000_000,
@@ -263,6 +266,12 @@ function common(p: ReproPreset, out: string, schedule: string, tokens: number, s
   };
 }
 
+/** The task-format kinds of synthetic rows (none without synthetic rows: the ablation has none). */
+function syntheticKinds(p: ReproPreset, synthetic: number): { syntheticPasskey?: number; syntheticFirstSentence?: number } {
+  if (!(synthetic > 0)) return {};
+  return { ...(p.syntheticPasskey > 0 ? { syntheticPasskey: p.syntheticPasskey } : {}), ...(p.syntheticFirstSentence > 0 ? { syntheticFirstSentence: p.syntheticFirstSentence } : {}) };
+}
+
 /** The short-context base model: OUT/runs/base. */
 export async function baseStage(sh: Shared, p: ReproPreset, out: string, scale: number, seed: number, thetas: ReproThetas = reproThetas(p), synthetic = p.synthetic, name = 'base'): Promise<{ summary: TrainSummary; key: string }> {
   const baseDir = path.join(out, 'runs', name);
@@ -270,10 +279,10 @@ export async function baseStage(sh: Shared, p: ReproPreset, out: string, scale: 
   // the copying warm-up (all rows repeat rows) is part of the synthetic deviation: none without it
   const syntheticFirst = synthetic > 0 ? Math.round(p.syntheticFirst * baseTokens / p.tokensPerStep) : 0;
   const warmup = 20; // steps: the copying circuit forms within the first thousand; a long warm-up delays it
-  const syntheticPasskey = synthetic > 0 ? p.syntheticPasskey : 0;
-  const baseSettings = { data: sh.dataKey, model: p.model, len: p.baseLen, tokens: baseTokens, lr: p.baseLr, tps: p.tokensPerStep, seed, theta: thetas.base, synthetic, syntheticFirst, warmup, ...(syntheticPasskey > 0 ? { syntheticPasskey } : {}) };
+  const kinds = syntheticKinds(p, synthetic);
+  const baseSettings = { data: sh.dataKey, model: p.model, len: p.baseLen, tokens: baseTokens, lr: p.baseLr, tps: p.tokensPerStep, seed, theta: thetas.base, synthetic, syntheticFirst, warmup, ...kinds };
   return trainStage(sh, name, baseDir, baseSettings, () =>
-    pretrain({ ...common(p, baseDir, String(p.baseLen), baseTokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr, ropeTheta: thetas.base, synthetic, syntheticFirst, syntheticPasskey, warmup }, { json: false, quiet: sh.quiet }));
+    pretrain({ ...common(p, baseDir, String(p.baseLen), baseTokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr, ropeTheta: thetas.base, synthetic, syntheticFirst, ...kinds, warmup }, { json: false, quiet: sh.quiet }));
 }
 
 /** The base model continually pretrained at longLen with one positional encoding: OUT/runs/VARIANT. */
@@ -281,10 +290,10 @@ export async function extendStage(sh: Shared, p: ReproPreset, out: string, baseK
   const runDir = path.join(out, 'runs', seededName(v, index));
   const extendTokens = scaled(p.extendTokens, scale, p.tokensPerStep);
   const theta = v === 'abf' || v === 'xpos-abf' ? thetas.abf : undefined;
-  const syntheticPasskey = synthetic > 0 ? p.syntheticPasskey : 0;
-  const settings = { base: baseKey, rope: v, len: p.longLen, tokens: extendTokens, seed, theta: theta ?? null, synthetic, ...(syntheticPasskey > 0 ? { syntheticPasskey } : {}) };
+  const kinds = syntheticKinds(p, synthetic);
+  const settings = { base: baseKey, rope: v, len: p.longLen, tokens: extendTokens, seed, theta: theta ?? null, synthetic, ...kinds };
   return trainStage(sh, `extend ${seededName(v, index)}`, runDir, settings, () =>
-    extend({ ...common(p, runDir, String(p.longLen), extendTokens, seed), from: path.join(out, 'runs', 'base'), rope: v, ...(theta !== undefined ? { theta } : {}), synthetic, syntheticPasskey }, { json: false, quiet: sh.quiet }));
+    extend({ ...common(p, runDir, String(p.longLen), extendTokens, seed), from: path.join(out, 'runs', 'base'), rope: v, ...(theta !== undefined ? { theta } : {}), synthetic, ...kinds }, { json: false, quiet: sh.quiet }));
 }
 
 /** The positional-encoding ablation (paper §4.1, Table 5 / Figure 5b at laptop scale), over seeds. */
@@ -306,8 +315,12 @@ export async function repro(o: ReproOptions): Promise<ReproOutcome> {
 
   const runs: ReproRun[] = [];
   // every model of seed s sees the same evaluation examples, drawn from s
+  // retrieval lengths from half the base length: a prompt of exactly the trained length puts its
+  // answer beyond it, so "within the base length" should not be only its edge
+  const lengths: number[] = [];
+  for (let l = p.baseLen / 2; l <= p.evalMaxLen; l *= 2) lengths.push(l);
   const evalOptsFor = (s: number, tasks: EvaluateOptions['tasks']): EvaluateOptions => ({
-    tasks, maxLen: p.evalMaxLen, data: sh.dataDir, seed: s, pplSamples: p.pplSequences, copySamples: p.copySpans, samples: p.retrievalSamples,
+    tasks, maxLen: p.evalMaxLen, lengths, data: sh.dataDir, seed: s, pplSamples: p.pplSequences, copySamples: p.copySpans, samples: p.retrievalSamples,
   });
   for (let k = 0; k < seeds; k++) {
     const s = seed + k;
@@ -424,7 +437,7 @@ function reportInput(o: ReproOutcome, out: string, extra: Pick<ReproReportInput,
   const extTokens = o.runs.find((r) => r.variant !== 'base')?.summary.tokens.toLocaleString('en-US') ?? '?';
   return {
     preset: p.name,
-    description: `Preset ${p.name}${scale}: a ${p.model} LLaMA (${cfg ? `${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}, head size ${cfg.head_dim}, vocabulary ${cfg.vocab_size}` : '?'}) pretrained on ${base?.summary.tokens.toLocaleString('en-US') ?? '?'} tokens of ${p.sources} at ${p.baseLen} tokens with RoPE base ${o.thetas.base.toLocaleString('en-US')}, then continually pretrained at ${p.longLen} with each positional encoding on ${extTokens} tokens (same tokens per step; ABF base ${o.thetas.abf.toLocaleString('en-US')}), ${o.seeds} seed${o.seeds === 1 ? '' : 's'} each, and evaluated on held-out documents up to ${p.evalMaxLen} tokens.${o.synthetic > 0 ? ` ${(100 * o.synthetic).toFixed(0)}% of training rows are synthetic (our deviation from the paper): repeated passages${p.syntheticPasskey > 0 ? `, and ${(100 * p.syntheticPasskey).toFixed(0)}% of them passkey documents with training text as filler` : ''}.` : ''} Charts and per-run tables show the first seed; the claims use all.`,
+    description: `Preset ${p.name}${scale}: a ${p.model} LLaMA (${cfg ? `${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}, head size ${cfg.head_dim}, vocabulary ${cfg.vocab_size}` : '?'}) pretrained on ${base?.summary.tokens.toLocaleString('en-US') ?? '?'} tokens of ${p.sources} at ${p.baseLen} tokens with RoPE base ${o.thetas.base.toLocaleString('en-US')}, then continually pretrained at ${p.longLen} with each positional encoding on ${extTokens} tokens (same tokens per step; ABF base ${o.thetas.abf.toLocaleString('en-US')}), ${o.seeds} seed${o.seeds === 1 ? '' : 's'} each, and evaluated on held-out documents up to ${p.evalMaxLen} tokens.${o.synthetic > 0 ? ` ${(100 * o.synthetic).toFixed(0)}% of training rows are synthetic (our deviation from the paper): repeated passages${p.syntheticPasskey > 0 ? `; ${(100 * p.syntheticPasskey).toFixed(0)}% of them (after the warm-up) are passkey documents with training text as filler` : ''}${p.syntheticFirstSentence > 0 ? `, ${(100 * p.syntheticFirstSentence).toFixed(0)}% first-sentence documents on training text` : ''}.` : ''} Charts and per-run tables show the first seed; the claims use all.`,
     claims, geometry: o.thetas.geometry, synthetic: o.synthetic, seeds: o.seeds,
     baseLen: p.baseLen, longLen: p.longLen, headDim: cfg?.head_dim ?? 64, ropeTheta: o.thetas.base,
     abfTheta: o.thetas.abf, piFactor: p.longLen / p.baseLen,

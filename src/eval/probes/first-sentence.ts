@@ -13,6 +13,7 @@
 // Each sample uses one document at every length, so the curve over lengths compares like with like.
 
 import { Rng } from '../../util/rng.js';
+import { FIRST_SENTENCE_INSTRUCTION, sentenceEnd } from '../../data/first-sentence.js';
 import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import type { TextDoc } from '../corpus.js';
@@ -20,7 +21,8 @@ import { rougeL, rougeTokens, mean } from '../metrics.js';
 import { generateAnswers, generationCost, type PreparedTask } from '../task.js';
 import { bosTokens, concatTokens, continuationTokens, shuffle } from '../text.js';
 
-export const FIRST_SENTENCE_INSTRUCTION = '\n\nRepeat the first sentence of the text above:';
+// the instruction is shared with the first-sentence training rows (data/first-sentence.ts)
+export { FIRST_SENTENCE_INSTRUCTION, sentenceEnd };
 
 export interface FirstSentenceExample {
   length: number;
@@ -38,23 +40,6 @@ export interface FirstSentenceResult {
   byLength: { length: number; rougeL: number; n: number; beyondTrained: boolean }[];
   rougeL: number;
   examples: { length: number; docId: string; reference: string; output: string; rougeL: number }[];
-}
-
-// Periods after these words (and after single letters: initials) do not end a sentence.
-const ABBREVIATIONS = new Set(['mr', 'mrs', 'ms', 'dr', 'st', 'jr', 'sr', 'capt', 'col', 'gen', 'lt', 'prof', 'rev', 'hon', 'mt', 'vs', 'etc', 'no', 'vol', 'fig', 'e.g', 'i.e']);
-
-/** Index just past the first sentence of `text` (its terminator and closing quotes), or -1. */
-export function sentenceEnd(text: string): number {
-  const re = /[.!?]+["'’”)\]]*(?=\s|$)/g;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(text)) !== null) {
-    if (m[0].startsWith('.') && m[0].length === 1) {
-      const word = /([A-Za-z.]+)$/.exec(text.slice(Math.max(0, m.index - 12), m.index))?.[1] ?? '';
-      if (word.length === 1 || ABBREVIATIONS.has(word.toLowerCase())) continue;
-    }
-    return m.index + m[0].length;
-  }
-  return -1;
 }
 
 /** The text from its first prose paragraph, and that paragraph's first sentence; null if unusable. */
