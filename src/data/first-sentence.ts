@@ -9,8 +9,8 @@
 // the start of its context.
 //
 // What the rows share with the test: the instruction. What they do not: the text (training text
-// from a sentence start inside a document, never a held-out document), the lengths (a document
-// length with a density rising to the whole row, so far first sentences are common).
+// from a sentence start inside a document, never a held-out document), the lengths (drawn so that
+// far first sentences are as common as near ones).
 //
 // A row (T + 1 tokens) ends with one such document; training text fills the row before it:
 //
@@ -23,7 +23,7 @@ import { Rng, deriveSeed } from '../util/rng.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
 import { bosTokens, continuationTokens } from './tokenizer/pieces.js';
 import type { DocSet } from './dataset.js';
-import { trainingText, type ScoredRange } from './passkey.js';
+import { farDistance, trainingText, type ScoredRange } from './passkey.js';
 
 export const FIRST_SENTENCE_INSTRUCTION = '\n\nRepeat the first sentence of the text above:';
 
@@ -103,8 +103,8 @@ export function firstSentenceRow(docs: DocSet, fmt: FirstSentenceFormat, seed: n
     const least = answer.length + 8;
     const most = Math.min(N - fixed, toks.length - s); // document tokens at most
     if (most < least) continue;
-    // document length: density rising linearly to the most the row (and the document) holds
-    const room = least + Math.min(most - least, Math.floor((most - least + 1) * Math.sqrt(rng.nextFloat())));
+    // document length: far first sentences as often as near ones (farDistance)
+    const room = least + farDistance(rng, most - least);
     const prefix = N - fixed - room;
     trainingText(docs, rng, prefix, row, 0);
     let p = prefix;

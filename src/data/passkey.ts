@@ -62,6 +62,17 @@ export function passkeyFormat(tok: Tokenizer): PasskeyFormat {
   return { tokenizer: tok, head: concatTokens(bosTokens(tok), task), task: task.length, question: continuationTokens(tok, PASSKEY_QUESTION) };
 }
 
+/**
+ * A distance in [0, most] for a fact (or a first sentence) before the question: half the draws with a
+ * density rising linearly to `most` (far facts are the hard ones), half uniform in log(1 + d) (every
+ * octave as often: the tests' lengths are powers of two). Measured: with the rising density alone,
+ * an extension to 2,048 tokens lost passkeys at 128 (75%) while it held them at 256-2,048 (90-100%).
+ */
+export function farDistance(rng: Rng, most: number): number {
+  if (rng.nextFloat() < 0.5) return Math.min(most, Math.floor((most + 1) * Math.sqrt(rng.nextFloat())));
+  return Math.min(most, Math.floor(Math.exp(rng.nextFloat() * Math.log(most + 2)) - 1));
+}
+
 /** Row positions [from, to) whose tokens are scored targets. */
 export interface ScoredRange { from: number; to: number }
 
@@ -81,15 +92,15 @@ export function trainingText(docs: DocSet, rng: Rng, n: number, out: Int32Array,
     out.set(t.subarray(0, take), p);
     p += take; left -= take;
     d = (d + 1) % docs.size;
-    if (guard > docs.size && p === at) throw new Error('passkey rows: the training documents are empty');
+    if (guard > docs.size && p === at) throw new Error('synthetic rows: the training documents are empty');
   }
 }
 
 /**
  * Fills row (T + 1 tokens) with training text ending in one passkey document and returns the scored
  * range (the answer), or null when the row is too short to hold the format with 16 filler tokens.
- * The filler after the fact is drawn with a density rising linearly up to all the row holds (far
- * facts are the hard ones), the filler before it uniform in what is left; the filler is running training text or (half the rows) a training passage of 8-40
+ * The filler after the fact is drawn by farDistance up to all the row holds, the filler before it
+ * uniform in what is left; the filler is running training text or (half the rows) a training passage of 8-40
  * tokens repeated, as the test's is. A pure function of (seed, batch, row, documents).
  */
 export function passkeyRow(docs: DocSet, fmt: PasskeyFormat, seed: number, batch: number, rowIndex: number, row: Int32Array): ScoredRange[] | null {
@@ -105,12 +116,12 @@ export function passkeyRow(docs: DocSet, fmt: PasskeyFormat, seed: number, batch
   const head = rng.nextFloat() < 0.25 ? fmt.head.subarray(0, fmt.head.length - fmt.task) : fmt.head;
   const fixed = head.length + fact.length + fmt.question.length + answer.length;
   if (N < fixed + 16) return null;
-  // the distance from the fact to the question (filler after the fact) is drawn first, with a density
-  // rising linearly to the most the row holds, then the filler before it. Measured: a uniform length
-  // and depth made far facts rare and the model failed every fact at depth 0 of a 256-token test
-  // (~190 tokens back); uniform distances still failed 5 of 8 there.
+  // the distance from the fact to the question (filler after the fact) is drawn first, then the
+  // filler before it (farDistance). Measured: a uniform length and depth made far facts rare and the
+  // model failed every fact at depth 0 of a 256-token test (~190 tokens back); uniform distances
+  // still failed 5 of 8 there.
   const most = N - fixed; // filler tokens at most
-  const after = Math.min(most, Math.floor((most + 1) * Math.sqrt(rng.nextFloat())));
+  const after = farDistance(rng, most);
   const H = Math.max(16, after) + rng.nextInt(most - Math.max(16, after) + 1); // filler tokens
   const prefix = N - fixed - H;
   trainingText(docs, rng, prefix, row, 0);

@@ -99,21 +99,21 @@ export interface ReproPreset {
 // Sizes measured on the 2-core machine of BENCHMARKS.md; README lists the times.
 export const REPRO_PRESETS: Record<ReproPreset['name'], ReproPreset> = {
   quick: {
-    name: 'quick', sources: 'moby-dick,sotu', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.8, syntheticPasskey: 0.4, syntheticFirstSentence: 0.4, seeds: 2, variants: ['rope', 'pi', 'abf'], ablateSynthetic: false,
+    name: 'quick', sources: 'moby-dick,sotu', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.8, syntheticPasskey: 0.6, syntheticFirstSentence: 0.3, seeds: 2, variants: ['rope', 'pi', 'abf'], ablateSynthetic: false,
     baseLen: 256, baseTokens: 6_144_000, baseLr: 1e-3, tokensPerStep: 4096,
     longLen: 1024, extendTokens: 204_800,
     evalMaxLen: 2048, pplSequences: 4, copySpans: 8, retrievalSamples: 2, curriculumTokens: 600_000,
     instructSteps: 40, instructBatch: 4, instructLr: 2e-3, instructCtx: 512,
   },
   default: {
-    name: 'default', sources: 'moby-dick,sotu,code', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.4, syntheticPasskey: 0.4, syntheticFirstSentence: 0.4, seeds: 3, variants: ['rope', 'pi', 'abf', 'xpos-abf'], ablateSynthetic: true,
+    name: 'default', sources: 'moby-dick,sotu,code', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.4, syntheticPasskey: 0.6, syntheticFirstSentence: 0.3, seeds: 3, variants: ['rope', 'pi', 'abf', 'xpos-abf'], ablateSynthetic: true,
     baseLen: 256, baseTokens: 20_480_000, baseLr: 1e-3, tokensPerStep: 4096,
-    longLen: 2048, extendTokens: 1_048_576,
+    longLen: 2048, extendTokens: 2_097_152,
     evalMaxLen: 4096, pplSequences: 8, copySpans: 16, retrievalSamples: 4, curriculumTokens: 4_000_000,
     instructSteps: 150, instructBatch: 8, instructLr: 2e-3, instructCtx: 512,
   },
   full: {
-    name: 'full', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'small', synthetic: 0.5, syntheticFirst: 0.2, syntheticPasskey: 0.4, syntheticFirstSentence: 0.4, seeds: 3, variants: [...REPRO_VARIANTS], ablateSynthetic: true,
+    name: 'full', sources: 'moby-dick,sotu,code', vocab: 4096, model: 'small', synthetic: 0.5, syntheticFirst: 0.2, syntheticPasskey: 0.6, syntheticFirstSentence: 0.3, seeds: 3, variants: [...REPRO_VARIANTS], ablateSynthetic: true,
     baseLen: 512, baseTokens: 30_000_000, baseLr: 1e-3, tokensPerStep: 16384,
     longLen: 4096, extendTokens: 4_000_000,
     evalMaxLen: 8192, pplSequences: 16, copySpans: 16, retrievalSamples: 8, curriculumTokens: 16_000_000,
