@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { randomInt } from 'node:crypto';
 import { readModelConfig } from '../io/hf.js';
+import { stopTokenIds } from '../model/config.js';
 import { openLocalModel, DEFAULT_CHUNK } from '../eval/backends/local.js';
 import { checkEvalMemory } from '../eval/memory.js';
 import { resolveModelDir } from '../eval/open.js';
@@ -44,6 +45,7 @@ Example: printf 'Who is Ishmael?\\n/exit\\n' | longctx chat out/sft --max-new 64
       checkEvalMemory(cfg, ctx, f.chunk, undefined, '--ctx');
       const lm = openLocalModel(dir, { maxContext: ctx, chunk: f.chunk });
       const tok = lm.tokenizer;
+      const eosIds = new Set(stopTokenIds(cfg, tok.eosId)); // every end-of-sequence id (Llama 3 Instruct has three)
       const rng = new Rng(f.seed ?? randomInt(2 ** 31));
       const tty = process.stdin.isTTY === true;
       const note = (s: string): void => { process.stderr.write(`${s}\n`); };
@@ -79,7 +81,7 @@ Example: printf 'Who is Ishmael?\\n/exit\\n' | longctx chat out/sft --max-new 64
             let answer = '';
             for (let n = 1; ; n++) {
               const id = sampleToken(row, { temperature: f.temperature, topP: f.topP }, rng);
-              if (id === tok.eosId) break;
+              if (eosIds.has(id)) break;
               // the answer's first token carries the space after [/INST]: not shown (Meta's chat decodes the answer alone)
               const piece = answer === '' ? detok.push(id).trimStart() : detok.push(id);
               answer += piece;

@@ -262,7 +262,7 @@ export function saveModelFolder(dir: string, cfg: LlamaConfig, flat: Float32Arra
   writeDirAtomic(dir, (tmp) => {
     writeFileChunks(path.join(tmp, CONFIG_FILE), JSON.stringify(llamaConfigToJSON(cfg), null, 2) + '\n');
     writeSafetensorsPlain(path.join(tmp, WEIGHTS_FILE), tensors, { format: 'pt' });
-    const gen = { bos_token_id: cfg.bos_token_id, eos_token_id: cfg.eos_token_id };
+    const gen = { bos_token_id: cfg.bos_token_id, eos_token_id: cfg.eos_token_ids && cfg.eos_token_ids.length > 1 ? cfg.eos_token_ids : cfg.eos_token_id };
     writeFileChunks(path.join(tmp, GENERATION_CONFIG_FILE), JSON.stringify(gen, null, 2) + '\n');
     for (const [name, content] of extraFiles) {
       const p = path.join(tmp, name);

@@ -21,6 +21,8 @@ export interface LlamaConfig {
   tie_word_embeddings: boolean;
   bos_token_id: number;
   eos_token_id: number;
+  /** every end-of-sequence id when config.json lists several (Llama 3 Instruct: <|end_of_text|>, <|eom_id|>, <|eot_id|>); eos_token_id is the first */
+  eos_token_ids?: number[];
   initializer_range: number;
 }
 
@@ -118,7 +120,9 @@ export function parseLlamaConfig(raw: unknown, where = 'config'): LlamaConfig {
       if (required) throw new ConfigError(`${where}: missing required field "${key}" (a positive integer)`);
       return undefined;
     }
-    // HF writes eos_token_id as a list for some models (Llama 3); we keep the first id.
+    // HF writes eos_token_id as a list for some models (Llama 3 Instruct); the first id here, every
+    // id in eos_token_ids below
+    if (key === 'eos_token_id' && Array.isArray(v) && v.length === 0) throw new ConfigError(`${where}: field "eos_token_id" is an empty list; give at least one id`);
     const value = key === 'eos_token_id' && Array.isArray(v) ? v[0] : v;
     if (typeof value !== 'number' || !Number.isFinite(value)) {
       throw new ConfigError(`${where}: field "${key}" must be a number, got ${JSON.stringify(v)}`);
@@ -144,6 +148,13 @@ export function parseLlamaConfig(raw: unknown, where = 'config'): LlamaConfig {
     eos_token_id: num('eos_token_id', false) ?? d.eos_token_id,
     initializer_range: num('initializer_range', false) ?? d.initializer_range,
   };
+  if (Array.isArray(obj.eos_token_id)) {
+    const ids = obj.eos_token_id as unknown[];
+    for (const x of ids) {
+      if (!Number.isInteger(x) || (x as number) < 0 || (x as number) >= cfg.vocab_size) throw new ConfigError(`${where}: field "eos_token_id" lists ${JSON.stringify(x)}; every id must be an integer in [0, vocab_size=${cfg.vocab_size})`);
+    }
+    if (ids.length > 1) cfg.eos_token_ids = [...new Set(ids as number[])];
+  }
   if (cfg.num_key_value_heads === 0) cfg.num_key_value_heads = cfg.num_attention_heads;
   if (cfg.head_dim === 0) cfg.head_dim = Math.floor(cfg.hidden_size / cfg.num_attention_heads);
   if (obj.tie_word_embeddings !== undefined) {
@@ -220,10 +231,17 @@ export function llamaConfigToJSON(cfg: LlamaConfig): Record<string, unknown> {
     max_position_embeddings: cfg.max_position_embeddings,
     tie_word_embeddings: cfg.tie_word_embeddings,
     bos_token_id: cfg.bos_token_id,
-    eos_token_id: cfg.eos_token_id,
+    eos_token_id: cfg.eos_token_ids && cfg.eos_token_ids.length > 1 ? cfg.eos_token_ids : cfg.eos_token_id,
     initializer_range: cfg.initializer_range,
     torch_dtype: 'float32',
   };
+}
+
+/** The ids that end a generation: the tokenizer's EOS and every end-of-sequence id of the config. */
+export function stopTokenIds(cfg: LlamaConfig, tokenizerEos: number): number[] {
+  const ids = new Set<number>(cfg.eos_token_ids ?? [cfg.eos_token_id]);
+  if (tokenizerEos >= 0) ids.add(tokenizerEos);
+  return [...ids];
 }
 
 /** The RoPE parameters of a model config. */

@@ -101,6 +101,13 @@ test('generate is greedy (step-by-step argmax of the full forward), deterministi
   const stopped = await lm.generate(prompt, 12, { stop: [a[0]!] });
   assert.deepEqual([...stopped], [a[0]]);
   assert.equal((await lm.generate(prompt, 0)).length, 0);
+  // every end-of-sequence id of the config stops, not only the tokenizer's (Llama 3 Instruct lists three)
+  if (a[2] !== tok.eosId && a[0] !== a[2] && a[1] !== a[2]) {
+    const listed = new LocalEvalModel(Object.assign(Object.create(m) as LlamaModel, { cfg: { ...m.cfg, eos_token_ids: [m.cfg.eos_token_id, a[2]!] } }), tok, { chunk: 4 });
+    assert.deepEqual([...(await listed.generate(prompt, 12))], [...a.subarray(0, 3)]);
+  } else {
+    assert.fail(`the random model's greedy tokens ${[...a.subarray(0, 3)]} repeat: pick another prompt seed`);
+  }
 });
 
 test('continuationLogprobs (prefill once, rewind per choice) equals tokenLogprobs on each full sequence', async () => {

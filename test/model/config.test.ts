@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseLlamaConfig, llamaConfigToJSON, ConfigError } from '../../src/model/config.js';
+import { parseLlamaConfig, llamaConfigToJSON, stopTokenIds, ConfigError } from '../../src/model/config.js';
 
 // HuggingFaceTB/SmolLM2-135M config.json (transformers 4.40)
 const SMOLLM2_135M = {
@@ -47,4 +47,24 @@ test('transformers >= 5 rope_parameters carry the base and the scaling: honoured
   assert.equal(plain.rope_scaling, null);
   assert.throws(() => parseLlamaConfig({ ...LLAMA31_8B, rope_parameters: { rope_theta: 10000 } }), /"rope_parameters\.rope_theta" \(10000\) differs from "rope_theta" \(500000\)/);
   assert.throws(() => parseLlamaConfig({ ...rest, rope_parameters: 'x' }), /field "rope_parameters" must be an object/);
+});
+
+// meta-llama/Llama-3.1-8B-Instruct config.json differs from the base model's in its eos_token_id list
+const LLAMA31_8B_INSTRUCT = { ...LLAMA31_8B, eos_token_id: [128001, 128008, 128009] };
+
+test('eos_token_id lists (Llama 3.1 Instruct) keep every id, round-trip, and every id stops generation', () => {
+  const c = parseLlamaConfig(LLAMA31_8B_INSTRUCT, 'instruct/config.json');
+  assert.equal(c.eos_token_id, 128001);
+  assert.deepEqual(c.eos_token_ids, [128001, 128008, 128009]);
+  assert.deepEqual(llamaConfigToJSON(c).eos_token_id, [128001, 128008, 128009]);
+  assert.deepEqual(parseLlamaConfig(llamaConfigToJSON(c)), c, 'round trip');
+  // the tokenizer's EOS (<|eot_id|> in the Instruct tokenizer_config) and the config's ids, once each
+  assert.deepEqual(stopTokenIds(c, 128009).sort(), [128001, 128008, 128009]);
+  assert.deepEqual(stopTokenIds(parseLlamaConfig(LLAMA31_8B), 128001), [128001]);
+  assert.deepEqual(stopTokenIds(parseLlamaConfig(LLAMA31_8B), -1), [128001]);
+  // a single-element list is a plain id
+  assert.equal(parseLlamaConfig({ ...LLAMA31_8B, eos_token_id: [128009] }).eos_token_ids, undefined);
+  assert.throws(() => parseLlamaConfig({ ...LLAMA31_8B, eos_token_id: [] }, 'f.json'), /f\.json: field "eos_token_id" is an empty list/);
+  assert.throws(() => parseLlamaConfig({ ...LLAMA31_8B, eos_token_id: [128001, 200000] }, 'f.json'), /f\.json: field "eos_token_id" lists 200000; every id must be an integer in \[0, vocab_size=128256\)/);
+  assert.throws(() => parseLlamaConfig({ ...LLAMA31_8B, eos_token_id: [128001, 'x'] }, 'f.json'), /lists "x"/);
 });

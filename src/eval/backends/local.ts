@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import type { Backend } from '../../kernels/backend.js';
 import { selectBackend } from '../../kernels/native.js';
 import { createKVCache, createModel, forwardCached, type KVCache, type LlamaModel } from '../../model/llama.js';
-import { llamaConfigToJSON, ropeParamsOf, type LlamaConfig } from '../../model/config.js';
+import { llamaConfigToJSON, ropeParamsOf, stopTokenIds, type LlamaConfig } from '../../model/config.js';
 import { describeRope } from '../../model/rope.js';
 import { parameterCount } from '../../model/params.js';
 import { openModelFolder } from '../../io/hf.js';
@@ -189,7 +189,7 @@ export class LocalEvalModel implements EvalModel {
     const total = prompt.length + maxNew;
     const cache = this.cacheFor(total - 1); // the last generated token is never fed back
     const stop = new Set(opts.stop ?? []);
-    if (this.tokenizer.eosId >= 0) stop.add(this.tokenizer.eosId);
+    for (const id of stopTokenIds(this.model.cfg, this.tokenizer.eosId)) stop.add(id);
     let row = this.prefill(cache, prompt, (d) => opts.onProgress?.(d, total));
     const out: number[] = [];
     const sampling = opts.sampling && opts.sampling.temperature > 0 ? opts.sampling : null;
