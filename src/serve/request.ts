@@ -173,6 +173,9 @@ function sampling(b: Json, maxTokensMin: number): SamplingRequest {
   };
 }
 
+/** Prompts one completion request may carry. */
+export const MAX_PROMPTS = 16;
+
 /** POST /v1/completions */
 export function parseCompletionRequest(body: unknown): CompletionRequest {
   const b = objectBody(body);
@@ -183,6 +186,8 @@ export function parseCompletionRequest(body: unknown): CompletionRequest {
   if (typeof p === 'string') prompts = [p];
   else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === 'number')) prompts = [intArray(p, 'prompt')];
   else if (Array.isArray(p) && p.length > 0) {
+    // one request holds the model for all its prompts: a bound keeps one client from holding it for long
+    if (p.length > MAX_PROMPTS) throw bad('prompt', `lists ${p.length} prompts; at most ${MAX_PROMPTS} per request (send more requests)`);
     prompts = p.map((x, i) => {
       if (typeof x === 'string') return x;
       if (Array.isArray(x)) return intArray(x, `prompt[${i}]`);

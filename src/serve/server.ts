@@ -21,10 +21,11 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { LocalEvalModel } from '../eval/backends/local.js';
 import { topLogprobs, type TopLogprobs } from '../eval/model.js';
 import { Rng } from '../util/rng.js';
+import { stopTokenIds } from '../model/config.js';
 import { VERSION } from '../version.js';
 import { ChatTemplateError, UnsupportedChatTemplateError, chatTemplateOf, llama2ChatTokens } from './chat-template.js';
 import { IncrementalDecoder, codePoints, tokenBytes, tokenText } from './detok.js';
-import { ApiError, parseChatRequest, parseCompletionRequest, type SamplingRequest } from './request.js';
+import { ApiError, MAX_PROMPTS, parseChatRequest, parseCompletionRequest, type SamplingRequest } from './request.js';
 import { sampleToken } from './sample.js';
 
 export interface ServeOptions {
@@ -40,8 +41,12 @@ export interface ServeOptions {
   apiKey?: string | null;
   /** one line per request (default: none) */
   log?: ((line: string) => void) | null;
-  /** largest request body (default 64 MiB: a million token ids as JSON fit) */
+  /** largest request body (default: what MAX_PROMPTS prompts of the context can take, 1-64 MiB) */
   maxBodyBytes?: number;
+  /** a request body must arrive within this many ms (default 30,000), or the request is answered 408 */
+  bodyTimeoutMs?: number;
+  /** awaited once a model request is admitted (its slot taken), before it runs: for metrics, and for tests that hold a slot */
+  admitted?: () => Promise<void> | void;
   /**
    * the model folder's tokenizer_config.json, passed on to clients by /longctx/info; its
    * chat_template must be absent or the Llama 2 one, or chat requests are refused (chatTemplateOf)
@@ -100,14 +105,24 @@ function keyMatches(header: string | undefined, key: string): boolean {
   return timingSafeEqual(digest(header ?? ''), digest(`Bearer ${key}`));
 }
 
+/** The client closed the connection before its request was read: nothing to answer, nothing to log but the access line. */
+class ClientGoneError extends Error {
+  override name = 'ClientGoneError';
+}
+
 export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): Promise<RunningServer> {
   const tok = lm.tokenizer;
   const V = lm.model.cfg.vocab_size; // loads deferred weights now, not on the first request
+  const eosIds = stopTokenIds(lm.model.cfg, tok.eosId); // every end-of-sequence id (Llama 3 Instruct has three)
   const ctx = lm.maxContext;
   const id = opts.id ?? lm.name;
   const maxConcurrency = opts.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY;
   if (!Number.isInteger(maxConcurrency) || maxConcurrency < 1) throw new RangeError(`maxConcurrency must be a positive integer, got ${maxConcurrency}`);
-  const maxBody = opts.maxBodyBytes ?? 64 * 2 ** 20;
+  // the body is bounded by what the context can hold: MAX_PROMPTS prompts of ctx tokens at 32 bytes
+  // each (long tokens, JSON escapes), at least 1 MiB, at most 64 MiB. Measured before: a 50 MB
+  // prompt was tokenized in full before the context check (1.2 GB RSS, a 3 s stall)
+  const maxBody = opts.maxBodyBytes ?? Math.min(64 * 2 ** 20, Math.max(2 ** 20, MAX_PROMPTS * 32 * ctx));
+  const bodyTimeout = opts.bodyTimeoutMs ?? 30_000;
   const log = opts.log ?? null;
   const created = Math.floor(Date.now() / 1000);
   let active = 0;
@@ -171,7 +186,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
     const tokens: TokenInfo[] = [];
     if (g.maxTokens === 0) return { tokens, text: '', finish: 'length' };
     const stopIds = checkStopIds(g.r.stopTokenIds);
-    if (tok.eosId >= 0) stopIds.add(tok.eosId);
+    for (const sid of eosIds) stopIds.add(sid);
     const stops = g.r.stop;
     const hold = stops.reduce((m, s) => Math.max(m, s.length - 1), 0); // chars that could start a stop string
     const dec = lm.decoder(prompt, g.maxTokens);
@@ -412,6 +427,14 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
       const chunks: Buffer[] = [];
       let size = 0;
       let failed = false;
+      // a client that trickles its body is cut off: it holds no model slot (the body is read before
+      // admission) but it holds memory and a socket
+      const timer = setTimeout(() => {
+        if (failed) return;
+        failed = true;
+        reject(new ApiError(408, `the request body did not arrive within ${bodyTimeout / 1000} s`, null, { Connection: 'close' }));
+      }, bodyTimeout);
+      req.once('close', () => clearTimeout(timer));
       req.on('data', (c: Buffer) => {
         if (failed) return;
         size += c.length;
@@ -425,6 +448,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
       let ended = false;
       req.on('end', () => {
         ended = true;
+        clearTimeout(timer);
         if (!failed) resolve(Buffer.concat(chunks).toString('utf8'));
       });
       const fail = (e: Error): void => {
@@ -432,8 +456,9 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
         failed = true;
         reject(e);
       };
-      req.on('error', fail);
-      req.on('close', () => fail(new Error('the client went away before sending the whole body')));
+      // a client that hangs up mid-upload is not a server error: the access log line says so, no stack
+      req.on('error', (e) => fail(new ClientGoneError(`the client went away before sending the whole body (${e.message})`)));
+      req.on('close', () => fail(new ClientGoneError('the client went away before sending the whole body')));
     });
   }
 
@@ -477,7 +502,9 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
       res.end(text);
       return;
     }
-    // the model endpoints: bounded admission, then one at a time
+    // the model endpoints: the body first (a slow upload must not hold a slot), then bounded
+    // admission, then one at a time
+    const body = await readJson(req);
     if (closing) throw new ApiError(503, 'the server is shutting down', null, { 'Retry-After': '5', Connection: 'close' });
     if (active >= maxConcurrency) {
       throw new ApiError(429, `too many requests: ${active} admitted (running or waiting), the limit is ${maxConcurrency} (longctx serve --max-concurrency); retry later`, null, { 'Retry-After': '1' });
@@ -492,7 +519,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
       active--;
       if (active === 0) idle.splice(0).forEach((f) => f());
     });
-    const body = await readJson(req);
+    await opts.admitted?.();
     const aborted = (): boolean => gone || res.destroyed;
     const note = (s: string): void => { extra = s; };
     if (route === '/v1/completions') await completions(body, res, aborted, note);
@@ -502,7 +529,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
   const server = http.createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
       const err = e instanceof ApiError ? e : new ApiError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
-      if (!(e instanceof ApiError) && log) log(`error: ${(e as Error)?.stack ?? String(e)}`);
+      if (!(e instanceof ApiError) && !(e instanceof ClientGoneError) && log) log(`error: ${(e as Error)?.stack ?? String(e)}`);
       if (res.destroyed) return;
       if (res.headersSent) {
         // mid-stream: say so in the stream, then end it
@@ -512,7 +539,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
       }
       sendJson(res, err.status, err.body(), err.headers);
       // a body we refused to read (too large) would otherwise be parsed as the next request
-      if (err.status === 413) req.destroy();
+      if (err.status === 413 || err.status === 408) req.destroy();
     });
   });
   server.on('clientError', (_err, socket) => {

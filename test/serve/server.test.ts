@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -230,37 +231,60 @@ test('--api-key-env: 401 without the bearer key, 200 with it; /health stays open
   }
 });
 
-/** A request that holds a slot: its headers are in (the server admitted it), its body is not. */
-async function holdSlot(url: string, body: object): Promise<{ finish(): Promise<{ status: number; text: string }> }> {
-  const data = Buffer.from(JSON.stringify(body));
-  const req = http.request(url, { method: 'POST', agent: false, headers: { 'Content-Type': 'application/json', 'Content-Length': String(data.length), Expect: '100-continue' } });
-  req.flushHeaders();
-  await once(req, 'continue'); // sent after the server's handler has run, so the slot is taken
-  return {
-    finish: async () => {
-      req.end(data);
-      const [res] = (await once(req, 'response')) as [http.IncomingMessage];
-      const chunks: Buffer[] = [];
-      for await (const c of res) chunks.push(c as Buffer);
-      return { status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') };
-    },
-  };
+/**
+ * A gate for startServer's `admitted` hook: requests admitted while it is closed hold their slots
+ * (admitted, not yet run) until open() is called.
+ */
+function gate(): { admitted: () => Promise<void>; open: () => void } {
+  let open!: () => void;
+  const p = new Promise<void>((r) => { open = r; });
+  return { admitted: () => p, open };
+}
+
+/** Sends raw bytes on a fresh connection and returns everything the server answers until it closes (write errors after its answer are expected). */
+async function rawRequest(url: string, head: string, body: Buffer): Promise<string> {
+  const sock = net.connect(Number(new URL(url).port), '127.0.0.1');
+  const answer: Buffer[] = [];
+  sock.on('data', (c: Buffer) => answer.push(c));
+  sock.on('error', () => {});
+  await once(sock, 'connect');
+  sock.write(head);
+  sock.write(body);
+  await new Promise((r) => sock.once('close', r)); // not once(): it rejects on the expected write error
+  return Buffer.concat(answer).toString('utf8');
+}
+
+/** Waits until the server has admitted n requests. */
+async function untilActive(s: RunningServer, n: number): Promise<void> {
+  for (let i = 0; s.active() < n; i++) {
+    if (i > 500) throw new Error(`the server admitted ${s.active()} requests, not ${n}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 test('429 with Retry-After beyond --max-concurrency; the admitted request still completes', async () => {
-  const one = await startServer(lm, { port: 0, id: 'tiny', maxConcurrency: 1 });
+  const g = gate();
+  const one = await startServer(lm, { port: 0, id: 'tiny', maxConcurrency: 1, admitted: g.admitted });
   try {
-    const held = await holdSlot(`${one.url}/v1/completions`, { prompt: 'The whale', max_tokens: 3, temperature: 0 });
-    assert.equal(one.active(), 1);
+    const held = post(`${one.url}/v1/completions`, { prompt: 'The whale', max_tokens: 3, temperature: 0 });
+    await untilActive(one, 1);
     const r = await post(`${one.url}/v1/completions`, { prompt: 'x', max_tokens: 1 });
     assert.equal(r.status, 429);
     assert.equal(r.headers['retry-after'], '1');
     assert.match(r.json().error.message, /too many requests: 1 admitted .* the limit is 1 \(longctx serve --max-concurrency\)/);
     // GETs are not counted
     assert.equal((await get(`${one.url}/v1/models`)).status, 200);
-    const done = await held.finish();
+    // a slow upload does not take a slot: its body is read before admission
+    const slow = net.connect(Number(new URL(one.url).port), '127.0.0.1');
+    await once(slow, 'connect');
+    slow.write('POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"prompt"');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(one.active(), 1, 'only the held request is admitted');
+    slow.destroy();
+    g.open();
+    const done = await held;
     assert.equal(done.status, 200, done.text);
-    assert.equal(JSON.parse(done.text).usage.completion_tokens, 3);
+    assert.equal(done.json().usage.completion_tokens, 3);
     // requests within the limit queue and are served in turn
     const many = await startServer(lm, { port: 0, id: 'tiny', maxConcurrency: 3 });
     try {
@@ -276,8 +300,86 @@ test('429 with Retry-After beyond --max-concurrency; the admitted request still 
   }
 });
 
-test('a client that goes away mid-stream does not hurt the server; close() lets admitted requests finish', async () => {
+test('request bodies are bounded: by the context (413), by time (408), prompts per request (400)', async () => {
+  const s = await startServer(lm, { port: 0, id: 'tiny', bodyTimeoutMs: 300 });
+  try {
+    // the default cap: MAX_PROMPTS prompts of the context at 32 bytes, at least 1 MiB
+    const cap = Math.max(2 ** 20, 16 * 32 * lm.maxContext);
+    const big = await rawRequest(s.url, `POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${cap + 10}\r\n\r\n`, Buffer.alloc(cap + 10, 0x20));
+    assert.match(big, /^HTTP\/1\.1 413 [^]*the request body is larger than \d+ bytes/);
+    const many = await post(`${s.url}/v1/completions`, { prompt: Array.from({ length: 17 }, () => 'The whale'), max_tokens: 1 });
+    assert.equal(many.status, 400);
+    assert.match(many.json().error.message, /lists 17 prompts; at most 16 per request/);
+    assert.equal((await post(`${s.url}/v1/completions`, { prompt: Array.from({ length: 16 }, () => 'The whale'), max_tokens: 1, temperature: 0 })).status, 200);
+    // a body that trickles: 408 once the deadline passes, and the server still answers others
+    const slow = net.connect(Number(new URL(s.url).port), '127.0.0.1');
+    await once(slow, 'connect');
+    const answer: Buffer[] = [];
+    slow.on('data', (c: Buffer) => answer.push(c));
+    slow.write('POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"prompt"');
+    await once(slow, 'close');
+    assert.match(Buffer.concat(answer).toString('utf8'), /^HTTP\/1\.1 408 [^]*did not arrive within 0\.3 s/);
+    assert.equal((await post(`${s.url}/v1/completions`, { prompt: 'The whale', max_tokens: 1, temperature: 0 })).status, 200);
+  } finally {
+    await s.close();
+  }
+});
+
+test('under 16 trickling uploads and 8 oversized bodies at once, a normal request is answered within 2 s and RSS stays bounded', async () => {
   const s = await startServer(lm, { port: 0, id: 'tiny', maxConcurrency: 2 });
+  const socks: net.Socket[] = [];
+  try {
+    const cap = Math.max(2 ** 20, 16 * 32 * lm.maxContext);
+    const body = Buffer.alloc(4 * cap, 0x20); // one buffer for every oversized body: the test's own memory stays out of the measurement
+    const rss0 = process.memoryUsage().rss;
+    const port = Number(new URL(s.url).port);
+    for (let i = 0; i < 16; i++) {
+      const c = net.connect(port, '127.0.0.1');
+      c.on('error', () => {});
+      socks.push(c);
+      await once(c, 'connect');
+      c.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"mess');
+    }
+    const bigs = Array.from({ length: 8 }, () => rawRequest(s.url, `POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${4 * cap}\r\n\r\n`, body));
+    const t0 = Date.now();
+    const ok = await post(`${s.url}/v1/completions`, { prompt: 'The whale', max_tokens: 4, temperature: 0 });
+    const seconds = (Date.now() - t0) / 1000;
+    assert.equal(ok.status, 200);
+    assert.ok(seconds < 2, `answered in ${seconds} s`);
+    for (const b of await Promise.all(bigs)) assert.match(b, /^HTTP\/1\.1 413 /);
+    // each refused body is dropped at the cap: the server holds at most 8 caps, not the 8 x 4 caps sent
+    const grown = (process.memoryUsage().rss - rss0) / 2 ** 20;
+    assert.ok(grown < 8 * cap / 2 ** 20 + 16, `RSS grew ${grown.toFixed(0)} MiB (bound ${(8 * cap / 2 ** 20 + 16).toFixed(0)} MiB)`);
+  } finally {
+    for (const c of socks) c.destroy();
+    await s.close();
+  }
+});
+
+test('a client that hangs up mid-upload: one access-log line, no stack trace, the server keeps answering', async () => {
+  const lines: string[] = [];
+  const s = await startServer(lm, { port: 0, id: 'tiny', log: (l) => lines.push(l) });
+  try {
+    const url = new URL(`${s.url}/v1/completions`);
+    const sock = net.connect(Number(url.port), url.hostname);
+    await once(sock, 'connect');
+    sock.write(`POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"prompt": "The wh`);
+    await new Promise((r) => setTimeout(r, 50));
+    sock.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    const ok = await post(`${s.url}/v1/completions`, { prompt: 'The whale', max_tokens: 2, temperature: 0 });
+    assert.equal(ok.status, 200);
+    assert.ok(lines.some((l) => /^POST \/v1\/completions .*\(client went away\)$/.test(l)), lines.join('\n'));
+    assert.ok(!lines.some((l) => /error:|\n\s+at /.test(l)), lines.join('\n'));
+  } finally {
+    await s.close();
+  }
+});
+
+test('a client that goes away mid-stream does not hurt the server; close() lets admitted requests finish', async () => {
+  const g = gate();
+  let gated = false;
+  const s = await startServer(lm, { port: 0, id: 'tiny', maxConcurrency: 2, admitted: () => (gated ? g.admitted() : undefined) });
   // disconnect after the first chunk of a long stream
   await new Promise<void>((resolve, reject) => {
     const data = JSON.stringify({ messages: [{ role: 'user', content: 'Tell me everything.' }], max_tokens: 400, temperature: 0, stream: true });
@@ -294,10 +396,13 @@ test('a client that goes away mid-stream does not hurt the server; close() lets 
   assert.equal(ok.status, 200);
   assert.equal(s.active(), 0);
   // graceful close: the held request is answered, new connections are refused
-  const held = await holdSlot(`${s.url}/v1/completions`, { prompt: 'The whale', max_tokens: 2, temperature: 0 });
+  gated = true;
+  const held = post(`${s.url}/v1/completions`, { prompt: 'The whale', max_tokens: 2, temperature: 0 });
+  await untilActive(s, 1);
   const closed = s.close();
   await assert.rejects(request(`${s.url}/health`, 'GET'), /ECONNREFUSED/);
-  const r = await held.finish();
+  g.open();
+  const r = await held;
   assert.equal(r.status, 200, r.text);
   await closed;
 });
