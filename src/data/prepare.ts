@@ -173,6 +173,21 @@ function sumSplit(shards: ShardRecord[], split: 'train' | 'val'): SplitCounts {
   return { documents, tokens };
 }
 
+/**
+ * Whether a folder without manifest.json holds only what a prepare killed before its first manifest
+ * leaves (the tokenizer files, an empty shards/ or temp files of atomic writes): then it is ours to
+ * continue, not a user's folder.
+ */
+function onlyPrepareLeftovers(out: string): boolean {
+  const temp = (n: string): boolean => /\.tmp-\d+-[0-9a-z]+$/i.test(n);
+  for (const e of fs.readdirSync(out, { withFileTypes: true })) {
+    if (e.isFile() && (e.name === 'tokenizer.json' || e.name === 'tokenizer_config.json' || temp(e.name))) continue;
+    if (e.isDirectory() && e.name === 'shards' && fs.readdirSync(path.join(out, 'shards')).every(temp)) continue;
+    return false;
+  }
+  return true;
+}
+
 /** Hash every document of a source (pass 1): the fingerprint, the document count and bytes. */
 function fingerprintSource(spec: SourceSpec, skipBad: boolean): { fingerprint: string; documents: number; bytes: number; skipped: number; firstSkip?: string } {
   const h = createHash('sha256');
@@ -207,7 +222,7 @@ export function prepareData(opts: PrepareOptions): PrepareResult {
   if (fs.existsSync(out)) {
     if (!fs.statSync(out).isDirectory()) throw new Error(`${out}: exists and is not a folder`);
     old = readManifest(out);
-    if (!old && fs.readdirSync(out).length > 0) throw new Error(`${out}: not empty and has no manifest.json; give an empty or new --out folder`);
+    if (!old && !onlyPrepareLeftovers(out)) throw new Error(`${out}: not empty and has no manifest.json; give an empty or new --out folder`);
   }
   fs.mkdirSync(path.join(out, 'shards'), { recursive: true });
 
@@ -262,9 +277,12 @@ export function prepareData(opts: PrepareOptions): PrepareResult {
     if (fp.skipped > 0) log(`${spec.name}: skipped ${fp.skipped} bad record(s); first: ${fp.firstSkip}`);
     skippedRecords += fp.skipped;
     const prev = old?.sources.find((s) => s.name === spec.name && s.spec === spec.spec && s.fingerprint === fp.fingerprint);
+    // a shard counts as done when its bytes hash to what the manifest recorded: sizes alone kept a
+    // shard with flipped bytes as "up to date"
     const shardsOk = prev !== undefined && prev.shards.every((sh) => {
       try {
-        return fs.statSync(path.join(out, sh.file)).size === sh.bytes;
+        const file = path.join(out, sh.file);
+        return fs.statSync(file).size === sh.bytes && createHash('sha256').update(fs.readFileSync(file)).digest('hex') === sh.sha256;
       } catch {
         return false;
       }

@@ -207,6 +207,13 @@ export function readPairs(files: string[]): { pairs: (PairRecord & { question: s
       if (typeof r.question !== 'string' || typeof r.answer !== 'string' || typeof r.doc !== 'string') throw new Error(`${where} has no question, answer or doc`);
       if (r.kind !== 'normal' && r.kind !== 'short') throw new Error(`${where}: kind must be "normal" or "short", got ${JSON.stringify(r.kind)}`);
       if (!docs.has(r.doc)) throw new Error(`${where} points to document ${r.doc}, which ${docsFile} does not hold`);
+      if (r.span !== undefined && r.span !== null) {
+        const n = docs.get(r.doc)!.length;
+        const sp = r.span as unknown;
+        if (!Array.isArray(sp) || sp.length !== 2 || !sp.every((x) => Number.isInteger(x)) || sp[0] < 0 || sp[0] >= sp[1] || sp[1] > n) {
+          throw new Error(`${where}: span must be [start, end) with integers 0 <= start < end <= ${n} (the characters of document ${r.doc}), got ${JSON.stringify(sp)}`);
+        }
+      }
       pairs.push(r as PairRecord & { question: string; answer: string });
     });
   }

@@ -20,7 +20,7 @@ import { trainStep, NonFiniteLossError, type MicroBatch } from './step.js';
 import { stageAt, type Stage } from './curriculum.js';
 import { saveCheckpoint } from './checkpoint.js';
 import {
-  appendMetrics, checkpointName, markLatest, readMetrics, unlockRun, CHECKPOINTS, FINAL_MODEL, SUMMARY, type MetricLine, type RunConfig,
+  appendMetrics, checkpointName, latestCheckpoint, markLatest, readMetrics, unlockRun, CHECKPOINTS, FINAL_MODEL, SUMMARY, type MetricLine, type RunConfig,
 } from './run.js';
 
 /**
@@ -214,7 +214,14 @@ export async function train(runDir: string, cfg: RunConfig, data: TrainData, st:
     appendMetrics(runDir, lines);
     if (io.json) for (const l of lines) process.stdout.write(JSON.stringify(l) + '\n');
   };
+  const lastGood = (): string => latestCheckpoint(runDir) ?? `${path.join(runDir, CHECKPOINTS)} (none written yet: start the run again)`;
   const checkpoint = (): void => {
+    // an update can overflow the weights while the loss before it was finite: such weights are
+    // never written, so every checkpoint on disk is one a resume can start from
+    const w = st.model.params.flat;
+    for (let i = 0; i < w.length; i++) {
+      if (!Number.isFinite(w[i]!)) throw new Error(`weight ${i} is ${w[i]} after optimizer step ${st.step}; training stopped without writing that checkpoint; the last good checkpoint is ${lastGood()} (resume with a lower --lr, or check the data)`);
+    }
     const name = checkpointName(st.step);
     saveCheckpoint(path.join(runDir, CHECKPOINTS, name), st.model, st.opt, {
       step: st.step, tokens: st.tokens, rng: st.rng.state(), schedule, adam: cfg.adam, data: st.data.state(),
@@ -254,8 +261,7 @@ export async function train(runDir: string, cfg: RunConfig, data: TrainData, st:
         r = trainStep(st.model, st.opt, cfg.adam, lr, splitMicro(batch, mb));
       } catch (e) {
         if (e instanceof NonFiniteLossError) {
-          const last = path.join(runDir, CHECKPOINTS);
-          throw new Error(`${e.message}; training stopped, the last good checkpoint is in ${last} (resume with a lower --lr, or check the data)`);
+          throw new Error(`${e.message}; training stopped, the last good checkpoint is ${lastGood()} (resume with a lower --lr, or check the data)`);
         }
         throw e;
       }

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, mkdirSync, statSync, rmSync, readdirSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync, mkdirSync, statSync, rmSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseSources, readSources } from '../../src/data/sources.js';
 import { prepareData, isValidationDoc, readManifest } from '../../src/data/prepare.js';
@@ -143,7 +143,19 @@ test('prepare and openDataset errors: empty corpus, foreign folder, bad tokenize
     b[100] = b[100]! ^ 0xff;
     writeFileSync(shard, b);
     assert.throws(() => openDataset(out), (e: Error) => e.message.startsWith(shard) && /checksum mismatch/.test(e.message));
+    // a re-run rebuilds the corrupt shard (same size, other bytes): it is not "up to date"
+    const again = prepareData({ sources: parseSources('moby-dick'), tokenizer: tok, out, progress: false });
+    assert.deepEqual(again.built, ['moby-dick']);
+    assert.doesNotThrow(() => openDataset(out));
     assert.throws(() => openDataset(path.join(dir, 'nothing')), /no such data folder/);
+    // killed before its first manifest: the tokenizer files, an empty shards/ and a temp file are ours to continue
+    const early = path.join(dir, 'early');
+    mkdirSync(path.join(early, 'shards'), { recursive: true });
+    cpSync(path.join(out, 'tokenizer.json'), path.join(early, 'tokenizer.json'));
+    writeFileSync(path.join(early, 'shards', 'moby-dick-x-00000.train.bin.tmp-4242-0a1b2c'), 'half');
+    writeFileSync(path.join(early, 'manifest.json.tmp-4242-0a1b2c'), '{');
+    assert.deepEqual(prepareData({ sources: parseSources('moby-dick'), tokenizer: tok, out: early, progress: false }).built, ['moby-dick']);
+    assert.doesNotThrow(() => openDataset(early));
   });
 });
 

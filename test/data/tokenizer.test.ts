@@ -167,6 +167,11 @@ test('unsupported or broken tokenizer.json files give one-line errors naming the
       ['regex', { ...base, pre_tokenizer: { type: 'Split', pattern: { Regex: '[[:alpha:]]+' }, behavior: 'Isolated' } }, /pre_tokenizer\.pattern: unsupported regular expression construct POSIX bracket/],
       ['json', '{"model": ', /json[/\\]tokenizer\.json: not valid JSON/],
       ['nomodel', { version: '1.0' }, /no "model" object/],
+      // ids that name two tokens, and specials the post-processor adds that do not exist
+      ['dupvocab', { ...base, model: { ...base.model, vocab: { ...base.model.vocab, zzz: 5 } } }, /dupvocab[/\\]tokenizer\.json: model\.vocab gives id 5 to both .* and "zzz"; every id must name one token/],
+      ['dupadded', { ...base, added_tokens: [...base.added_tokens, { id: 7, content: '<x>', special: true }] }, /added_tokens\[\d+\] "<x>" takes id 7, which model\.vocab gives to/],
+      ['twinadded', { ...base, added_tokens: [...base.added_tokens, { id: 5000, content: '<x>', special: true }, { id: 5000, content: '<y>', special: true }] }, /"<y>" takes id 5000, which added token "<x>" has already/],
+      ['pp', { ...base, post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<bos>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }], pair: [], special_tokens: {} } }, /pp[/\\]tokenizer\.json: post_processor adds the token "<bos>", which is neither in model\.vocab nor in added_tokens/],
     ];
     for (const [name, j, re] of cases) {
       const d = write(name, j);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { IGNORE_INDEX } from '../../src/kernels/backend.js';
 import { buildInstructData, longExample, type Sequence } from '../../src/instruct/build.js';
 import { SequenceIterator, createSequenceIterator, restoreSequenceIterator } from '../../src/instruct/batches.js';
@@ -155,7 +156,21 @@ test('bad inputs are one-line errors naming the file', () => {
   assert.throws(() => buildInstructData(tok, { data: [], chat: [badChat], seqLen: T, lossOnInput: false, valFraction: 0, seed: 0 }), /bad-chat\.jsonl:1: the last message must be from the assistant/);
   writeFileSync(badChat, '{"messages": [{"role": "robot", "content": "hi"}]}\n');
   assert.throws(() => buildInstructData(tok, { data: [], chat: [badChat], seqLen: T, lossOnInput: false, valFraction: 0, seed: 0 }), /bad-chat\.jsonl:1: messages\[0\]\.role must be/);
+  // spans must be character ranges of their document: strings, negatives, reversed or past its end are refused
+  const text = 'Call me Ishmael. Some years ago I went to sea.';
+  const spanned = path.join(dir, 'spans.jsonl');
+  writeFileSync(path.join(dir, 'spans.docs.jsonl'), JSON.stringify({ doc: 'd', text, sha256: createHash('sha256').update(text).digest('hex') }) + '\n');
+  for (const span of [['0', '5'], [-1, 5], [5, 2], [0, text.length + 1], [0.5, 3], [1]]) {
+    writeFileSync(spanned, JSON.stringify({ v: 1, doc: 'd', span, seed: 0, kind: 'normal', status: 'verified', question: 'q', answer: 'a' }) + '\n');
+    assert.throws(() => buildInstructData(tok, { data: [spanned], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 0 }), new RegExp(`spans\\.jsonl: record 1: span must be \\[start, end\\) with integers 0 <= start < end <= ${text.length} .*got ${reEscape(JSON.stringify(span))}`), JSON.stringify(span));
+  }
+  writeFileSync(spanned, JSON.stringify({ v: 1, doc: 'd', span: [0, text.length], seed: 0, kind: 'normal', status: 'verified', question: 'q', answer: 'a' }) + '\n');
+  assert.doesNotThrow(() => buildInstructData(tok, { data: [spanned], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 0 }));
 });
+
+function reEscape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 test('Table 9\'s "+ pretrain data mix": plain LM sequences from a prepared data folder, every target scored, at the given share', () => {
   // a prepared folder with the same tokenizer: three chapters of Moby-Dick

@@ -13,7 +13,8 @@ import { parseSources, readSources } from '../../src/data/sources.js';
 import { trainTokenizer } from '../../src/data/tokenizer/train.js';
 import { saveTokenizer } from '../../src/data/tokenizer/load.js';
 import { prepareData } from '../../src/data/prepare.js';
-import { lockRun, readMetrics, readRunConfig, unlockRun } from '../../src/train/run.js';
+import { latestCheckpoint, lockRun, readMetrics, readRunConfig, unlockRun } from '../../src/train/run.js';
+import { openModelFolder } from '../../src/io/hf.js';
 
 let dir = '';
 let data = '';
@@ -202,8 +203,12 @@ test('a diverging run stops with a one-line message and keeps its last good chec
   assert.equal(r.code, 1);
   const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('longctx:'));
   assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, /(loss|gradient norm) is (NaN|Infinity).*last good checkpoint/);
+  assert.match(lines[0]!, /((loss|gradient norm) is (NaN|Infinity)|weight \d+ is (NaN|-?Infinity) after optimizer step \d+).*the last good checkpoint is \S+checkpoints.step-\d+ /);
   assert.ok(existsSync(path.join(out, 'checkpoints', 'latest')));
+  // the checkpoint it names holds finite weights: a resume can start from it
+  const named = /last good checkpoint is (\S+)/.exec(lines[0]!)![1]!;
+  assert.equal(named, latestCheckpoint(out));
+  assert.doesNotThrow(() => openModelFolder(named).loadWeights());
   // and it is not mistaken for a finished run
   assert.ok(!existsSync(path.join(out, 'model')));
   // bad flags are one-line errors too

@@ -166,9 +166,13 @@ export class HfTokenizer implements Tokenizer {
     if (m.end_of_word_suffix) unsupported('BPE option end_of_word_suffix', m.end_of_word_suffix);
     if (!isObj(m.vocab)) throw new Error(`${where}: model.vocab must be an object {token: id}`);
     const vocab = new Map<string, number>();
+    const vocabTok = new Map<number, string>(); // id -> token, to refuse two tokens on one id (decoding would pick one)
     for (const [tok, id] of Object.entries(m.vocab)) {
       if (!Number.isInteger(id) || (id as number) < 0) throw new Error(`${where}: model.vocab[${JSON.stringify(tok)}] is not a non-negative integer id`);
+      const other = vocabTok.get(id as number);
+      if (other !== undefined) throw new Error(`${where}: model.vocab gives id ${String(id)} to both ${JSON.stringify(other)} and ${JSON.stringify(tok)}; every id must name one token`);
       vocab.set(tok, id as number);
+      vocabTok.set(id as number, tok);
     }
     if (!Array.isArray(m.merges)) throw new Error(`${where}: model.merges must be an array`);
     const merges: [string, string][] = m.merges.map((x: unknown, k: number) => {
@@ -197,6 +201,11 @@ export class HfTokenizer implements Tokenizer {
     if (!Array.isArray(at)) throw new Error(`${where}: added_tokens must be an array`);
     for (const [k, a] of at.entries()) {
       if (!isObj(a) || !Number.isInteger(a.id) || typeof a.content !== 'string' || a.content === '') throw new Error(`${where}: added_tokens[${k}] needs an integer id and a non-empty content`);
+      // an added token may repeat its own vocab entry (Llama files list <s> in both), not take another's id
+      const inVocab = vocabTok.get(a.id as number);
+      if (inVocab !== undefined && inVocab !== a.content) throw new Error(`${where}: added_tokens[${k}] ${JSON.stringify(a.content)} takes id ${String(a.id)}, which model.vocab gives to ${JSON.stringify(inVocab)}`);
+      const twin = this.addedById.get(a.id as number);
+      if (twin) throw new Error(`${where}: added_tokens[${k}] ${JSON.stringify(a.content)} takes id ${String(a.id)}, which added token ${JSON.stringify(twin.content)} has already`);
       const tok: AddedToken = {
         id: a.id as number, content: a.content, special: a.special === true,
         lstrip: a.lstrip === true, rstrip: a.rstrip === true, singleWord: a.single_word === true,
@@ -340,6 +349,9 @@ export class HfTokenizer implements Tokenizer {
       return undefined;
     };
     const tmpl = templateSpecials(j.post_processor);
+    for (const t of [tmpl.bos, tmpl.eos]) {
+      if (t !== undefined && !this.tokToId.has(t)) throw new Error(`${where}: post_processor adds the token ${JSON.stringify(t)}, which is neither in model.vocab nor in added_tokens`);
+    }
     const pick = (fromCfg: string | undefined, fromTmpl: string | undefined, names: string[]): number => {
       for (const t of [fromCfg, fromTmpl, ...names]) {
         if (t === undefined) continue;
