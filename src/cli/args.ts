@@ -1,6 +1,6 @@
 // Flag parsers shared by the subcommands: each names the flag in its error.
 
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 
 // Decimal only: Number() also takes "" (0), "0x10" and " 7 ", which on a flag are typos, not values.
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
@@ -43,4 +43,21 @@ export function bytes(n: number): string {
   const units: [number, string][] = [[2 ** 40, 'TiB'], [2 ** 30, 'GiB'], [2 ** 20, 'MiB'], [2 ** 10, 'KiB']];
   for (const [u, s] of units) if (n >= u) return `${(n / u).toFixed(2)} ${s}`;
   return `${n} B`;
+}
+
+/**
+ * The RoPE base flag, named as Hugging Face names the field (rope_theta) in every command, with the
+ * command's older name kept as a hidden alias. Read it with ropeThetaFlag.
+ */
+export function addRopeThetaFlag(cmd: Command, description: string, alias: '--theta' | '--rope-base', min = 1): Command {
+  return cmd
+    .addOption(new Option('--rope-theta <base>', description).argParser(floatArg('--rope-theta', min)))
+    .addOption(new Option(`${alias} <base>`).argParser(floatArg(alias, min)).hideHelp());
+}
+
+/** The RoPE base given by --rope-theta or its alias (an error when both are given and differ). */
+export function ropeThetaFlag(f: { ropeTheta?: number; theta?: number; ropeBase?: number }): number | undefined {
+  const alias = f.theta ?? f.ropeBase;
+  if (f.ropeTheta !== undefined && alias !== undefined && alias !== f.ropeTheta) throw new Error(`--rope-theta ${f.ropeTheta} and its older name ${f.theta !== undefined ? '--theta' : '--rope-base'} ${alias} disagree; give --rope-theta only`);
+  return f.ropeTheta ?? alias;
 }

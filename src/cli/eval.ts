@@ -18,13 +18,13 @@ import { RULER_TASKS, type RulerTaskName } from '../eval/probes/ruler.js';
 import { EVAL_TASKS, needsText, prepareEvaluation, type EvalInputs, type EvalSettings, type EvalTaskName, type PreparedEvaluation } from '../eval/run.js';
 import { formatSummary } from '../eval/summary.js';
 import { writeEvalOutputs } from '../recipes/evaluate.js';
-import { intArg, intListArg, floatArg } from './args.js';
+import { addRopeThetaFlag, intArg, intListArg, floatArg, ropeThetaFlag } from './args.js';
 
 interface EvalFlags {
   tasks?: EvalTaskName[]; maxLen?: number; lengths?: number[]; depths?: number[]; samples?: number; data: string;
   qa?: string; qaShots: number; qaMaxNew: number; mc?: string; ruler?: RulerTaskName[]; limit?: number; pplMinLen?: number; copySpan?: number;
   chunk: number; seed: number; out: string; force: boolean; json: boolean; quiet: boolean;
-  backend?: 'local' | 'llama.cpp'; ropeBase?: number; tokenizer?: string; apiKeyEnv: string; concurrency: number; modelId?: string; timeout: number; retries: number; charts: boolean;
+  backend?: 'local' | 'llama.cpp'; ropeTheta?: number; ropeBase?: number; tokenizer?: string; apiKeyEnv: string; concurrency: number; modelId?: string; timeout: number; retries: number; charts: boolean;
 }
 
 const DEFAULT_TASKS: EvalTaskName[] = ['ppl', 'copy', 'first-sentence', 'passkey', 'needle', 'ruler'];
@@ -55,7 +55,7 @@ function backendArg(v: string): 'local' | 'llama.cpp' {
 
 
 export function registerEval(program: Command): void {
-  program
+  const cmd = program
     .command('eval')
     .description('evaluate a model folder or an OpenAI-compatible server: loss by context length + power-law fit, first-sentence retrieval, passkey, needle-in-a-haystack, RULER-style tasks, long QA, multiple choice')
     .argument('<model>', 'model folder (config.json, model.safetensors, tokenizer.json), a run folder with model/, a .gguf file (evaluated with llama.cpp; see longctx export gguf), or an OpenAI-compatible server URL (http://HOST:PORT/v1)')
@@ -76,7 +76,6 @@ export function registerEval(program: Command): void {
     .option('--chunk <n>', 'prefill chunk (rows per forward; model folders only)', intArg('--chunk', 1), DEFAULT_CHUNK)
     .option('--seed <n>', 'seed of every generated example', intArg('--seed', 0), 0)
     .option('--backend <name>', 'local (longctx\'s engine, for model folders) or llama.cpp (for .gguf files, through node-llama-cpp\'s CPU build; the default for a .gguf MODEL)', backendArg)
-    .option('--rope-base <theta>', 'llama.cpp only: RoPE base to use instead of the file\'s llama.rope.freq_base', floatArg('--rope-base', 0))
     .option('--tokenizer <path>', 'server URL only: the served model\'s tokenizer.json or its folder (default: fetched from a longctx server)')
     .option('--api-key-env <NAME>', 'server URL only: environment variable holding the API key', 'OPENAI_API_KEY')
     .option('--concurrency <n>', 'server URL only: requests in flight at once', intArg('--concurrency', 1), 1)
@@ -87,8 +86,9 @@ export function registerEval(program: Command): void {
     .option('--force', 'overwrite an existing results.json', false)
     .option('--json', 'print results.json on stdout instead of the summary', false)
     .option('--quiet', 'no progress bar', false)
-    .option('--no-charts', 'skip OUT/charts/ (SVG + PNG of every task\'s results)')
-    .action(async (model: string, f: EvalFlags) => {
+    .option('--no-charts', 'skip OUT/charts/ (SVG + PNG of every task\'s results)');
+  addRopeThetaFlag(cmd, 'llama.cpp only: RoPE base (rope_theta) to use instead of the file\'s llama.rope.freq_base', '--rope-base', 0);
+  cmd.action(async (model: string, f: EvalFlags) => {
       const resultsFile = path.join(f.out, 'results.json');
       if (existsSync(resultsFile) && !f.force) throw new Error(`${resultsFile} exists; choose another --out or pass --force to replace it`);
       const tasks: EvalTaskName[] = f.tasks ?? [...DEFAULT_TASKS, ...(f.qa ? (['qa'] as const) : []), ...(f.mc ? (['mc'] as const) : [])];
@@ -128,7 +128,7 @@ export function registerEval(program: Command): void {
       } else if (f.backend === 'llama.cpp' || (f.backend === undefined && /\.gguf$/i.test(model))) {
         // A GGUF file on llama.cpp: header, config and tokenizer now; weights on the first call.
         if (!/\.gguf$/i.test(model)) throw new Error(`${model}: --backend llama.cpp takes a .gguf file (make one with: longctx export gguf MODEL --out model.gguf)`);
-        llamacpp = openLlamaCppModel(model, { maxContext: MAX_EVAL_LEN, batch: f.chunk, ...(f.ropeBase !== undefined ? { ropeFreqBase: f.ropeBase } : {}) });
+        llamacpp = openLlamaCppModel(model, { maxContext: MAX_EVAL_LEN, batch: f.chunk, ...(ropeThetaFlag(f) !== undefined ? { ropeFreqBase: ropeThetaFlag(f) } : {}) });
         const maxLen = f.maxLen ?? llamacpp.trainedContext;
         if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
         const flag = lengths && Math.max(...lengths) > maxLen ? '--lengths' : '--max-len';
@@ -138,7 +138,7 @@ export function registerEval(program: Command): void {
         checkEvalMemory(llamacpp.config, prepared.maxSeq, f.chunk, undefined, flag);
       } else {
         if (f.backend === 'local' && /\.gguf$/i.test(model)) throw new Error(`${model}: a .gguf file runs on --backend llama.cpp; the local engine reads model folders`);
-        if (f.ropeBase !== undefined) throw new Error('--rope-base is for --backend llama.cpp; for a model folder, change rope_theta in its config.json');
+        if (ropeThetaFlag(f) !== undefined) throw new Error('--rope-theta is for --backend llama.cpp; for a model folder, change rope_theta in its config.json');
         if (f.tokenizer !== undefined) throw new Error('--tokenizer is for server URLs; a model folder uses its own tokenizer.json');
         const dir = resolveModelDir(model);
         const cfg = readModelConfig(dir); // "not a model folder" errors come from here, before anything is loaded
@@ -168,5 +168,5 @@ export function registerEval(program: Command): void {
       const chartsNote = charts.length > 0 ? ` and ${charts.filter((c) => c.endsWith('.svg')).length} charts in ${path.join(f.out, 'charts')}` : '';
       if (f.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
       else process.stdout.write(`${formatSummary(results)}\nwrote ${resultsFile}${chartsNote}\n`);
-    });
+  });
 }

@@ -4,10 +4,10 @@ import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { extend, resume } from '../recipes/pretrain.js';
-import { floatArg } from './args.js';
+import { addRopeThetaFlag, floatArg, ropeThetaFlag } from './args.js';
 import { addTrainFlags, commonOptions, printSummary, type CommonFlags } from './train-flags.js';
 
-interface Flags extends CommonFlags { from?: string; data?: string; rope: string; theta?: number; factor?: number; scaleBase?: number }
+interface Flags extends CommonFlags { from?: string; data?: string; rope: string; ropeTheta?: number; theta?: number; factor?: number; scaleBase?: number }
 
 export function registerExtend(program: Command): void {
   const cmd = program
@@ -16,14 +16,14 @@ export function registerExtend(program: Command): void {
     .option('--from <run|model>', 'the base: a pretrain run folder (its model/) or a Hugging Face model folder')
     .option('--data <dir>', 'prepared data folder (default: the base run\'s)')
     .option('--rope <variant>', 'rope (unchanged) | abf | pi | ntk | dynamic | yarn | llama3 | xpos | xpos-abf', 'abf')
-    .option('--theta <base>', 'RoPE base for abf / xpos-abf (the paper: 500000)', floatArg('--theta', 1))
     .option('--factor <x>', 'scaling factor for pi / ntk / dynamic / yarn / llama3 (default: new length / base length)', floatArg('--factor', 1))
     .option('--scale-base <n>', 'xPos scale_base (default 512)', floatArg('--scale-base', 1));
+  addRopeThetaFlag(cmd, 'RoPE base (rope_theta) for abf / xpos-abf (the paper: 500000)', '--theta');
   addTrainFlags(cmd, { lr: 'the base run\'s / 3' }).action(async (f: Flags) => {
     if (f.resume) return printSummary(await resume(f.resume, { json: f.json }, f.lr !== undefined ? { lr: f.lr } : {}), f.json);
     if (!f.from) throw new Error('--from is required (a pretrain run folder or a model folder)');
     const o = commonOptions(f);
-    const s = await extend({ ...o, from: f.from, data: f.data, rope: f.rope, theta: f.theta, factor: f.factor, scaleBase: f.scaleBase }, { json: f.json });
+    const s = await extend({ ...o, from: f.from, data: f.data, rope: f.rope, theta: ropeThetaFlag(f), factor: f.factor, scaleBase: f.scaleBase }, { json: f.json });
     const baseFile = path.join(o.out, 'base_eval.json');
     const base = existsSync(baseFile) ? (JSON.parse(readFileSync(baseFile, 'utf8')) as { val_loss: Record<string, number> }).val_loss : {};
     printSummary(s, f.json, { base_val_loss: base });

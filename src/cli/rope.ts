@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { ropeParamsOf } from '../model/config.js';
 import { describeRope, granularity, parseRopeScaling, ropeFrequencies, wavelengths, type RopeParams } from '../model/rope.js';
 import { readModelConfig } from '../io/hf.js';
-import { floatArg, intArg } from './args.js';
+import { addRopeThetaFlag, floatArg, intArg, ropeThetaFlag } from './args.js';
 import { scaledGeometry, type ScaledGeometry } from '../model/rope-geometry.js';
 
 interface RopeOptions {
@@ -28,7 +28,7 @@ function paramsFromFlags(o: RopeOptions): RopeParams {
     if (o.type === 'yarn') { set('beta_fast', o.betaFast); set('beta_slow', o.betaSlow); }
     if (o.type === 'llama3') { set('low_freq_factor', o.lowFreqFactor ?? 1); set('high_freq_factor', o.highFreqFactor ?? 4); }
   }
-  return { headDim: o.headDim, theta: o.theta, scaling: parseRopeScaling(raw, o.headDim, 'rope flags'), maxPositionEmbeddings: o.maxPosition };
+  return { headDim: o.headDim, theta: ropeThetaFlag(o) ?? 10000, scaling: parseRopeScaling(raw, o.headDim, 'rope flags'), maxPositionEmbeddings: o.maxPosition };
 }
 
 /**
@@ -66,11 +66,10 @@ export function geometryLines(g: ScaledGeometry): string[] {
 }
 
 export function registerRope(program: Command): void {
-  program
+  addRopeThetaFlag(program
     .command('rope')
     .description('RoPE frequency table, wavelengths and the Appendix B granularity bound C_d for a base / scaling')
-    .option('--from <model>', 'read the RoPE settings of a model folder instead of the flags below')
-    .option('--theta <base>', 'rope_theta (ABF: 500000)', floatArg('--theta', 1), 10000)
+    .option('--from <model>', 'read the RoPE settings of a model folder instead of the flags below'), 'rope_theta (default 10000; ABF: 500000)', '--theta')
     .option('--head-dim <n>', 'head size (Llama 2: 128)', intArg('--head-dim', 2, 1_024), 128)
     .option('--type <t>', `scaling: ${TYPES.join(', ')}`, 'default')
     .option('--factor <x>', 'scaling factor (linear/ntk/dynamic/yarn: 4, llama3: 8)', floatArg('--factor', 1))

@@ -2,10 +2,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { longctx, assertOneLineError } from '../bin.js';
+import { trainBpe } from '../../src/data/tokenizer/train.js';
+import { parseSources, readSources } from '../../src/data/sources.js';
 
 test('init writes a model folder that info reads and verifies', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'longctx-cli-'));
@@ -17,6 +19,17 @@ test('init writes a model folder that info reads and verifies', () => {
     const cfg = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8'));
     assert.equal(cfg.rope_theta, 500000);
     assert.equal(cfg.model_type, 'llama');
+    // the folder carries a tokenizer, so the commands that need one accept it
+    assert.match(r.stdout, /tokenizer trained on moby-dick \(512 ids\)/);
+    const ev = longctx('eval', out, '--tasks', 'ppl', '--data', 'moby-dick', '--max-len', '64', '--samples', '1', '--out', path.join(dir, 'ev'));
+    assert.equal(ev.code, 0, ev.stderr);
+    assert.equal(longctx('export', 'gguf', out, '--out', path.join(dir, 'm.gguf')).code, 0);
+    // --tokenizer: that tokenizer, and the vocabulary sized from it
+    writeFileSync(path.join(dir, 'tok.json'), trainBpe(readSources(parseSources('sotu')), { vocabSize: 400 }).tokenizer.toJSON());
+    const withTok = longctx('init', '--preset', 'tiny', '--tokenizer', path.join(dir, 'tok.json'), '--out', path.join(dir, 'm2'));
+    assert.equal(withTok.code, 0, withTok.stderr);
+    assert.equal(JSON.parse(readFileSync(path.join(dir, 'm2', 'config.json'), 'utf8')).vocab_size, 400);
+    assert.equal(readFileSync(path.join(dir, 'm2', 'tokenizer.json'), 'utf8'), readFileSync(path.join(dir, 'tok.json'), 'utf8'));
     const info = longctx('info', out, '--json', '--seq-lens', '256,1024');
     assert.equal(info.code, 0, info.stderr);
     const j = JSON.parse(info.stdout);
@@ -27,6 +40,13 @@ test('init writes a model folder that info reads and verifies', () => {
     assert.equal(j.byLength[0].flopsPerToken, 6 * matmul + 6 * 2 * 256 * 64);
     // refuses to overwrite without --force
     assertOneLineError(longctx('init', '--out', out), /exists and is not empty.*--force/);
+    // --force replaces a model folder, never a folder that is not one (it would be wiped whole)
+    assert.equal(longctx('init', '--out', out, '--force').code, 0);
+    const notModel = path.join(dir, 'notes');
+    mkdirSync(notModel);
+    writeFileSync(path.join(notModel, 'keep.txt'), 'mine');
+    assertOneLineError(longctx('init', '--out', notModel, '--force'), /notes is not a model folder \(no config\.json\); --force replaces model folders only/);
+    assert.equal(readFileSync(path.join(notModel, 'keep.txt'), 'utf8'), 'mine');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -43,9 +63,17 @@ test('info --preset llama2-7b gives ~6.7B parameters; 70B uses GQA with 8 KV hea
 });
 
 test('rope prints the frequency table and the paper granularity comparison', () => {
-  const r = longctx('rope', '--theta', '500000', '--json');
+  const r = longctx('rope', '--rope-theta', '500000', '--json');
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
+  // one name for the RoPE base in every command (Hugging Face's rope_theta); the older names still work, unlisted
+  assert.equal(longctx('rope', '--theta', '500000', '--json').stdout, r.stdout);
+  assertOneLineError(longctx('rope', '--rope-theta', '500000', '--theta', '10000'), /--rope-theta 500000 and its older name --theta 10000 disagree/);
+  for (const cmd of ['rope', 'extend', 'pretrain', 'init', 'eval']) {
+    const help = longctx(cmd, '--help').stdout;
+    assert.match(help, /--rope-theta <base>/, cmd);
+    assert.doesNotMatch(help, /--theta <|--rope-base </, cmd);
+  }
   assert.equal(j.pairs.length, 64);
   assert.ok(Math.abs(j.pairs[1].invFreq - Math.pow(500000, -2 / 128)) < 1e-15);
   assert.ok(Math.abs(j.paper.abfLimit - 0.076) < 0.001 && Math.abs(j.paper.piLimit - 0.027) < 0.001);
