@@ -12,6 +12,7 @@ import { startServer, DEFAULT_MAX_CONCURRENCY } from '../serve/server.js';
 import { chatTemplateOf, UnsupportedChatTemplateError } from '../serve/chat-template.js';
 import { human, intArg } from './args.js';
 import { resolveModelDir } from '../eval/open.js';
+import { jsonErrorText } from '../util/json-error.js';
 
 interface ServeFlags {
   host: string; port: number; maxConcurrency: number; ctx?: number; chunk: number; name?: string; apiKeyEnv?: string; quiet: boolean;
@@ -31,7 +32,7 @@ export function readTokenizerConfig(dir: string): Record<string, unknown> | null
     const c = JSON.parse(readFileSync(file, 'utf8'));
     return typeof c === 'object' && c !== null && !Array.isArray(c) ? c : null;
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+    throw new Error(`${file}: not valid JSON (${jsonErrorText(e)})`);
   }
 }
 

@@ -27,6 +27,7 @@ import { writeShard, bytesPerTokenFor, SHARD_VERSION } from './shards.js';
 import { loadTokenizer, saveTokenizer } from './tokenizer/load.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
 import { Progress } from '../util/progress.js';
+import { jsonErrorText } from '../util/json-error.js';
 
 export const MANIFEST_FORMAT = 'longctx-data';
 export const MANIFEST_VERSION = 1;
@@ -130,7 +131,7 @@ export function readManifest(dir: string): Manifest | null {
   try {
     j = JSON.parse(fs.readFileSync(p, 'utf8'));
   } catch (e) {
-    throw new Error(`${p}: not valid JSON (${(e as Error).message}); delete the folder and re-run longctx data prepare`);
+    throw new Error(`${p}: not valid JSON (${jsonErrorText(e)}); delete the folder and re-run longctx data prepare`);
   }
   const m = j as Partial<Manifest>;
   if (m.format !== MANIFEST_FORMAT) throw new Error(`${p}: not a longctx data manifest (format ${JSON.stringify(m.format)})`);

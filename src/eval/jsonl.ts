@@ -2,6 +2,7 @@
 // skipped, every problem reported as one line naming file:line and the field.
 
 import * as fs from 'node:fs';
+import { jsonErrorText } from '../util/json-error.js';
 
 export class JsonlError extends Error {
   override name = 'JsonlError';
@@ -24,7 +25,7 @@ export function readJsonl(file: string): { line: number; value: Record<string, u
     try {
       v = JSON.parse(raw);
     } catch (e) {
-      throw new JsonlError(`${file}:${i + 1}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
+      throw new JsonlError(`${file}:${i + 1}: not valid JSON (${jsonErrorText(e)})`);
     }
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new JsonlError(`${file}:${i + 1}: expected a JSON object, got ${Array.isArray(v) ? 'an array' : typeof v}`);
     out.push({ line: i + 1, value: v as Record<string, unknown> });

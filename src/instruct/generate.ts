@@ -29,6 +29,7 @@ import { deriveSeed, splitSentences } from '../eval/text.js';
 import { fsyncFile } from '../io/atomic.js';
 import { llama2ChatTokens } from '../serve/chat-template.js';
 import { generationPrompt, parseQAPair, parseVerdict, verifyPrompt, type PromptKind } from './prompts.js';
+import { jsonErrorText } from '../util/json-error.js';
 
 export interface SelfInstructOptions {
   /** sources list as `data prepare` takes it (moby-dick,sotu,file:PATH,...) */
@@ -151,7 +152,7 @@ export function readAppendLog<T>(file: string, repair = false): T[] {
       try {
         out.push(JSON.parse(line) as T);
       } catch (e) {
-        if (!last) throw new Error(`${file}:${i + 1}: not valid JSON (${(e as Error).message.split('\n')[0]}); fix or delete the line`);
+        if (!last) throw new Error(`${file}:${i + 1}: not valid JSON (${jsonErrorText(e)}); fix or delete the line`);
         if (repair) fs.truncateSync(file, Buffer.byteLength(text.slice(0, offset)));
         break;
       }

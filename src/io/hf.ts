@@ -14,6 +14,7 @@ import {
   type SafetensorsHeader,
   type TensorToWrite,
 } from './safetensors.js';
+import { jsonErrorText } from '../util/json-error.js';
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
@@ -82,7 +83,7 @@ export function readModelConfig(dir: string): LlamaConfig {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    fail(file, `not valid JSON (${(e as Error).message})`, 'fix or regenerate config.json');
+    fail(file, `not valid JSON (${jsonErrorText(e)})`, 'fix or regenerate config.json');
   }
   return parseLlamaConfig(raw, file);
 }
@@ -117,7 +118,7 @@ function weightLocations(dir: string): { sources: Map<string, string>; describe:
   try {
     raw = JSON.parse(fs.readFileSync(indexFile, 'utf8'));
   } catch (e) {
-    fail(indexFile, `not valid JSON (${(e as Error).message})`, 'fix or regenerate the index');
+    fail(indexFile, `not valid JSON (${jsonErrorText(e)})`, 'fix or regenerate the index');
   }
   const map = (raw as { weight_map?: unknown } | null)?.weight_map;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) {

@@ -15,6 +15,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { writeFileAtomic, writeFileChunks } from './atomic.js';
+import { jsonErrorText } from '../util/json-error.js';
 
 export class SafetensorsError extends Error {
   override name = 'SafetensorsError';
@@ -121,7 +122,7 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
     try {
       raw = JSON.parse(text);
     } catch (e) {
-      fail(path, `header is not valid JSON (${(e as Error).message})`, CORRUPT);
+      fail(path, `header is not valid JSON (${jsonErrorText(e)})`, CORRUPT);
     }
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(path, 'header is not a JSON object', CORRUPT);
     return validateHeader(path, raw as Record<string, unknown>, 8 + n, fileSize);

@@ -5,6 +5,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { EvalResults } from '../eval/run.js';
 import type { EvalRun } from './charts.js';
+import { jsonErrorText } from '../util/json-error.js';
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
@@ -46,7 +47,7 @@ export function readEvalResults(dirOrFile: string): EvalResults {
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message.split('\n')[0]}); re-run longctx eval`);
+    throw new Error(`${file}: not valid JSON (${jsonErrorText(e)}); re-run longctx eval`);
   }
   return validateEvalResults(json, file);
 }

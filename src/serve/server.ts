@@ -27,6 +27,7 @@ import { ChatTemplateError, UnsupportedChatTemplateError, chatTemplateOf, llama2
 import { IncrementalDecoder, codePoints, tokenBytes, tokenText } from './detok.js';
 import { ApiError, MAX_PROMPTS, parseChatRequest, parseCompletionRequest, type SamplingRequest } from './request.js';
 import { sampleToken } from './sample.js';
+import { jsonErrorText } from '../util/json-error.js';
 
 export interface ServeOptions {
   /** default 127.0.0.1 (loopback: nothing outside this machine can reach it) */
@@ -467,7 +468,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
     try {
       return JSON.parse(text);
     } catch (e) {
-      throw new ApiError(400, `the request body is not valid JSON (${(e as Error).message}); send a JSON object with Content-Type: application/json`);
+      throw new ApiError(400, `the request body is not valid JSON (${jsonErrorText(e)}); send a JSON object with Content-Type: application/json`);
     }
   }
 

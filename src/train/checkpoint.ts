@@ -12,6 +12,7 @@ import type { FileData } from '../io/atomic.js';
 import { readSafetensorsHeader, readTensorF32Into, safetensorsChunks, type TensorToWrite } from '../io/safetensors.js';
 import type { AdamWConfig, OptimizerState } from './adamw.js';
 import type { LrSchedule } from './schedule.js';
+import { jsonErrorText } from '../util/json-error.js';
 
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const TRAINER_STATE_FILE = 'trainer_state.json';
@@ -69,7 +70,7 @@ export function loadCheckpoint(dir: string, be: Backend): { model: LlamaModel; o
   try {
     raw = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as Record<string, unknown>;
   } catch (e) {
-    fail(stateFile, `not valid JSON (${(e as Error).message})`, 'resume from an earlier checkpoint');
+    fail(stateFile, `not valid JSON (${jsonErrorText(e)})`, 'resume from an earlier checkpoint');
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(stateFile, 'not a JSON object', 'resume from an earlier checkpoint');
   for (const key of ['step', 'tokens', 'rng', 'schedule', 'adam', 'optimizerStep'] as const) {

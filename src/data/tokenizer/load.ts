@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { HfTokenizer, type Tokenizer } from './tokenizer.js';
+import { jsonErrorText } from '../../util/json-error.js';
 
 /** Parse tokenizer.json text (`where` names it in errors). */
 export function tokenizerFromJSON(text: string, where = 'tokenizer.json', config?: Record<string, unknown>): HfTokenizer {
@@ -41,7 +42,7 @@ export function loadTokenizer(pathOrDir: string): HfTokenizer {
       const c = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
       if (typeof c === 'object' && c !== null && !Array.isArray(c)) config = c;
     } catch (e) {
-      throw new Error(`${cfgPath}: not valid JSON (${(e as Error).message})`);
+      throw new Error(`${cfgPath}: not valid JSON (${jsonErrorText(e)})`);
     }
   }
   return tokenizerFromJSON(text, file, config);

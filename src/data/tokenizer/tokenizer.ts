@@ -30,6 +30,7 @@ import {
   BYTE_TO_CHAR, CHAR_TO_BYTE, IdBuffer, concatBytes, parseByteToken, utf8, utf8Lossy, validUtf8SeqLen,
 } from './bytes.js';
 import { compileOniguruma, escapeRegExp } from './regex.js';
+import { jsonErrorText } from '../../util/json-error.js';
 
 export interface EncodeOptions {
   /** prepend bosId (default false) */
@@ -50,6 +51,9 @@ export interface DecodeOptions {
 }
 
 /** The tokenizer interface the rest of longctx uses. */
+/** The largest token id a tokenizer.json may use (real vocabularies stop near 2^18): ids size arrays. */
+export const MAX_TOKEN_ID = 2 ** 24;
+
 export interface Tokenizer {
   /** number of ids (max id + 1, added tokens included) */
   readonly vocabSize: number;
@@ -149,7 +153,7 @@ export class HfTokenizer implements Tokenizer {
     try {
       j = JSON.parse(jsonText);
     } catch (e) {
-      throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
+      throw new Error(`${where}: not valid JSON (${jsonErrorText(e)})`);
     }
     if (!isObj(j)) throw new Error(`${where}: expected a JSON object (a Hugging Face tokenizer.json)`);
     const unsupported = (component: string, type: unknown, hint = ''): never => {
@@ -168,7 +172,7 @@ export class HfTokenizer implements Tokenizer {
     const vocab = new Map<string, number>();
     const vocabTok = new Map<number, string>(); // id -> token, to refuse two tokens on one id (decoding would pick one)
     for (const [tok, id] of Object.entries(m.vocab)) {
-      if (!Number.isInteger(id) || (id as number) < 0) throw new Error(`${where}: model.vocab[${JSON.stringify(tok)}] is not a non-negative integer id`);
+      if (!Number.isInteger(id) || (id as number) < 0 || (id as number) > MAX_TOKEN_ID) throw new Error(`${where}: model.vocab[${JSON.stringify(tok)}] is not an integer id in [0, ${MAX_TOKEN_ID}]`);
       const other = vocabTok.get(id as number);
       if (other !== undefined) throw new Error(`${where}: model.vocab gives id ${String(id)} to both ${JSON.stringify(other)} and ${JSON.stringify(tok)}; every id must name one token`);
       vocab.set(tok, id as number);
@@ -200,7 +204,7 @@ export class HfTokenizer implements Tokenizer {
     const at = j.added_tokens ?? [];
     if (!Array.isArray(at)) throw new Error(`${where}: added_tokens must be an array`);
     for (const [k, a] of at.entries()) {
-      if (!isObj(a) || !Number.isInteger(a.id) || typeof a.content !== 'string' || a.content === '') throw new Error(`${where}: added_tokens[${k}] needs an integer id and a non-empty content`);
+      if (!isObj(a) || !Number.isInteger(a.id) || (a.id as number) < 0 || (a.id as number) > MAX_TOKEN_ID || typeof a.content !== 'string' || a.content === '') throw new Error(`${where}: added_tokens[${k}] needs an integer id in [0, ${MAX_TOKEN_ID}] and a non-empty content`);
       // an added token may repeat its own vocab entry (Llama files list <s> in both), not take another's id
       const inVocab = vocabTok.get(a.id as number);
       if (inVocab !== undefined && inVocab !== a.content) throw new Error(`${where}: added_tokens[${k}] ${JSON.stringify(a.content)} takes id ${String(a.id)}, which model.vocab gives to ${JSON.stringify(inVocab)}`);
