@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseLlamaConfig, llamaConfigToJSON, stopTokenIds, ConfigError } from '../../src/model/config.js';
+import { parameterCount } from '../../src/model/params.js';
 
 // HuggingFaceTB/SmolLM2-135M config.json (transformers 4.40)
 const SMOLLM2_135M = {
@@ -67,4 +68,45 @@ test('eos_token_id lists (Llama 3.1 Instruct) keep every id, round-trip, and eve
   assert.throws(() => parseLlamaConfig({ ...LLAMA31_8B, eos_token_id: [] }, 'f.json'), /f\.json: field "eos_token_id" is an empty list/);
   assert.throws(() => parseLlamaConfig({ ...LLAMA31_8B, eos_token_id: [128001, 200000] }, 'f.json'), /f\.json: field "eos_token_id" lists 200000; every id must be an integer in \[0, vocab_size=128256\)/);
   assert.throws(() => parseLlamaConfig({ ...LLAMA31_8B, eos_token_id: [128001, 'x'] }, 'f.json'), /lists "x"/);
+});
+
+// Real config.json values of public Llama-family checkpoints (as their Hugging Face repos hold them)
+// and their published parameter counts: each loads, round-trips and is sized exactly.
+const LLAMA2_7B = {
+  architectures: ['LlamaForCausalLM'], bos_token_id: 1, eos_token_id: 2, hidden_act: 'silu', hidden_size: 4096, initializer_range: 0.02,
+  intermediate_size: 11008, max_position_embeddings: 4096, model_type: 'llama', num_attention_heads: 32, num_hidden_layers: 32,
+  num_key_value_heads: 32, pretraining_tp: 1, rms_norm_eps: 1e-5, rope_scaling: null, tie_word_embeddings: false, torch_dtype: 'float16',
+  transformers_version: '4.31.0.dev0', use_cache: true, vocab_size: 32000,
+};
+const CODELLAMA_7B = { ...LLAMA2_7B, max_position_embeddings: 16384, rope_theta: 1000000, vocab_size: 32016, transformers_version: '4.33.0.dev0', torch_dtype: 'bfloat16' };
+const LLAMA32_1B = {
+  architectures: ['LlamaForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: 128000, eos_token_id: 128001, head_dim: 64,
+  hidden_act: 'silu', hidden_size: 2048, initializer_range: 0.02, intermediate_size: 8192, max_position_embeddings: 131072, mlp_bias: false,
+  model_type: 'llama', num_attention_heads: 32, num_hidden_layers: 16, num_key_value_heads: 8, pretraining_tp: 1, rms_norm_eps: 1e-5,
+  rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+  rope_theta: 500000.0, tie_word_embeddings: true, torch_dtype: 'bfloat16', transformers_version: '4.45.0.dev0', use_cache: true, vocab_size: 128256,
+};
+const TINYLLAMA_11B = {
+  architectures: ['LlamaForCausalLM'], attention_bias: false, bos_token_id: 1, eos_token_id: 2, hidden_act: 'silu', hidden_size: 2048,
+  initializer_range: 0.02, intermediate_size: 5632, max_position_embeddings: 2048, model_type: 'llama', num_attention_heads: 32,
+  num_hidden_layers: 22, num_key_value_heads: 4, pretraining_tp: 1, rms_norm_eps: 1e-5, rope_scaling: null, rope_theta: 10000.0,
+  tie_word_embeddings: false, torch_dtype: 'bfloat16', transformers_version: '4.35.0', use_cache: true, vocab_size: 32000,
+};
+
+test('real checkpoints\' config.json load, round-trip and have their published parameter counts', () => {
+  const cases: [string, Record<string, unknown>, number, number][] = [
+    ['Llama 2 7B', LLAMA2_7B, 6_738_415_616, 10000],
+    ['CodeLlama 7B', CODELLAMA_7B, 6_738_546_688, 1000000],
+    ['Llama 3.1 8B', LLAMA31_8B, 8_030_261_248, 500000],
+    ['Llama 3.2 1B', LLAMA32_1B, 1_235_814_400, 500000],
+    ['TinyLlama 1.1B', TINYLLAMA_11B, 1_100_048_384, 10000],
+    ['SmolLM2 135M', SMOLLM2_135M, 134_515_008, 100000],
+  ];
+  for (const [name, raw, params, theta] of cases) {
+    const c = parseLlamaConfig(raw, `${name}/config.json`);
+    assert.equal(parameterCount(c), params, name);
+    assert.equal(c.rope_theta, theta, name);
+    assert.deepEqual(parseLlamaConfig(llamaConfigToJSON(c)), c, `${name} round trip`);
+  }
+  assert.equal(parseLlamaConfig(LLAMA32_1B).rope_scaling?.rope_type, 'llama3');
 });
