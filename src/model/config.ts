@@ -24,6 +24,8 @@ export interface LlamaConfig {
   /** every end-of-sequence id when config.json lists several (Llama 3 Instruct: <|end_of_text|>, <|eom_id|>, <|eot_id|>); eos_token_id is the first */
   eos_token_ids?: number[];
   initializer_range: number;
+  /** config.json keys that do not change the computation (transformers_version, pad_token_id, use_cache, ...), kept to be written back */
+  kept?: Record<string, unknown>;
 }
 
 /** Keys we read from config.json with their types; anything else HF writes is tolerated (see IGNORED_KEYS). */
@@ -38,13 +40,16 @@ const INTEGER_KEYS = new Set<string>([
 ]);
 
 // Fields real Hugging Face Llama config.json files carry that do not change the math we implement.
-// They are accepted (so real checkpoints load) and dropped; any other key is an error naming it.
+// They are accepted (so real checkpoints load) and kept to be written back, except those we write
+// ourselves (WRITTEN_KEYS: the architecture, our float32 dtype); any other key is an error naming it.
 const IGNORED_KEYS = new Set<string>([
   'architectures', 'model_type', 'torch_dtype', 'dtype', 'transformers_version', 'use_cache',
   'hidden_act', 'attention_bias', 'attention_dropout', 'mlp_bias', 'pretraining_tp', 'pad_token_id',
   '_name_or_path', 'rope_type', 'max_sequence_length', 'tokenizer_class', 'auto_map', 'bias',
   'is_llama_config', // SmolLM / SmolLM2: a marker, no effect on the math
 ]);
+
+const WRITTEN_KEYS = new Set<string>(['architectures', 'model_type', 'torch_dtype', 'dtype', 'hidden_act', 'attention_bias', 'mlp_bias', 'rope_type']);
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -155,6 +160,8 @@ export function parseLlamaConfig(raw: unknown, where = 'config'): LlamaConfig {
     }
     if (ids.length > 1) cfg.eos_token_ids = [...new Set(ids as number[])];
   }
+  const kept = Object.entries(obj).filter(([k]) => IGNORED_KEYS.has(k) && !WRITTEN_KEYS.has(k));
+  if (kept.length > 0) cfg.kept = Object.fromEntries(kept);
   if (cfg.num_key_value_heads === 0) cfg.num_key_value_heads = cfg.num_attention_heads;
   if (cfg.head_dim === 0) cfg.head_dim = Math.floor(cfg.hidden_size / cfg.num_attention_heads);
   if (obj.tie_word_embeddings !== undefined) {
@@ -233,6 +240,7 @@ export function llamaConfigToJSON(cfg: LlamaConfig): Record<string, unknown> {
     bos_token_id: cfg.bos_token_id,
     eos_token_id: cfg.eos_token_ids && cfg.eos_token_ids.length > 1 ? cfg.eos_token_ids : cfg.eos_token_id,
     initializer_range: cfg.initializer_range,
+    ...cfg.kept,
     torch_dtype: 'float32',
   };
 }

@@ -110,3 +110,19 @@ test('real checkpoints\' config.json load, round-trip and have their published p
   }
   assert.equal(parseLlamaConfig(LLAMA32_1B).rope_scaling?.rope_type, 'llama3');
 });
+
+test('keys that do not change the computation are written back as they were; ours (architecture, float32 dtype) win', () => {
+  const c = parseLlamaConfig({ ...LLAMA31_8B, pad_token_id: 128004, _name_or_path: 'meta-llama/Llama-3.1-8B' }, 'f.json');
+  const j = llamaConfigToJSON(c);
+  assert.equal(j.transformers_version, '4.43.0.dev0');
+  assert.equal(j.use_cache, true);
+  assert.equal(j.pretraining_tp, 1);
+  assert.equal(j.attention_dropout, 0);
+  assert.equal(j.pad_token_id, 128004);
+  assert.equal(j._name_or_path, 'meta-llama/Llama-3.1-8B');
+  assert.equal(j.torch_dtype, 'float32', 'the weights we write are float32, whatever the original was');
+  assert.deepEqual(j.architectures, ['LlamaForCausalLM']);
+  assert.equal(llamaConfigToJSON(parseLlamaConfig(SMOLLM2_135M)).is_llama_config, true);
+  // and they survive a second round trip
+  assert.equal(parseLlamaConfig(llamaConfigToJSON(parseLlamaConfig(LLAMA2_7B))).kept?.transformers_version, '4.31.0.dev0');
+});
