@@ -188,7 +188,18 @@ export function seededName(v: string, seed: number): string {
   return seed === 0 ? v : `${v}-s${seed}`;
 }
 
-export interface Shared { tokenizerDir: string; dataDir: string; dataKey: string; stages: ReproOutcome['stages']; log: (l: string) => void; quiet: boolean }
+export interface Shared {
+  tokenizerDir: string; dataDir: string; dataKey: string; stages: ReproOutcome['stages']; log: (l: string) => void; quiet: boolean;
+  /** stages planned and started so far, for the "stage i/n" of the log lines (total 0: not counted) */
+  plan: { total: number; started: number };
+}
+
+/** "stage i/n" for the next stage of the plan, or nothing when the recipe does not count its stages. */
+function nextLabel(sh: Shared): { label?: string } {
+  if (sh.plan.total <= 0) return {};
+  sh.plan.started++;
+  return { label: `stage ${sh.plan.started}/${Math.max(sh.plan.total, sh.plan.started)}` };
+}
 
 function scaled(tokens: number, scale: number, tokensPerStep: number): number {
   return Math.max(tokensPerStep * 4, Math.round((tokens * scale) / tokensPerStep) * tokensPerStep);
@@ -200,11 +211,11 @@ export function note<T>(sh: Shared, name: string, o: StageOutcome<T>): T {
 }
 
 /** Tokenizer and token shards, shared by the ablations. */
-export async function prepareShared(p: ReproPreset, out: string, seed: number, log: (l: string) => void, quiet: boolean): Promise<Shared> {
-  const sh: Shared = { tokenizerDir: path.join(out, 'tokenizer'), dataDir: path.join(out, 'data'), dataKey: '', stages: [], log, quiet };
+export async function prepareShared(p: ReproPreset, out: string, seed: number, log: (l: string) => void, quiet: boolean, totalStages = 0): Promise<Shared> {
+  const sh: Shared = { tokenizerDir: path.join(out, 'tokenizer'), dataDir: path.join(out, 'data'), dataKey: '', stages: [], log, quiet, plan: { total: totalStages, started: 0 } };
   const tokSettings = { sources: p.sources, vocab: p.vocab };
   const tok = await runStage({
-    name: 'tokenizer', dir: sh.tokenizerDir, settings: tokSettings,
+    name: 'tokenizer', ...nextLabel(sh), dir: sh.tokenizerDir, settings: tokSettings,
     run: async () => {
       const docs = (function* () { for (const d of readSources(parseSources(p.sources))) yield d.text; })();
       saveTokenizer(sh.tokenizerDir, trainBpe(docs, { vocabSize: p.vocab }).tokenizer);
@@ -214,7 +225,7 @@ export async function prepareShared(p: ReproPreset, out: string, seed: number, l
   note(sh, 'tokenizer', tok);
   const dataSettings = { tokenizer: tok.key, sources: p.sources, seed };
   const data = await runStage({
-    name: 'data', dir: sh.dataDir, settings: dataSettings,
+    name: 'data', ...nextLabel(sh), dir: sh.dataDir, settings: dataSettings,
     // prepareData skips finished sources itself, so a partial folder is simply continued
     run: async () => { prepareData({ sources: parseSources(p.sources), tokenizer: sh.tokenizerDir, out: sh.dataDir, seed, progress: !quiet, log, force: true }); },
     load: () => undefined,
@@ -232,7 +243,7 @@ function readSummary(runDir: string): TrainSummary {
 export async function trainStage(sh: Shared, name: string, dir: string, settings: unknown, start: () => Promise<TrainSummary>,
   resumeRun: (dir: string, io: { json: boolean; quiet: boolean }) => Promise<TrainSummary> = resume): Promise<{ summary: TrainSummary; key: string }> {
   const o = await runStage({
-    name, dir, settings,
+    name, ...nextLabel(sh), dir, settings,
     run: async (partial) => {
       const io = { json: false, quiet: sh.quiet };
       let s: TrainSummary;
@@ -252,7 +263,7 @@ export async function trainStage(sh: Shared, name: string, dir: string, settings
 
 async function evalStage(sh: Shared, name: string, modelRunDir: string, modelKey: string, evalDir: string, e: EvaluateOptions): Promise<EvalResults> {
   const o = await runStage({
-    name, dir: evalDir, settings: { model: modelKey, ...e },
+    name, ...nextLabel(sh), dir: evalDir, settings: { model: modelKey, ...e },
     run: async () => evaluateModel(path.join(modelRunDir, FINAL_MODEL), { ...e, out: evalDir, quiet: sh.quiet }),
     load: () => JSON.parse(fs.readFileSync(path.join(evalDir, 'results.json'), 'utf8')) as EvalResults,
   }, sh.log);
@@ -308,7 +319,10 @@ export async function repro(o: ReproOptions): Promise<ReproOutcome> {
   const synthetic = o.synthetic ?? p.synthetic;
   const thetas = reproThetas(p, o.thetaLiteral ?? false);
   const variants = o.only ?? p.variants;
-  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false);
+  // tokenizer, data, base; per seed the base's eval and each variant's extension and eval; the ablation
+  const ablation = p.ablateSynthetic && synthetic > 0 && !o.only;
+  const total = 3 + seeds * (1 + 2 * variants.length) + (ablation ? 1 + seeds : 0);
+  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false, total);
 
   const baseDir = path.join(o.out, 'runs', 'base');
   const base = await baseStage(sh, p, o.out, scale, seed, thetas, synthetic);
@@ -335,7 +349,7 @@ export async function repro(o: ReproOptions): Promise<ReproOutcome> {
     }
   }
   // the ablation of our deviation: the same base model on the paper's kind of data only
-  if (p.ablateSynthetic && synthetic > 0 && !o.only) {
+  if (ablation) {
     const name = 'base-paper-data';
     const plain = await baseStage(sh, p, o.out, scale, seed, thetas, 0, name);
     for (let k = 0; k < seeds; k++) {
@@ -362,7 +376,7 @@ export async function reproCurriculum(o: Omit<ReproOptions, 'only'>): Promise<Cu
   const log = o.log ?? ((l: string) => process.stderr.write(`repro curriculum: ${l}\n`));
   const scale = o.tokenScale ?? 1;
   const seed = o.seed ?? 0;
-  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false);
+  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false, 2 + 4);
   const tokens = scaled(p.curriculumTokens, scale, p.tokensPerStep);
   const abfTheta = reproThetas(p, o.thetaLiteral ?? false).abf;
   const plans = [

@@ -26,6 +26,8 @@ export interface StageRecord { name: string; key: string; settings: unknown; sec
 
 export interface StageSpec<T> {
   name: string; // shown in logs
+  /** where the stage stands in its pipeline, e.g. "stage 3/9" (shown before the name) */
+  label?: string;
   dir: string; // the folder the stage owns
   settings: unknown; // everything that decides its output (including the keys of its inputs)
   /** runs the stage; `partial` is true when the folder holds an unfinished attempt with the same key */
@@ -42,8 +44,9 @@ export async function runStage<T>(s: StageSpec<T>, log: (line: string) => void):
   const recordFile = `${s.dir}.stage.json`;
   const pendingFile = `${s.dir}.pending.json`;
   const done = readRecord(recordFile);
+  const tag = s.label ? `${s.label}: ${s.name}` : s.name;
   if (done && done.key === key) {
-    log(`${s.name}: done earlier (${done.seconds.toFixed(0)} s), skipped`);
+    log(`${tag}: done earlier (${done.seconds.toFixed(0)} s), skipped`);
     return { result: s.load(), key, skipped: true, seconds: done.seconds };
   }
   let partial = false;
@@ -51,11 +54,13 @@ export async function runStage<T>(s: StageSpec<T>, log: (line: string) => void):
     const pending = readRecord(pendingFile);
     if (!done && pending && pending.key === key) {
       partial = true;
-      log(`${s.name}: continuing an unfinished attempt`);
+      log(`${tag}: continuing an unfinished attempt`);
     } else {
-      log(`${s.name}: ${done ? 'settings changed' : 'unknown contents'}, starting again`);
+      log(`${tag}: ${done ? 'settings changed' : 'unknown contents'}, starting again`);
       fs.rmSync(s.dir, { recursive: true, force: true });
     }
+  } else if (s.label) {
+    log(tag);
   }
   fs.rmSync(recordFile, { force: true });
   fs.mkdirSync(path.dirname(s.dir), { recursive: true });

@@ -51,6 +51,10 @@ test('repro --quick: report.html with the runs\' figures, cached re-run, renders
   const r2 = longctx(...args.filter((a) => a !== '--quiet'));
   assert.equal(r2.code, 0, r2.stderr);
   for (const stage of ['tokenizer', 'data', 'base', 'extend abf', 'eval abf', 'extend abf-s1', 'eval base-s1']) assert.match(r2.stderr, new RegExp(`${stage}: done earlier`));
+  // every stage says where it stands in the plan: "stage i/n", i = 1..n, n = the stages run
+  const labels = [...r2.stderr.matchAll(/stage (\d+)\/(\d+): /g)].map((m) => [Number(m[1]), Number(m[2])]);
+  assert.equal(labels.length, 3 + 2 * (1 + 2 * 2), r2.stderr); // tokenizer, data, base; per seed: eval base, 2 x (extend, eval)
+  labels.forEach(([i, n], k) => { assert.equal(i, k + 1); assert.equal(n, labels.length); });
   assert.equal(statSync(path.join(out, 'runs', 'abf', 'model', 'model.safetensors')).mtimeMs, mtime);
 
   // the curriculum ablation in the same folder: 4 schedules at equal tokens, cheaper as the switch comes later
