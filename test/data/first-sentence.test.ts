@@ -3,18 +3,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { docSetFromArrays, type Dataset } from '../../src/data/dataset.js';
 import { createBatchIterator } from '../../src/data/pack.js';
 import { firstSentenceFormat, firstSentenceRow, FIRST_SENTENCE_INSTRUCTION } from '../../src/data/first-sentence.js';
 import { checkSynthetic, syntheticKind } from '../../src/data/synthetic.js';
 import { sentenceEnd } from '../../src/eval/probes/first-sentence.js';
-import { trained1k, sample } from './fixtures.js';
+import { memoryDataset } from './fixtures.js';
 
-function dataset(): Dataset {
-  const tok = trained1k().tokenizer;
-  const docs = sample('moby-dick', 4).map((d) => ({ source: d.source, id: d.id, tokens: tok.encode(d.text) }));
-  return { dir: '(memory)', manifest: {} as Dataset['manifest'], tokenizer: tok, train: docSetFromArrays('train', docs), val: docSetFromArrays('val', docs.slice(0, 2)) };
-}
+const dataset = memoryDataset;
 
 test('firstSentenceRow: a document from a sentence start, the instruction, that sentence and a newline; only the answer scored; deterministic', () => {
   const ds = dataset();

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseSources, readSources, type Document } from '../../src/data/sources.js';
 import { trainBpe, type TrainResult } from '../../src/data/tokenizer/train.js';
+import { docSetFromArrays, type Dataset } from '../../src/data/dataset.js';
 
 const cache = new Map<string, Document[]>();
 export function corpus(list: string): Document[] {
@@ -79,3 +80,10 @@ export const TRICKY = [
   '\u0000\u0001\u007f control \u001b[0m', 'nbsp\u00a0x line\u2028sep ideographic\u3000space', '123456789 1,000.5 ½ Ⅻ',
   'x=>{return a?.b??c;}', 'word▁with▁metaspace ▁', '\uFEFFbom', 'Ωμέγα ἀρχή', 'ﬁ ligature and ẞ', 'tab\there',
 ];
+
+/** An in-memory Dataset: every 4th moby-dick chapter tokenized with trained1k() (no folder on disk). */
+export function memoryDataset(): Dataset {
+  const tok = trained1k().tokenizer;
+  const docs = sample('moby-dick', 4).map((d) => ({ source: d.source, id: d.id, tokens: tok.encode(d.text) }));
+  return { dir: '(memory)', manifest: {} as Dataset['manifest'], tokenizer: tok, train: docSetFromArrays('train', docs), val: docSetFromArrays('val', docs.slice(0, 2)) };
+}

@@ -3,18 +3,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { docSetFromArrays, type Dataset } from '../../src/data/dataset.js';
 import { createBatchIterator, restoreBatchIterator } from '../../src/data/pack.js';
 import { passkeyFormat, passkeyRow, PASSKEY_QUESTION } from '../../src/data/passkey.js';
 import { checkSynthetic, syntheticKind } from '../../src/data/synthetic.js';
 import { PASSKEY_FILLER, passkeyExamples } from '../../src/eval/probes/passkey.js';
-import { trained1k, sample } from './fixtures.js';
+import { memoryDataset } from './fixtures.js';
 
-function dataset(): Dataset {
-  const tok = trained1k().tokenizer;
-  const docs = sample('moby-dick', 4).map((d) => ({ source: d.source, id: d.id, tokens: tok.encode(d.text) }));
-  return { dir: '(memory)', manifest: {} as Dataset['manifest'], tokenizer: tok, train: docSetFromArrays('train', docs), val: docSetFromArrays('val', docs.slice(0, 2)) };
-}
+const dataset = memoryDataset;
 
 test('passkeyRow: T + 1 tokens ending in "...The pass key is" and the key, the fact inside, only the answer scored, deterministic', () => {
   const ds = dataset();
