@@ -27,7 +27,7 @@ export function readJsonl(file: string): { line: number; value: Record<string, u
     } catch (e) {
       throw new JsonlError(`${file}:${i + 1}: not valid JSON (${jsonErrorText(e)})`);
     }
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new JsonlError(`${file}:${i + 1}: expected a JSON object, got ${Array.isArray(v) ? 'an array' : typeof v}`);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new JsonlError(`${file}:${i + 1}: expected a JSON object, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`);
     out.push({ line: i + 1, value: v as Record<string, unknown> });
   }
   if (out.length === 0) throw new JsonlError(`${file}: no lines (expected one JSON object per line)`);

@@ -315,6 +315,7 @@ test('QA / MC files: a bad line is a one-line error naming file:line', () => {
     bad('qa3.jsonl', JSON.stringify({ context: 'c', question: 'q', answers: 'x', choices: ['a', 'b'] }), /qa3\.jsonl:1: none of "answers" is one of the "choices"/);
     bad('qa4.jsonl', JSON.stringify({ context: 3, question: 'q', answers: 'x' }), /qa4\.jsonl:1: field "context" must be a string/);
     bad('qa5.jsonl', '[1, 2]\n', /qa5\.jsonl:1: expected a JSON object, got an array/);
+    bad('qa7.jsonl', `${ok}\nnull\n`, /qa7\.jsonl:2: expected a JSON object, got null/);
     bad('qa6.jsonl', '\n\n', /qa6\.jsonl: no lines/);
     bad('mc1.jsonl', JSON.stringify({ question: 'q', choices: ['a', 'b'], answer: 2 }), /mc1\.jsonl:1: field "answer" must be an integer index into the 2 choices/);
     bad('mc2.jsonl', JSON.stringify({ choices: ['a', 'b'], answer: 0 }), /mc2\.jsonl:1: needs "question" or "context"/);
