@@ -89,84 +89,85 @@ export function registerEval(program: Command): void {
     .option('--no-charts', 'skip OUT/charts/ (SVG + PNG of every task\'s results)');
   addRopeThetaFlag(cmd, 'llama.cpp only: RoPE base (rope_theta) to use instead of the file\'s llama.rope.freq_base', '--rope-base', 0);
   cmd.action(async (model: string, f: EvalFlags) => {
-      const resultsFile = path.join(f.out, 'results.json');
-      if (existsSync(resultsFile) && !f.force) throw new Error(`${resultsFile} exists; choose another --out or pass --force to replace it`);
-      const tasks: EvalTaskName[] = f.tasks ?? [...DEFAULT_TASKS, ...(f.qa ? (['qa'] as const) : []), ...(f.mc ? (['mc'] as const) : [])];
-      if (tasks.includes('qa') && !f.qa) throw new Error('task qa needs --qa FILE (JSONL with context, question, answers)');
-      if (tasks.includes('mc') && !f.mc) throw new Error('task mc needs --mc FILE (JSONL with question, choices, answer)');
-      const lengths = f.lengths ? [...new Set(f.lengths)].sort((a, b) => a - b) : undefined;
-      // Parse the user's files before loading weights or calling a server: a bad line fails fast.
-      const readInputs = (): EvalInputs => {
-        const inputs: EvalInputs = {};
-        if (tasks.includes('qa')) inputs.qa = { file: f.qa!, items: readQaFile(f.qa!) };
-        if (tasks.includes('mc')) inputs.mc = { file: f.mc!, items: readMcFile(f.mc!) };
-        if (needsText(tasks)) inputs.corpus = openCorpus(f.data);
-        return inputs;
-      };
-      const settingsFor = (maxLen: number): EvalSettings => ({
-        tasks, maxLen, seed: f.seed, qaShots: f.qaShots, qaMaxNew: f.qaMaxNew,
-        ...(lengths ? { lengths } : {}), ...(f.depths ? { depths: f.depths } : {}), ...(f.samples !== undefined ? { samples: f.samples } : {}),
-        ...(f.ruler ? { rulerTasks: f.ruler } : {}), ...(f.limit !== undefined ? { limit: f.limit } : {}),
-        ...(f.pplMinLen !== undefined ? { pplMinLen: f.pplMinLen } : {}), ...(f.copySpan !== undefined ? { copySpan: f.copySpan } : {}),
+    const ropeTheta = ropeThetaFlag(f); // llama.cpp only
+    const resultsFile = path.join(f.out, 'results.json');
+    if (existsSync(resultsFile) && !f.force) throw new Error(`${resultsFile} exists; choose another --out or pass --force to replace it`);
+    const tasks: EvalTaskName[] = f.tasks ?? [...DEFAULT_TASKS, ...(f.qa ? (['qa'] as const) : []), ...(f.mc ? (['mc'] as const) : [])];
+    if (tasks.includes('qa') && !f.qa) throw new Error('task qa needs --qa FILE (JSONL with context, question, answers)');
+    if (tasks.includes('mc') && !f.mc) throw new Error('task mc needs --mc FILE (JSONL with question, choices, answer)');
+    const lengths = f.lengths ? [...new Set(f.lengths)].sort((a, b) => a - b) : undefined;
+    // Parse the user's files before loading weights or calling a server: a bad line fails fast.
+    const readInputs = (): EvalInputs => {
+      const inputs: EvalInputs = {};
+      if (tasks.includes('qa')) inputs.qa = { file: f.qa!, items: readQaFile(f.qa!) };
+      if (tasks.includes('mc')) inputs.mc = { file: f.mc!, items: readMcFile(f.mc!) };
+      if (needsText(tasks)) inputs.corpus = openCorpus(f.data);
+      return inputs;
+    };
+    const settingsFor = (maxLen: number): EvalSettings => ({
+      tasks, maxLen, seed: f.seed, qaShots: f.qaShots, qaMaxNew: f.qaMaxNew,
+      ...(lengths ? { lengths } : {}), ...(f.depths ? { depths: f.depths } : {}), ...(f.samples !== undefined ? { samples: f.samples } : {}),
+      ...(f.ruler ? { rulerTasks: f.ruler } : {}), ...(f.limit !== undefined ? { limit: f.limit } : {}),
+      ...(f.pplMinLen !== undefined ? { pplMinLen: f.pplMinLen } : {}), ...(f.copySpan !== undefined ? { copySpan: f.copySpan } : {}),
+    });
+    let prepared: PreparedEvaluation;
+    let remote: OpenAIEvalModel | null = null;
+    let llamacpp: LlamaCppEvalModel | null = null;
+    if (isServerUrl(model)) {
+      // A server: its memory is its own concern; the tokenizer and context come from it (or the flags).
+      const inputs = readInputs();
+      remote = await openOpenAIModel(model, {
+        apiKey: process.env[f.apiKeyEnv] || null, concurrency: f.concurrency, timeoutMs: f.timeout * 1000, retries: f.retries,
+        ...(f.tokenizer !== undefined ? { tokenizer: f.tokenizer } : {}), ...(f.modelId !== undefined ? { modelId: f.modelId } : {}),
       });
-      let prepared: PreparedEvaluation;
-      let remote: OpenAIEvalModel | null = null;
-      let llamacpp: LlamaCppEvalModel | null = null;
-      if (isServerUrl(model)) {
-        // A server: its memory is its own concern; the tokenizer and context come from it (or the flags).
-        const inputs = readInputs();
-        remote = await openOpenAIModel(model, {
-          apiKey: process.env[f.apiKeyEnv] || null, concurrency: f.concurrency, timeoutMs: f.timeout * 1000, retries: f.retries,
-          ...(f.tokenizer !== undefined ? { tokenizer: f.tokenizer } : {}), ...(f.modelId !== undefined ? { modelId: f.modelId } : {}),
-        });
-        const maxLen = f.maxLen ?? remote.trainedContext ?? (remote.maxContext < MAX_EVAL_LEN ? remote.maxContext : undefined);
-        if (maxLen === undefined) throw new Error(`${remote.base} does not say its context length; give --max-len`);
-        if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
-        prepared = prepareEvaluation(remote, settingsFor(maxLen), inputs);
-        // ppl, copy, mc and qa with choices score prompts: find out now, with one line saying what still works
-        if (tasks.includes('ppl') || tasks.includes('copy') || tasks.includes('mc') || inputs.qa?.items.some((q) => q.choices)) await remote.checkPromptLogprobs();
-      } else if (f.backend === 'llama.cpp' || (f.backend === undefined && /\.gguf$/i.test(model))) {
-        // A GGUF file on llama.cpp: header, config and tokenizer now; weights on the first call.
-        if (!/\.gguf$/i.test(model)) throw new Error(`${model}: --backend llama.cpp takes a .gguf file (make one with: longctx export gguf MODEL --out model.gguf)`);
-        llamacpp = openLlamaCppModel(model, { maxContext: MAX_EVAL_LEN, batch: f.chunk, ...(ropeThetaFlag(f) !== undefined ? { ropeFreqBase: ropeThetaFlag(f) } : {}) });
-        const maxLen = f.maxLen ?? llamacpp.trainedContext;
-        if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
-        const flag = lengths && Math.max(...lengths) > maxLen ? '--lengths' : '--max-len';
-        // llama.cpp's F32 KV cache and weights are about what longctx's engine needs: the same check
-        checkEvalMemory(llamacpp.config, Math.max(maxLen, ...(lengths ?? [])) + GENERATION_ROOM, f.chunk, undefined, flag);
-        prepared = prepareEvaluation(llamacpp, settingsFor(maxLen), readInputs());
-        checkEvalMemory(llamacpp.config, prepared.maxSeq, f.chunk, undefined, flag);
-      } else {
-        if (f.backend === 'local' && /\.gguf$/i.test(model)) throw new Error(`${model}: a .gguf file runs on --backend llama.cpp; the local engine reads model folders`);
-        if (ropeThetaFlag(f) !== undefined) throw new Error('--rope-theta is for --backend llama.cpp; for a model folder, change rope_theta in its config.json');
-        if (f.tokenizer !== undefined) throw new Error('--tokenizer is for server URLs; a model folder uses its own tokenizer.json');
-        const dir = resolveModelDir(model);
-        const cfg = readModelConfig(dir); // "not a model folder" errors come from here, before anything is loaded
-        const maxLen = f.maxLen ?? cfg.max_position_embeddings;
-        if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
-        const longest = Math.max(maxLen, ...(lengths ?? []));
-        const flag = lengths && Math.max(...lengths) > maxLen ? '--lengths' : '--max-len';
-        // a first check before any prompt is generated (answers take a few hundred tokens more)
-        checkEvalMemory(cfg, longest + GENERATION_ROOM, f.chunk, undefined, flag);
-        const inputs = readInputs();
-        // Weights are read only when the first probe runs: prompts are generated (and checked) first.
-        const m = openLocalModel(dir, { chunk: f.chunk, maxContext: MAX_EVAL_LEN, defer: true });
-        prepared = prepareEvaluation(m, settingsFor(maxLen), inputs);
-        // the exact figure: the longest prompt + answer (or + choice) of any example
-        checkEvalMemory(cfg, prepared.maxSeq, f.chunk, undefined, flag);
-      }
-      const bar = new Progress('eval', prepared.work, { unit: 'items', quiet: f.quiet });
-      let results;
-      try {
-        results = await prepared.run({ add: (n, extra) => bar.add(n, extra) });
-      } finally {
-        remote?.close();
-        await llamacpp?.close();
-      }
-      bar.finish(`${tasks.length} task${tasks.length === 1 ? '' : 's'}`);
-      const charts = await writeEvalOutputs(f.out, results, f.charts);
-      const chartsNote = charts.length > 0 ? ` and ${charts.filter((c) => c.endsWith('.svg')).length} charts in ${path.join(f.out, 'charts')}` : '';
-      if (f.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
-      else process.stdout.write(`${formatSummary(results)}\nwrote ${resultsFile}${chartsNote}\n`);
+      const maxLen = f.maxLen ?? remote.trainedContext ?? (remote.maxContext < MAX_EVAL_LEN ? remote.maxContext : undefined);
+      if (maxLen === undefined) throw new Error(`${remote.base} does not say its context length; give --max-len`);
+      if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
+      prepared = prepareEvaluation(remote, settingsFor(maxLen), inputs);
+      // ppl, copy, mc and qa with choices score prompts: find out now, with one line saying what still works
+      if (tasks.includes('ppl') || tasks.includes('copy') || tasks.includes('mc') || inputs.qa?.items.some((q) => q.choices)) await remote.checkPromptLogprobs();
+    } else if (f.backend === 'llama.cpp' || (f.backend === undefined && /\.gguf$/i.test(model))) {
+      // A GGUF file on llama.cpp: header, config and tokenizer now; weights on the first call.
+      if (!/\.gguf$/i.test(model)) throw new Error(`${model}: --backend llama.cpp takes a .gguf file (make one with: longctx export gguf MODEL --out model.gguf)`);
+      llamacpp = openLlamaCppModel(model, { maxContext: MAX_EVAL_LEN, batch: f.chunk, ...(ropeTheta !== undefined ? { ropeFreqBase: ropeTheta } : {}) });
+      const maxLen = f.maxLen ?? llamacpp.trainedContext;
+      if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
+      const flag = lengths && Math.max(...lengths) > maxLen ? '--lengths' : '--max-len';
+      // llama.cpp's F32 KV cache and weights are about what longctx's engine needs: the same check
+      checkEvalMemory(llamacpp.config, Math.max(maxLen, ...(lengths ?? [])) + GENERATION_ROOM, f.chunk, undefined, flag);
+      prepared = prepareEvaluation(llamacpp, settingsFor(maxLen), readInputs());
+      checkEvalMemory(llamacpp.config, prepared.maxSeq, f.chunk, undefined, flag);
+    } else {
+      if (f.backend === 'local' && /\.gguf$/i.test(model)) throw new Error(`${model}: a .gguf file runs on --backend llama.cpp; the local engine reads model folders`);
+      if (ropeTheta !== undefined) throw new Error('--rope-theta is for --backend llama.cpp; for a model folder, change rope_theta in its config.json');
+      if (f.tokenizer !== undefined) throw new Error('--tokenizer is for server URLs; a model folder uses its own tokenizer.json');
+      const dir = resolveModelDir(model);
+      const cfg = readModelConfig(dir); // "not a model folder" errors come from here, before anything is loaded
+      const maxLen = f.maxLen ?? cfg.max_position_embeddings;
+      if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
+      const longest = Math.max(maxLen, ...(lengths ?? []));
+      const flag = lengths && Math.max(...lengths) > maxLen ? '--lengths' : '--max-len';
+      // a first check before any prompt is generated (answers take a few hundred tokens more)
+      checkEvalMemory(cfg, longest + GENERATION_ROOM, f.chunk, undefined, flag);
+      const inputs = readInputs();
+      // Weights are read only when the first probe runs: prompts are generated (and checked) first.
+      const m = openLocalModel(dir, { chunk: f.chunk, maxContext: MAX_EVAL_LEN, defer: true });
+      prepared = prepareEvaluation(m, settingsFor(maxLen), inputs);
+      // the exact figure: the longest prompt + answer (or + choice) of any example
+      checkEvalMemory(cfg, prepared.maxSeq, f.chunk, undefined, flag);
+    }
+    const bar = new Progress('eval', prepared.work, { unit: 'items', quiet: f.quiet });
+    let results;
+    try {
+      results = await prepared.run({ add: (n, extra) => bar.add(n, extra) });
+    } finally {
+      remote?.close();
+      await llamacpp?.close();
+    }
+    bar.finish(`${tasks.length} task${tasks.length === 1 ? '' : 's'}`);
+    const charts = await writeEvalOutputs(f.out, results, f.charts);
+    const chartsNote = charts.length > 0 ? ` and ${charts.filter((c) => c.endsWith('.svg')).length} charts in ${path.join(f.out, 'charts')}` : '';
+    if (f.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+    else process.stdout.write(`${formatSummary(results)}\nwrote ${resultsFile}${chartsNote}\n`);
   });
 }

@@ -87,10 +87,9 @@ export function isRecallRow(recall: number, seed: number, batch: number, row: nu
  */
 export function syntheticKind(s: SyntheticOptions, seed: number, batch: number, row: number): 'recall' | 'passkey' | 'first-sentence' | 'repeat' {
   const recall = s.recall ?? 0, passkey = s.passkey ?? 0, first = s.firstSentence ?? 0;
-  if (isRecallRow(recall, seed, batch, row)) return 'recall';
-  if (passkey <= 0 && first <= 0) return 'repeat';
-  const u = deriveSeed(seed, 'recall?', batch, row) / 0x80000000;
-  return u < recall + passkey ? 'passkey' : u < recall + passkey + first ? 'first-sentence' : 'repeat';
+  if (recall >= 1) return 'recall';
+  const u = deriveSeed(seed, 'recall?', batch, row) / 0x80000000; // the draw isRecallRow makes
+  return u < recall ? 'recall' : u < recall + passkey ? 'passkey' : u < recall + passkey + first ? 'first-sentence' : 'repeat';
 }
 
 const vocabularies = new WeakMap<DocSet, Int32Array>();
