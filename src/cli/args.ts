@@ -1,6 +1,8 @@
 // Flag parsers shared by the subcommands: each names the flag in its error.
 
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { parseBackendChoice, selectBackend } from '../kernels/native.js';
+import type { Backend } from '../kernels/backend.js';
 
 // Decimal only: Number() also takes "" (0), "0x10" and " 7 ", which on a flag are typos, not values.
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
@@ -60,4 +62,19 @@ export function ropeThetaFlag(f: { ropeTheta?: number; theta?: number; ropeBase?
   const alias = f.theta ?? f.ropeBase;
   if (f.ropeTheta !== undefined && alias !== undefined && alias !== f.ropeTheta) throw new Error(`--rope-theta ${f.ropeTheta} and its older name ${f.theta !== undefined ? '--theta' : '--rope-base'} ${alias} disagree; give --rope-theta only`);
   return f.ropeTheta ?? alias;
+}
+
+/** --kernels: the one place the compute backend is chosen (and LONGCTX_BACKEND read); commands pass it down. */
+export function addKernelsFlag(cmd: Command): Command {
+  return cmd.addOption(kernelsOption());
+}
+
+export function kernelsOption(): Option {
+  return new Option('--kernels <name>', 'compute kernels: native (the C++ addon) or ref (the float64 TypeScript reference: slow, for checking); default $LONGCTX_BACKEND, else native when it loads')
+    .argParser((v: string) => { try { return parseBackendChoice(v, '--kernels'); } catch (e) { throw new InvalidArgumentError((e as Error).message); } });
+}
+
+/** The backend of --kernels, else of LONGCTX_BACKEND, else native when the addon loads. */
+export function kernelsFlag(f: { kernels?: string }): Backend {
+  return selectBackend(f.kernels !== undefined ? parseBackendChoice(f.kernels, '--kernels') : parseBackendChoice(process.env.LONGCTX_BACKEND ?? '', 'LONGCTX_BACKEND'));
 }

@@ -6,11 +6,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { selectBackend } from '../kernels/native.js';
 import { benchTrain, readBenchConfig } from '../bench/train.js';
 import { runPythonPeer } from '../bench/peer.js';
 import { benchGemm, type GemmBenchResult, type GemmShape } from '../bench/gemm.js';
-import { intArg, floatArg, bytes } from './args.js';
+import { intArg, floatArg, bytes, kernelsFlag, kernelsOption } from './args.js';
 
 const PEER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bench/peers/torch_train.py');
 
@@ -40,7 +39,7 @@ export function gemmMarkdown(r: GemmBenchResult): string {
   return lines.join('\n') + '\n';
 }
 
-interface TrainOptions { config: string; steps: number; warmup: number; peer: boolean; peakGflops?: number; json: boolean }
+interface TrainOptions { config: string; steps: number; warmup: number; peer: boolean; peakGflops?: number; json: boolean; kernels?: string }
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('performance benchmarks: figures, never pass/fail');
@@ -69,9 +68,10 @@ export function registerBench(program: Command): void {
     .option('--peer', 'also time the same step in PyTorch (needs /usr/bin/python3 with torch)', false)
     .option('--peak-gflops <x>', 'fp32 ceiling of this machine for MFU (e.g. OpenBLAS sgemm GFLOPS measured by `bench gemm`)', floatArg('--peak-gflops', 0))
     .option('--json', 'print only the JSON result', false)
+    .addOption(kernelsOption())
     .action((o: TrainOptions) => {
       const bc = readBenchConfig(o.config);
-      const be = selectBackend();
+      const be = kernelsFlag(o);
       const name = path.basename(o.config, '.json');
       const result = benchTrain(name, bc, be, {
         steps: o.steps, warmup: o.warmup, peakGflops: o.peakGflops ?? null,

@@ -1,5 +1,5 @@
 // `longctx chat MODEL`: a terminal conversation with a model folder in the Llama 2 chat format (the
-// template instruction-tuned models carry; serve/chat-template.ts). One line is one user message;
+// template instruction-tuned models carry; data/chat-template.ts). One line is one user message;
 // /reset forgets the conversation, /exit (or end of input) quits. Works with piped stdin: then
 // only the answers go to stdout, one after another, each ending with a newline.
 
@@ -7,19 +7,17 @@ import * as readline from 'node:readline';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { randomInt } from 'node:crypto';
-import { readModelConfig } from '../io/hf.js';
 import { stopTokenIds } from '../model/config.js';
-import { openLocalModel, DEFAULT_CHUNK } from '../eval/backends/local.js';
-import { checkEvalMemory } from '../eval/memory.js';
-import { resolveModelDir } from '../eval/open.js';
-import { chatTemplateOf, llama2ChatTokens, type ChatMessage } from '../serve/chat-template.js';
+import { DEFAULT_CHUNK } from '../eval/backends/local.js';
+import { openModel } from '../eval/open.js';
+import { chatTemplateOf, llama2ChatTokens, type ChatMessage } from '../data/chat-template.js';
 import { IncrementalDecoder } from '../serve/detok.js';
-import { sampleToken } from '../serve/sample.js';
+import { sampleToken } from '../model/sample.js';
 import { Rng } from '../util/rng.js';
-import { floatArg, intArg, topPArg } from './args.js';
+import { floatArg, intArg, kernelsFlag, kernelsOption, topPArg } from './args.js';
 import { readTokenizerConfig } from './serve.js';
 
-interface ChatFlags { temperature: number; topP: number; seed?: number; maxNew: number; system?: string; ctx?: number; chunk: number }
+interface ChatFlags { temperature: number; topP: number; seed?: number; maxNew: number; system?: string; ctx?: number; chunk: number; kernels?: string }
 
 export function registerChat(program: Command): void {
   program
@@ -33,17 +31,17 @@ export function registerChat(program: Command): void {
     .option('--system <text>', 'a system message, folded into the first turn')
     .option('--ctx <n>', 'context in tokens (default max_position_embeddings); older turns are dropped to fit', intArg('--ctx', 16))
     .option('--chunk <n>', 'prefill chunk (rows per forward)', intArg('--chunk', 1), DEFAULT_CHUNK)
+    .addOption(kernelsOption())
     .addHelpText('after', `
 Commands: /reset starts a new conversation, /exit quits (so does Ctrl-D or the end of piped input).
 Example: printf 'Who is Ishmael?\\n/exit\\n' | longctx chat out/sft --max-new 64`)
     .action(async (model: string, f: ChatFlags) => {
       if (/^https?:\/\//i.test(model)) throw new Error(`${model}: chat runs a model folder; for a server use its /v1/chat/completions`);
-      const dir = resolveModelDir(model);
-      const cfg = readModelConfig(dir);
+      // weights load on the first answer, after the template check
+      const opened = await openModel(model, { engine: 'local', backend: kernelsFlag(f), chunk: f.chunk, defer: true, ...(f.ctx !== undefined ? { ctx: f.ctx } : {}) });
+      const lm = opened.local!, cfg = opened.config!, dir = opened.dir!;
       chatTemplateOf(readTokenizerConfig(dir), path.join(dir, 'tokenizer_config.json')); // refuses templates we cannot render
       const ctx = f.ctx ?? cfg.max_position_embeddings;
-      checkEvalMemory(cfg, ctx, f.chunk, undefined, '--ctx');
-      const lm = openLocalModel(dir, { maxContext: ctx, chunk: f.chunk });
       const tok = lm.tokenizer;
       const eosIds = new Set(stopTokenIds(cfg, tok.eosId)); // every end-of-sequence id (Llama 3 Instruct has three)
       const rng = new Rng(f.seed ?? randomInt(2 ** 31));

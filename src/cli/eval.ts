@@ -4,12 +4,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { readModelConfig } from '../io/hf.js';
 import { Progress } from '../util/progress.js';
-import { openLocalModel, DEFAULT_CHUNK } from '../eval/backends/local.js';
-import { resolveModelDir } from '../eval/open.js';
-import { isServerUrl, openOpenAIModel, type OpenAIEvalModel } from '../eval/backends/openai.js';
-import { openLlamaCppModel, type LlamaCppEvalModel } from '../eval/backends/llamacpp.js';
+import { DEFAULT_CHUNK } from '../eval/backends/local.js';
+import { openModel } from '../eval/open.js';
 import { checkEvalMemory, MAX_EVAL_LEN } from '../eval/memory.js';
 import { openCorpus } from '../eval/corpus.js';
 import { readQaFile } from '../eval/probes/qa.js';
@@ -18,12 +15,12 @@ import { RULER_TASKS, type RulerTaskName } from '../eval/probes/ruler.js';
 import { EVAL_TASKS, needsText, prepareEvaluation, type EvalInputs, type EvalSettings, type EvalTaskName, type PreparedEvaluation } from '../eval/run.js';
 import { formatSummary } from '../eval/summary.js';
 import { writeEvalOutputs } from '../recipes/evaluate.js';
-import { addRopeThetaFlag, intArg, intListArg, floatArg, ropeThetaFlag } from './args.js';
+import { addRopeThetaFlag, intArg, intListArg, floatArg, kernelsFlag, kernelsOption, ropeThetaFlag } from './args.js';
 
 interface EvalFlags {
   tasks?: EvalTaskName[]; maxLen?: number; lengths?: number[]; depths?: number[]; samples?: number; data: string;
   qa?: string; qaShots: number; qaMaxNew: number; mc?: string; ruler?: RulerTaskName[]; limit?: number; pplMinLen?: number; copySpan?: number;
-  chunk: number; seed: number; out: string; force: boolean; json: boolean; quiet: boolean;
+  chunk: number; seed: number; out: string; force: boolean; json: boolean; quiet: boolean; kernels?: string;
   backend?: 'local' | 'llama.cpp'; ropeTheta?: number; ropeBase?: number; tokenizer?: string; apiKeyEnv: string; concurrency: number; modelId?: string; timeout: number; retries: number; charts: boolean;
 }
 
@@ -74,6 +71,7 @@ export function registerEval(program: Command): void {
     .option('--ppl-min-len <n>', 'smallest context length of the loss-by-length table', intArg('--ppl-min-len', 1))
     .option('--copy-span <n>', 'tokens per repeated span of the copy probe (default 64, or max-len/8 as a power of two when smaller)', intArg('--copy-span', 2))
     .option('--chunk <n>', 'prefill chunk (rows per forward; model folders only)', intArg('--chunk', 1), DEFAULT_CHUNK)
+    .addOption(kernelsOption())
     .option('--seed <n>', 'seed of every generated example', intArg('--seed', 0), 0)
     .option('--backend <name>', 'local (longctx\'s engine, for model folders) or llama.cpp (for .gguf files, through node-llama-cpp\'s CPU build; the default for a .gguf MODEL)', backendArg)
     .option('--tokenizer <path>', 'server URL only: the served model\'s tokenizer.json or its folder (default: fetched from a longctx server)')
@@ -110,59 +108,40 @@ export function registerEval(program: Command): void {
       ...(f.ruler ? { rulerTasks: f.ruler } : {}), ...(f.limit !== undefined ? { limit: f.limit } : {}),
       ...(f.pplMinLen !== undefined ? { pplMinLen: f.pplMinLen } : {}), ...(f.copySpan !== undefined ? { copySpan: f.copySpan } : {}),
     });
+    // The user's files first (a bad line fails before weights load or a server is called), then the
+    // model: weights are read only when the first probe runs, so prompts are generated and checked first.
+    const inputs = readInputs();
+    const opened = await openModel(model, {
+      ...(f.backend !== undefined ? { engine: f.backend } : {}), backend: kernelsFlag(f), chunk: f.chunk, defer: true,
+      maxContext: MAX_EVAL_LEN, checkMemory: false, ...(ropeTheta !== undefined ? { ropeTheta } : {}),
+      apiKey: process.env[f.apiKeyEnv] || null, concurrency: f.concurrency, timeoutMs: f.timeout * 1000, retries: f.retries,
+      ...(f.tokenizer !== undefined ? { tokenizer: f.tokenizer } : {}), ...(f.modelId !== undefined ? { modelId: f.modelId } : {}),
+    });
     let prepared: PreparedEvaluation;
-    let remote: OpenAIEvalModel | null = null;
-    let llamacpp: LlamaCppEvalModel | null = null;
-    if (isServerUrl(model)) {
-      // A server: its memory is its own concern; the tokenizer and context come from it (or the flags).
-      const inputs = readInputs();
-      remote = await openOpenAIModel(model, {
-        apiKey: process.env[f.apiKeyEnv] || null, concurrency: f.concurrency, timeoutMs: f.timeout * 1000, retries: f.retries,
-        ...(f.tokenizer !== undefined ? { tokenizer: f.tokenizer } : {}), ...(f.modelId !== undefined ? { modelId: f.modelId } : {}),
-      });
-      const maxLen = f.maxLen ?? remote.trainedContext ?? (remote.maxContext < MAX_EVAL_LEN ? remote.maxContext : undefined);
-      if (maxLen === undefined) throw new Error(`${remote.base} does not say its context length; give --max-len`);
+    try {
+      const server = opened.server;
+      const maxLen = f.maxLen ?? opened.trainedContext ?? (server && server.maxContext < MAX_EVAL_LEN ? server.maxContext : undefined);
+      if (maxLen === undefined) throw new Error(`${model} does not say its context length; give --max-len`);
       if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
-      prepared = prepareEvaluation(remote, settingsFor(maxLen), inputs);
+      const flag = lengths && Math.max(...lengths) > maxLen ? '--lengths' : '--max-len';
+      // A server's memory is its own concern. Ours (and llama.cpp's F32 KV cache, about the same): a
+      // first check before any prompt is generated (answers take a few hundred tokens more), then the
+      // exact figure, the longest prompt + answer (or + choice) of any example.
+      if (opened.config) checkEvalMemory(opened.config, Math.max(maxLen, ...(lengths ?? [])) + GENERATION_ROOM, f.chunk, undefined, flag);
+      prepared = prepareEvaluation(opened.model, settingsFor(maxLen), inputs);
+      if (opened.config) checkEvalMemory(opened.config, prepared.maxSeq, f.chunk, undefined, flag);
       // ppl, copy, mc and qa with choices score prompts: find out now, with one line saying what still works
-      if (tasks.includes('ppl') || tasks.includes('copy') || tasks.includes('mc') || inputs.qa?.items.some((q) => q.choices)) await remote.checkPromptLogprobs();
-    } else if (f.backend === 'llama.cpp' || (f.backend === undefined && /\.gguf$/i.test(model))) {
-      // A GGUF file on llama.cpp: header, config and tokenizer now; weights on the first call.
-      if (!/\.gguf$/i.test(model)) throw new Error(`${model}: --backend llama.cpp takes a .gguf file (make one with: longctx export gguf MODEL --out model.gguf)`);
-      llamacpp = openLlamaCppModel(model, { maxContext: MAX_EVAL_LEN, batch: f.chunk, ...(ropeTheta !== undefined ? { ropeFreqBase: ropeTheta } : {}) });
-      const maxLen = f.maxLen ?? llamacpp.trainedContext;
-      if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
-      const flag = lengths && Math.max(...lengths) > maxLen ? '--lengths' : '--max-len';
-      // llama.cpp's F32 KV cache and weights are about what longctx's engine needs: the same check
-      checkEvalMemory(llamacpp.config, Math.max(maxLen, ...(lengths ?? [])) + GENERATION_ROOM, f.chunk, undefined, flag);
-      prepared = prepareEvaluation(llamacpp, settingsFor(maxLen), readInputs());
-      checkEvalMemory(llamacpp.config, prepared.maxSeq, f.chunk, undefined, flag);
-    } else {
-      if (f.backend === 'local' && /\.gguf$/i.test(model)) throw new Error(`${model}: a .gguf file runs on --backend llama.cpp; the local engine reads model folders`);
-      if (ropeTheta !== undefined) throw new Error('--rope-theta is for --backend llama.cpp; for a model folder, change rope_theta in its config.json');
-      if (f.tokenizer !== undefined) throw new Error('--tokenizer is for server URLs; a model folder uses its own tokenizer.json');
-      const dir = resolveModelDir(model);
-      const cfg = readModelConfig(dir); // "not a model folder" errors come from here, before anything is loaded
-      const maxLen = f.maxLen ?? cfg.max_position_embeddings;
-      if (maxLen > MAX_EVAL_LEN) throw new Error(`--max-len ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
-      const longest = Math.max(maxLen, ...(lengths ?? []));
-      const flag = lengths && Math.max(...lengths) > maxLen ? '--lengths' : '--max-len';
-      // a first check before any prompt is generated (answers take a few hundred tokens more)
-      checkEvalMemory(cfg, longest + GENERATION_ROOM, f.chunk, undefined, flag);
-      const inputs = readInputs();
-      // Weights are read only when the first probe runs: prompts are generated (and checked) first.
-      const m = openLocalModel(dir, { chunk: f.chunk, maxContext: MAX_EVAL_LEN, defer: true });
-      prepared = prepareEvaluation(m, settingsFor(maxLen), inputs);
-      // the exact figure: the longest prompt + answer (or + choice) of any example
-      checkEvalMemory(cfg, prepared.maxSeq, f.chunk, undefined, flag);
+      if (server && (tasks.includes('ppl') || tasks.includes('copy') || tasks.includes('mc') || inputs.qa?.items.some((q) => q.choices))) await server.checkPromptLogprobs();
+    } catch (e) {
+      await opened.close();
+      throw e;
     }
     const bar = new Progress('eval', prepared.work, { unit: 'items', quiet: f.quiet });
     let results;
     try {
       results = await prepared.run({ add: (n, extra) => bar.add(n, extra) });
     } finally {
-      remote?.close();
-      await llamacpp?.close();
+      await opened.close();
     }
     bar.finish(`${tasks.length} task${tasks.length === 1 ? '' : 's'}`);
     const charts = await writeEvalOutputs(f.out, results, f.charts);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { extend, resume } from '../recipes/pretrain.js';
 import { addRopeThetaFlag, floatArg, ropeThetaFlag } from './args.js';
-import { addTrainFlags, commonOptions, printSummary, type CommonFlags } from './train-flags.js';
+import { addTrainFlags, commonOptions, printSummary, trainEnv, type CommonFlags } from './train-flags.js';
 
 interface Flags extends CommonFlags { from?: string; data?: string; rope: string; ropeTheta?: number; theta?: number; factor?: number; scaleBase?: number }
 
@@ -20,10 +20,10 @@ export function registerExtend(program: Command): void {
     .option('--scale-base <n>', 'xPos scale_base (default 512)', floatArg('--scale-base', 1));
   addRopeThetaFlag(cmd, 'RoPE base (rope_theta) for abf / xpos-abf (the paper: 500000)', '--theta');
   addTrainFlags(cmd, { lr: 'the base run\'s / 3' }).action(async (f: Flags) => {
-    if (f.resume) return printSummary(await resume(f.resume, { json: f.json }, f.lr !== undefined ? { lr: f.lr } : {}), f.json);
+    if (f.resume) return printSummary(await resume(f.resume, trainEnv(f), f.lr !== undefined ? { lr: f.lr } : {}), f.json);
     if (!f.from) throw new Error('--from is required (a pretrain run folder or a model folder)');
     const o = commonOptions(f);
-    const s = await extend({ ...o, from: f.from, data: f.data, rope: f.rope, theta: ropeThetaFlag(f), factor: f.factor, scaleBase: f.scaleBase }, { json: f.json });
+    const s = await extend({ ...o, from: f.from, data: f.data, rope: f.rope, theta: ropeThetaFlag(f), factor: f.factor, scaleBase: f.scaleBase }, trainEnv(f));
     const baseFile = path.join(o.out, 'base_eval.json');
     const base = existsSync(baseFile) ? (JSON.parse(readFileSync(baseFile, 'utf8')) as { val_loss: Record<string, number> }).val_loss : {};
     printSummary(s, f.json, { base_val_loss: base });

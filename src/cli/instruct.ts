@@ -3,25 +3,26 @@
 
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { openEvalModel, type OpenedModel } from '../eval/open.js';
+import { openModel, type OpenedModel } from '../eval/open.js';
 import { loadTokenizer } from '../data/tokenizer/load.js';
 import { ClozeGenerator } from '../instruct/cloze.js';
 import { selfInstruct, type SelfInstructCounts } from '../instruct/generate.js';
 import { distill } from '../instruct/distill.js';
 import { instructTrain, resumeInstruct, PRETRAIN_SHARE, SFT_EPOCHS, SFT_LR, VAL_FRACTION, type InstructSummary } from '../recipes/instruct.js';
 import { Progress } from '../util/progress.js';
-import { floatArg, intArg, topPArg } from './args.js';
+import { floatArg, intArg, kernelsFlag, kernelsOption, topPArg } from './args.js';
+import { trainEnv } from './train-flags.js';
 
 interface GenerateFlags {
   sources: string; generator?: string; out?: string; seed: number; maxDocs?: number; perDoc: number; minDocTokens: number; chunkTokens?: number;
   ctx?: number; maxNew: number; verifyMaxNew: number; shortP: number; temperature: number; topP: number; concurrency?: number; retries: number; timeout: number;
-  tokenizer?: string; apiKeyEnv: string; modelId?: string; skipBad: boolean; json: boolean; quiet: boolean;
+  tokenizer?: string; apiKeyEnv: string; modelId?: string; skipBad: boolean; json: boolean; quiet: boolean; kernels?: string;
 }
 
 interface TrainFlags {
   from?: string; data: string[]; chat: string[]; out?: string; lossOnInput: boolean; seqLen?: number; batchSize: number; epochs?: number; steps?: number;
   lr?: number; minLr?: number; warmup?: number; seed: number; valFraction?: number; valData: string[]; evalEvery?: number; evalSequences?: number;
-  checkpointEvery?: number; keepCheckpoints: number; microBatch?: number; resume?: string; json: boolean; pretrainData?: string; pretrainShare?: number;
+  checkpointEvery?: number; keepCheckpoints: number; microBatch?: number; resume?: string; json: boolean; pretrainData?: string; pretrainShare?: number; kernels?: string;
 }
 
 function fractionArg(flag: string): (v: string) => number {
@@ -74,6 +75,7 @@ export function registerInstruct(program: Command): void {
     .option('--min-doc-tokens <n>', 'skip documents shorter than this (generator tokens)', intArg('--min-doc-tokens', 0), 0)
     .option('--chunk-tokens <n>', 'largest chunk (default: as large as the generator\'s context allows after the prompt and --max-new)', intArg('--chunk-tokens', 32))
     .option('--ctx <n>', 'the generator\'s context (default: its trained context, or what the server reports)', intArg('--ctx', 64))
+    .addOption(kernelsOption())
     .option('--max-new <n>', 'tokens generated for a question + answer', intArg('--max-new', 8), 256)
     .option('--verify-max-new <n>', 'tokens generated for the verdict', intArg('--verify-max-new', 1), 32)
     .option('--short-p <p>', 'probability of the short-answer prompt (paper: 0.5)', fractionArg('--short-p'), 0.5)
@@ -105,10 +107,11 @@ from a sentence of the chunk, so the flow runs offline with no chat model at han
         if (!f.tokenizer) throw new Error('--generator cloze needs --tokenizer (the model to be tuned, or its tokenizer.json)');
         opened = { model: new ClozeGenerator(loadTokenizer(f.tokenizer), f.ctx ?? 4096), close: async () => {} };
       } else {
-        opened = await openEvalModel(f.generator, {
+        opened = await openModel(f.generator, {
           apiKey: process.env[f.apiKeyEnv] || null, concurrency: f.concurrency ?? 1, retries: f.retries, timeoutMs: f.timeout * 1000,
           ...(f.tokenizer !== undefined ? { tokenizer: f.tokenizer } : {}), ...(f.modelId !== undefined ? { modelId: f.modelId } : {}),
           ...(f.ctx !== undefined && !/^https?:/i.test(f.generator) ? { ctx: f.ctx } : {}),
+          ...(/^https?:/i.test(f.generator) || /\.gguf$/i.test(f.generator) ? {} : { backend: kernelsFlag(f) }),
         });
       }
       let bar: Progress | null = null;
@@ -187,15 +190,16 @@ be any generator, e.g. a big model behind a server, or --generator cloze offline
     .option('--checkpoint-every <steps>', 'checkpoint interval (default: 10 per run)', intArg('--checkpoint-every', 1))
     .option('--keep-checkpoints <n>', 'checkpoints kept on disk', intArg('--keep-checkpoints', 1), 2)
     .option('--micro-batch <n>', 'sequences per forward/backward (default: as many as memory allows)', intArg('--micro-batch', 1))
-    .option('--resume <run>', 'continue RUN from its last checkpoint (same data, checked); other flags are ignored')
+    .option('--resume <run>', 'continue RUN from its last checkpoint (same data, checked); of the other flags only --kernels applies')
     .option('--json', 'JSON lines (metrics) on stdout instead of a progress bar', false)
+    .addOption(kernelsOption())
     .addHelpText('after', `
 The run folder is laid out like pretrain/extend's (config.resolved.json, metrics.jsonl,
 checkpoints/, model/ with tokenizer.json, summary.json); model/tokenizer_config.json carries the
 Llama 2 chat template, which longctx serve and longctx chat use. Validation is the loss on held-out
 answers (answers only, with or without --loss-on-input), printed before and after.`)
     .action(async (f: TrainFlags) => {
-      if (f.resume) return printInstructSummary(await resumeInstruct(f.resume, { json: f.json }), f.json);
+      if (f.resume) return printInstructSummary(await resumeInstruct(f.resume, trainEnv(f)), f.json);
       if (!f.from) throw new Error('--from is required (a run folder or a model folder)');
       if (!f.out) throw new Error('--out is required (the run folder to create)');
       if (f.data.length === 0 && f.chat.length === 0) throw new Error('give --data (self-instruct JSONL from instruct generate) and/or --chat (chat JSONL)');
@@ -209,7 +213,7 @@ answers (answers only, with or without --loss-on-input), printed before and afte
         ...(f.evalSequences !== undefined ? { evalSequences: f.evalSequences } : {}), ...(f.checkpointEvery !== undefined ? { checkpointEvery: f.checkpointEvery } : {}),
         ...(f.microBatch !== undefined ? { microBatch: f.microBatch } : {}),
         ...(f.pretrainData !== undefined ? { pretrainData: f.pretrainData } : {}), ...(f.pretrainShare !== undefined ? { pretrainShare: f.pretrainShare } : {}),
-      }, { json: f.json });
+      }, trainEnv(f));
       printInstructSummary(s, f.json);
     });
 }

@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { loadEvalRuns } from '../report/runs.js';
 import { buildEvalReport } from '../report/html.js';
 import { writeEvalCharts } from '../report/render.js';

@@ -3,11 +3,11 @@
 
 import type { Command } from 'commander';
 import { REPRO_PRESETS, REPRO_VARIANTS, parseVariants, repro, reproCurriculum, writeCurriculumReport, writeReproReport, type ReproPreset } from '../recipes/repro.js';
-import { floatArg, intArg } from './args.js';
+import { addKernelsFlag, floatArg, intArg, kernelsFlag } from './args.js';
 import { instructOnDisk, reproInstruct, writeInstructReport } from '../recipes/repro-instruct.js';
 import { parseSources } from '../data/sources.js';
 
-interface Flags { quick: boolean; full: boolean; only?: string; out: string; tokenScale: number; seed: number; quiet: boolean; sources?: string; seeds?: number; thetaLiteral: boolean; synthetic?: number }
+interface Flags { quick: boolean; full: boolean; only?: string; out: string; tokenScale: number; seed: number; quiet: boolean; sources?: string; seeds?: number; thetaLiteral: boolean; synthetic?: number; kernels?: string }
 
 function preset(f: Flags): ReproPreset {
   if (f.quick && f.full) throw new Error('give --quick or --full, not both');
@@ -17,7 +17,7 @@ function preset(f: Flags): ReproPreset {
 }
 
 function addFlags(cmd: Command, out: string): Command {
-  return cmd
+  return addKernelsFlag(cmd)
     .option('--quick', 'a few minutes on 2 cores: small budgets, evaluation to 2,048 (used by the tests)', false)
     .option('--full', 'the small preset at 512 -> 4,096 with larger budgets (hours)', false)
     .option('--sources <list>', 'text to train and evaluate on instead of the bundled corpora: moby-dick, sotu, code, file:PATH, dir:PATH[:GLOB], jsonl:PATH[:FIELD]')
@@ -40,7 +40,7 @@ export function registerRepro(program: Command): void {
     const only = f.only ? parseVariants(f.only) : undefined;
     const t0 = Date.now();
     const outcome = await repro({
-      preset: p, out: f.out, ...(only ? { only } : {}), tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, thetaLiteral: f.thetaLiteral,
+      preset: p, out: f.out, ...(only ? { only } : {}), tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, thetaLiteral: f.thetaLiteral, backend: kernelsFlag(f),
       ...(f.seeds !== undefined ? { seeds: f.seeds } : {}), ...(f.synthetic !== undefined ? { synthetic: f.synthetic } : {}),
     });
     const { file, claims } = await writeReproReport(outcome, f.out, { instruct: instructOnDisk(f.out, p) });
@@ -51,12 +51,12 @@ export function registerRepro(program: Command): void {
   // `repro curriculum --quick --out DIR` takes them from the parent command.
   cmd
     .command('curriculum')
-    .description('paper §4.4: from-scratch long training vs switching from short to long after 20/40/80% of the tokens, at equal tokens, with FLOPs (takes repro\'s --quick, --full, --sources, --out, --token-scale, --seed, --quiet)')
+    .description('paper §4.4: from-scratch long training vs switching from short to long after 20/40/80% of the tokens, at equal tokens, with FLOPs (takes repro\'s --quick, --full, --sources, --out, --token-scale, --seed, --kernels, --quiet)')
     .action(async (_local: unknown, sub: Command) => {
       const f = sub.parent!.opts<Flags>();
       if (f.only) throw new Error('--only is for the positional-encoding ablation, not for repro curriculum');
       const p = preset(f);
-      const outcome = await reproCurriculum({ preset: p, out: f.out, tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet });
+      const outcome = await reproCurriculum({ preset: p, out: f.out, tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, backend: kernelsFlag(f) });
       const file = await writeCurriculumReport(outcome, f.out);
       for (const r of outcome.runs) {
         process.stdout.write(`${r.name.padEnd(28)} FLOPs ${r.summary.flops.toExponential(3)}  val loss ${Object.entries(r.summary.valLoss).map(([T, l]) => `@${T} ${l.toFixed(4)}`).join('  ')}\n`);
@@ -65,12 +65,12 @@ export function registerRepro(program: Command): void {
     });
   cmd
     .command('instruct')
-    .description('paper Table 9: fine-tune the ABF model with short chat data, + a pretraining mix, + self-instruct pairs (loss on answers), + LM loss on the inputs; held-out answer loss per row (takes repro\'s --quick, --full, --sources, --out, --token-scale, --seed, --quiet)')
+    .description('paper Table 9: fine-tune the ABF model with short chat data, + a pretraining mix, + self-instruct pairs (loss on answers), + LM loss on the inputs; held-out answer loss per row (takes repro\'s --quick, --full, --sources, --out, --token-scale, --seed, --kernels, --quiet)')
     .action(async (_local: unknown, sub: Command) => {
       const f = sub.parent!.opts<Flags>();
       if (f.only) throw new Error('--only is for the positional-encoding ablation, not for repro instruct');
       const p = preset(f);
-      const a = await reproInstruct({ preset: p, out: f.out, tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet });
+      const a = await reproInstruct({ preset: p, out: f.out, tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, backend: kernelsFlag(f) });
       const file = await writeInstructReport(a, f.out);
       process.stdout.write(`pairs: ${a.pairs.train} for training, ${a.pairs.val} held out (other documents); ${a.pairs.chat} chat conversations\n`);
       for (const r of a.rows) {

@@ -4,18 +4,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { readModelConfig } from '../io/hf.js';
 import { parameterCount } from '../model/params.js';
-import { openLocalModel, DEFAULT_CHUNK } from '../eval/backends/local.js';
-import { checkEvalMemory, MAX_EVAL_LEN } from '../eval/memory.js';
+import { DEFAULT_CHUNK } from '../eval/backends/local.js';
 import { startServer, DEFAULT_MAX_CONCURRENCY } from '../serve/server.js';
-import { chatTemplateOf, UnsupportedChatTemplateError } from '../serve/chat-template.js';
-import { human, intArg } from './args.js';
-import { resolveModelDir } from '../eval/open.js';
+import { chatTemplateOf, UnsupportedChatTemplateError } from '../data/chat-template.js';
+import { human, intArg, kernelsFlag, kernelsOption } from './args.js';
+import { openModel } from '../eval/open.js';
 import { jsonErrorText } from '../util/json-error.js';
 
 interface ServeFlags {
-  host: string; port: number; maxConcurrency: number; ctx?: number; chunk: number; name?: string; apiKeyEnv?: string; quiet: boolean;
+  host: string; port: number; maxConcurrency: number; ctx?: number; chunk: number; name?: string; apiKeyEnv?: string; quiet: boolean; kernels?: string;
 }
 
 function portArg(v: string): number {
@@ -46,6 +44,7 @@ export function registerServe(program: Command): void {
     .option('--max-concurrency <n>', 'requests admitted at once, running or waiting in line (the model runs one at a time); more get 429 with Retry-After', intArg('--max-concurrency', 1), DEFAULT_MAX_CONCURRENCY)
     .option('--ctx <n>', 'the longest prompt + completion in tokens (default max_position_embeddings); its KV cache must fit in free memory', intArg('--ctx', 2))
     .option('--chunk <n>', 'prefill chunk (rows per forward)', intArg('--chunk', 1), DEFAULT_CHUNK)
+    .addOption(kernelsOption())
     .option('--name <id>', 'the model id of /v1/models and responses (default the folder name)')
     .option('--api-key-env <NAME>', 'require "Authorization: Bearer KEY" with KEY read from this environment variable')
     .option('--quiet', 'no request log on stderr', false)
@@ -56,18 +55,16 @@ the one instruct-tuned models carry in tokenizer_config.json; another chat_templ
 GET /longctx/tokenizer.json. Evaluate through it with: longctx eval http://HOST:PORT/v1 ...
 Ctrl-C (SIGINT) or SIGTERM finishes the admitted requests and exits; a second one exits at once.`)
     .action(async (model: string, f: ServeFlags) => {
-      const dir = resolveModelDir(model);
-      const cfg = readModelConfig(dir); // "not a model folder" errors come from here
-      const ctx = f.ctx ?? cfg.max_position_embeddings;
-      if (ctx > MAX_EVAL_LEN) throw new Error(`--ctx ${ctx} is above the limit of ${MAX_EVAL_LEN} tokens`);
-      checkEvalMemory(cfg, ctx, f.chunk, undefined, '--ctx');
+      if (/^https?:\/\//i.test(model)) throw new Error(`${model}: serve runs a model folder, not a server`);
       let apiKey: string | null = null;
       if (f.apiKeyEnv !== undefined) {
         apiKey = process.env[f.apiKeyEnv] ?? '';
         if (apiKey === '') throw new Error(`--api-key-env ${f.apiKeyEnv}: the environment variable ${f.apiKeyEnv} is unset or empty; export it, or drop --api-key-env to serve without a key`);
       }
+      const opened = await openModel(model, { engine: 'local', backend: kernelsFlag(f), chunk: f.chunk, ...(f.ctx !== undefined ? { ctx: f.ctx } : {}), ...(f.name !== undefined ? { name: f.name } : {}) });
+      const lm = opened.local!, cfg = opened.config!, dir = opened.dir!;
+      const ctx = f.ctx ?? cfg.max_position_embeddings;
       const tokenizerConfig = readTokenizerConfig(dir);
-      const lm = openLocalModel(dir, { chunk: f.chunk, maxContext: ctx, ...(f.name !== undefined ? { name: f.name } : {}) });
       try {
         chatTemplateOf(tokenizerConfig, path.join(dir, 'tokenizer_config.json'));
       } catch (e) {

@@ -1,19 +1,19 @@
 // Flags shared by `pretrain` and `extend`: schedule, budget, optimizer, evaluation, checkpoints, mix.
 
 import type { Command } from 'commander';
-import { intArg, floatArg, intListArg } from './args.js';
+import { addKernelsFlag, intArg, floatArg, intListArg, kernelsFlag } from './args.js';
 import { parseSourceWeights, parseUpsample } from '../data/mix.js';
 import type { CommonOptions } from '../recipes/pretrain.js';
-import type { TrainSummary } from '../train/trainer.js';
+import type { TrainEnv, TrainSummary } from '../train/trainer.js';
 
 export interface CommonFlags {
   out?: string; seqLen?: number; schedule?: string; tokens?: number; tokensPerStep?: number; lr?: number; minLr?: number;
   warmup?: number; seed: number; evalEvery?: number; evalSequences: number; evalLens?: number[]; checkpointEvery?: number;
-  keepCheckpoints: number; microBatch?: number; mix?: string; upsample?: string; synthetic?: number; syntheticFirst?: number; syntheticRecall?: number; syntheticPasskey?: number; syntheticFirstSentence?: number; json: boolean; resume?: string;
+  keepCheckpoints: number; microBatch?: number; mix?: string; upsample?: string; synthetic?: number; syntheticFirst?: number; syntheticRecall?: number; syntheticPasskey?: number; syntheticFirstSentence?: number; json: boolean; resume?: string; kernels?: string;
 }
 
 export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
-  return cmd
+  return addKernelsFlag(cmd)
     .option('--out <dir>', 'run folder to create')
     .option('--seq-len <n>', 'train at one sequence length (same as --schedule N)', intArg('--seq-len', 1))
     .option('--schedule <list>', 'length curriculum LENGTH:SHARE,... e.g. 256:0.8,2048:0.2 (paper §4.4)')
@@ -38,6 +38,11 @@ export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
     .option('--synthetic-first <steps>', 'make every row of the first STEPS optimizer steps a repeat row (forms the copying circuit before the language statistics crowd it out)', intArg('--synthetic-first', 0))
     .option('--resume <run>', 'continue RUN from its last checkpoint (same data order and RNG); of the other flags only --lr applies (a new peak learning rate from the checkpoint on, recorded in the run)')
     .option('--json', 'JSON lines (metrics) on stdout instead of a progress bar', false);
+}
+
+/** Where the run computes (--kernels, resolved here once) and how it reports. */
+export function trainEnv(f: { kernels?: string; json: boolean }): TrainEnv {
+  return { backend: kernelsFlag(f), json: f.json };
 }
 
 export function commonOptions(f: CommonFlags): CommonOptions {

@@ -49,7 +49,8 @@
 export type { Tokenizer, EncodeOptions, DecodeOptions } from './tokenizer/tokenizer.js';
 export { HfTokenizer } from './tokenizer/tokenizer.js';
 export { loadTokenizer, saveTokenizer, tokenizerFromJSON, tokenizerPath } from './tokenizer/load.js';
-export { trainTokenizer, trainBpe, tokenizerJSON, byteLevelTokenizerJSON, LLAMA3_PATTERN, type TrainOptions, type TrainResult } from './tokenizer/train.js';
+export { trainTokenizer, trainBpe, tokenizerJSON, byteLevelTokenizerJSON, type TrainOptions, type TrainResult } from './tokenizer/train.js';
+export { GPT2_PATTERN, LLAMA3_PATTERN } from './tokenizer/patterns.js';
 export { parseSources, parseSource, readSource, readSources, readUtf8File, globToRegExp, type Document, type SourceSpec, type ReadOptions } from './sources.js';
 export { prepareData, readManifest, isValidationDoc, type Manifest, type PrepareOptions, type PrepareResult, type SourceRecord, type ShardRecord } from './prepare.js';
 export { readShard, writeShard, encodeShard, parseShard, SHARD_MAGIC, SHARD_VERSION, type Shard, type TokenArray } from './shards.js';

@@ -21,7 +21,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { readSource, type SourceSpec } from './sources.js';
 import { writeShard, bytesPerTokenFor, SHARD_VERSION } from './shards.js';
 import { loadTokenizer, saveTokenizer } from './tokenizer/load.js';

@@ -21,7 +21,7 @@
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { createHash } from 'node:crypto';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 
 export const SHARD_MAGIC = 'LCTXSHRD';
 export const SHARD_VERSION = 1;

@@ -24,7 +24,7 @@ export * from './memory.js';
 export * from './task.js';
 export { deriveSeed, continuationTokens, concatTokens, bosTokens, splitSentences, buildHaystack, insertAtDepths, firstLine, answerText, newlineIds, distinctWords, defaultLengths, type Haystack, type Insertion } from './text.js';
 export { openCorpus, corpusFromTexts, type EvalCorpus, type TextDoc, type TokenDoc } from './corpus.js';
-export { readJsonl, JsonlError } from './jsonl.js';
+export { readJsonl, JsonlError } from '../util/jsonl.js';
 export * from './probes/ppl.js';
 export * from './probes/copy.js';
 export * from './probes/first-sentence.js';

@@ -14,7 +14,7 @@ export interface GenerateOptions {
   stop?: number[];
   onProgress?: TokenProgress;
   /**
-   * Sample instead of decoding greedily (serve/sample.ts's rule: softmax(logits / temperature) in the
+   * Sample instead of decoding greedily (model/sample.ts's rule: softmax(logits / temperature) in the
    * top-p nucleus, drawn with a generator seeded by `seed`, so a call repeats). Temperature 0 is
    * greedy. Backends that cannot sample throw.
    */
@@ -117,17 +117,5 @@ export function topLogprobs(row: ArrayLike<number>, k: number, target: number): 
   return { target: row[target]! - max - logSum, ids: ids.subarray(0, n), logprobs };
 }
 
-/** Index of the largest entry (the lowest index among ties); NaN entries are never chosen. */
-export function argmax(row: ArrayLike<number>): number {
-  let best = -1;
-  let bv = -Infinity;
-  for (let i = 0; i < row.length; i++) {
-    const v = row[i]!;
-    if (v > bv || (best < 0 && v === -Infinity)) {
-      bv = v;
-      best = i;
-    }
-  }
-  if (best < 0) throw new Error('argmax of a row with no finite entry (NaN logits?)');
-  return best;
-}
+// argmax lives with the sampler (model/sample.ts): greedy decoding is its temperature-0 rule.
+export { argmax } from '../model/sample.js';

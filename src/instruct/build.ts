@@ -27,14 +27,14 @@
 // scored on their answers only, whatever lossOnInput says, so runs with and without it compare.
 
 import { createHash } from 'node:crypto';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import * as fs from 'node:fs';
 import { IGNORE_INDEX } from '../kernels/backend.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
-import { continuationTokens, deriveSeed } from '../eval/text.js';
-import { readJsonl } from '../eval/jsonl.js';
-import { llama2TrainingTokens, ChatTemplateError, type ChatMessage } from '../serve/chat-template.js';
-import { Rng } from '../util/rng.js';
+import { continuationTokens } from '../data/tokenizer/pieces.js';
+import { readJsonl } from '../util/jsonl.js';
+import { llama2TrainingTokens, ChatTemplateError, type ChatMessage } from '../data/chat-template.js';
+import { Rng, deriveSeed } from '../util/rng.js';
 import { openDataset } from '../data/dataset.js';
 import { createBatchIterator } from '../data/pack.js';
 import { longInstanceParts, type PromptKind } from './prompts.js';

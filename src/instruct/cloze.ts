@@ -8,7 +8,8 @@
 
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../eval/model.js';
-import { deriveSeed, splitSentences } from '../eval/text.js';
+import { splitSentences } from '../eval/text.js';
+import { deriveSeed } from '../util/rng.js';
 
 const CHUNK = /"""([\s\S]*?)"""/;
 

@@ -15,9 +15,9 @@
 // turns it was trained on. Unparseable records teach nothing and are skipped.
 
 import * as path from 'node:path';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { deriveSeed } from '../util/rng.js';
-import type { ChatMessage } from '../serve/chat-template.js';
+import type { ChatMessage } from '../data/chat-template.js';
 import { generationPrompt, verifyPrompt } from './prompts.js';
 import { readAppendLog, sidecarPaths, type PairRecord } from './generate.js';
 import { readPairs } from './build.js';

@@ -25,9 +25,10 @@ import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../eval/model.js';
 import { mapLimit } from '../eval/task.js';
 import { MAX_EVAL_LEN } from '../eval/memory.js';
-import { deriveSeed, splitSentences } from '../eval/text.js';
-import { fsyncFile } from '../io/atomic.js';
-import { llama2ChatTokens } from '../serve/chat-template.js';
+import { splitSentences } from '../eval/text.js';
+import { deriveSeed } from '../util/rng.js';
+import { fsyncFile } from '../util/atomic.js';
+import { llama2ChatTokens } from '../data/chat-template.js';
 import { generationPrompt, parseQAPair, parseVerdict, verifyPrompt, type PromptKind } from './prompts.js';
 import { jsonErrorText } from '../util/json-error.js';
 

@@ -4,7 +4,7 @@
 // Appendix D publishes only the heads of the generation prompts ("... Wrap the question and answer
 // using XML tags ..."); the rest of each prompt here is our completion, marked below. The
 // self-critique prompt is not published at all (PAPER.md §1.10): VERIFY_INSTRUCTION is ours. The
-// generator sees every prompt as a user turn in the Llama 2 chat format (serve/chat-template.ts),
+// generator sees every prompt as a user turn in the Llama 2 chat format (data/chat-template.ts),
 // which adds the [INST] ... [/INST] the appendix shows.
 
 /** Which of the paper's two prompts produced a pair (p = 0.5 each by default). */

@@ -20,7 +20,7 @@ import { openModelFolder } from './hf.js';
 import { loadTokenizer, tokenizerFromJSON } from '../data/tokenizer/load.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import { parseByteToken } from '../data/tokenizer/bytes.js';
-import { LLAMA3_PATTERN } from '../data/tokenizer/train.js';
+import { GPT2_PATTERN, LLAMA3_PATTERN } from '../data/tokenizer/patterns.js';
 import {
   GGML_F16, GGML_F32, ggufArray, ggufBool, ggufF32, ggufString, ggufU32, writeGguf, readGgufHeader, ggufMeta,
   GgufValueType, GgufError, type GgufFile, type GgufTensorToWrite, type GgufValue,
@@ -140,7 +140,6 @@ export function ropeToGguf(cfg: LlamaConfig, where: string): { kvs: KV[]; ropeFr
 
 /** llama.cpp token types (llama_token_type) */
 export const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
-const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 type Json = Record<string, unknown>;
 const isObj = (x: unknown): x is Json => typeof x === 'object' && x !== null && !Array.isArray(x);

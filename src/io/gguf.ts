@@ -21,7 +21,7 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { writeFileAtomic } from './atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { f16ToF32, bf16ToF32 } from './safetensors.js';
 
 export class GgufError extends Error {

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseLlamaConfig, llamaConfigToJSON, type LlamaConfig } from '../model/config.js';
 import { parameterSpecs, type ParamSpec } from '../model/params.js';
-import { writeDirAtomic, writeFileChunks, dirAtomicLeftovers, type FileData } from './atomic.js';
+import { writeDirAtomic, writeFileChunks, dirAtomicLeftovers, type FileData } from '../util/atomic.js';
 import {
   readSafetensorsHeader,
   readTensorF32Into,

@@ -14,7 +14,7 @@
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { writeFileAtomic, writeFileChunks } from './atomic.js';
+import { writeFileAtomic, writeFileChunks } from '../util/atomic.js';
 import { jsonErrorText } from '../util/json-error.js';
 
 export class SafetensorsError extends Error {

@@ -8,7 +8,7 @@
 //  - Buffers are Float32Array; the reference also takes Float64Array, which the finite-difference
 //    gradient checks use.
 
-import type { Buf } from '../model/params.js';
+import type { Buf } from './buf.js';
 
 export interface AdamWStep {
   lr: number;
@@ -21,6 +21,10 @@ export interface AdamWStep {
 
 export interface Backend {
   readonly name: string;
+  /** the instruction set the kernels were compiled for ("avx512", "avx2", "scalar"; "float64" for the reference) */
+  readonly isa: string;
+  /** worker threads: with the ISA, what fixes the order of the reductions (and so the last bits of a run) */
+  readonly threads: number;
 
   /** out (N, OC) = inp (N, C) @ w (OC, C)^T */
   matmulForward(out: Buf, inp: Buf, w: Buf, N: number, C: number, OC: number): void;
@@ -89,3 +93,8 @@ export interface Backend {
 
 /** Targets equal to this are masked out of the loss (PyTorch's default ignore_index). */
 export const IGNORE_INDEX = -100;
+
+/** "native (avx512, 2 threads)": what a run records and a resume compares. */
+export function describeBackend(be: Pick<Backend, 'name' | 'isa' | 'threads'>): string {
+  return `${be.name} (${be.isa}, ${be.threads} thread${be.threads === 1 ? '' : 's'})`;
+}

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AdamWStep, Backend } from './backend.js';
-import type { Buf } from '../model/params.js';
+import type { Buf } from './buf.js';
 import { refBackend } from './ref/index.js';
 
 /** The raw addon: float32 buffers and integers in the order of native/addon.cpp. */
@@ -71,8 +71,11 @@ export function nativeBackendFrom(a: NativeAddon): Backend {
   // Buf is Float32Array | Float64Array at the interface; the addon checks for Float32Array and
   // throws a TypeError naming the argument otherwise.
   const f = (b: Buf): F => b as F;
+  const { threads, gemmKernel } = a.info();
   return {
     name: 'native',
+    isa: gemmKernel,
+    threads,
     matmulForward: (o, i, w, N, C, OC) => matmulForward(f(o), f(i), f(w), N, C, OC),
     matmulBackward: (di, dw, d, i, w, N, C, OC) => matmulBackward(di && f(di), f(dw), f(d), f(i), f(w), N, C, OC),
     rmsnormForward: (o, r, i, w, N, C, eps) => rmsnormForward(f(o), f(r), f(i), f(w), N, C, eps),
@@ -98,18 +101,26 @@ export function nativeBackendFrom(a: NativeAddon): Backend {
 
 let warned = false;
 
+/** How to choose the kernels: the native addon, the float64 reference, or native when it loads. */
+export type BackendChoice = 'auto' | 'native' | 'ref';
+
+export function parseBackendChoice(v: string, where: string): BackendChoice {
+  if (v === '' || v === 'auto') return 'auto';
+  if (v === 'native' || v === 'ref') return v;
+  throw new Error(`${where} must be "native" or "ref" (or "auto"), got "${v}"`);
+}
+
 /**
- * The backend to compute with: LONGCTX_BACKEND=ref|native forces one; otherwise native when the
- * addon loads, else the reference with a one-time warning on stderr.
+ * The backend to compute with. 'auto' is native when the addon loads, else the reference with a
+ * one-time warning on stderr; 'native' fails when the addon does not load. The CLI resolves the
+ * choice once (its --kernels flag, then LONGCTX_BACKEND) and passes the backend down: nothing below
+ * it reads the environment.
  */
-export function selectBackend(prefer: string | undefined = process.env.LONGCTX_BACKEND): Backend {
-  if (prefer !== undefined && prefer !== '' && prefer !== 'ref' && prefer !== 'native') {
-    throw new Error(`LONGCTX_BACKEND must be "ref" or "native", got "${prefer}"`);
-  }
-  if (prefer === 'ref') return refBackend;
+export function selectBackend(choice: BackendChoice = 'auto'): Backend {
+  if (choice === 'ref') return refBackend;
   const addon = loadNativeAddon();
   if (addon) return nativeBackendFrom(addon);
-  if (prefer === 'native') throw new Error(`LONGCTX_BACKEND=native but the native addon is unavailable: ${nativeLoadError()}`);
+  if (choice === 'native') throw new Error(`the native kernels are unavailable: ${nativeLoadError()} (run \`npm run build:native\`, or use --kernels ref)`);
   if (!warned) {
     warned = true;
     process.stderr.write(`longctx: native addon unavailable (${nativeLoadError()}); using the slower reference backend\n`);

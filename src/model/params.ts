@@ -2,9 +2,9 @@
 // into one flat buffer (llm.c style) so the optimizer, clipping and checkpointing loop over one array.
 
 import type { LlamaConfig } from './config.js';
+import type { Buf } from '../kernels/buf.js';
 
-/** A float buffer: Float32Array for real work, Float64Array for finite-difference gradient checks. */
-export type Buf = Float32Array | Float64Array;
+export type { Buf };
 export type BufCtor = Float32ArrayConstructor | Float64ArrayConstructor;
 
 export interface ParamSpec {

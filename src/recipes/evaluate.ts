@@ -3,10 +3,11 @@
 
 import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
-import { readModelConfig } from '../io/hf.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import type { Backend } from '../kernels/backend.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { Progress } from '../util/progress.js';
-import { openLocalModel, DEFAULT_CHUNK } from '../eval/backends/local.js';
+import { DEFAULT_CHUNK } from '../eval/backends/local.js';
+import { openModel } from '../eval/open.js';
 import { checkEvalMemory, MAX_EVAL_LEN } from '../eval/memory.js';
 import { openCorpus } from '../eval/corpus.js';
 import { needsText, prepareEvaluation, type EvalResults, type EvalSettings } from '../eval/run.js';
@@ -20,17 +21,20 @@ export interface EvaluateOptions extends Omit<EvalSettings, 'maxLen'> {
   chunk?: number;
   quiet?: boolean;
   charts?: boolean;
+  /** the kernels to compute with */
+  backend: Backend;
 }
 
 /** Runs the probes on dir's model; writes results.json (then charts) into o.out when given. */
 export async function evaluateModel(dir: string, o: EvaluateOptions): Promise<EvalResults> {
-  const cfg = readModelConfig(dir);
+  const chunk = o.chunk ?? DEFAULT_CHUNK;
+  const { data, out, quiet, charts, backend, chunk: _c, maxLen: _m, ...settings } = o;
+  // weights load when the first probe runs, after the memory check of the longest example
+  const opened = await openModel(dir, { engine: 'local', backend, chunk, maxContext: MAX_EVAL_LEN, defer: true, checkMemory: false, name: path.basename(dir) });
+  const cfg = opened.config!;
   const maxLen = o.maxLen ?? cfg.max_position_embeddings;
   if (maxLen > MAX_EVAL_LEN) throw new Error(`evaluation length ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
-  const chunk = o.chunk ?? DEFAULT_CHUNK;
-  const { data, out, quiet, charts, chunk: _c, maxLen: _m, ...settings } = o;
-  const m = openLocalModel(dir, { chunk, maxContext: MAX_EVAL_LEN, defer: true });
-  const prepared = prepareEvaluation(m, { ...settings, maxLen }, needsText(settings.tasks) ? { corpus: openCorpus(data) } : {});
+  const prepared = prepareEvaluation(opened.model, { ...settings, maxLen }, needsText(settings.tasks) ? { corpus: openCorpus(data) } : {});
   checkEvalMemory(cfg, prepared.maxSeq, chunk, undefined, '--max-len');
   const bar = new Progress(`eval ${path.basename(path.dirname(dir)) || dir}`, prepared.work, { unit: 'items', quiet: quiet ?? false });
   const results = await prepared.run({ add: (n, extra) => bar.add(n, extra) });

@@ -10,7 +10,6 @@ import * as path from 'node:path';
 import type { LlamaConfig } from '../model/config.js';
 import { createModel } from '../model/llama.js';
 import { parameterCount } from '../model/params.js';
-import { selectBackend } from '../kernels/native.js';
 import { isModelFolder, openModelFolder } from '../io/hf.js';
 import { loadTokenizer, tokenizerConfigObject } from '../data/tokenizer/load.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
@@ -18,10 +17,10 @@ import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { planStages } from '../train/curriculum.js';
 import {
-  latestCheckpoint, lockRun, readMetrics, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type InstructRunInfo, type RunConfig,
+  backendChange, latestCheckpoint, lockRun, readMetrics, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type InstructRunInfo, type RunConfig,
 } from '../train/run.js';
-import { chooseMicroBatch, memoryBudget, tokenizerFiles, train, type TrainData, type TrainIO, type TrainSummary } from '../train/trainer.js';
-import { LLAMA2_CHAT_TEMPLATE } from '../serve/chat-template.js';
+import { chooseMicroBatch, memoryBudget, tokenizerFiles, train, type TrainData, type TrainEnv, type TrainSummary } from '../train/trainer.js';
+import { LLAMA2_CHAT_TEMPLATE } from '../data/chat-template.js';
 import { buildInstructData, type BuiltData, type BuildCounts } from '../instruct/build.js';
 import { createSequenceIterator, restoreSequenceIterator, type SequenceIteratorState } from '../instruct/batches.js';
 import { sha256, sidecarPaths } from '../instruct/generate.js';
@@ -129,7 +128,7 @@ function answerLoss(runDir: string, split: BuiltData['valSplit']): InstructSumma
 }
 
 /** Supervised fine-tuning on instruction data; see the top of the file. */
-export async function instructTrain(o: InstructTrainOptions, io: TrainIO): Promise<InstructSummary> {
+export async function instructTrain(o: InstructTrainOptions, io: TrainEnv): Promise<InstructSummary> {
   if (fs.existsSync(path.join(o.out, RESOLVED_CONFIG))) {
     throw new Error(`${o.out} already holds a run; continue it with longctx instruct train --resume ${o.out}, or choose another --out`);
   }
@@ -187,7 +186,6 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainIO): Promi
   }
   const lr = o.lr ?? fromRun?.lr.maxLr ?? SFT_LR;
   const evalSequences = Math.min(built.val.length, o.evalSequences ?? 64);
-  const backend = selectBackend().name;
   const cfg: RunConfig = {
     version: 1, kind: 'instruct', model, from: path.resolve(modelDir),
     data: info.data[0]?.file ?? info.chat[0]!.file,
@@ -197,13 +195,12 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainIO): Promi
     evalEvery: o.evalEvery ?? Math.max(1, Math.round(steps / 10)),
     evalLengths: evalSequences > 0 ? [T] : [], evalSequences: Math.max(1, evalSequences),
     checkpointEvery: o.checkpointEvery ?? Math.max(1, Math.round(steps / 10)),
-    keepCheckpoints: o.keepCheckpoints, backend, instruct: info,
+    keepCheckpoints: o.keepCheckpoints, backend: io.backend.name, isa: io.backend.isa, threads: io.backend.threads, instruct: info,
   };
   lockRun(o.out);
   writeRunConfig(o.out, cfg);
 
-  const be = selectBackend(backend === 'ref' ? 'ref' : undefined);
-  const m = createModel(model, be, { weights: base.loadWeights() });
+  const m = createModel(model, io.backend, { weights: base.loadWeights() });
   const data = createSequenceIterator(built.train, { seqLen: T, batchSize: B, seed: o.seed, fingerprint: built.fingerprint });
   const s = await train(o.out, cfg, trainData(built, tok, T), {
     model: m, opt: createOptimizerState(parameterCount(model)), data, step: 0, tokens: 0, rng: new Rng(o.seed),
@@ -212,7 +209,7 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainIO): Promi
 }
 
 /** Continue an instruction-tuning run from its last checkpoint: same data (checked), same batches. */
-export async function resumeInstruct(runDir: string, io: TrainIO): Promise<InstructSummary> {
+export async function resumeInstruct(runDir: string, io: TrainEnv): Promise<InstructSummary> {
   const cfg = readRunConfig(runDir);
   if (cfg.kind !== 'instruct' || !cfg.instruct) throw new Error(`${runDir} is a ${cfg.kind} run; continue it with longctx ${cfg.kind} --resume ${runDir}`);
   lockRun(runDir);
@@ -232,8 +229,9 @@ export async function resumeInstruct(runDir: string, io: TrainIO): Promise<Instr
   const tok = loadTokenizer(ckpt);
   const T = cfg.schedule[0]!.seqLen;
   const built = build(tok, info, T, cfg.seed);
-  const be = selectBackend(cfg.backend === 'ref' ? 'ref' : undefined);
-  const { model, opt, state } = loadCheckpoint(ckpt, be);
+  const moved = backendChange(cfg, io.backend);
+  if (moved && !io.json) process.stderr.write(`${runDir}: ${moved}\n`);
+  const { model, opt, state } = loadCheckpoint(ckpt, io.backend);
   truncateMetrics(runDir, state.step);
   const data = restoreSequenceIterator(built.train, state.data as SequenceIteratorState, built.fingerprint);
   const s = await train(runDir, cfg, trainData(built, tok, T), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng) }, io);

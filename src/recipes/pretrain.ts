@@ -8,7 +8,7 @@ import { presetConfig, ropeParamsOf, type LlamaConfig } from '../model/config.js
 import { createModel, initWeights } from '../model/llama.js';
 import { parameterCount } from '../model/params.js';
 import { describeRope, parseRopeScaling } from '../model/rope.js';
-import { selectBackend } from '../kernels/native.js';
+import type { Backend } from '../kernels/backend.js';
 import { openDataset, type Dataset } from '../data/dataset.js';
 import { createBatchIterator, restoreBatchIterator, type BatchIteratorState } from '../data/pack.js';
 import type { MixOptions } from '../data/mix.js';
@@ -17,9 +17,9 @@ import { openModelFolder, isModelFolder } from '../io/hf.js';
 import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { parseSchedule, planStages } from '../train/curriculum.js';
-import { latestCheckpoint, lockRun, readRunConfig, truncateMetrics, unlockRun, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, SUMMARY, type RunConfig } from '../train/run.js';
-import { chooseMicroBatch, datasetTrainData, evalBatches, memoryBudget, train, validate, type TrainIO, type TrainState, type TrainSummary } from '../train/trainer.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { backendChange, latestCheckpoint, lockRun, readRunConfig, truncateMetrics, unlockRun, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, SUMMARY, type RunConfig } from '../train/run.js';
+import { chooseMicroBatch, datasetTrainData, evalBatches, memoryBudget, train, validate, type TrainEnv, type TrainState, type TrainSummary } from '../train/trainer.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { Rng } from '../util/rng.js';
 
 /** Options both recipes share. Defaults are documented in the README next to the paper's. */
@@ -76,7 +76,7 @@ function refuseExisting(out: string): void {
 }
 
 /** Everything about the run that does not depend on which recipe it is. */
-function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | null, data: string, o: CommonOptions, baseLr: number, backend: string): RunConfig {
+function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | null, data: string, o: CommonOptions, baseLr: number, be: Backend): RunConfig {
   const schedule = parseSchedule(o.schedule);
   const synthetic = o.synthetic || o.syntheticFirst ? { share: o.synthetic ?? 0, ...(o.syntheticFirst ? { onlyBatches: o.syntheticFirst } : {}), ...(o.syntheticRecall ? { recall: o.syntheticRecall } : {}), ...(o.syntheticPasskey ? { passkey: o.syntheticPasskey } : {}), ...(o.syntheticFirstSentence ? { firstSentence: o.syntheticFirstSentence } : {}) } : undefined;
   checkSynthetic(synthetic, '--synthetic');
@@ -102,12 +102,11 @@ function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | 
     evalLengths: o.evalLengths ?? [...new Set(schedule.map((e) => e.seqLen))],
     evalSequences: o.evalSequences,
     checkpointEvery: o.checkpointEvery ?? Math.max(1, Math.round(totalSteps / 10)),
-    keepCheckpoints: o.keepCheckpoints, backend,
+    keepCheckpoints: o.keepCheckpoints, backend: be.name, isa: be.isa, threads: be.threads,
   };
 }
 
-function startFresh(cfg: RunConfig, ds: Dataset, weights: Float32Array | null): TrainState {
-  const be = selectBackend(cfg.backend === 'ref' ? 'ref' : undefined);
+function startFresh(cfg: RunConfig, ds: Dataset, weights: Float32Array | null, be: Backend): TrainState {
   const model = createModel(cfg.model, be, weights ? { weights } : {});
   if (!weights) initWeights(model, cfg.seed);
   const first = cfg.stages[0]!;
@@ -120,7 +119,7 @@ function startFresh(cfg: RunConfig, ds: Dataset, weights: Float32Array | null): 
 }
 
 /** A short-context base model from scratch on a prepared data folder. */
-export async function pretrain(o: PretrainOptions, io: TrainIO): Promise<TrainSummary> {
+export async function pretrain(o: PretrainOptions, env: TrainEnv): Promise<TrainSummary> {
   refuseExisting(o.out);
   const ds = openDataset(o.data);
   const model = presetConfig(o.preset);
@@ -129,11 +128,10 @@ export async function pretrain(o: PretrainOptions, io: TrainIO): Promise<TrainSu
   model.eos_token_id = ds.tokenizer.eosId;
   if (o.ropeTheta !== undefined) model.rope_theta = o.ropeTheta;
   model.max_position_embeddings = Math.max(...parseSchedule(o.schedule).map((e) => e.seqLen));
-  const backend = selectBackend().name;
-  const cfg = resolveRun('pretrain', model, null, o.data, o, PRETRAIN_LR, backend);
+  const cfg = resolveRun('pretrain', model, null, o.data, o, PRETRAIN_LR, env.backend);
   lockRun(o.out);
   writeRunConfig(o.out, cfg);
-  return train(o.out, cfg, datasetTrainData(ds), startFresh(cfg, ds, null), io);
+  return train(o.out, cfg, datasetTrainData(ds), startFresh(cfg, ds, null, env.backend), env);
 }
 
 /** The RoPE of the extended model: the paper's variants (§4.1) and their peers, as HF config fields. */
@@ -161,7 +159,7 @@ export function extendedRope(base: LlamaConfig, o: Pick<ExtendOptions, 'rope' | 
 }
 
 /** Continual pretraining to a longer context with a new RoPE (the paper's §2.1 / §4.1). */
-export async function extend(o: ExtendOptions, io: TrainIO): Promise<TrainSummary> {
+export async function extend(o: ExtendOptions, env: TrainEnv): Promise<TrainSummary> {
   refuseExisting(o.out);
   const fromRun = fs.existsSync(path.join(o.from, RESOLVED_CONFIG)) ? readRunConfig(o.from) : null;
   const modelDir = fromRun ? path.join(o.from, FINAL_MODEL) : o.from;
@@ -180,18 +178,17 @@ export async function extend(o: ExtendOptions, io: TrainIO): Promise<TrainSummar
   const model: LlamaConfig = { ...base.config, ...extendedRope(base.config, o, newLen), max_position_embeddings: newLen };
   const tokensPerStep = o.tokensPerStep ?? fromRun?.tokensPerStep; // the paper keeps tokens per step
   const baseLr = (fromRun?.lr.maxLr ?? PRETRAIN_LR) * EXTEND_LR_RATIO;
-  const backend = selectBackend().name;
-  const cfg = resolveRun('extend', model, path.resolve(modelDir), data, { ...o, tokensPerStep, evalLengths: o.evalLengths ?? evalLengthsFor(base.config, o.schedule) }, baseLr, backend);
+  const cfg = resolveRun('extend', model, path.resolve(modelDir), data, { ...o, tokensPerStep, evalLengths: o.evalLengths ?? evalLengthsFor(base.config, o.schedule) }, baseLr, env.backend);
   lockRun(o.out);
   writeRunConfig(o.out, cfg);
 
-  writeBaseEval(o.out, modelDir, base.config, weights, ds, cfg);
-  return train(o.out, cfg, datasetTrainData(ds), startFresh(cfg, ds, weights), io);
+  writeBaseEval(o.out, modelDir, base.config, weights, ds, cfg, env.backend);
+  return train(o.out, cfg, datasetTrainData(ds), startFresh(cfg, ds, weights, env.backend), env);
 }
 
 /** The base model as it was (its own RoPE) on the extension's held-out sequences: the line to beat. */
-function writeBaseEval(out: string, modelDir: string, baseConfig: LlamaConfig, weights: Float32Array, ds: Dataset, cfg: RunConfig): void {
-  const baseModel = createModel(baseConfig, selectBackend(), { weights });
+function writeBaseEval(out: string, modelDir: string, baseConfig: LlamaConfig, weights: Float32Array, ds: Dataset, cfg: RunConfig, be: Backend): void {
+  const baseModel = createModel(baseConfig, be, { weights });
   const sets = new Map(cfg.evalLengths.map((T) => [T, evalBatches(ds, T, cfg.evalSequences)] as const));
   const baseVal = validate(baseModel, sets);
   writeFileAtomic(path.join(out, 'base_eval.json'), JSON.stringify({
@@ -206,8 +203,10 @@ function evalLengthsFor(base: LlamaConfig, schedule: string): number[] {
 }
 
 /** Continue a run from its last checkpoint with the same data order and RNG state. */
-export async function resume(runDir: string, io: TrainIO, change: { lr?: number } = {}): Promise<TrainSummary> {
+export async function resume(runDir: string, io: TrainEnv, change: { lr?: number } = {}): Promise<TrainSummary> {
   const cfg = readRunConfig(runDir);
+  const moved = backendChange(cfg, io.backend);
+  if (moved && !io.json) process.stderr.write(`${runDir}: ${moved}\n`);
   if (cfg.kind === 'instruct') throw new Error(`${runDir} is an instruction-tuning run; continue it with longctx instruct train --resume ${runDir}`);
   lockRun(runDir);
   const finished = finishedSummary(runDir, cfg);
@@ -220,8 +219,7 @@ export async function resume(runDir: string, io: TrainIO, change: { lr?: number 
   const ckpt = latestCheckpoint(runDir);
   if (!ckpt) return restart(runDir, cfg, io);
   const ds = openDataset(cfg.data);
-  const be = selectBackend(cfg.backend === 'ref' ? 'ref' : undefined);
-  const { model, opt, state } = loadCheckpoint(ckpt, be);
+  const { model, opt, state } = loadCheckpoint(ckpt, io.backend);
   if (change.lr !== undefined) {
     // what the NaN-loss advice asks for: a lower peak from here on, the cosine's shape and the
     // floor's ratio kept, recorded in the run so that a later resume keeps it
@@ -241,7 +239,7 @@ export async function resume(runDir: string, io: TrainIO, change: { lr?: number 
  * A run killed before its first checkpoint: start it again from its recorded settings (the
  * settings, not the command line, define the run), so neither --resume nor a fresh run is stuck.
  */
-async function restart(runDir: string, cfg: RunConfig, io: TrainIO): Promise<TrainSummary> {
+async function restart(runDir: string, cfg: RunConfig, io: TrainEnv): Promise<TrainSummary> {
   if (!io.json) process.stderr.write(`${runDir}: no checkpoint yet; starting the run again from its recorded settings\n`);
   const ds = openDataset(cfg.data);
   truncateMetrics(runDir, -1);
@@ -250,9 +248,9 @@ async function restart(runDir: string, cfg: RunConfig, io: TrainIO): Promise<Tra
     if (!cfg.from || !isModelFolder(cfg.from)) throw new Error(`${runDir}: the base model ${cfg.from} it extends is gone; start a new run`);
     const base = openModelFolder(cfg.from);
     weights = base.loadWeights();
-    if (!fs.existsSync(path.join(runDir, 'base_eval.json'))) writeBaseEval(runDir, cfg.from, base.config, weights, ds, cfg);
+    if (!fs.existsSync(path.join(runDir, 'base_eval.json'))) writeBaseEval(runDir, cfg.from, base.config, weights, ds, cfg, io.backend);
   }
-  return train(runDir, cfg, datasetTrainData(ds), startFresh(cfg, ds, weights), io);
+  return train(runDir, cfg, datasetTrainData(ds), startFresh(cfg, ds, weights, io.backend), io);
 }
 
 /** The run's summary when it finished every step and wrote its final model; null otherwise. */

@@ -26,8 +26,8 @@ import { splitPairsByDocument } from '../instruct/build.js';
 import { readMetrics, FINAL_MODEL } from '../train/run.js';
 import { runStage } from './stages.js';
 import { instructTrain, resumeInstruct } from './instruct.js';
-import { baseStage, extendStage, note, prepareShared, trainStage, type ReproOptions, type ReproPreset } from './repro.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { baseStage, extendStage, note, prepareShared, trainEnvOf, trainStage, type ReproOptions, type ReproPreset } from './repro.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { renderReport } from '../report/html.js';
 import { instructSection, type InstructAblationInput, type InstructAblationRow } from '../report/repro.js';
 import { SUMMARY } from '../train/run.js';
@@ -65,7 +65,7 @@ export async function reproInstruct(o: Omit<ReproOptions, 'only'>): Promise<Inst
   const scale = o.tokenScale ?? 1;
   if (!(scale > 0)) throw new Error(`--token-scale must be positive, got ${scale}`);
   const seed = o.seed ?? 0;
-  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false);
+  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false, o.backend);
   const base = await baseStage(sh, p, o.out, scale, seed);
   const abf = await extendStage(sh, p, o.out, base.key, 'abf', scale, seed);
   const abfDir = path.join(o.out, 'runs', 'abf');
@@ -102,7 +102,7 @@ export async function reproInstruct(o: Omit<ReproOptions, 'only'>): Promise<Inst
       ...(r.id !== 'chat' ? { pretrainData: sh.dataDir } : {}), lossOnInput: r.id === 'self-input',
       seqLen: p.longLen, batchSize: p.instructBatch, steps, lr: p.instructLr, seed, keepCheckpoints: 1,
       evalEvery: Math.max(1, Math.round(steps / 6)), checkpointEvery: Math.max(1, Math.round(steps / 3)),
-    }, { json: false, quiet: sh.quiet }), resumeInstruct);
+    }, trainEnvOf(sh)), resumeInstruct);
     rows.push(rowFromRun(r.name, r.paper, runDir, t.summary));
   }
   return { preset: p, pairs, rows, stages: sh.stages };

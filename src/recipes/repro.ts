@@ -29,12 +29,13 @@ import { trainBpe } from '../data/tokenizer/train.js';
 import { saveTokenizer } from '../data/tokenizer/load.js';
 import { prepareData } from '../data/prepare.js';
 import { latestCheckpoint, readRunConfig, SUMMARY, FINAL_MODEL, METRICS } from '../train/run.js';
-import type { TrainSummary } from '../train/trainer.js';
+import type { TrainEnv, TrainSummary } from '../train/trainer.js';
+import type { Backend } from '../kernels/backend.js';
 import { pretrain, extend, resume, type CommonOptions } from './pretrain.js';
 import { evaluateModel, type EvaluateOptions } from './evaluate.js';
 import type { EvalResults } from '../eval/run.js';
 import { runStage, type StageOutcome } from './stages.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { presetConfig } from '../model/config.js';
 import { PAPER_GEOMETRY, scaledGeometry, type ScaledGeometry } from '../model/rope-geometry.js';
 import { renderReport } from '../report/html.js';
@@ -136,6 +137,8 @@ export interface ReproOptions {
   synthetic?: number;
   quiet?: boolean;
   log?: (line: string) => void;
+  /** the kernels every stage computes with (the CLI's --kernels) */
+  backend: Backend;
 }
 
 export interface ReproRun {
@@ -190,6 +193,8 @@ export function seededName(v: string, seed: number): string {
 
 export interface Shared {
   tokenizerDir: string; dataDir: string; dataKey: string; stages: ReproOutcome['stages']; log: (l: string) => void; quiet: boolean;
+  /** the kernels every stage trains and evaluates with */
+  backend: Backend;
   /** stages planned and started so far, for the "stage i/n" of the log lines (total 0: not counted) */
   plan: { total: number; started: number };
 }
@@ -211,8 +216,8 @@ export function note<T>(sh: Shared, name: string, o: StageOutcome<T>): T {
 }
 
 /** Tokenizer and token shards, shared by the ablations. */
-export async function prepareShared(p: ReproPreset, out: string, seed: number, log: (l: string) => void, quiet: boolean, totalStages = 0): Promise<Shared> {
-  const sh: Shared = { tokenizerDir: path.join(out, 'tokenizer'), dataDir: path.join(out, 'data'), dataKey: '', stages: [], log, quiet, plan: { total: totalStages, started: 0 } };
+export async function prepareShared(p: ReproPreset, out: string, seed: number, log: (l: string) => void, quiet: boolean, backend: Backend, totalStages = 0): Promise<Shared> {
+  const sh: Shared = { tokenizerDir: path.join(out, 'tokenizer'), dataDir: path.join(out, 'data'), dataKey: '', stages: [], log, quiet, backend, plan: { total: totalStages, started: 0 } };
   const tokSettings = { sources: p.sources, vocab: p.vocab };
   const tok = await runStage({
     name: 'tokenizer', ...nextLabel(sh), dir: sh.tokenizerDir, settings: tokSettings,
@@ -239,13 +244,18 @@ function readSummary(runDir: string): TrainSummary {
   return JSON.parse(fs.readFileSync(path.join(runDir, SUMMARY), 'utf8')) as TrainSummary;
 }
 
+/** How a repro stage's training reports (never JSON: the repro prints its own lines) and computes. */
+export function trainEnvOf(sh: Shared): TrainEnv {
+  return { backend: sh.backend, json: false, quiet: sh.quiet };
+}
+
 /** A training stage: fresh, or resumed (by `resumeRun`) from the last checkpoint of an interrupted attempt. */
 export async function trainStage(sh: Shared, name: string, dir: string, settings: unknown, start: () => Promise<TrainSummary>,
-  resumeRun: (dir: string, io: { json: boolean; quiet: boolean }) => Promise<TrainSummary> = resume): Promise<{ summary: TrainSummary; key: string }> {
+  resumeRun: (dir: string, env: TrainEnv) => Promise<TrainSummary> = resume): Promise<{ summary: TrainSummary; key: string }> {
   const o = await runStage({
     name, ...nextLabel(sh), dir, settings,
     run: async (partial) => {
-      const io = { json: false, quiet: sh.quiet };
+      const io = trainEnvOf(sh);
       let s: TrainSummary;
       if (partial && fs.existsSync(path.join(dir, 'config.resolved.json')) && latestCheckpoint(dir)) {
         s = await resumeRun(dir, io);
@@ -264,7 +274,7 @@ export async function trainStage(sh: Shared, name: string, dir: string, settings
 async function evalStage(sh: Shared, name: string, modelRunDir: string, modelKey: string, evalDir: string, e: EvaluateOptions): Promise<EvalResults> {
   const o = await runStage({
     name, ...nextLabel(sh), dir: evalDir, settings: { model: modelKey, ...e },
-    run: async () => evaluateModel(path.join(modelRunDir, FINAL_MODEL), { ...e, out: evalDir, quiet: sh.quiet }),
+    run: async () => evaluateModel(path.join(modelRunDir, FINAL_MODEL), { ...e, out: evalDir, quiet: sh.quiet, backend: sh.backend }),
     load: () => JSON.parse(fs.readFileSync(path.join(evalDir, 'results.json'), 'utf8')) as EvalResults,
   }, sh.log);
   return note(sh, name, o);
@@ -293,7 +303,7 @@ export async function baseStage(sh: Shared, p: ReproPreset, out: string, scale: 
   const kinds = syntheticKinds(p, synthetic);
   const baseSettings = { data: sh.dataKey, model: p.model, len: p.baseLen, tokens: baseTokens, lr: p.baseLr, tps: p.tokensPerStep, seed, theta: thetas.base, synthetic, syntheticFirst, warmup, ...kinds };
   return trainStage(sh, name, baseDir, baseSettings, () =>
-    pretrain({ ...common(p, baseDir, String(p.baseLen), baseTokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr, ropeTheta: thetas.base, synthetic, syntheticFirst, ...kinds, warmup }, { json: false, quiet: sh.quiet }));
+    pretrain({ ...common(p, baseDir, String(p.baseLen), baseTokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr, ropeTheta: thetas.base, synthetic, syntheticFirst, ...kinds, warmup }, trainEnvOf(sh)));
 }
 
 /** The base model continually pretrained at longLen with one positional encoding: OUT/runs/VARIANT. */
@@ -304,7 +314,7 @@ export async function extendStage(sh: Shared, p: ReproPreset, out: string, baseK
   const kinds = syntheticKinds(p, synthetic);
   const settings = { base: baseKey, rope: v, len: p.longLen, tokens: extendTokens, seed, theta: theta ?? null, synthetic, ...kinds };
   return trainStage(sh, `extend ${seededName(v, index)}`, runDir, settings, () =>
-    extend({ ...common(p, runDir, String(p.longLen), extendTokens, seed), from: path.join(out, 'runs', 'base'), rope: v, ...(theta !== undefined ? { theta } : {}), synthetic, ...kinds }, { json: false, quiet: sh.quiet }));
+    extend({ ...common(p, runDir, String(p.longLen), extendTokens, seed), from: path.join(out, 'runs', 'base'), rope: v, ...(theta !== undefined ? { theta } : {}), synthetic, ...kinds }, trainEnvOf(sh)));
 }
 
 /** The positional-encoding ablation (paper §4.1, Table 5 / Figure 5b at laptop scale), over seeds. */
@@ -322,7 +332,7 @@ export async function repro(o: ReproOptions): Promise<ReproOutcome> {
   // tokenizer, data, base; per seed the base's eval and each variant's extension and eval; the ablation
   const ablation = p.ablateSynthetic && synthetic > 0 && !o.only;
   const total = 3 + seeds * (1 + 2 * variants.length) + (ablation ? 1 + seeds : 0);
-  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false, total);
+  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false, o.backend, total);
 
   const baseDir = path.join(o.out, 'runs', 'base');
   const base = await baseStage(sh, p, o.out, scale, seed, thetas, synthetic);
@@ -334,7 +344,7 @@ export async function repro(o: ReproOptions): Promise<ReproOutcome> {
   const lengths: number[] = [];
   for (let l = p.baseLen / 2; l <= p.evalMaxLen; l *= 2) lengths.push(l);
   const evalOptsFor = (s: number, tasks: EvaluateOptions['tasks']): EvaluateOptions => ({
-    tasks, maxLen: p.evalMaxLen, lengths, data: sh.dataDir, seed: s, pplSamples: p.pplSequences, copySamples: p.copySpans, samples: p.retrievalSamples,
+    tasks, maxLen: p.evalMaxLen, lengths, data: sh.dataDir, seed: s, pplSamples: p.pplSequences, copySamples: p.copySpans, samples: p.retrievalSamples, backend: sh.backend,
   });
   for (let k = 0; k < seeds; k++) {
     const s = seed + k;
@@ -376,7 +386,7 @@ export async function reproCurriculum(o: Omit<ReproOptions, 'only'>): Promise<Cu
   const log = o.log ?? ((l: string) => process.stderr.write(`repro curriculum: ${l}\n`));
   const scale = o.tokenScale ?? 1;
   const seed = o.seed ?? 0;
-  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false, 2 + 4);
+  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false, o.backend, 2 + 4);
   const tokens = scaled(p.curriculumTokens, scale, p.tokensPerStep);
   const abfTheta = reproThetas(p, o.thetaLiteral ?? false).abf;
   const plans = [
@@ -391,7 +401,7 @@ export async function reproCurriculum(o: Omit<ReproOptions, 'only'>): Promise<Cu
       pretrain({
         ...common(p, runDir, c.schedule, tokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr, ropeTheta: abfTheta, synthetic: p.synthetic,
         evalLengths: [p.baseLen, p.longLen],
-      }, { json: false, quiet: sh.quiet }));
+      }, trainEnvOf(sh)));
     runs.push({ ...c, runDir, summary: r.summary });
   }
   return { preset: p, tokenScale: scale, runs, stages: sh.stages };

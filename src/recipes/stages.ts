@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 
 // The records sit beside the stage's folder (DIR.stage.json, DIR.pending.json), not in it, so the
 // folder is exactly what the stage wrote (some stages refuse a non-empty output folder).

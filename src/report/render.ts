@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import type { EvalResults } from '../eval/run.js';
-import { writeDirAtomic } from '../io/atomic.js';
+import { writeDirAtomic } from '../util/atomic.js';
 import { evalCharts, type Chart, type EvalRun } from './charts.js';
 import { textWidth } from './textwidth.js';
 

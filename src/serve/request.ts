@@ -6,7 +6,7 @@
 // value (n = 1, presence_penalty = 0, ...) and refused otherwise, so a request never silently means
 // something else. Fields we do not know are ignored: clients add vendor fields freely.
 
-import type { ChatMessage } from './chat-template.js';
+import type { ChatMessage } from '../data/chat-template.js';
 
 export class ApiError extends Error {
   constructor(

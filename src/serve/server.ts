@@ -23,10 +23,10 @@ import { topLogprobs, type TopLogprobs } from '../eval/model.js';
 import { Rng } from '../util/rng.js';
 import { stopTokenIds } from '../model/config.js';
 import { VERSION } from '../version.js';
-import { ChatTemplateError, UnsupportedChatTemplateError, chatTemplateOf, llama2ChatTokens } from './chat-template.js';
+import { ChatTemplateError, UnsupportedChatTemplateError, chatTemplateOf, llama2ChatTokens } from '../data/chat-template.js';
 import { IncrementalDecoder, codePoints, tokenBytes, tokenText } from './detok.js';
 import { ApiError, MAX_PROMPTS, parseChatRequest, parseCompletionRequest, type SamplingRequest } from './request.js';
-import { sampleToken } from './sample.js';
+import { sampleToken } from '../model/sample.js';
 import { jsonErrorText } from '../util/json-error.js';
 
 export interface ServeOptions {

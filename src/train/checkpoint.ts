@@ -8,7 +8,7 @@ import type { Backend } from '../kernels/backend.js';
 import { createModel, type LlamaModel } from '../model/llama.js';
 import { parameterSpecs } from '../model/params.js';
 import { openModelFolder, saveModelFolder } from '../io/hf.js';
-import type { FileData } from '../io/atomic.js';
+import type { FileData } from '../util/atomic.js';
 import { readSafetensorsHeader, readTensorF32Into, safetensorsChunks, type TensorToWrite } from '../io/safetensors.js';
 import type { AdamWConfig, OptimizerState } from './adamw.js';
 import type { LrSchedule } from './schedule.js';

@@ -9,8 +9,9 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { pidAlive, writeFileAtomic } from '../io/atomic.js';
+import { pidAlive, writeFileAtomic } from '../util/atomic.js';
 import type { LlamaConfig } from '../model/config.js';
+import { describeBackend, type Backend } from '../kernels/backend.js';
 import type { AdamWConfig } from './adamw.js';
 import type { ScheduleEntry, Stage } from './curriculum.js';
 import type { MixOptions } from '../data/mix.js';
@@ -60,7 +61,10 @@ export interface RunConfig {
   evalSequences: number; // held-out sequences per length
   checkpointEvery: number;
   keepCheckpoints: number;
+  /** the kernels the run began on; isa and threads fix the reduction order (absent in runs of longctx before 0.1: unknown) */
   backend: string;
+  isa?: string;
+  threads?: number;
   instruct?: InstructRunInfo;
 }
 
@@ -146,6 +150,8 @@ function checkRunConfigFields(cfg: RunConfig): void {
   if (typeof cfg.lr !== 'object' || cfg.lr === null || !(cfg.lr.maxLr >= 0) || !(cfg.lr.minLr >= 0) || !count(cfg.lr.warmupSteps)) bad('lr', '{maxLr, minLr, warmupSteps} with non-negative numbers');
   if (typeof cfg.adam !== 'object' || cfg.adam === null) bad('adam', 'an AdamW config object');
   if (typeof cfg.backend !== 'string') bad('backend', 'a backend name');
+  if (cfg.isa !== undefined && typeof cfg.isa !== 'string') bad('isa', 'an instruction-set name');
+  if (cfg.threads !== undefined && !count(cfg.threads, 1)) bad('threads', 'a positive integer');
   if (cfg.synthetic !== undefined) {
     if (typeof cfg.synthetic !== 'object' || cfg.synthetic === null) bad('synthetic', 'an object');
     checkSynthetic(cfg.synthetic);
@@ -210,4 +216,15 @@ export function truncateMetrics(dir: string, step: number): void {
     if (m.step <= step) kept.push(line);
   }
   writeFileAtomic(file, kept.length ? kept.join('\n') + '\n' : '');
+}
+
+/**
+ * One line when a run continues on other kernels than it began on (another backend, ISA or thread
+ * count changes the reduction order, so the continuation is not bit-for-bit the uninterrupted run's);
+ * null when they are the same or the run did not record them.
+ */
+export function backendChange(cfg: Pick<RunConfig, 'backend' | 'isa' | 'threads'>, be: Pick<Backend, 'name' | 'isa' | 'threads'>): string | null {
+  if (cfg.isa === undefined || cfg.threads === undefined) return cfg.backend === be.name ? null : `began on the ${cfg.backend} backend, continues on ${describeBackend(be)}: the result will differ from an uninterrupted run in the last bits`;
+  if (cfg.backend === be.name && cfg.isa === be.isa && cfg.threads === be.threads) return null;
+  return `began on ${describeBackend({ name: cfg.backend, isa: cfg.isa, threads: cfg.threads })}, continues on ${describeBackend(be)}: the result will differ from an uninterrupted run in the last bits`;
 }

@@ -10,8 +10,8 @@ import { createBatchIterator } from '../data/pack.js';
 import { longDocuments, type Dataset } from '../data/dataset.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import { saveModelFolder } from '../io/hf.js';
-import { writeFileAtomic, type FileData } from '../io/atomic.js';
-import { IGNORE_INDEX } from '../kernels/backend.js';
+import { writeFileAtomic, type FileData } from '../util/atomic.js';
+import { IGNORE_INDEX, type Backend } from '../kernels/backend.js';
 import { Progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import type { OptimizerState } from './adamw.js';
@@ -77,7 +77,10 @@ export interface TrainState {
   seconds?: number;
 }
 
-export interface TrainIO {
+/** Where a run computes and how it reports: resolved once by the caller (the CLI) and passed down. */
+export interface TrainEnv {
+  /** the kernels every model of the run computes with; recorded in the run config */
+  backend: Backend;
   json: boolean; // JSON lines on stdout instead of the progress bar
   quiet?: boolean;
   /** stop after this many optimizer steps in this process (tests; the run stays resumable) */
@@ -196,7 +199,7 @@ function splitMicro(batch: { tokens: Int32Array; targets: Int32Array; B: number;
   return out;
 }
 
-export async function train(runDir: string, cfg: RunConfig, data: TrainData, st: TrainState, io: TrainIO): Promise<TrainSummary> {
+export async function train(runDir: string, cfg: RunConfig, data: TrainData, st: TrainState, io: TrainEnv): Promise<TrainSummary> {
   const schedule = lrSchedule(cfg);
   const totalSteps = schedule.totalSteps;
   const totalTokens = totalSteps * cfg.tokensPerStep;

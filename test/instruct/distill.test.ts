@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { selectBackend } from '../../src/kernels/native.js';
 import { distill, distillConversations, NEGATIVE_VERDICT, type DistillLine } from '../../src/instruct/distill.js';
 import { readAppendLog, selfInstruct, sidecarPaths, type PairRecord } from '../../src/instruct/generate.js';
 import { generationPrompt, parseQAPair, parseVerdict, verifyPrompt } from '../../src/instruct/prompts.js';
@@ -159,7 +160,7 @@ test('a model tuned on distilled data is a generator: served, its replies parse 
   distill({ data: [teacher], out: chat, negatives: 1, seed: 0 });
   const run = path.join(dir, 'student', 'run');
   await instructTrain({ from: folder, data: [], chat: [chat], out: run, lossOnInput: false, seqLen: 512, batchSize: 4, steps: 120, lr: 1e-2, seed: 0, keepCheckpoints: 1 },
-    { json: false, quiet: true });
+    { backend: selectBackend(), json: false, quiet: true });
   // served, the student writes and judges pairs about the same chunks
   const srv = await startServer(openLocalModel(path.join(run, 'model')), { port: 0 });
   try {

@@ -15,7 +15,7 @@ import { startServer, type RunningServer } from '../../src/serve/server.js';
 import { selfInstruct, sidecarPaths, readAppendLog, chunkSpans, type PairRecord, type DocRecord, type SelfInstructOptions } from '../../src/instruct/generate.js';
 import { ClozeGenerator, clozePair } from '../../src/instruct/cloze.js';
 import { parseVerdict, verifyPrompt } from '../../src/instruct/prompts.js';
-import { llama2ChatTokens } from '../../src/serve/chat-template.js';
+import { llama2ChatTokens } from '../../src/data/chat-template.js';
 import { longctxAsync } from '../bin.js';
 import { tinyModelFolder } from '../serve/fixture.js';
 import { fakeGenerator, mobyDocs, type FakeGenerator } from './fixture.js';

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generationPrompt, longInstanceParts, parseQAPair, parseVerdict, verifyPrompt } from '../../src/instruct/prompts.js';
-import { LLAMA2_CHAT_TEMPLATE, UnsupportedChatTemplateError, chatTemplateOf, llama2ChatTokens, llama2TrainingTokens } from '../../src/serve/chat-template.js';
+import { LLAMA2_CHAT_TEMPLATE, UnsupportedChatTemplateError, chatTemplateOf, llama2ChatTokens, llama2TrainingTokens } from '../../src/data/chat-template.js';
 import { testTokenizer } from '../eval/oracle.js';
 
 test('parseQAPair: tags in either order, trimmed; missing, unclosed, empty or nested tags are unparseable', () => {

@@ -9,10 +9,11 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { selectBackend } from '../../src/kernels/native.js';
 import { openLocalModel } from '../../src/eval/backends/local.js';
 import { loadTokenizer } from '../../src/data/tokenizer/load.js';
 import { IncrementalDecoder } from '../../src/serve/detok.js';
-import { LLAMA2_CHAT_TEMPLATE, llama2ChatTokens } from '../../src/serve/chat-template.js';
+import { LLAMA2_CHAT_TEMPLATE, llama2ChatTokens } from '../../src/data/chat-template.js';
 import { startServer } from '../../src/serve/server.js';
 import { instructTrain, resumeInstruct, type InstructTrainOptions } from '../../src/recipes/instruct.js';
 import { readMetrics } from '../../src/train/run.js';
@@ -139,13 +140,13 @@ test('a run stopped midway resumes to the same losses, bit for bit (loss on inpu
     from: folder, data: [data], chat: [chat], out, lossOnInput: true, batchSize: 4, steps: 12, lr: 3e-3, seed: 1, valFraction: 0.2,
     checkpointEvery: 4, keepCheckpoints: 2, microBatch: 2,
   });
-  const full = await instructTrain(o(path.join(dir, 'full')), { json: false, quiet: true });
+  const full = await instructTrain(o(path.join(dir, 'full')), { backend: selectBackend(), json: false, quiet: true });
   assert.equal(full.answerLoss.split, 'held-out');
   assert.equal(full.counts.longVal, 3, 'one of the two documents (3 pairs each) is held out');
   const part = path.join(dir, 'part');
-  const stopped = await instructTrain(o(part), { json: false, quiet: true, stopAfter: 6 });
+  const stopped = await instructTrain(o(part), { backend: selectBackend(), json: false, quiet: true, stopAfter: 6 });
   assert.ok(stopped.interrupted);
-  const resumed = await resumeInstruct(part, { json: false, quiet: true });
+  const resumed = await resumeInstruct(part, { backend: selectBackend(), json: false, quiet: true });
   assert.ok(!resumed.interrupted);
   const curve = (d: string): number[][] => readMetrics(d).filter((x) => x.type === 'train').map((x) => [x.step, (x as { loss: number }).loss]);
   assert.deepEqual(curve(part), curve(path.join(dir, 'full')));

@@ -20,7 +20,7 @@ import { trainBpe } from '../../src/data/tokenizer/train.js';
 import { parseSources, readSources } from '../../src/data/sources.js';
 import { prepareData } from '../../src/data/prepare.js';
 import { openDataset } from '../../src/data/dataset.js';
-import { readJsonl } from '../../src/eval/jsonl.js';
+import { readJsonl } from '../../src/util/jsonl.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
 import { createOptimizerState, llamaAdamW } from '../../src/train/adamw.js';
 

@@ -13,7 +13,7 @@ import {
   isModelFolder,
   ModelFolderError,
 } from '../../src/io/hf.js';
-import { writeDirAtomic, writeFileAtomic, recoverDirAtomic } from '../../src/io/atomic.js';
+import { writeDirAtomic, writeFileAtomic, recoverDirAtomic } from '../../src/util/atomic.js';
 import { writeSafetensors, readSafetensorsHeader } from '../../src/io/safetensors.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'longctx-hf-'));

@@ -13,7 +13,7 @@ import { parseSources, readSources } from '../../src/data/sources.js';
 import { trainTokenizer } from '../../src/data/tokenizer/train.js';
 import { saveTokenizer } from '../../src/data/tokenizer/load.js';
 import { prepareData } from '../../src/data/prepare.js';
-import { latestCheckpoint, lockRun, readMetrics, readRunConfig, unlockRun } from '../../src/train/run.js';
+import { backendChange, latestCheckpoint, lockRun, readMetrics, readRunConfig, unlockRun } from '../../src/train/run.js';
 import { openModelFolder } from '../../src/io/hf.js';
 
 let dir = '';
@@ -138,6 +138,29 @@ test('--resume --lr: a new peak learning rate from the checkpoint on, recorded i
   const after = readMetrics(lrRun).filter((m) => m.type === 'train');
   assert.deepEqual(after.slice(0, 110).map((m) => m.loss), before.slice(0, 110).map((m) => m.loss), 'the steps before the checkpoint are kept');
   for (let i = 110; i < 120; i++) assert.ok(after[i]!.lr < before[i]!.lr / 10, `step ${i + 1}: lr ${after[i]!.lr} vs ${before[i]!.lr}`);
+});
+
+test('the run records its kernels (backend, ISA, threads); a resume on other kernels says so; --kernels takes native or ref only', () => {
+  const full = path.join(dir, 'full');
+  const cfg = readRunConfig(full);
+  assert.ok(cfg.backend === 'native' || cfg.backend === 'ref', cfg.backend);
+  assert.equal(typeof cfg.isa, 'string');
+  assert.ok(Number.isInteger(cfg.threads) && cfg.threads! >= 1);
+  const moved = path.join(dir, 'moved');
+  mkdirSync(path.join(moved, 'checkpoints'), { recursive: true });
+  for (const f of ['config.resolved.json', 'metrics.jsonl']) writeFileSync(path.join(moved, f), readFileSync(path.join(full, f)));
+  cpSync(path.join(full, 'checkpoints', 'step-00000110'), path.join(moved, 'checkpoints', 'step-00000110'), { recursive: true });
+  writeFileSync(path.join(moved, 'checkpoints', 'latest'), 'step-00000110');
+  const other = cfg.backend === 'ref' ? 'native' : 'ref';
+  const r = run(['pretrain', '--resume', moved, '--kernels', other]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`began on ${cfg.backend} \\(${cfg.isa}, ${cfg.threads} threads?\\), continues on ${other} .*differ from an uninterrupted run in the last bits`));
+  // the same kernels: nothing to say
+  assert.equal(backendChange(cfg, { name: cfg.backend, isa: cfg.isa!, threads: cfg.threads! }), null);
+  assert.match(backendChange(cfg, { name: cfg.backend, isa: cfg.isa!, threads: cfg.threads! + 1 })!, /continues on/);
+  const bad = run(['pretrain', '--resume', moved, '--kernels', 'gpu']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--kernels must be "native" or "ref" \(or "auto"\), got "gpu"/);
 });
 
 test('a config.resolved.json with a wrong-typed field is a one-line error naming the file and the field', () => {

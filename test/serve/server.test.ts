@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openLocalModel, type LocalEvalModel } from '../../src/eval/backends/local.js';
 import { startServer, type RunningServer } from '../../src/serve/server.js';
-import { llama2ChatTokens } from '../../src/serve/chat-template.js';
+import { llama2ChatTokens } from '../../src/data/chat-template.js';
 import { IncrementalDecoder } from '../../src/serve/detok.js';
 import { openOpenAIModel } from '../../src/eval/backends/openai.js';
 import { tokenizerFromJSON } from '../../src/data/tokenizer/load.js';

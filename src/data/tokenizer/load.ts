@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../../io/atomic.js';
+import { writeFileAtomic } from '../../util/atomic.js';
 import { HfTokenizer, type Tokenizer } from './tokenizer.js';
 import { jsonErrorText } from '../../util/json-error.js';
 

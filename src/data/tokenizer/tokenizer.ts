@@ -31,6 +31,7 @@ import {
 } from './bytes.js';
 import { compileOniguruma, escapeRegExp } from './regex.js';
 import { jsonErrorText } from '../../util/json-error.js';
+import { GPT2_PATTERN } from './patterns.js';
 
 export interface EncodeOptions {
   /** prepend bosId (default false) */
@@ -111,7 +112,6 @@ interface AddedToken {
   singleWord: boolean;
 }
 
-const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 const WS_START = /^\p{White_Space}+/u;
 const WS_END = /\p{White_Space}+$/u;
 

@@ -17,6 +17,7 @@ import { HfTokenizer } from './tokenizer.js';
 import { BYTE_TO_CHAR, byteTokenName, utf8 } from './bytes.js';
 import { toByteLevel } from './bpe.js';
 import { compileOniguruma } from './regex.js';
+import { LLAMA3_PATTERN } from './patterns.js';
 
 export interface TrainOptions {
   /** total vocabulary size, special and byte tokens included (>= 300) */
@@ -50,8 +51,6 @@ export interface TrainResult {
 const META = '\u2581';
 const SPECIALS = ['<unk>', '<s>', '</s>'];
 const BL_SPECIALS = ['<|begin_of_text|>', '<|end_of_text|>'];
-/** The Llama 3 pre-tokenizer regex (Oniguruma syntax, as in its tokenizer.json). */
-export const LLAMA3_PATTERN = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const FIRST_CHAR_ID = 3 + 256;
 const KEY = 2 ** 21; // pair key = left * KEY + right (ids < 2^21)
 

@@ -18,7 +18,7 @@ import { loadTokenizer } from '../../data/tokenizer/load.js';
 import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import { argmax, logSoftmaxAt, topLogprobs, type EvalModel, type GenerateOptions, type TokenProgress, type TopLogprobs } from '../model.js';
 import { MAX_EVAL_LEN, effectiveChunk } from '../memory.js';
-import { sampleToken } from '../../serve/sample.js';
+import { sampleToken } from '../../model/sample.js';
 import { Rng } from '../../util/rng.js';
 
 export interface LocalModelOptions {

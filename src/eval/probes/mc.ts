@@ -12,7 +12,7 @@ import { continuationLogprobs, type EvalModel } from '../model.js';
 import { mean, pickChoice } from '../metrics.js';
 import { mapLimit, ticker, type PreparedTask } from '../task.js';
 import { bosTokens, concatTokens, continuationTokens } from '../text.js';
-import { JsonlError, fieldReader, readJsonl } from '../jsonl.js';
+import { JsonlError, fieldReader, readJsonl } from '../../util/jsonl.js';
 
 export interface McItem {
   line: number;

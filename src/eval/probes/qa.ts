@@ -19,7 +19,7 @@ import { continuationLogprobs, type EvalModel } from '../model.js';
 import { corpusRouge, exactMatch, maxOverReferences, mean, pickChoice, rouge, tokenF1, type RougeScores } from '../metrics.js';
 import { mapLimit, ticker, type PreparedTask } from '../task.js';
 import { answerText, bosTokens, concatTokens, continuationTokens, deriveSeed, newlineIds } from '../text.js';
-import { JsonlError, fieldReader, readJsonl } from '../jsonl.js';
+import { JsonlError, fieldReader, readJsonl } from '../../util/jsonl.js';
 
 export interface QaItem {
   line: number;

@@ -1,7 +1,7 @@
 // AdamW (Loshchilov & Hutter): Adam with decoupled weight decay and bias correction, the update
 // PyTorch's torch.optim.AdamW makes: p *= 1 - lr*wd; p -= lr * mhat / (sqrt(vhat) + eps).
 
-import type { Buf } from '../../model/params.js';
+import type { Buf } from '../buf.js';
 import type { AdamWStep } from '../backend.js';
 
 /** params, m, v (n) updated in place from grads (n) */

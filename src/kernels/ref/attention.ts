@@ -2,7 +2,7 @@
 // saves only the output and each query's log-sum-exp; backward recomputes probabilities from them.
 // No T x T matrix is stored: one row of scores (Tk) at a time.
 
-import type { Buf } from '../../model/params.js';
+import type { Buf } from '../buf.js';
 
 /**
  * out (B, Tq, NH, HS), lse (B, NH, Tq); q (B, Tq, NH, HS), k/v (B, Tk, NKV, HS).

@@ -1,7 +1,7 @@
 // LM head fused with softmax cross-entropy, one row of logits (V) at a time, so the (N, V)
 // logits never exist in memory: at V = 32,000 and T = 32,768 they would be 4 GiB.
 
-import type { Buf } from '../../model/params.js';
+import type { Buf } from '../buf.js';
 import { IGNORE_INDEX } from '../backend.js';
 
 function rowLogits(logits: Float64Array, x: Buf, xo: number, w: Buf, C: number, V: number): number {

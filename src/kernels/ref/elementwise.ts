@@ -1,6 +1,6 @@
 // Residual adds and the vector reductions the optimizer needs.
 
-import type { Buf } from '../../model/params.js';
+import type { Buf } from '../buf.js';
 
 /** out (n) = a + b */
 export function add(out: Buf, a: Buf, b: Buf, n: number): void {

@@ -1,6 +1,6 @@
 // Token embedding lookup and its scatter-add backward.
 
-import type { Buf } from '../../model/params.js';
+import type { Buf } from '../buf.js';
 
 /** out (N, C) = table (V, C) rows at tokens (N) */
 export function embeddingForward(out: Buf, tokens: Int32Array, table: Buf, N: number, C: number): void {

@@ -14,6 +14,8 @@ import { adamw } from './adamw.js';
 
 export const refBackend: Backend = {
   name: 'ref',
+  isa: 'float64',
+  threads: 1,
   matmulForward, matmulBackward,
   rmsnormForward, rmsnormBackward,
   ropeForward, ropeBackward,

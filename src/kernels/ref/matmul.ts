@@ -1,7 +1,7 @@
 // Matrix multiply with a weight stored Hugging Face style, [out, in] row-major.
 // Reference tier: plain loops, float64 accumulation. The oracle for the native GEMM.
 
-import type { Buf } from '../../model/params.js';
+import type { Buf } from '../buf.js';
 
 /** out (N, OC) = inp (N, C) @ w (OC, C)^T */
 export function matmulForward(out: Buf, inp: Buf, w: Buf, N: number, C: number, OC: number): void {

@@ -1,6 +1,6 @@
 // RMSNorm (LLaMA): out = x / rms(x) * weight, no mean subtraction, no bias.
 
-import type { Buf } from '../../model/params.js';
+import type { Buf } from '../buf.js';
 
 /** out (N, C), rstd (N) saved for backward */
 export function rmsnormForward(out: Buf, rstd: Buf, inp: Buf, weight: Buf, N: number, C: number, eps: number): void {

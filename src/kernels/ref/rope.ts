@@ -2,7 +2,7 @@
 // vector the pair (i, i + HS/2) rotates by angle pos * invFreq[i]. The tables carry any amplitude
 // (YaRN/LongRoPE attention scaling, xPos decay), so this one op serves every RoPE variant.
 
-import type { Buf } from '../../model/params.js';
+import type { Buf } from '../buf.js';
 
 /** x (B, T, NX, HS) rotated in place by cos/sin (T, HS/2) */
 export function ropeForward(x: Buf, cos: Buf, sin: Buf, B: number, T: number, NX: number, HS: number): void {

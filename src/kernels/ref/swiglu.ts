@@ -1,6 +1,6 @@
 // SwiGLU gate of the LLaMA MLP: h = silu(gate) * up, silu(g) = g * sigmoid(g).
 
-import type { Buf } from '../../model/params.js';
+import type { Buf } from '../buf.js';
 
 /** out (N) = silu(gate) * up */
 export function swigluForward(out: Buf, gate: Buf, up: Buf, N: number): void {

@@ -2,8 +2,22 @@
 // backend's rule, so a served completion equals `eval`'s), otherwise a draw from softmax(logits / T)
 // restricted to the top-p nucleus, with a seeded generator so `seed` makes a request repeatable.
 
-import { argmax } from '../eval/model.js';
 import type { Rng } from '../util/rng.js';
+
+/** Index of the largest entry (the lowest index among ties); NaN entries are never chosen. */
+export function argmax(row: ArrayLike<number>): number {
+  let best = -1;
+  let bv = -Infinity;
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i]!;
+    if (v > bv || (best < 0 && v === -Infinity)) {
+      bv = v;
+      best = i;
+    }
+  }
+  if (best < 0) throw new Error('argmax of a row with no finite entry (NaN logits?)');
+  return best;
+}
 
 export interface SamplingParams {
   /** 0 = greedy */

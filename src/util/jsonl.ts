@@ -2,7 +2,7 @@
 // skipped, every problem reported as one line naming file:line and the field.
 
 import * as fs from 'node:fs';
-import { jsonErrorText } from '../util/json-error.js';
+import { jsonErrorText } from './json-error.js';
 
 export class JsonlError extends Error {
   override name = 'JsonlError';

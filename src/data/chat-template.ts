@@ -15,7 +15,7 @@
 // on another would silently give it prompts it has never seen. A folder without a template gets the
 // Llama 2 format (longctx's base models have no chat tuning, so there it only shapes the prompt).
 
-import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
+import type { Tokenizer } from './tokenizer/tokenizer.js';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
