@@ -128,16 +128,41 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+#define LC_STR2(x) #x
+#define LC_STR(x) LC_STR2(x)
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("threads", lc::pool().size());
   o.Set("gemmKernel", lc::sgemm_kernel_name());
+#ifdef LC_ISA
+  o.Set("isa", LC_STR(LC_ISA));  // the instruction set this build was compiled for
+#endif
+  return o;
+}
+
+// What this CPU can run (CPUID), asked of the baseline build before loading a faster one. The AVX-512
+// build needs F, BW, DQ and VL (Skylake-X's set); BF16 is reported for the kernels that will use it.
+Napi::Value Cpu(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  o.Set("avx2", __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") != 0);
+  o.Set("avx512", __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vl") != 0);
+  o.Set("avx512bf16", __builtin_cpu_supports("avx512bf16") != 0);
+#else
+  o.Set("avx2", false);
+  o.Set("avx512", false);
+  o.Set("avx512bf16", false);
+#endif
   return o;
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sgemm", Napi::Function::New(env, Sgemm));
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("cpu", Napi::Function::New(env, Cpu));
   exports.Set("matmulForward", Napi::Function::New(env, MatmulForward));
   exports.Set("matmulBackward", Napi::Function::New(env, MatmulBackward));
   exports.Set("rmsnormForward", Napi::Function::New(env, RmsnormForward));
@@ -161,4 +186,4 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
 }  // namespace
 
-NODE_API_MODULE(longctx, Init)
+NODE_API_MODULE(NODE_GYP_MODULE_NAME, Init)

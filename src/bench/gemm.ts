@@ -6,7 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { loadNativeAddon, nativeLoadError } from '../kernels/native.js';
+import { loadNativeAddon, nativeLoadError, type Isa } from '../kernels/native.js';
 import { peerAvailable, peerError, runPythonPeer } from './peer.js';
 
 export type GemmTrans = 'NN' | 'NT' | 'TN' | 'TT';
@@ -191,9 +191,11 @@ export async function benchGemm(opts: {
   repeats?: number;
   rounds?: number;
   peer?: boolean;
+  /** the build to time (default: the fastest this CPU runs) */
+  isa?: Isa;
   onProgress?: (msg: string) => void;
 } = {}): Promise<GemmBenchResult> {
-  const addon = loadNativeAddon();
+  const addon = loadNativeAddon(opts.isa);
   if (!addon) throw new Error(`gemm bench needs the native addon: ${nativeLoadError() ?? 'unavailable'}`);
   const repeats = opts.repeats ?? 10;
   if (!Number.isInteger(repeats) || repeats < 1) throw new RangeError(`gemm bench: repeats must be a positive integer, got ${repeats}`);

@@ -46,6 +46,8 @@ export function readBenchConfig(file: string): BenchConfig {
 export interface TrainBenchResult {
   config: string;
   backend: string;
+  /** the instruction set of the kernels (float64 for the reference) */
+  isa: string;
   threads: number | null;
   parameters: number;
   seq_len: number;
@@ -94,9 +96,8 @@ export function benchTrain(name: string, bc: BenchConfig, be: Backend, opts: Tra
   const flopsPerToken = trainingFlopsPerToken(cfg, T);
   const achieved = (flopsPerToken * B * T) / med / 1e9;
   const peak = opts.peakGflops ?? null;
-  const info = (be as { info?: () => { threads: number } }).info;
   return {
-    config: name, backend: be.name, threads: info ? info().threads : null, parameters: parameterCount(cfg),
+    config: name, backend: be.name, isa: be.isa, threads: be.threads, parameters: parameterCount(cfg),
     seq_len: T, batch_size: B, steps, step_seconds: med, step_seconds_all: times,
     tokens_per_second: (B * T) / med, flops_per_token: flopsPerToken, achieved_gflops: achieved,
     mfu: peak ? achieved / peak : null, peak_gflops: peak,

@@ -70,11 +70,14 @@ export function addKernelsFlag(cmd: Command): Command {
 }
 
 export function kernelsOption(): Option {
-  return new Option('--kernels <name>', 'compute kernels: native (the C++ addon) or ref (the float64 TypeScript reference: slow, for checking); default $LONGCTX_BACKEND, else native when it loads')
+  return new Option('--kernels <name>', 'compute kernels: native (the C++ addon built for the best instruction set this CPU has), one build by its ISA (avx512, avx2, scalar), or ref (the float64 TypeScript reference: slow, for checking); default $LONGCTX_ISA, then $LONGCTX_BACKEND, else native when it loads')
     .argParser((v: string) => { try { return parseBackendChoice(v, '--kernels'); } catch (e) { throw new InvalidArgumentError((e as Error).message); } });
 }
 
-/** The backend of --kernels, else of LONGCTX_BACKEND, else native when the addon loads. */
+/** The backend of --kernels, else of LONGCTX_ISA, else of LONGCTX_BACKEND, else native when the addon loads. */
 export function kernelsFlag(f: { kernels?: string }): Backend {
-  return selectBackend(f.kernels !== undefined ? parseBackendChoice(f.kernels, '--kernels') : parseBackendChoice(process.env.LONGCTX_BACKEND ?? '', 'LONGCTX_BACKEND'));
+  if (f.kernels !== undefined) return selectBackend(parseBackendChoice(f.kernels, '--kernels'));
+  const isa = process.env.LONGCTX_ISA ?? '';
+  if (isa !== '') return selectBackend(parseBackendChoice(isa, 'LONGCTX_ISA'));
+  return selectBackend(parseBackendChoice(process.env.LONGCTX_BACKEND ?? '', 'LONGCTX_BACKEND'));
 }

@@ -5,7 +5,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { NATIVE_ISAS, type Isa } from '../kernels/native.js';
 import { benchTrain, readBenchConfig } from '../bench/train.js';
 import { runPythonPeer } from '../bench/peer.js';
 import { benchGemm, type GemmBenchResult, type GemmShape } from '../bench/gemm.js';
@@ -13,7 +14,7 @@ import { intArg, floatArg, bytes, kernelsFlag, kernelsOption } from './args.js';
 
 const PEER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bench/peers/torch_train.py');
 
-interface GemmOptions { shape?: string[]; repeats: number; rounds: number; peer: boolean; json: boolean }
+interface GemmOptions { shape?: string[]; repeats: number; rounds: number; peer: boolean; json: boolean; isa?: Isa }
 
 /** '1024,1024,1024' or '4096,512,512,NT' -> a GemmShape; the error names the flag. */
 function parseShape(s: string): GemmShape {
@@ -50,11 +51,15 @@ export function registerBench(program: Command): void {
     .option('--repeats <n>', 'timed calls per round', intArg('--repeats', 1), 10)
     .option('--rounds <n>', 'rounds, alternating ours and the peer', intArg('--rounds', 1), 3)
     .option('--no-peer', 'do not run numpy/OpenBLAS')
+    .option('--isa <name>', `the build to time: ${NATIVE_ISAS.join(', ')} (default: the fastest this CPU runs)`, (v: string) => {
+      if (!(NATIVE_ISAS as readonly string[]).includes(v)) throw new InvalidArgumentError(`--isa must be one of ${NATIVE_ISAS.join(', ')}, got "${v}"`);
+      return v as Isa;
+    })
     .option('--json', 'print only the JSON result', false)
     .action(async (o: GemmOptions) => {
       const shapes = o.shape?.map(parseShape);
       const r = await benchGemm({
-        ...(shapes ? { shapes } : {}), repeats: o.repeats, rounds: o.rounds, peer: o.peer,
+        ...(shapes ? { shapes } : {}), repeats: o.repeats, rounds: o.rounds, peer: o.peer, ...(o.isa ? { isa: o.isa } : {}),
         onProgress: (m) => { if (!o.json) process.stderr.write(`  ${m}\n`); },
       });
       process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : gemmMarkdown(r));
@@ -91,7 +96,7 @@ export function registerBench(program: Command): void {
         return;
       }
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
-      process.stderr.write(`${name}: ${result.tokens_per_second.toFixed(0)} tokens/s on ${result.backend}, ${result.achieved_gflops.toFixed(1)} GFLOPS, peak RSS ${bytes(result.peak_rss_bytes)}` +
+      process.stderr.write(`${name}: ${result.tokens_per_second.toFixed(0)} tokens/s on ${result.backend} (${result.isa}, ${result.threads} threads), ${result.achieved_gflops.toFixed(1)} GFLOPS, peak RSS ${bytes(result.peak_rss_bytes)}` +
         (peerTps ? `; PyTorch ${peerTps.toFixed(0)} tokens/s, ratio ${(result.tokens_per_second / peerTps).toFixed(2)}x` : '') + '\n');
     });
 }

@@ -11,35 +11,77 @@ import { refBackend } from './ref/index.js';
 
 /** The raw addon: float32 buffers and integers in the order of native/addon.cpp. */
 export interface NativeAddon {
-  info(): { threads: number; gemmKernel: string };
+  info(): { threads: number; gemmKernel: string; isa?: string };
+  /** what this CPU can run (CPUID) */
+  cpu(): { avx2: boolean; avx512: boolean; avx512bf16: boolean };
   /** C (M, N) = alpha * op(A) @ op(B) + beta * C, row-major; transposed operands are stored (K, M) / (N, K). */
   sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
     A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number): void;
   [op: string]: unknown;
 }
 
+/** The builds of the addon (binding.gyp), fastest first: one shared object per instruction set. */
+export const NATIVE_ISAS = ['avx512', 'avx2', 'scalar'] as const;
+export type Isa = (typeof NATIVE_ISAS)[number];
+
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const ADDON_PATH = path.join(ROOT, 'build/Release/longctx.node');
+export const addonPath = (isa: Isa): string => path.join(ROOT, `build/Release/longctx_${isa}.node`);
 
-let cached: { addon: NativeAddon | null; error: string | null } | null = null;
+const cache = new Map<Isa, { addon: NativeAddon | null; error: string | null }>();
 
-/** Loads the addon once; returns null (with the reason in nativeLoadError()) when unavailable. */
-export function loadNativeAddon(): NativeAddon | null {
-  if (!cached) {
+function loadBuild(isa: Isa): { addon: NativeAddon | null; error: string | null } {
+  let c = cache.get(isa);
+  if (!c) {
     try {
-      if (!existsSync(ADDON_PATH)) throw new Error(`${ADDON_PATH} not found (run \`npm run build:native\`)`);
+      const file = addonPath(isa);
+      if (!existsSync(file)) throw new Error(`${file} not found (run \`npm run build:native\`)`);
       const require = createRequire(import.meta.url);
-      cached = { addon: require(ADDON_PATH) as NativeAddon, error: null };
+      c = { addon: require(file) as NativeAddon, error: null };
     } catch (e) {
-      cached = { addon: null, error: (e as Error).message.split('\n')[0] ?? 'unknown error' };
+      c = { addon: null, error: (e as Error).message.split('\n')[0] ?? 'unknown error' };
     }
+    cache.set(isa, c);
   }
-  return cached.addon;
+  return c;
+}
+
+/**
+ * The instruction sets this CPU runs and this install has a build for, fastest first; empty when
+ * not even the baseline build loads. The baseline build answers the CPUID question: it runs anywhere.
+ */
+export function supportedIsas(): Isa[] {
+  const base = loadBuild('scalar').addon;
+  if (!base) return [];
+  const cpu = base.cpu();
+  return NATIVE_ISAS.filter((isa) => (isa === 'scalar' || cpu[isa]) && (isa === 'scalar' || existsSync(addonPath(isa))));
+}
+
+let lastError: string | null = null;
+
+/**
+ * The addon built for `isa`, or for the fastest instruction set this CPU supports; null (with the
+ * reason in nativeLoadError()) when it is unavailable or the CPU cannot run it.
+ */
+export function loadNativeAddon(isa?: Isa): NativeAddon | null {
+  const base = loadBuild('scalar');
+  if (!base.addon) {
+    lastError = base.error;
+    return null;
+  }
+  const supported = supportedIsas();
+  const want = isa ?? supported[0]!;
+  if (!supported.includes(want)) {
+    lastError = existsSync(addonPath(want)) ? `this CPU cannot run the ${want} kernels (it supports ${supported.join(', ')})` : `${addonPath(want)} was not built on this machine (builds: ${supported.join(', ')})`;
+    return null;
+  }
+  const c = loadBuild(want);
+  lastError = c.error;
+  return c.addon;
 }
 
 export function nativeLoadError(): string | null {
-  loadNativeAddon();
-  return cached!.error;
+  if (lastError === null && !cache.size) loadNativeAddon();
+  return lastError;
 }
 
 /** The Backend interface over the addon. Float32Array buffers only (the reference takes Float64Array). */
@@ -71,10 +113,10 @@ export function nativeBackendFrom(a: NativeAddon): Backend {
   // Buf is Float32Array | Float64Array at the interface; the addon checks for Float32Array and
   // throws a TypeError naming the argument otherwise.
   const f = (b: Buf): F => b as F;
-  const { threads, gemmKernel } = a.info();
+  const { threads, gemmKernel, isa } = a.info();
   return {
     name: 'native',
-    isa: gemmKernel,
+    isa: isa ?? gemmKernel,
     threads,
     matmulForward: (o, i, w, N, C, OC) => matmulForward(f(o), f(i), f(w), N, C, OC),
     matmulBackward: (di, dw, d, i, w, N, C, OC) => matmulBackward(di && f(di), f(dw), f(d), f(i), f(w), N, C, OC),
@@ -101,26 +143,26 @@ export function nativeBackendFrom(a: NativeAddon): Backend {
 
 let warned = false;
 
-/** How to choose the kernels: the native addon, the float64 reference, or native when it loads. */
-export type BackendChoice = 'auto' | 'native' | 'ref';
+/** How to choose the kernels: native (the fastest build this CPU runs) or one build by its ISA, the float64 reference, or native when it loads. */
+export type BackendChoice = 'auto' | 'native' | 'ref' | Isa;
 
 export function parseBackendChoice(v: string, where: string): BackendChoice {
   if (v === '' || v === 'auto') return 'auto';
-  if (v === 'native' || v === 'ref') return v;
-  throw new Error(`${where} must be "native" or "ref" (or "auto"), got "${v}"`);
+  if (v === 'native' || v === 'ref' || (NATIVE_ISAS as readonly string[]).includes(v)) return v as BackendChoice;
+  throw new Error(`${where} must be "native", "ref" or an instruction set (${NATIVE_ISAS.join(', ')}), got "${v}"`);
 }
 
 /**
  * The backend to compute with. 'auto' is native when the addon loads, else the reference with a
- * one-time warning on stderr; 'native' fails when the addon does not load. The CLI resolves the
- * choice once (its --kernels flag, then LONGCTX_BACKEND) and passes the backend down: nothing below
- * it reads the environment.
+ * one-time warning on stderr; 'native' (the fastest build this CPU runs) and an ISA fail when they
+ * cannot load. The CLI resolves the choice once (--kernels, then LONGCTX_ISA and LONGCTX_BACKEND)
+ * and passes the backend down: nothing below it reads the environment.
  */
 export function selectBackend(choice: BackendChoice = 'auto'): Backend {
   if (choice === 'ref') return refBackend;
-  const addon = loadNativeAddon();
+  const addon = loadNativeAddon(choice === 'auto' || choice === 'native' ? undefined : choice);
   if (addon) return nativeBackendFrom(addon);
-  if (choice === 'native') throw new Error(`the native kernels are unavailable: ${nativeLoadError()} (run \`npm run build:native\`, or use --kernels ref)`);
+  if (choice !== 'auto') throw new Error(`the ${choice} kernels are unavailable: ${nativeLoadError()} (run \`npm run build:native\`, or use --kernels ref)`);
   if (!warned) {
     warned = true;
     process.stderr.write(`longctx: native addon unavailable (${nativeLoadError()}); using the slower reference backend\n`);

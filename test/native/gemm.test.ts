@@ -8,15 +8,17 @@
 // (except where a NaN input must come out as NaN).
 //
 // The addon is required: if it cannot be loaded these tests fail, unless LONGCTX_ALLOW_NO_NATIVE=1.
+// Every build this CPU runs is checked.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadNativeAddon, nativeLoadError, type NativeAddon } from '../../src/kernels/native.js';
+import type { NativeAddon } from '../../src/kernels/native.js';
 import { Rng } from '../../src/util/rng.js';
+import { nativeBuilds } from './load.js';
 
-const addon = loadNativeAddon();
-const allowNoNative = process.env.LONGCTX_ALLOW_NO_NATIVE === '1';
-const skip = !addon && allowNoNative ? 'native addon unavailable (LONGCTX_ALLOW_NO_NATIVE=1)' : false;
+// every build this CPU runs (avx512, avx2, scalar), each against the float64 loop
+const builds = nativeBuilds();
+if (builds.length === 0) test('native sgemm', { skip: 'native addon unavailable (LONGCTX_ALLOW_NO_NATIVE=1)' }, () => {});
 
 type Trans = 'NN' | 'NT' | 'TN' | 'TT';
 const TRANS: Trans[] = ['NN', 'NT', 'TN', 'TT'];
@@ -106,11 +108,6 @@ function checkCase(a: NativeAddon, rng: Rng, c: Case): void {
   }
 }
 
-function need(): NativeAddon {
-  assert.ok(addon, `native addon did not load: ${nativeLoadError()} (set LONGCTX_ALLOW_NO_NATIVE=1 to skip)`);
-  return addon;
-}
-
 // Sizes: tiny, 1 x N x K, prime-ish, and just below / at / above the micro-tile (MR 4/6/12, NR 4/16/32),
 // the MC block (48 rows on AVX2; 96 on AVX-512) and KC (512; 384 on AVX-512).
 const SHAPES: [number, number, number][] = [
@@ -123,130 +120,123 @@ const SHAPES: [number, number, number][] = [
   [1, 703, 301], [703, 1, 301], [1, 1, 5001], [1, 35, 2003], [2003, 1, 35],
 ];
 
-test('native sgemm: addon loads and names its kernel', { skip }, () => {
-  const a = need();
-  const info = a.info();
-  assert.ok(['avx512', 'avx2', 'scalar'].includes(info.gemmKernel), `unknown kernel ${info.gemmKernel}`);
-  assert.ok(Number.isInteger(info.threads) && info.threads >= 1);
-});
-
-for (const trans of TRANS) {
-  test(`native sgemm ${trans}: awkward sizes, alpha 1, beta 0 (C pre-filled with NaN)`, { skip }, () => {
-    const a = need();
-    const rng = new Rng(1 + TRANS.indexOf(trans));
-    for (const [M, N, K] of SHAPES) checkCase(a, rng, { M, N, K, trans });
+for (const { isa, addon: a } of builds) {
+  test(`[${isa}] native sgemm: the build loads and its kernel is the one it was built for`, () => {
+    const info = a.info();
+    assert.equal(info.gemmKernel, isa);
+    assert.equal(info.isa, isa);
+    assert.ok(Number.isInteger(info.threads) && info.threads >= 1);
   });
 
-  test(`native sgemm ${trans}: alpha != 1 and beta in {0, 1, 0.3}`, { skip }, () => {
-    const a = need();
-    const rng = new Rng(11 + TRANS.indexOf(trans));
-    for (const [M, N, K] of [[3, 5, 7], [17, 33, 65], [49, 17, 65], [130, 70, 90], [7, 33, 600]] as const) {
-      checkCase(a, rng, { M, N, K, trans, alpha: -0.75, beta: 0 });
-      checkCase(a, rng, { M, N, K, trans, alpha: 1, beta: 1 });
-      checkCase(a, rng, { M, N, K, trans, alpha: 2.5, beta: 0.3 });
-    }
-  });
-
-  test(`native sgemm ${trans}: leading dimensions larger than the rows`, { skip }, () => {
-    const a = need();
-    const rng = new Rng(21 + TRANS.indexOf(trans));
-    for (const [M, N, K] of [[1, 1, 1], [3, 5, 7], [17, 33, 65], [100, 1, 300], [97, 65, 40]] as const) {
-      checkCase(a, rng, { M, N, K, trans, pad: 3 });
-      checkCase(a, rng, { M, N, K, trans, pad: 16, alpha: 0.5, beta: 1 });
-    }
-  });
-
-  test(`native sgemm ${trans}: multi-threaded sizes and the NC block (N > 2048)`, { skip }, () => {
-    const a = need();
-    const rng = new Rng(31 + TRANS.indexOf(trans));
-    for (const [M, N, K] of [[203, 157, 300], [64, 64, 64], [300, 40, 700], [9, 2100, 13], [66, 4099, 7]] as const) {
-      checkCase(a, rng, { M, N, K, trans, beta: trans === 'NN' ? 1 : 0 });
-    }
-  });
-}
-
-test('native sgemm: beta 1 accumulates over repeated calls', { skip }, () => {
-  const a = need();
-  const rng = new Rng(41);
-  const p = makeProblem(rng, { M: 37, N: 45, K: 129, trans: 'NT', beta: 0 });
-  const once = run(a, p);
-  const C = once.slice();
-  a.sgemm(p.ta, p.tb, p.M, p.N, p.K, 1, p.A, p.lda, p.B, p.ldb, 1, C, p.ldc); // C = 2 * A @ B^T
-  for (let i = 0; i < C.length; i++) {
-    assert.ok(Math.abs(C[i]! - 2 * once[i]!) <= 1e-6 * Math.abs(once[i]!) + 1e-6, `C[${i}] ${C[i]} vs ${2 * once[i]!}`);
-  }
-});
-
-test('native sgemm: a NaN in A spreads to its row of C, a NaN in B to its column, nowhere else', { skip }, () => {
-  const a = need();
   for (const trans of TRANS) {
-    const rng = new Rng(51);
-    for (const [M, N, K] of [[3, 5, 7], [61, 70, 129], [130, 70, 600], [1, 300, 400], [300, 1, 400]] as const) {
-      for (const where of ['A', 'B', 'both'] as const) {
-        const p = makeProblem(rng, { M, N, K, trans, beta: 0 });
-        const ri = M >> 1, ck = K >> 1, cj = N - 1;
-        if (where !== 'B') p.A[p.ta ? ck * p.lda + ri : ri * p.lda + ck] = NaN; // op(A)[ri][ck]
-        if (where !== 'A') p.B[p.tb ? cj * p.ldb + (K - 1) : (K - 1) * p.ldb + cj] = NaN; // op(B)[K-1][cj]
-        const C = run(a, p);
-        for (let i = 0; i < M; i++) {
-          for (let j = 0; j < N; j++) {
-            const x = C[i * p.ldc + j]!;
-            const nan = (where !== 'B' && i === ri) || (where !== 'A' && j === cj);
-            assert.equal(Number.isNaN(x), nan, `${trans} ${M}x${N}x${K} NaN in ${where}: C[${i}][${j}] = ${x}, expected ${nan ? 'NaN' : 'a number'}`);
+    test(`[${isa}] native sgemm ${trans}: awkward sizes, alpha 1, beta 0 (C pre-filled with NaN)`, () => {
+      const rng = new Rng(1 + TRANS.indexOf(trans));
+      for (const [M, N, K] of SHAPES) checkCase(a, rng, { M, N, K, trans });
+    });
+
+    test(`[${isa}] native sgemm ${trans}: alpha != 1 and beta in {0, 1, 0.3}`, () => {
+      const rng = new Rng(11 + TRANS.indexOf(trans));
+      for (const [M, N, K] of [[3, 5, 7], [17, 33, 65], [49, 17, 65], [130, 70, 90], [7, 33, 600]] as const) {
+        checkCase(a, rng, { M, N, K, trans, alpha: -0.75, beta: 0 });
+        checkCase(a, rng, { M, N, K, trans, alpha: 1, beta: 1 });
+        checkCase(a, rng, { M, N, K, trans, alpha: 2.5, beta: 0.3 });
+      }
+    });
+
+    test(`[${isa}] native sgemm ${trans}: leading dimensions larger than the rows`, () => {
+      const rng = new Rng(21 + TRANS.indexOf(trans));
+      for (const [M, N, K] of [[1, 1, 1], [3, 5, 7], [17, 33, 65], [100, 1, 300], [97, 65, 40]] as const) {
+        checkCase(a, rng, { M, N, K, trans, pad: 3 });
+        checkCase(a, rng, { M, N, K, trans, pad: 16, alpha: 0.5, beta: 1 });
+      }
+    });
+
+    test(`[${isa}] native sgemm ${trans}: multi-threaded sizes and the NC block (N > 2048)`, () => {
+      const rng = new Rng(31 + TRANS.indexOf(trans));
+      for (const [M, N, K] of [[203, 157, 300], [64, 64, 64], [300, 40, 700], [9, 2100, 13], [66, 4099, 7]] as const) {
+        checkCase(a, rng, { M, N, K, trans, beta: trans === 'NN' ? 1 : 0 });
+      }
+    });
+  }
+
+  test(`[${isa}] native sgemm: beta 1 accumulates over repeated calls`, () => {
+    const rng = new Rng(41);
+    const p = makeProblem(rng, { M: 37, N: 45, K: 129, trans: 'NT', beta: 0 });
+    const once = run(a, p);
+    const C = once.slice();
+    a.sgemm(p.ta, p.tb, p.M, p.N, p.K, 1, p.A, p.lda, p.B, p.ldb, 1, C, p.ldc); // C = 2 * A @ B^T
+    for (let i = 0; i < C.length; i++) {
+      assert.ok(Math.abs(C[i]! - 2 * once[i]!) <= 1e-6 * Math.abs(once[i]!) + 1e-6, `C[${i}] ${C[i]} vs ${2 * once[i]!}`);
+    }
+  });
+
+  test(`[${isa}] native sgemm: a NaN in A spreads to its row of C, a NaN in B to its column, nowhere else`, () => {
+    for (const trans of TRANS) {
+      const rng = new Rng(51);
+      for (const [M, N, K] of [[3, 5, 7], [61, 70, 129], [130, 70, 600], [1, 300, 400], [300, 1, 400]] as const) {
+        for (const where of ['A', 'B', 'both'] as const) {
+          const p = makeProblem(rng, { M, N, K, trans, beta: 0 });
+          const ri = M >> 1, ck = K >> 1, cj = N - 1;
+          if (where !== 'B') p.A[p.ta ? ck * p.lda + ri : ri * p.lda + ck] = NaN; // op(A)[ri][ck]
+          if (where !== 'A') p.B[p.tb ? cj * p.ldb + (K - 1) : (K - 1) * p.ldb + cj] = NaN; // op(B)[K-1][cj]
+          const C = run(a, p);
+          for (let i = 0; i < M; i++) {
+            for (let j = 0; j < N; j++) {
+              const x = C[i * p.ldc + j]!;
+              const nan = (where !== 'B' && i === ri) || (where !== 'A' && j === cj);
+              assert.equal(Number.isNaN(x), nan, `${trans} ${M}x${N}x${K} NaN in ${where}: C[${i}][${j}] = ${x}, expected ${nan ? 'NaN' : 'a number'}`);
+            }
           }
         }
       }
     }
-  }
-});
+  });
 
-test('native sgemm: Inf in an input gives Inf or NaN, never a finite number', { skip }, () => {
-  const a = need();
-  const rng = new Rng(61);
-  const p = makeProblem(rng, { M: 20, N: 40, K: 50, trans: 'NN', beta: 0 });
-  for (let k = 0; k < p.K; k++) p.A[3 * p.lda + k] = Infinity; // row 3 of A all +Inf
-  const C = run(a, p);
-  for (let j = 0; j < p.N; j++) assert.ok(!Number.isFinite(C[3 * p.ldc + j]!), `C[3][${j}] = ${C[3 * p.ldc + j]}`);
-  assert.ok(Number.isFinite(C[0]!));
-});
+  test(`[${isa}] native sgemm: Inf in an input gives Inf or NaN, never a finite number`, () => {
+    const rng = new Rng(61);
+    const p = makeProblem(rng, { M: 20, N: 40, K: 50, trans: 'NN', beta: 0 });
+    for (let k = 0; k < p.K; k++) p.A[3 * p.lda + k] = Infinity; // row 3 of A all +Inf
+    const C = run(a, p);
+    for (let j = 0; j < p.N; j++) assert.ok(!Number.isFinite(C[3 * p.ldc + j]!), `C[3][${j}] = ${C[3 * p.ldc + j]}`);
+    assert.ok(Number.isFinite(C[0]!));
+  });
 
-test('native sgemm: K = 0 or alpha = 0 gives beta * C (BLAS convention: A and B are not read)', { skip }, () => {
-  const a = need();
-  const rng = new Rng(71);
-  for (const trans of TRANS) {
-    // K = 0: op(A) @ op(B) is the zero matrix.
-    const C0 = randn(rng, 6 * 9);
-    const C = C0.slice();
-    a.sgemm(trans[0] === 'T', trans[1] === 'T', 6, 9, 0, 1, new Float32Array(1), 1, new Float32Array(1), 9, 0.5, C, 9);
-    for (let i = 0; i < C.length; i++) assert.equal(C[i], Math.fround(0.5 * C0[i]!));
-    const Z = new Float32Array(6 * 9).fill(NaN);
-    a.sgemm(trans[0] === 'T', trans[1] === 'T', 6, 9, 0, 1, new Float32Array(1), 1, new Float32Array(1), 9, 0, Z, 9);
-    assert.ok(Z.every((x) => x === 0), 'K = 0, beta = 0 must zero C');
-  }
-  // alpha = 0: NaN in A is not read.
-  const p = makeProblem(rng, { M: 30, N: 20, K: 40, trans: 'NN', beta: 2 });
-  p.A.fill(NaN);
-  const C = run(a, { ...p, alpha: 0 });
-  for (let i = 0; i < C.length; i++) assert.equal(C[i], Math.fround(2 * p.C[i]!));
-});
-
-test('native sgemm: larger random problem (all transposes, threaded, spot-checked)', { skip }, () => {
-  const a = need();
-  const rng = new Rng(81);
-  for (const trans of TRANS) {
-    const p = makeProblem(rng, { M: 523, N: 611, K: 1100, trans, alpha: 1, beta: 0 });
-    const got = run(a, p);
-    const scale = maxAbs(p.A) * maxAbs(p.B);
-    const atol = 1e-5 * Math.sqrt(p.K) * scale;
-    for (let s = 0; s < 400; s++) {
-      const i = s === 0 ? 0 : s === 1 ? p.M - 1 : rng.nextInt(p.M);
-      const j = s === 0 ? 0 : s === 1 ? p.N - 1 : rng.nextInt(p.N);
-      let acc = 0;
-      for (let k = 0; k < p.K; k++) {
-        acc += (p.ta ? p.A[k * p.lda + i]! : p.A[i * p.lda + k]!) * (p.tb ? p.B[j * p.ldb + k]! : p.B[k * p.ldb + j]!);
-      }
-      const x = got[i * p.ldc + j]!;
-      assert.ok(Number.isFinite(x) && Math.abs(x - acc) <= atol + 1e-5 * Math.abs(acc), `${trans}: C[${i}][${j}] = ${x} vs ${acc}`);
+  test(`[${isa}] native sgemm: K = 0 or alpha = 0 gives beta * C (BLAS convention: A and B are not read)`, () => {
+    const rng = new Rng(71);
+    for (const trans of TRANS) {
+      // K = 0: op(A) @ op(B) is the zero matrix.
+      const C0 = randn(rng, 6 * 9);
+      const C = C0.slice();
+      a.sgemm(trans[0] === 'T', trans[1] === 'T', 6, 9, 0, 1, new Float32Array(1), 1, new Float32Array(1), 9, 0.5, C, 9);
+      for (let i = 0; i < C.length; i++) assert.equal(C[i], Math.fround(0.5 * C0[i]!));
+      const Z = new Float32Array(6 * 9).fill(NaN);
+      a.sgemm(trans[0] === 'T', trans[1] === 'T', 6, 9, 0, 1, new Float32Array(1), 1, new Float32Array(1), 9, 0, Z, 9);
+      assert.ok(Z.every((x) => x === 0), 'K = 0, beta = 0 must zero C');
     }
-  }
-});
+    // alpha = 0: NaN in A is not read.
+    const p = makeProblem(rng, { M: 30, N: 20, K: 40, trans: 'NN', beta: 2 });
+    p.A.fill(NaN);
+    const C = run(a, { ...p, alpha: 0 });
+    for (let i = 0; i < C.length; i++) assert.equal(C[i], Math.fround(2 * p.C[i]!));
+  });
+
+  test(`[${isa}] native sgemm: larger random problem (all transposes, threaded, spot-checked)`, () => {
+    const rng = new Rng(81);
+    for (const trans of TRANS) {
+      const p = makeProblem(rng, { M: 523, N: 611, K: 1100, trans, alpha: 1, beta: 0 });
+      const got = run(a, p);
+      const scale = maxAbs(p.A) * maxAbs(p.B);
+      const atol = 1e-5 * Math.sqrt(p.K) * scale;
+      for (let s = 0; s < 400; s++) {
+        const i = s === 0 ? 0 : s === 1 ? p.M - 1 : rng.nextInt(p.M);
+        const j = s === 0 ? 0 : s === 1 ? p.N - 1 : rng.nextInt(p.N);
+        let acc = 0;
+        for (let k = 0; k < p.K; k++) {
+          acc += (p.ta ? p.A[k * p.lda + i]! : p.A[i * p.lda + k]!) * (p.tb ? p.B[j * p.ldb + k]! : p.B[k * p.ldb + j]!);
+        }
+        const x = got[i * p.ldc + j]!;
+        assert.ok(Number.isFinite(x) && Math.abs(x - acc) <= atol + 1e-5 * Math.abs(acc), `${trans}: C[${i}][${j}] = ${x} vs ${acc}`);
+      }
+    }
+  });
+}

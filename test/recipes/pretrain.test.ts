@@ -160,7 +160,7 @@ test('the run records its kernels (backend, ISA, threads); a resume on other ker
   assert.match(backendChange(cfg, { name: cfg.backend, isa: cfg.isa!, threads: cfg.threads! + 1 })!, /continues on/);
   const bad = run(['pretrain', '--resume', moved, '--kernels', 'gpu']);
   assert.notEqual(bad.code, 0);
-  assert.match(bad.stderr, /--kernels must be "native" or "ref" \(or "auto"\), got "gpu"/);
+  assert.match(bad.stderr, /--kernels must be "native", "ref" or an instruction set \(avx512, avx2, scalar\), got "gpu"/);
 });
 
 test('a config.resolved.json with a wrong-typed field is a one-line error naming the file and the field', () => {

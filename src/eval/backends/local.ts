@@ -36,7 +36,7 @@ export const DEFAULT_CHUNK = 512;
 /** A model to load on first use: what the constructor needs to know before the weights are read. */
 export interface DeferredLlama {
   cfg: LlamaConfig;
-  backendName: string;
+  be: Pick<Backend, 'name' | 'isa' | 'threads'>;
   load(): LlamaModel;
 }
 
@@ -70,7 +70,7 @@ export class LocalEvalModel implements EvalModel {
     this.info = {
       kind: 'local',
       path: opts.path ?? null,
-      backend: isDeferred ? model.backendName : model.be.name,
+      backend: model.be.name, isa: model.be.isa, threads: model.be.threads,
       parameters: parameterCount(cfg),
       config: llamaConfigToJSON(cfg),
       rope: describeRope(ropeParamsOf(cfg)),
@@ -246,5 +246,5 @@ export function openLocalModel(dir: string, opts: LocalModelOptions & { defer?: 
   const tokenizer = loadTokenizer(dir);
   const be = opts.backend ?? selectBackend();
   const load = (): LlamaModel => createModel(folder.config, be, { weights: folder.loadWeights() });
-  return new LocalEvalModel(opts.defer ? { cfg: folder.config, backendName: be.name, load } : load(), tokenizer, { ...opts, path: dir });
+  return new LocalEvalModel(opts.defer ? { cfg: folder.config, be, load } : load(), tokenizer, { ...opts, path: dir });
 }
