@@ -1,5 +1,5 @@
 // Training-step benchmark: tokens/s, step time, FLOPs/token (DESIGN.md's formula), achieved GFLOPS,
-// MFU and peak memory for a model and batch given in ../shared/bench format, optionally beside the
+// MFU and peak memory for a model and batch given in bench/configs format, optionally beside the
 // same step in PyTorch (the peer) measured in the same sitting. Figures only; nothing here passes or fails.
 
 import { readFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ export interface BenchConfig {
   batch_size: number;
 }
 
-/** Reads a ../shared/bench/*.json file: { description?, model: <HF config.json fields>, seq_len, batch_size }. */
+/** Reads a bench/configs/*.json file: { description?, model: <HF config.json fields>, seq_len, batch_size }. */
 export function readBenchConfig(file: string): BenchConfig {
   let raw: unknown;
   try {

@@ -1,10 +1,10 @@
 // `longctx bench`: performance figures (never pass/fail). `bench train --config FILE` times training
-// steps of a ../shared/bench model; `bench gemm` times the native matrix multiply. Both can measure
+// steps of a shipped bench/configs model; `bench gemm` times the native matrix multiply. Both can measure
 // a peer (PyTorch / OpenBLAS through Debian's python3) in the same run for a ratio.
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { NATIVE_ISAS, type Isa } from '../kernels/native.js';
 import { benchTrain, readBenchConfig } from '../bench/train.js';
@@ -12,7 +12,20 @@ import { runPythonPeer } from '../bench/peer.js';
 import { benchGemm, type GemmBenchResult, type GemmShape } from '../bench/gemm.js';
 import { intArg, floatArg, bytes, kernelsFlag, kernelsOption } from './args.js';
 
-const PEER_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bench/peers/torch_train.py');
+const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const PEER_SCRIPT = path.join(PACKAGE_ROOT, 'bench/peers/torch_train.py');
+/** the benchmark configs that ship with the package (bench/configs/NAME.json) */
+const BENCH_CONFIGS = path.join(PACKAGE_ROOT, 'bench/configs');
+
+/** --config small (a shipped config) or a path to a config file. */
+function benchConfigPath(v: string): string {
+  if (/^[a-z0-9-]+$/i.test(v) && !existsSync(v)) {
+    const shipped = path.join(BENCH_CONFIGS, `${v}.json`);
+    if (!existsSync(shipped)) throw new Error(`--config ${v}: no such shipped config (${readdirSync(BENCH_CONFIGS).map((f) => f.replace(/\.json$/, '')).join(', ')}) and no such file`);
+    return shipped;
+  }
+  return v;
+}
 
 interface GemmOptions { shape?: string[]; repeats: number; rounds: number; peer: boolean; json: boolean; isa?: Isa }
 
@@ -67,7 +80,7 @@ export function registerBench(program: Command): void {
   bench
     .command('train')
     .description('time training steps (forward, backward, AdamW) of a bench config: tokens/s, GFLOPS, MFU, peak RSS')
-    .requiredOption('--config <file>', 'bench config: {model: <HF config.json fields>, seq_len, batch_size} (see ../shared/bench/)')
+    .requiredOption('--config <name|file>', 'bench config: small, medium, long4k, long16k (shipped in bench/configs/), or a file {model: <HF config.json fields>, seq_len, batch_size}')
     .option('--steps <n>', 'timed steps (the median is reported)', intArg('--steps', 1), 5)
     .option('--warmup <n>', 'untimed steps first', intArg('--warmup', 0), 1)
     .option('--peer', 'also time the same step in PyTorch (needs /usr/bin/python3 with torch)', false)
@@ -75,9 +88,10 @@ export function registerBench(program: Command): void {
     .option('--json', 'print only the JSON result', false)
     .addOption(kernelsOption())
     .action((o: TrainOptions) => {
-      const bc = readBenchConfig(o.config);
+      const configFile = benchConfigPath(o.config);
+      const bc = readBenchConfig(configFile);
       const be = kernelsFlag(o);
-      const name = path.basename(o.config, '.json');
+      const name = path.basename(configFile, '.json');
       const result = benchTrain(name, bc, be, {
         steps: o.steps, warmup: o.warmup, peakGflops: o.peakGflops ?? null,
         onStep: (i, s) => { if (!o.json) process.stderr.write(`  ${i < 0 ? 'warm-up' : `step ${i + 1}/${o.steps}`}: ${s.toFixed(3)} s\n`); },

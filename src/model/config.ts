@@ -275,7 +275,7 @@ export function tinyConfig(): LlamaConfig {
   };
 }
 
-/** A laptop-scale model: the shape of ../shared/bench/small.json. */
+/** A laptop-scale model: the shape of bench/configs/small.json. */
 export function smallConfig(): LlamaConfig {
   return {
     vocab_size: 4096, hidden_size: 256, intermediate_size: 704, num_hidden_layers: 6,

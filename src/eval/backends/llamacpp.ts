@@ -110,7 +110,7 @@ async function loadNodeLlamaCpp(): Promise<NlcModule> {
     (m) => m as unknown as NlcModule,
     (e: Error) => {
       nlcPromise = null;
-      throw new LlamaCppError(`the llama.cpp backend needs the node-llama-cpp package (${oneLine(e.message)}); run npm ci in the longctx folder`);
+      throw new LlamaCppError(`the llama.cpp backend needs the optional node-llama-cpp package (${oneLine(e.message)}): npm install node-llama-cpp@~3.22 beside longctx`);
     },
   );
   return nlcPromise;
