@@ -51,16 +51,17 @@ export function registerRepro(program: Command): void {
   // `repro curriculum --quick --out DIR` takes them from the parent command.
   cmd
     .command('curriculum')
-    .description('paper §4.4: from-scratch long training vs switching from short to long after 20/40/80% of the tokens, at equal tokens, with FLOPs (takes repro\'s --quick, --full, --sources, --out, --token-scale, --seed, --kernels, --quiet)')
+    .description('paper §4.4: from-scratch long training vs switching from short to long after 20/40/80% of the tokens, at equal tokens, with FLOPs (takes repro\'s --quick, --full, --sources, --out, --token-scale, --seed, --seeds, --kernels, --quiet; seeds after the first train from scratch and the switch at 80% only)')
     .action(async (_local: unknown, sub: Command) => {
       const f = sub.parent!.opts<Flags>();
       if (f.only) throw new Error('--only is for the positional-encoding ablation, not for repro curriculum');
       const p = preset(f);
-      const outcome = await reproCurriculum({ preset: p, out: f.out, tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, backend: kernelsFlag(f) });
-      const file = await writeCurriculumReport(outcome, f.out);
+      const outcome = await reproCurriculum({ preset: p, out: f.out, tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, backend: kernelsFlag(f), ...(f.seeds !== undefined ? { seeds: f.seeds } : {}) });
+      const { file, claims } = await writeCurriculumReport(outcome, f.out);
       for (const r of outcome.runs) {
-        process.stdout.write(`${r.name.padEnd(28)} FLOPs ${r.summary.flops.toExponential(3)}  val loss ${Object.entries(r.summary.valLoss).map(([T, l]) => `@${T} ${l.toFixed(4)}`).join('  ')}\n`);
+        process.stdout.write(`${`${r.name} (seed ${r.seed})`.padEnd(38)} FLOPs ${r.summary.flops.toExponential(3)}  val loss ${Object.entries(r.summary.valLoss).map(([T, l]) => `@${T} ${l.toFixed(4)}`).join('  ')}\n`);
       }
+      for (const c of claims) process.stdout.write(`${c.verdict.padEnd(15)} ${c.source}: ${c.ours}\n`);
       process.stdout.write(`wrote ${file}\n`);
     });
   cmd

@@ -40,7 +40,7 @@ import { presetConfig } from '../model/config.js';
 import { PAPER_GEOMETRY, scaledGeometry, type ScaledGeometry } from '../model/rope-geometry.js';
 import { renderReport } from '../report/html.js';
 import { computeClaims, type ClaimRow } from '../report/claims.js';
-import { buildReproReport, curriculumSection, type CurriculumRow, type ReproReportInput } from '../report/repro.js';
+import { buildReproReport, claimsSection, curriculumSection, type CurriculumRow, type ReproReportInput } from '../report/repro.js';
 
 /** The positional encodings of the ablation, in the order the report lists them. */
 export const REPRO_VARIANTS = ['rope', 'pi', 'abf', 'xpos-abf', 'yarn', 'ntk'] as const;
@@ -374,37 +374,76 @@ export interface CurriculumRun {
   name: string; // e.g. "256 -> 2048 at 40%"
   schedule: string;
   shortShare: number; // share of tokens at the short length (0 = from scratch at the long length)
+  seed: number;
   runDir: string;
   summary: TrainSummary;
+  /** held-out loss by position at the long length (the ppl probe), for the claim's paired interval */
+  results: EvalResults;
 }
 
-export interface CurriculumOutcome { preset: ReproPreset; tokenScale: number; runs: CurriculumRun[]; stages: ReproOutcome['stages'] }
+export interface CurriculumOutcome { preset: ReproPreset; tokenScale: number; seeds: number; runs: CurriculumRun[]; stages: ReproOutcome['stages'] }
 
-/** The paper's §4.4 / Table 6 at laptop scale: when to switch to long sequences, at equal tokens. */
+/** Where seed k's curriculum run of a schedule lives: OUT/curriculum/SCHED for the first seed (the table), OUT/curriculum-seeds/SCHED-sK after. */
+function curriculumDirs(out: string, schedule: string, k: number): { runDir: string; evalDir: string } {
+  const name = schedule.replace(/[:,]/g, '_');
+  return k === 0
+    ? { runDir: path.join(out, 'curriculum', name), evalDir: path.join(out, 'curriculum-eval', name) }
+    : { runDir: path.join(out, 'curriculum-seeds', `${name}-s${k}`), evalDir: path.join(out, 'curriculum-eval', `${name}-s${k}`) };
+}
+
+/**
+ * The paper's §4.4 / Table 6 at laptop scale: when to switch to long sequences, at equal tokens.
+ * The first seed trains every schedule (the table); the other seeds train the two the claim compares,
+ * from scratch and the switch after 80%. Every final model's held-out loss at the long length is
+ * measured on the same sequences per seed, so the comparison is paired.
+ */
 export async function reproCurriculum(o: Omit<ReproOptions, 'only'>): Promise<CurriculumOutcome> {
   const p = o.preset;
   const log = o.log ?? ((l: string) => process.stderr.write(`repro curriculum: ${l}\n`));
   const scale = o.tokenScale ?? 1;
   const seed = o.seed ?? 0;
-  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false, o.backend, 2 + 4);
-  const tokens = scaled(p.curriculumTokens, scale, p.tokensPerStep);
-  const abfTheta = reproThetas(p, o.thetaLiteral ?? false).abf;
+  const seeds = o.seeds ?? p.seeds;
+  if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`--seeds must be a positive integer, got ${seeds}`);
   const plans = [
     { name: `${p.longLen} from scratch`, schedule: `${p.longLen}`, shortShare: 0 },
     ...[0.2, 0.4, 0.8].map((s) => ({ name: `${p.baseLen} -> ${p.longLen} after ${Math.round(s * 100)}%`, schedule: `${p.baseLen}:${s},${p.longLen}:${+(1 - s).toFixed(2)}`, shortShare: s })),
   ];
+  const compared = plans.filter((c) => c.shortShare === 0 || c.shortShare === 0.8);
+  const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false, o.backend, 2 + 2 * (plans.length + (seeds - 1) * compared.length));
+  const tokens = scaled(p.curriculumTokens, scale, p.tokensPerStep);
+  const abfTheta = reproThetas(p, o.thetaLiteral ?? false).abf;
   const runs: CurriculumRun[] = [];
-  for (const c of plans) {
-    const runDir = path.join(o.out, 'curriculum', c.schedule.replace(/[:,]/g, '_'));
-    const settings = { data: sh.dataKey, model: p.model, schedule: c.schedule, tokens, lr: p.baseLr, tps: p.tokensPerStep, seed, rope_theta: abfTheta, synthetic: p.synthetic };
-    const r = await trainStage(sh, `curriculum ${c.name}`, runDir, settings, () =>
-      pretrain({
-        ...common(p, runDir, c.schedule, tokens, seed), preset: p.model, data: sh.dataDir, lr: p.baseLr, ropeTheta: abfTheta, synthetic: p.synthetic,
-        evalLengths: [p.baseLen, p.longLen],
-      }, trainEnvOf(sh)));
-    runs.push({ ...c, runDir, summary: r.summary });
+  for (let k = 0; k < seeds; k++) {
+    const s = seed + k;
+    for (const c of k === 0 ? plans : compared) {
+      const { runDir, evalDir } = curriculumDirs(o.out, c.schedule, k);
+      const label = `curriculum ${c.name}${k === 0 ? '' : ` (seed ${s})`}`;
+      const settings = { data: sh.dataKey, model: p.model, schedule: c.schedule, tokens, lr: p.baseLr, tps: p.tokensPerStep, seed: s, rope_theta: abfTheta, synthetic: p.synthetic };
+      const r = await trainStage(sh, label, runDir, settings, () =>
+        pretrain({
+          ...common(p, runDir, c.schedule, tokens, s), preset: p.model, data: sh.dataDir, lr: p.baseLr, ropeTheta: abfTheta, synthetic: p.synthetic,
+          evalLengths: [p.baseLen, p.longLen],
+        }, trainEnvOf(sh)));
+      const results = await evalStage(sh, `eval ${label}`, runDir, r.key, evalDir, { tasks: ['ppl'], maxLen: p.longLen, data: sh.dataDir, seed: s, pplSamples: p.pplSequences, backend: sh.backend });
+      runs.push({ ...c, seed: s, runDir, summary: r.summary, results });
+    }
   }
-  return { preset: p, tokenScale: scale, runs, stages: sh.stages };
+  return { preset: p, tokenScale: scale, seeds, runs, stages: sh.stages };
+}
+
+/** Held-out evaluations of the curriculum runs on disk (OUT/curriculum-eval), for the claim in the main report. */
+function curriculumEvalsOnDisk(out: string, p: ReproPreset, seed: number): { shortShare: number; seed: number; flops: number; results: EvalResults }[] {
+  const rows: { shortShare: number; seed: number; flops: number; results: EvalResults }[] = [];
+  for (const share of [0, 0.8]) {
+    const schedule = share === 0 ? `${p.longLen}` : `${p.baseLen}:${share},${p.longLen}:${+(1 - share).toFixed(2)}`;
+    for (let k = 0; ; k++) {
+      const { runDir, evalDir } = curriculumDirs(out, schedule, k);
+      const file = path.join(evalDir, 'results.json');
+      if (!fs.existsSync(file) || !fs.existsSync(path.join(runDir, SUMMARY))) break;
+      rows.push({ shortShare: share, seed: seed + k, flops: readSummary(runDir).flops, results: JSON.parse(fs.readFileSync(file, 'utf8')) as EvalResults });
+    }
+  }
+  return rows;
 }
 
 /** Training curve points of a run folder (metrics.jsonl train lines). */
@@ -455,6 +494,7 @@ function reportInput(o: ReproOutcome, out: string, extra: Pick<ReproReportInput,
     baseLen: p.baseLen, longLen: p.longLen,
     evals: o.runs.map((r) => ({ variant: r.variant, seed: r.seed, results: r.results })),
     curriculum: curriculum?.rows.map((r) => ({ name: r.name, shortShare: r.shortShare, flops: r.flops, valLong: r.valLoss[String(p.longLen)] ?? null })) ?? null,
+    curriculumEvals: curriculumEvalsOnDisk(out, p, o.runs[0]?.seed ?? 0),
     instruct: extra.instruct?.rows.map((r) => ({ name: r.name, after: r.after })) ?? null,
   });
   const scale = o.tokenScale === 1 ? '' : ` (x${o.tokenScale} token scale)`;
@@ -481,11 +521,19 @@ export async function writeReproReport(o: ReproOutcome, out: string, extra: Pick
   return { file, claims: input.claims };
 }
 
-/** Writes OUT/curriculum.html: the §4.4 table on its own. */
-export async function writeCurriculumReport(c: CurriculumOutcome, out: string): Promise<string> {
+/** Writes OUT/curriculum.html: the §4.4 claim with its interval and the table on their own. Returns the file and the claim. */
+export async function writeCurriculumReport(c: CurriculumOutcome, out: string): Promise<{ file: string; claims: ClaimRow[] }> {
+  const p = c.preset;
   const file = path.join(out, 'curriculum.html');
-  const table = curriculumOnDisk(out, c.preset);
+  const table = curriculumOnDisk(out, p);
   if (!table) throw new Error(`no finished curriculum runs under ${path.join(out, 'curriculum')}`);
-  writeFileAtomic(file, renderReport({ title: `longctx repro curriculum (${c.preset.name})`, subtitle: 'When to switch to long sequences, at equal tokens (paper §4.4)', sections: [curriculumSection(table)] }));
-  return file;
+  const claims = computeClaims({
+    baseLen: p.baseLen, longLen: p.longLen, evals: [],
+    curriculumEvals: c.runs.filter((r) => r.shortShare === 0 || Math.abs(r.shortShare - 0.8) < 1e-9).map((r) => ({ shortShare: r.shortShare, seed: r.seed, flops: r.summary.flops, results: r.results })),
+  });
+  writeFileAtomic(file, renderReport({
+    title: `longctx repro curriculum (${p.name})`, subtitle: 'When to switch to long sequences, at equal tokens (paper §4.4)',
+    sections: [...(claims.length > 0 ? [claimsSection({ claims, seeds: c.seeds, synthetic: 0 })] : []), curriculumSection(table)],
+  }));
+  return { file, claims };
 }

@@ -57,16 +57,21 @@ test('repro --quick: report.html with the runs\' figures, cached re-run, renders
   labels.forEach(([i, n], k) => { assert.equal(i, k + 1); assert.equal(n, labels.length); });
   assert.equal(statSync(path.join(out, 'runs', 'abf', 'model', 'model.safetensors')).mtimeMs, mtime);
 
-  // the curriculum ablation in the same folder: 4 schedules at equal tokens, cheaper as the switch comes later
-  const c = longctx('repro', 'curriculum', '--quick', '--token-scale', '0.1', '--out', out, '--quiet');
+  // the curriculum ablation in the same folder: 4 schedules at equal tokens, cheaper as the switch
+  // comes later; a second seed trains the two the claim compares, each evaluated on held-out text
+  const c = longctx('repro', 'curriculum', '--quick', '--token-scale', '0.1', '--seeds', '2', '--out', out, '--quiet');
   assert.equal(c.code, 0, c.stderr);
-  const flops = [...c.stdout.matchAll(/FLOPs ([0-9.e+]+)/g)].map((m) => Number(m[1]));
-  assert.equal(flops.length, 4, c.stdout);
+  const flops = [...c.stdout.matchAll(/\(seed \d+\)\s+FLOPs ([0-9.e+]+)/g)].map((m) => Number(m[1]));
+  assert.equal(flops.length, 4 + 2, c.stdout);
   for (let i = 1; i < 4; i++) assert.ok(flops[i]! < flops[i - 1]!, `FLOPs should fall as the switch comes later: ${flops}`);
-  assert.ok(existsSync(path.join(out, 'curriculum.html')));
-  const r3 = longctx(...args); // the main report now includes the curriculum table
+  assert.deepEqual([flops[4], flops[5]], [flops[0], flops[3]], 'seed 1 trains from scratch and the switch at 80%');
+  const claimLine = /^(reproduced|not reproduced|inconclusive)\s+§4\.4, Table 6: held-out loss over 1024-token sequences: from scratch [\d.]+ \[[\d.]+, [\d.]+\], switch @80% [\d.]+ \[[\d.]+, [\d.]+\]; switch − scratch -?[\d.]+ \[-?[\d.]+, -?[\d.]+\] \(2 seeds × 4 sequences\)/m;
+  assert.match(c.stdout, claimLine);
+  assert.match(readFileSync(path.join(out, 'curriculum.html'), 'utf8'), /switch − scratch/);
+  const r3 = longctx(...args); // the main report now includes the curriculum table and its claim
   assert.equal(r3.code, 0, r3.stderr);
   assert.match(readFileSync(file, 'utf8'), /Length curriculum \(§4\.4\)/);
+  assert.match(r3.stdout, claimLine);
 
   // the instruction-tuning ablation (Table 9) on the same base and ABF model (cached): four rows, each
   // with its held-out answer loss from its own metrics, the paper's rows beside

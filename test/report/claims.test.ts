@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bootstrapInterval } from '../../src/eval/bootstrap.js';
-import { computeClaims, sequenceLoss, type SeededEval } from '../../src/report/claims.js';
+import { computeClaims, sequenceLoss, type ClaimRow, type SeededEval } from '../../src/report/claims.js';
 import type { EvalResults } from '../../src/eval/run.js';
 import { Rng } from '../../src/util/rng.js';
 
@@ -145,4 +145,20 @@ test('sequenceLoss averages the windows inside [a, b) per sequence', () => {
   const beyond = sequenceLoss(r, LONG, MAXLEN)!;
   for (const x of beyond) assert.ok(Math.abs(x - 4.02) < 0.05);
   assert.equal(sequenceLoss(r, 10, 20), null);
+});
+
+test('claims: §4.4 is a non-inferiority rule on paired held-out loss, with fewer FLOPs', () => {
+  // spread: the switch's loss differs from seed to seed by this much around lateLevel
+  const ev = (lateLevel: number, spread = 0) => [0, 1, 2].flatMap((seed) => [
+    { shortShare: 0, seed, flops: 10, results: results(good(4), seed) },
+    { shortShare: 0.8, seed, flops: 7, results: results(good(lateLevel + (seed - 1) * spread), seed) },
+  ]);
+  const verdict = (lateLevel: number, spread = 0): ClaimRow => computeClaims({ baseLen: BASE, longLen: LONG, evals: [], curriculumEvals: ev(lateLevel, spread) }).find((r) => r.id === 'curriculum')!;
+  const same = verdict(4.0);
+  assert.equal(same.verdict, 'reproduced');
+  assert.match(same.ours, /FLOPs 30% fewer/);
+  assert.equal(verdict(4.2).verdict, 'not reproduced');
+  assert.equal(verdict(4.02, 0.02).verdict, 'inconclusive'); // seeds spread across the margin
+  // without held-out evaluations (older output folders) there is no row to compute
+  assert.equal(computeClaims({ baseLen: BASE, longLen: LONG, evals: [], curriculumEvals: [] }).find((r) => r.id === 'curriculum'), undefined);
 });
