@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { REPRO_PRESETS, REPRO_VARIANTS, parseVariants, repro, reproCurriculum, writeCurriculumReport, writeReproReport, type ReproPreset } from '../recipes/repro.js';
 import { addKernelsFlag, floatArg, intArg, kernelsFlag } from './args.js';
-import { instructOnDisk, reproInstruct, writeInstructReport } from '../recipes/repro-instruct.js';
+import { instructEvalsOnDisk, instructOnDisk, reproInstruct, writeInstructReport } from '../recipes/repro-instruct.js';
 import { parseSources } from '../data/sources.js';
 
 interface Flags { quick: boolean; full: boolean; only?: string; out: string; tokenScale: number; seed: number; quiet: boolean; sources?: string; seeds?: number; thetaLiteral: boolean; synthetic?: number; kernels?: string }
@@ -43,7 +43,7 @@ export function registerRepro(program: Command): void {
       preset: p, out: f.out, ...(only ? { only } : {}), tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, thetaLiteral: f.thetaLiteral, backend: kernelsFlag(f),
       ...(f.seeds !== undefined ? { seeds: f.seeds } : {}), ...(f.synthetic !== undefined ? { synthetic: f.synthetic } : {}),
     });
-    const { file, claims } = await writeReproReport(outcome, f.out, { instruct: instructOnDisk(f.out, p) });
+    const { file, claims } = await writeReproReport(outcome, f.out, { instruct: instructOnDisk(f.out, p), instructEvals: instructEvalsOnDisk(f.out, f.seed) });
     for (const c of claims) process.stdout.write(`${c.verdict.padEnd(15)} ${c.source}: ${c.ours}\n`);
     process.stdout.write(`wrote ${file} (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
   });
@@ -66,17 +66,18 @@ export function registerRepro(program: Command): void {
     });
   cmd
     .command('instruct')
-    .description('paper Table 9: fine-tune the ABF model with short chat data, + a pretraining mix, + self-instruct pairs (loss on answers), + LM loss on the inputs; held-out answer loss per row (takes repro\'s --quick, --full, --sources, --out, --token-scale, --seed, --kernels, --quiet)')
+    .description('paper Table 9: fine-tune the ABF model with short chat data, + a pretraining mix, + self-instruct pairs (loss on answers), + LM loss on the inputs; held-out answer loss per row, every seed (takes repro\'s --quick, --full, --sources, --out, --token-scale, --seed, --seeds, --kernels, --quiet)')
     .action(async (_local: unknown, sub: Command) => {
       const f = sub.parent!.opts<Flags>();
       if (f.only) throw new Error('--only is for the positional-encoding ablation, not for repro instruct');
       const p = preset(f);
-      const a = await reproInstruct({ preset: p, out: f.out, tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, backend: kernelsFlag(f) });
-      const file = await writeInstructReport(a, f.out);
+      const a = await reproInstruct({ preset: p, out: f.out, tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, backend: kernelsFlag(f), ...(f.seeds !== undefined ? { seeds: f.seeds } : {}) });
+      const { file, claims } = await writeInstructReport(a, f.out);
       process.stdout.write(`pairs: ${a.pairs.train} for training, ${a.pairs.val} held out (other documents); ${a.pairs.chat} chat conversations\n`);
       for (const r of a.rows) {
         process.stdout.write(`${r.name.padEnd(36)} held-out answer loss ${r.before?.toFixed(4) ?? '-'} -> ${r.after?.toFixed(4) ?? '-'}\n`);
       }
+      for (const c of claims) process.stdout.write(`${c.verdict.padEnd(15)} ${c.source}: ${c.ours}\n`);
       process.stdout.write(`wrote ${file}\n`);
     });
 }

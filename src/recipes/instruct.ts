@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LlamaConfig } from '../model/config.js';
-import { createModel } from '../model/llama.js';
+import { createModel, forward } from '../model/llama.js';
 import { parameterCount } from '../model/params.js';
 import { isModelFolder, openModelFolder } from '../io/hf.js';
 import { loadTokenizer, tokenizerConfigObject } from '../data/tokenizer/load.js';
@@ -26,6 +26,7 @@ import { createSequenceIterator, restoreSequenceIterator, type SequenceIteratorS
 import { sha256, sidecarPaths } from '../instruct/generate.js';
 import { Rng } from '../util/rng.js';
 import { readManifest } from '../data/prepare.js';
+import { writeFileAtomic } from '../util/atomic.js';
 
 export interface InstructTrainOptions {
   /** a run folder (its model/) or a model folder with tokenizer.json */
@@ -76,6 +77,41 @@ export interface InstructSummary extends TrainSummary {
   /** mean loss over the validation answers before the first step and after the last evaluation */
   answerLoss: { before: number | null; after: number | null; split: BuiltData['valSplit'] };
   counts: BuildCounts;
+}
+
+/** RUN/answer_losses.json: the final model's answer loss per held-out sequence, for comparisons paired by sequence. */
+export const ANSWER_LOSSES = 'answer_losses.json';
+
+/**
+ * The finished run's model on each validation sequence of the run (the ones its evaluations average):
+ * mean loss over that sequence's scored (answer) tokens. Written to RUN/answer_losses.json.
+ */
+function writeAnswerLosses(runDir: string, cfg: RunConfig, built: BuiltData, be: TrainEnv['backend']): void {
+  const dir = path.join(runDir, FINAL_MODEL);
+  if (!isModelFolder(dir) || cfg.evalLengths.length === 0) return;
+  const folder = openModelFolder(dir);
+  const m = createModel(folder.config, be, { weights: folder.loadWeights() });
+  const T = cfg.schedule[0]!.seqLen;
+  const count = Math.min(cfg.evalSequences, built.val.length);
+  const losses: number[] = [];
+  for (let i = 0; i < count; i++) losses.push(forward(m, built.val[i]!.tokens, built.val[i]!.targets, 1, T));
+  writeFileAtomic(path.join(runDir, ANSWER_LOSSES), JSON.stringify({ sequences: count, losses }) + '\n');
+}
+
+/**
+ * A finished instruction-tuning run's per-sequence answer losses: RUN/answer_losses.json, computed
+ * first when the run predates it (its data is rebuilt from the recorded, checksummed files).
+ */
+export function answerLossesOf(runDir: string, be: TrainEnv['backend']): number[] {
+  const file = path.join(runDir, ANSWER_LOSSES);
+  if (!fs.existsSync(file)) {
+    const cfg = readRunConfig(runDir);
+    if (cfg.kind !== 'instruct' || !cfg.instruct) throw new Error(`${runDir} is not an instruction-tuning run`);
+    const tok = loadTokenizer(path.join(runDir, FINAL_MODEL));
+    writeAnswerLosses(runDir, cfg, build(tok, cfg.instruct, cfg.schedule[0]!.seqLen, cfg.seed), be);
+  }
+  if (!fs.existsSync(file)) return []; // a run without validation sequences
+  return (JSON.parse(fs.readFileSync(file, 'utf8')) as { losses: number[] }).losses;
 }
 
 function fileSha(file: string): string {
@@ -205,6 +241,7 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainEnv): Prom
   const s = await train(o.out, cfg, trainData(built, tok, T), {
     model: m, opt: createOptimizerState(parameterCount(model)), data, step: 0, tokens: 0, rng: new Rng(o.seed),
   }, io);
+  if (!s.interrupted) writeAnswerLosses(o.out, cfg, built, io.backend);
   return { ...s, answerLoss: answerLoss(o.out, built.valSplit), counts: built.counts };
 }
 
@@ -235,5 +272,6 @@ export async function resumeInstruct(runDir: string, io: TrainEnv): Promise<Inst
   truncateMetrics(runDir, state.step);
   const data = restoreSequenceIterator(built.train, state.data as SequenceIteratorState, built.fingerprint);
   const s = await train(runDir, cfg, trainData(built, tok, T), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng) }, io);
+  if (!s.interrupted) writeAnswerLosses(runDir, cfg, built, io.backend);
   return { ...s, answerLoss: answerLoss(runDir, built.valSplit), counts: built.counts };
 }

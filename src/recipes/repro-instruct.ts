@@ -25,11 +25,12 @@ import { distill } from '../instruct/distill.js';
 import { splitPairsByDocument } from '../instruct/build.js';
 import { readMetrics, FINAL_MODEL } from '../train/run.js';
 import { runStage } from './stages.js';
-import { instructTrain, resumeInstruct } from './instruct.js';
+import { ANSWER_LOSSES, answerLossesOf, instructTrain, resumeInstruct } from './instruct.js';
 import { baseStage, extendStage, note, prepareShared, trainEnvOf, trainStage, type ReproOptions, type ReproPreset } from './repro.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { renderReport } from '../report/html.js';
-import { instructSection, type InstructAblationInput, type InstructAblationRow } from '../report/repro.js';
+import { claimsSection, instructSection, type InstructAblationInput, type InstructAblationRow } from '../report/repro.js';
+import { computeClaims, type ClaimRow } from '../report/claims.js';
 import { SUMMARY } from '../train/run.js';
 import type { TrainSummary } from '../train/trainer.js';
 
@@ -44,10 +45,17 @@ const ROWS = [
 /** Share of documents whose pairs are held out for validation. */
 const VAL_DOCS = 0.15;
 
+/** One fine-tuning's answer loss per held-out sequence (the claim pairs rows by sequence and seed). */
+export interface InstructEval { row: string; seed: number; losses: number[] }
+
 export interface InstructAblationOutcome {
   preset: ReproPreset;
   pairs: { train: number; val: number; chat: number };
+  /** the first seed's rows (the table and curves) */
   rows: InstructAblationRow[];
+  seeds: number;
+  /** every seed's rows, per held-out sequence */
+  evals: InstructEval[];
   stages: { name: string; seconds: number; skipped: boolean }[];
 }
 
@@ -91,21 +99,47 @@ export async function reproInstruct(o: Omit<ReproOptions, 'only'>): Promise<Inst
   }, log);
   const pairs = note(sh, 'instruct pairs', pairsStage);
 
-  // The four rows, cumulative, each the same steps from the ABF model.
+  // The four rows, cumulative, each the same steps from the ABF model; every seed fine-tunes all four
+  // (the seed orders the data), and each final model is scored on every held-out sequence.
   const steps = Math.max(4, Math.round(p.instructSteps * scale));
+  const seeds = o.seeds ?? p.seeds;
+  if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`--seeds must be a positive integer, got ${seeds}`);
   const rows: InstructAblationRow[] = [];
-  for (const r of ROWS) {
-    const runDir = path.join(dir, r.id);
-    const settings = { model: abf.key, pairs: pairsStage.key, row: r.id, steps, batch: p.instructBatch, lr: p.instructLr, len: p.longLen, seed };
-    const t = await trainStage(sh, `instruct ${r.id}`, runDir, settings, () => instructTrain({
-      from: abfDir, out: runDir, chat: [files.chat], data: r.id === 'self' || r.id === 'self-input' ? [files.train] : [], valData: [files.val],
-      ...(r.id !== 'chat' ? { pretrainData: sh.dataDir } : {}), lossOnInput: r.id === 'self-input',
-      seqLen: p.longLen, batchSize: p.instructBatch, steps, lr: p.instructLr, seed, keepCheckpoints: 1,
-      evalEvery: Math.max(1, Math.round(steps / 6)), checkpointEvery: Math.max(1, Math.round(steps / 3)),
-    }, trainEnvOf(sh)), resumeInstruct);
-    rows.push(rowFromRun(r.name, r.paper, runDir, t.summary));
+  const evals: InstructEval[] = [];
+  for (let k = 0; k < seeds; k++) {
+    const s = seed + k;
+    for (const r of ROWS) {
+      const runDir = instructRunDir(o.out, r.id, k);
+      const settings = { model: abf.key, pairs: pairsStage.key, row: r.id, steps, batch: p.instructBatch, lr: p.instructLr, len: p.longLen, seed: s };
+      const t = await trainStage(sh, `instruct ${r.id}${k === 0 ? '' : ` (seed ${s})`}`, runDir, settings, () => instructTrain({
+        from: abfDir, out: runDir, chat: [files.chat], data: r.id === 'self' || r.id === 'self-input' ? [files.train] : [], valData: [files.val],
+        ...(r.id !== 'chat' ? { pretrainData: sh.dataDir } : {}), lossOnInput: r.id === 'self-input',
+        seqLen: p.longLen, batchSize: p.instructBatch, steps, lr: p.instructLr, seed: s, keepCheckpoints: 1,
+        evalEvery: Math.max(1, Math.round(steps / 6)), checkpointEvery: Math.max(1, Math.round(steps / 3)),
+      }, trainEnvOf(sh)), resumeInstruct);
+      if (k === 0) rows.push(rowFromRun(r.name, r.paper, runDir, t.summary));
+      evals.push({ row: r.id, seed: s, losses: answerLossesOf(runDir, sh.backend) });
+    }
   }
-  return { preset: p, pairs, rows, stages: sh.stages };
+  return { preset: p, pairs, rows, seeds, evals, stages: sh.stages };
+}
+
+/** Seed k's run of a row: OUT/instruct/ROW for the first seed (the table), OUT/instruct-seeds/ROW-sK after. */
+function instructRunDir(out: string, row: string, k: number): string {
+  return k === 0 ? path.join(out, 'instruct', row) : path.join(out, 'instruct-seeds', `${row}-s${k}`);
+}
+
+/** The per-sequence answer losses already on disk, every seed (for the claims of the main report). */
+export function instructEvalsOnDisk(out: string, seed = 0): InstructEval[] {
+  const evals: InstructEval[] = [];
+  for (const r of ROWS) {
+    for (let k = 0; ; k++) {
+      const file = path.join(instructRunDir(out, r.id, k), ANSWER_LOSSES);
+      if (!fs.existsSync(file)) break;
+      evals.push({ row: r.id, seed: seed + k, losses: (JSON.parse(fs.readFileSync(file, 'utf8')) as { losses: number[] }).losses });
+    }
+  }
+  return evals;
 }
 
 /** The ablation's finished rows under OUT/instruct (for the main report), or null when there are none. */
@@ -124,15 +158,16 @@ export function instructOnDisk(out: string, p: ReproPreset): InstructAblationInp
   };
 }
 
-/** Writes OUT/instruct.html: the ablation table and answer-loss curves beside the paper's Table 9. */
-export async function writeInstructReport(a: InstructAblationOutcome, out: string): Promise<string> {
+/** Writes OUT/instruct.html: Table 9's claims with intervals, the ablation table and answer-loss curves beside the paper's. */
+export async function writeInstructReport(a: InstructAblationOutcome, out: string): Promise<{ file: string; claims: ClaimRow[] }> {
   const file = path.join(out, 'instruct.html');
   const input = instructOnDisk(out, a.preset);
   if (!input) throw new Error(`no finished instruction-tuning rows under ${path.join(out, 'instruct')}`);
+  const claims = computeClaims({ baseLen: a.preset.baseLen, longLen: a.preset.longLen, evals: [], instructEvals: a.evals });
   writeFileAtomic(file, renderReport({
     title: `longctx repro instruct (${a.preset.name})`,
     subtitle: 'Instruction tuning on self-instructed long data (paper §4.3, Table 9) at laptop scale',
-    sections: [await instructSection(input)],
+    sections: [...(claims.length > 0 ? [claimsSection({ claims, seeds: a.seeds, synthetic: 0 })] : []), await instructSection(input)],
   }));
-  return file;
+  return { file, claims };
 }

@@ -39,7 +39,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { presetConfig } from '../model/config.js';
 import { PAPER_GEOMETRY, scaledGeometry, type ScaledGeometry } from '../model/rope-geometry.js';
 import { renderReport } from '../report/html.js';
-import { computeClaims, type ClaimRow } from '../report/claims.js';
+import { computeClaims, type ClaimRow, type ClaimsInput } from '../report/claims.js';
 import { buildReproReport, claimsSection, curriculumSection, type CurriculumRow, type ReproReportInput } from '../report/repro.js';
 
 /** The positional encodings of the ablation, in the order the report lists them. */
@@ -479,7 +479,14 @@ function curriculumOnDisk(out: string, p: ReproPreset): NonNullable<ReproReportI
   return rows.length > 0 ? { rows, baseLen: p.baseLen, longLen: p.longLen, tokens } : null;
 }
 
-function reportInput(o: ReproOutcome, out: string, extra: Pick<ReproReportInput, 'instruct'>): ReproReportInput {
+/** What the main report adds from the other ablations found on disk. */
+export interface ReproExtras extends Pick<ReproReportInput, 'instruct'> {
+  /** repro instruct's per-sequence answer losses, every seed (Table 9's claims) */
+  instructEvals?: ClaimsInput['instructEvals'];
+}
+
+function reportInput(o: ReproOutcome, out: string, extras: ReproExtras): ReproReportInput {
+  const { instructEvals, ...extra } = extras;
   const p = o.preset;
   const base = o.runs.find((r) => r.variant === 'base');
   const cfg = base ? readRunConfig(base.runDir).model : null;
@@ -496,6 +503,7 @@ function reportInput(o: ReproOutcome, out: string, extra: Pick<ReproReportInput,
     curriculum: curriculum?.rows.map((r) => ({ name: r.name, shortShare: r.shortShare, flops: r.flops, valLong: r.valLoss[String(p.longLen)] ?? null })) ?? null,
     curriculumEvals: curriculumEvalsOnDisk(out, p, o.runs[0]?.seed ?? 0),
     instruct: extra.instruct?.rows.map((r) => ({ name: r.name, after: r.after })) ?? null,
+    instructEvals: instructEvals ?? null,
   });
   const scale = o.tokenScale === 1 ? '' : ` (x${o.tokenScale} token scale)`;
   const extTokens = o.runs.find((r) => r.variant !== 'base')?.summary.tokens.toLocaleString('en-US') ?? '?';
@@ -513,7 +521,7 @@ function reportInput(o: ReproOutcome, out: string, extra: Pick<ReproReportInput,
 }
 
 /** Writes OUT/report.html for a finished ablation (atomically); `extra` adds sections of the other ablations found on disk. */
-export async function writeReproReport(o: ReproOutcome, out: string, extra: Pick<ReproReportInput, 'instruct'> = {}): Promise<{ file: string; claims: ClaimRow[] }> {
+export async function writeReproReport(o: ReproOutcome, out: string, extra: ReproExtras = {}): Promise<{ file: string; claims: ClaimRow[] }> {
   const file = path.join(out, 'report.html');
   const input = reportInput(o, out, extra);
   writeFileAtomic(file, await buildReproReport(input));

@@ -75,7 +75,8 @@ test('repro --quick: report.html with the runs\' figures, cached re-run, renders
 
   // the instruction-tuning ablation (Table 9) on the same base and ABF model (cached): four rows, each
   // with its held-out answer loss from its own metrics, the paper's rows beside
-  const ins = longctx('repro', 'instruct', '--quick', '--token-scale', '0.25', '--out', out);
+  // (a second seed fine-tunes the four rows again; every final model scores each held-out sequence)
+  const ins = longctx('repro', 'instruct', '--quick', '--token-scale', '0.25', '--seeds', '2', '--out', out);
   assert.equal(ins.code, 0, ins.stderr);
   for (const stage of ['base', 'extend abf']) assert.match(ins.stderr, new RegExp(`${stage}: done earlier`));
   const lines = [...ins.stdout.matchAll(/^(.+?)\s+held-out answer loss ([\d.]+) -> ([\d.]+)$/gm)];
@@ -92,9 +93,17 @@ test('repro --quick: report.html with the runs\' figures, cached re-run, renders
   assert.equal(cfgSelf.instruct.lossOnInput, true);
   assert.equal(cfgSelf.instruct.valData.length, 1);
   assert.ok(cfgSelf.instruct.pretrain.share === 0.1);
-  const r4 = longctx(...args); // and the main report includes the Table 9 section
+  // Table 9's two steps as claims with intervals, paired by held-out sequence over both seeds
+  const valSeqs = JSON.parse(readFileSync(path.join(out, 'instruct', 'self', 'answer_losses.json'), 'utf8')).losses.length;
+  assert.ok(valSeqs > 0);
+  assert.ok(existsSync(path.join(out, 'instruct-seeds', 'self-input-s1', 'answer_losses.json')));
+  const t9 = new RegExp(`^(reproduced|not reproduced|inconclusive)\\s+Table 9: held-out answer loss: .*difference -?[\\d.]+ \\[-?[\\d.]+, -?[\\d.]+\\] \\(2 seeds × ${valSeqs} held-out sequences\\)$`, 'gm');
+  assert.equal([...ins.stdout.matchAll(t9)].length, 2, ins.stdout);
+  assert.match(insHtml, /LM loss on the long inputs improves it further/);
+  const r4 = longctx(...args); // and the main report includes the Table 9 section and its claims
   assert.equal(r4.code, 0, r4.stderr);
   assert.match(readFileSync(file, 'utf8'), /Instruction tuning \(Table 9\)[\s\S]*chart-instruct/);
+  assert.equal([...r4.stdout.matchAll(t9)].length, 2, r4.stdout);
 
   assert.ok(CHROMIUM, 'Chromium not found: install Debian\'s chromium (apt-get install chromium; .ci/run does) or set CHROMIUM_PATH');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
