@@ -16,6 +16,7 @@ import { EVAL_TASKS, needsText, prepareEvaluation, type EvalInputs, type EvalSet
 import { formatSummary } from '../eval/summary.js';
 import { writeEvalOutputs } from '../recipes/evaluate.js';
 import { addRopeThetaFlag, intArg, intListArg, floatArg, kernelsFlag, kernelsOption, ropeThetaFlag } from './args.js';
+import { definedOnly } from '../util/defined.js';
 
 interface EvalFlags {
   tasks?: EvalTaskName[]; maxLen?: number; lengths?: number[]; depths?: number[]; samples?: number; data: string;
@@ -104,18 +105,15 @@ export function registerEval(program: Command): void {
     };
     const settingsFor = (maxLen: number): EvalSettings => ({
       tasks, maxLen, seed: f.seed, qaShots: f.qaShots, qaMaxNew: f.qaMaxNew,
-      ...(lengths ? { lengths } : {}), ...(f.depths ? { depths: f.depths } : {}), ...(f.samples !== undefined ? { samples: f.samples } : {}),
-      ...(f.ruler ? { rulerTasks: f.ruler } : {}), ...(f.limit !== undefined ? { limit: f.limit } : {}),
-      ...(f.pplMinLen !== undefined ? { pplMinLen: f.pplMinLen } : {}), ...(f.copySpan !== undefined ? { copySpan: f.copySpan } : {}),
+      ...definedOnly({ lengths, depths: f.depths, samples: f.samples, rulerTasks: f.ruler, limit: f.limit, pplMinLen: f.pplMinLen, copySpan: f.copySpan }),
     });
     // The user's files first (a bad line fails before weights load or a server is called), then the
     // model: weights are read only when the first probe runs, so prompts are generated and checked first.
     const inputs = readInputs();
     const opened = await openModel(model, {
-      ...(f.backend !== undefined ? { engine: f.backend } : {}), backend: kernelsFlag(f), chunk: f.chunk, defer: true,
-      maxContext: MAX_EVAL_LEN, checkMemory: false, ...(ropeTheta !== undefined ? { ropeTheta } : {}),
+      backend: kernelsFlag(f), chunk: f.chunk, defer: true, maxContext: MAX_EVAL_LEN, checkMemory: false,
+      ...definedOnly({ engine: f.backend, ropeTheta, tokenizer: f.tokenizer, modelId: f.modelId }),
       apiKey: process.env[f.apiKeyEnv] || null, concurrency: f.concurrency, timeoutMs: f.timeout * 1000, retries: f.retries,
-      ...(f.tokenizer !== undefined ? { tokenizer: f.tokenizer } : {}), ...(f.modelId !== undefined ? { modelId: f.modelId } : {}),
     });
     let prepared: PreparedEvaluation;
     try {

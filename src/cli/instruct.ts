@@ -12,6 +12,7 @@ import { instructTrain, resumeInstruct, PRETRAIN_SHARE, SFT_EPOCHS, SFT_LR, VAL_
 import { Progress } from '../util/progress.js';
 import { floatArg, intArg, kernelsFlag, kernelsOption, topPArg } from './args.js';
 import { trainEnv } from './train-flags.js';
+import { definedOnly } from '../util/defined.js';
 
 interface GenerateFlags {
   sources: string; generator?: string; out?: string; seed: number; maxDocs?: number; perDoc: number; minDocTokens: number; chunkTokens?: number;
@@ -206,13 +207,11 @@ answers (answers only, with or without --loss-on-input), printed before and afte
       if (f.epochs !== undefined && f.steps !== undefined) throw new Error('give either --epochs or --steps, not both');
       const s = await instructTrain({
         from: f.from, data: f.data, chat: f.chat, out: f.out, lossOnInput: f.lossOnInput, batchSize: f.batchSize, seed: f.seed,
-        keepCheckpoints: f.keepCheckpoints, valData: f.valData, ...(f.valFraction !== undefined ? { valFraction: f.valFraction } : {}),
-        ...(f.seqLen !== undefined ? { seqLen: f.seqLen } : {}), ...(f.epochs !== undefined ? { epochs: f.epochs } : {}),
-        ...(f.steps !== undefined ? { steps: f.steps } : {}), ...(f.lr !== undefined ? { lr: f.lr } : {}), ...(f.minLr !== undefined ? { minLr: f.minLr } : {}),
-        ...(f.warmup !== undefined ? { warmup: f.warmup } : {}), ...(f.evalEvery !== undefined ? { evalEvery: f.evalEvery } : {}),
-        ...(f.evalSequences !== undefined ? { evalSequences: f.evalSequences } : {}), ...(f.checkpointEvery !== undefined ? { checkpointEvery: f.checkpointEvery } : {}),
-        ...(f.microBatch !== undefined ? { microBatch: f.microBatch } : {}),
-        ...(f.pretrainData !== undefined ? { pretrainData: f.pretrainData } : {}), ...(f.pretrainShare !== undefined ? { pretrainShare: f.pretrainShare } : {}),
+        keepCheckpoints: f.keepCheckpoints, valData: f.valData,
+        ...definedOnly({
+          valFraction: f.valFraction, seqLen: f.seqLen, epochs: f.epochs, steps: f.steps, lr: f.lr, minLr: f.minLr, warmup: f.warmup, evalEvery: f.evalEvery,
+          evalSequences: f.evalSequences, checkpointEvery: f.checkpointEvery, microBatch: f.microBatch, pretrainData: f.pretrainData, pretrainShare: f.pretrainShare,
+        }),
       }, trainEnv(f));
       printInstructSummary(s, f.json);
     });

@@ -6,6 +6,7 @@ import { REPRO_PRESETS, REPRO_VARIANTS, parseVariants, repro, reproCurriculum, w
 import { addKernelsFlag, floatArg, intArg, kernelsFlag } from './args.js';
 import { instructEvalsOnDisk, instructOnDisk, reproInstruct, writeInstructReport } from '../recipes/repro-instruct.js';
 import { parseSources } from '../data/sources.js';
+import { definedOnly } from '../util/defined.js';
 
 interface Flags { quick: boolean; full: boolean; only?: string; out: string; tokenScale: number; seed: number; quiet: boolean; sources?: string; seeds?: number; thetaLiteral: boolean; synthetic?: number; kernels?: string }
 
@@ -41,7 +42,7 @@ export function registerRepro(program: Command): void {
     const t0 = Date.now();
     const outcome = await repro({
       preset: p, out: f.out, ...(only ? { only } : {}), tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, thetaLiteral: f.thetaLiteral, backend: kernelsFlag(f),
-      ...(f.seeds !== undefined ? { seeds: f.seeds } : {}), ...(f.synthetic !== undefined ? { synthetic: f.synthetic } : {}),
+      ...definedOnly({ seeds: f.seeds, synthetic: f.synthetic }),
     });
     const { file, claims } = await writeReproReport(outcome, f.out, { instruct: instructOnDisk(f.out, p), instructEvals: instructEvalsOnDisk(f.out, f.seed) });
     for (const c of claims) process.stdout.write(`${c.verdict.padEnd(15)} ${c.source}: ${c.ours}\n`);
@@ -56,7 +57,7 @@ export function registerRepro(program: Command): void {
       const f = sub.parent!.opts<Flags>();
       if (f.only) throw new Error('--only is for the positional-encoding ablation, not for repro curriculum');
       const p = preset(f);
-      const outcome = await reproCurriculum({ preset: p, out: f.out, tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, backend: kernelsFlag(f), ...(f.seeds !== undefined ? { seeds: f.seeds } : {}) });
+      const outcome = await reproCurriculum({ preset: p, out: f.out, tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, backend: kernelsFlag(f), ...definedOnly({ seeds: f.seeds }) });
       const { file, claims } = await writeCurriculumReport(outcome, f.out);
       for (const r of outcome.runs) {
         process.stdout.write(`${`${r.name} (seed ${r.seed})`.padEnd(38)} FLOPs ${r.summary.flops.toExponential(3)}  val loss ${Object.entries(r.summary.valLoss).map(([T, l]) => `@${T} ${l.toFixed(4)}`).join('  ')}\n`);
@@ -71,7 +72,7 @@ export function registerRepro(program: Command): void {
       const f = sub.parent!.opts<Flags>();
       if (f.only) throw new Error('--only is for the positional-encoding ablation, not for repro instruct');
       const p = preset(f);
-      const a = await reproInstruct({ preset: p, out: f.out, tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, backend: kernelsFlag(f), ...(f.seeds !== undefined ? { seeds: f.seeds } : {}) });
+      const a = await reproInstruct({ preset: p, out: f.out, tokenScale: f.tokenScale, seed: f.seed, quiet: f.quiet, backend: kernelsFlag(f), ...definedOnly({ seeds: f.seeds }) });
       const { file, claims } = await writeInstructReport(a, f.out);
       process.stdout.write(`pairs: ${a.pairs.train} for training, ${a.pairs.val} held out (other documents); ${a.pairs.chat} chat conversations\n`);
       for (const r of a.rows) {

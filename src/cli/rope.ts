@@ -6,7 +6,7 @@ import { ropeParamsOf } from '../model/config.js';
 import { describeRope, granularity, parseRopeScaling, ropeFrequencies, wavelengths, type RopeParams } from '../model/rope.js';
 import { readModelConfig } from '../io/hf.js';
 import { addRopeThetaFlag, floatArg, intArg, ropeThetaFlag } from './args.js';
-import { scaledGeometry, type ScaledGeometry } from '../model/rope-geometry.js';
+import { scaledGeometry, PAPER_GEOMETRY, type ScaledGeometry } from '../model/rope-geometry.js';
 
 interface RopeOptions {
   from?: string; theta: number; headDim: number; type: string; factor?: number; originalMaxPosition?: number;
@@ -37,10 +37,11 @@ function paramsFromFlags(o: RopeOptions): RopeParams {
  * the exact means are slightly larger (0.0290 / 0.0788). We print both.
  */
 function paperComparison(): { pi: number; abf: number; piLimit: number; abfLimit: number } {
-  const base: RopeParams = { headDim: 128, theta: 10000, scaling: null, maxPositionEmbeddings: 4096 };
-  const pi = granularity(ropeFrequencies({ ...base, scaling: { rope_type: 'linear', factor: 4 } }, 4096).invFreq);
-  const abf = granularity(ropeFrequencies({ ...base, theta: 500000 }, 4096).invFreq);
-  return { pi, abf, piLimit: 0.25 / Math.log(10000), abfLimit: 1 / Math.log(500000) };
+  const { baseTheta, abfTheta, headDim, baseLen } = PAPER_GEOMETRY;
+  const base: RopeParams = { headDim, theta: baseTheta, scaling: null, maxPositionEmbeddings: baseLen };
+  const pi = granularity(ropeFrequencies({ ...base, scaling: { rope_type: 'linear', factor: 4 } }, baseLen).invFreq);
+  const abf = granularity(ropeFrequencies({ ...base, theta: abfTheta }, baseLen).invFreq);
+  return { pi, abf, piLimit: 0.25 / Math.log(baseTheta), abfLimit: 1 / Math.log(abfTheta) };
 }
 
 /** `--geometry 256:2048` -> [256, 2048]. */

@@ -5,6 +5,7 @@ import { addKernelsFlag, intArg, floatArg, intListArg, kernelsFlag } from './arg
 import { parseSourceWeights, parseUpsample } from '../data/mix.js';
 import type { CommonOptions } from '../recipes/pretrain.js';
 import type { TrainEnv, TrainSummary } from '../train/trainer.js';
+import { definedOnly } from '../util/defined.js';
 
 export interface CommonFlags {
   out?: string; seqLen?: number; schedule?: string; tokens?: number; tokensPerStep?: number; lr?: number; minLr?: number;
@@ -55,11 +56,7 @@ export function commonOptions(f: CommonFlags): CommonOptions {
     out: f.out, schedule, tokens: f.tokens, tokensPerStep: f.tokensPerStep, lr: f.lr, minLr: f.minLr, warmup: f.warmup,
     seed: f.seed, evalEvery: f.evalEvery, evalSequences: f.evalSequences, evalLengths: f.evalLens,
     checkpointEvery: f.checkpointEvery, keepCheckpoints: f.keepCheckpoints, microBatch: f.microBatch,
-    ...(f.synthetic !== undefined ? { synthetic: f.synthetic } : {}),
-    ...(f.syntheticFirst !== undefined ? { syntheticFirst: f.syntheticFirst } : {}),
-    ...(f.syntheticRecall !== undefined ? { syntheticRecall: f.syntheticRecall } : {}),
-    ...(f.syntheticPasskey !== undefined ? { syntheticPasskey: f.syntheticPasskey } : {}),
-    ...(f.syntheticFirstSentence !== undefined ? { syntheticFirstSentence: f.syntheticFirstSentence } : {}),
+    ...definedOnly({ synthetic: f.synthetic, syntheticFirst: f.syntheticFirst, syntheticRecall: f.syntheticRecall, syntheticPasskey: f.syntheticPasskey, syntheticFirstSentence: f.syntheticFirstSentence }),
     mix: {
       ...(f.mix ? { sourceWeights: parseSourceWeights(f.mix) } : {}),
       ...(f.upsample ? parseUpsample(f.upsample) : {}),

@@ -13,6 +13,7 @@ import { checkEvalMemory, MAX_EVAL_LEN } from './memory.js';
 import { readModelConfig } from '../io/hf.js';
 import type { LlamaConfig } from '../model/config.js';
 import type { Backend } from '../kernels/backend.js';
+import { definedOnly } from '../util/defined.js';
 
 /** Which engine runs a model file: ours (model folders) or llama.cpp (.gguf). Servers are told by their URL. */
 export type Engine = 'local' | 'llama.cpp';
@@ -82,9 +83,7 @@ export async function openModel(spec: string, o: OpenModelOptions = {}): Promise
   if (isServerUrl(spec)) {
     if (o.engine !== undefined) throw new Error(`${spec} is a server; --backend ${o.engine} is for a model file or folder`);
     const m = await openOpenAIModel(spec, {
-      ...(o.tokenizer !== undefined ? { tokenizer: o.tokenizer } : {}), ...(o.modelId !== undefined ? { modelId: o.modelId } : {}),
-      apiKey: o.apiKey ?? null, concurrency: o.concurrency ?? 1, ...(o.retries !== undefined ? { retries: o.retries } : {}),
-      ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+      apiKey: o.apiKey ?? null, concurrency: o.concurrency ?? 1, ...definedOnly({ tokenizer: o.tokenizer, modelId: o.modelId, retries: o.retries, timeoutMs: o.timeoutMs }),
     });
     return { model: m, kind: 'openai', local: null, server: m, dir: null, config: null, trainedContext: m.trainedContext, close: async () => m.close() };
   }
@@ -97,7 +96,7 @@ export async function openModel(spec: string, o: OpenModelOptions = {}): Promise
     // llama.cpp's F32 KV cache and weights are about what our engine needs: the same check
     checkContext(probe.config, ctx, o);
     const m = openLlamaCppModel(spec, {
-      maxContext: o.maxContext ?? ctx, ...(o.chunk !== undefined ? { batch: o.chunk } : {}), ...(o.ropeTheta !== undefined ? { ropeFreqBase: o.ropeTheta } : {}),
+      maxContext: o.maxContext ?? ctx, ...definedOnly({ batch: o.chunk, ropeFreqBase: o.ropeTheta }),
     });
     return { model: m, kind: 'llama.cpp', local: null, server: null, dir: null, config: probe.config, trainedContext: probe.trainedContext, close: () => m.close() };
   }
@@ -109,7 +108,7 @@ export async function openModel(spec: string, o: OpenModelOptions = {}): Promise
   checkContext(cfg, ctx, o);
   const m = openLocalModel(dir, {
     maxContext: o.maxContext ?? ctx, name: o.name ?? path.basename(path.resolve(spec)), // a run folder's name, not "model"
-    ...(o.chunk !== undefined ? { chunk: o.chunk } : {}), ...(o.backend !== undefined ? { backend: o.backend } : {}), ...(o.defer ? { defer: true } : {}),
+    ...definedOnly({ chunk: o.chunk, backend: o.backend }), ...(o.defer ? { defer: true } : {}),
   });
   return { model: m, kind: 'local', local: m, server: null, dir, config: cfg, trainedContext: cfg.max_position_embeddings, close: async () => {} };
 }

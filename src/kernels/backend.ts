@@ -94,6 +94,13 @@ export interface Backend {
 /** Targets equal to this are masked out of the loss (PyTorch's default ignore_index). */
 export const IGNORE_INDEX = -100;
 
+/** How many targets are scored (not IGNORE_INDEX): the denominator of a masked mean loss. */
+export function scoredTargets(targets: Int32Array): number {
+  let n = 0;
+  for (let i = 0; i < targets.length; i++) if (targets[i] !== IGNORE_INDEX) n++;
+  return n;
+}
+
 /** "native (avx512, 2 threads)": what a run records and a resume compares. */
 export function describeBackend(be: Pick<Backend, 'name' | 'isa' | 'threads'>): string {
   return `${be.name} (${be.isa}, ${be.threads} thread${be.threads === 1 ? '' : 's'})`;

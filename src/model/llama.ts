@@ -6,7 +6,7 @@
 // F ffn size, V vocab, L layers; N = B*T rows.
 
 import type { Backend } from '../kernels/backend.js';
-import { IGNORE_INDEX } from '../kernels/backend.js';
+import { scoredTargets } from '../kernels/backend.js';
 import type { LlamaConfig } from './config.js';
 import { ropeParamsOf } from './config.js';
 import { paramViews, parameterSpecs, type Buf, type BufCtor, type ParamViews } from './params.js';
@@ -215,9 +215,7 @@ function forwardBody<A extends Buf>(m: LlamaModel<A>, tokens: Int32Array, B: num
 
 function countTargets(targets: Int32Array, N: number): number {
   if (targets.length !== N) throw new RangeError(`targets has ${targets.length} entries, expected B*T = ${N}`);
-  let n = 0;
-  for (let i = 0; i < N; i++) if (targets[i] !== IGNORE_INDEX) n++;
-  return n;
+  return scoredTargets(targets);
 }
 
 function meanLoss(losses: Buf, N: number, valid: number): number {
@@ -226,22 +224,13 @@ function meanLoss(losses: Buf, N: number, valid: number): number {
   return valid > 0 ? sum / valid : 0;
 }
 
-/**
- * Mean cross-entropy over non-ignored targets. tokens/targets (B*T); targets[i] = -100 masks row i.
- * Per-token losses stay in `lastLosses(m)` (used by per-position evaluation).
- */
+/** Mean cross-entropy over non-ignored targets. tokens/targets (B*T); targets[i] = -100 masks row i. */
 export function forward(m: LlamaModel, tokens: Int32Array, targets: Int32Array, B: number, T: number): number {
   const N = B * T;
   const valid = countTargets(targets, N);
   const a = forwardBody(m, tokens, B, T);
   m.be.crossEntropyForward(a.losses, a.lnf, m.params.lmHead, targets, N, m.cfg.hidden_size, m.cfg.vocab_size);
   return meanLoss(a.losses, N, valid);
-}
-
-/** Per-token losses (N) of the last forward/forwardBackward; 0 at ignored targets. */
-export function lastLosses(m: LlamaModel): Buf {
-  if (!m.acts) throw new Error('no forward pass has run yet');
-  return m.acts.losses;
 }
 
 /** Full-sequence logits (B*T, V): evaluation of short inputs; long ones go through forwardCached. */

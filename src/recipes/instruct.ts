@@ -224,10 +224,9 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainEnv): Prom
   const evalSequences = Math.min(built.val.length, o.evalSequences ?? 64);
   const cfg: RunConfig = {
     version: 1, kind: 'instruct', model, from: path.resolve(modelDir),
-    data: info.data[0]?.file ?? info.chat[0]!.file,
     schedule: [{ seqLen: T, share: 1 }], stages, tokens: steps * tokensPerStep, tokensPerStep, microBatch: [microBatch],
     lr: { maxLr: lr, minLr: o.minLr ?? lr / 10, warmupSteps: o.warmup ?? Math.max(1, Math.round(0.05 * steps)) },
-    adam: llamaAdamW(), seed: o.seed, mix: {},
+    adam: llamaAdamW(), seed: o.seed,
     evalEvery: o.evalEvery ?? Math.max(1, Math.round(steps / 10)),
     evalLengths: evalSequences > 0 ? [T] : [], evalSequences: Math.max(1, evalSequences),
     checkpointEvery: o.checkpointEvery ?? Math.max(1, Math.round(steps / 10)),

@@ -17,10 +17,12 @@ import { openModelFolder, isModelFolder } from '../io/hf.js';
 import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { parseSchedule, planStages } from '../train/curriculum.js';
-import { backendChange, latestCheckpoint, lockRun, readRunConfig, truncateMetrics, unlockRun, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, SUMMARY, type RunConfig } from '../train/run.js';
-import { chooseMicroBatch, datasetTrainData, evalBatches, memoryBudget, train, validate, type TrainEnv, type TrainState, type TrainSummary } from '../train/trainer.js';
+import { backendChange, latestCheckpoint, lockRun, readRunConfig, truncateMetrics, unlockRun, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, SUMMARY, type ExtendRunConfig, type PretrainRunConfig } from '../train/run.js';
+import { chooseMicroBatch, memoryBudget, train, validate, type TrainEnv, type TrainState, type TrainSummary } from '../train/trainer.js';
+import { datasetTrainData, evalBatches } from '../train/text-data.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { Rng } from '../util/rng.js';
+import { PAPER_GEOMETRY } from '../model/rope-geometry.js';
 
 /** Options both recipes share. Defaults are documented in the README next to the paper's. */
 export interface CommonOptions {
@@ -75,8 +77,11 @@ function refuseExisting(out: string): void {
   }
 }
 
+/** A run on prepared text: pretraining from scratch or an extension of the model folder `from`. */
+type TextRunConfig = PretrainRunConfig | ExtendRunConfig;
+
 /** Everything about the run that does not depend on which recipe it is. */
-function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | null, data: string, o: CommonOptions, baseLr: number, be: Backend): RunConfig {
+function resolveRun(start: { kind: 'pretrain'; from: null } | { kind: 'extend'; from: string }, model: LlamaConfig, data: string, o: CommonOptions, baseLr: number, be: Backend): TextRunConfig {
   const schedule = parseSchedule(o.schedule);
   const synthetic = o.synthetic || o.syntheticFirst ? { share: o.synthetic ?? 0, ...(o.syntheticFirst ? { onlyBatches: o.syntheticFirst } : {}), ...(o.syntheticRecall ? { recall: o.syntheticRecall } : {}), ...(o.syntheticPasskey ? { passkey: o.syntheticPasskey } : {}), ...(o.syntheticFirstSentence ? { firstSentence: o.syntheticFirstSentence } : {}) } : undefined;
   checkSynthetic(synthetic, '--synthetic');
@@ -94,7 +99,7 @@ function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | 
   });
   const lr = o.lr ?? baseLr;
   return {
-    version: 1, kind, model, from, data: path.resolve(data), schedule, stages, tokens: o.tokens, tokensPerStep, microBatch,
+    version: 1, ...start, model, data: path.resolve(data), schedule, stages, tokens: o.tokens, tokensPerStep, microBatch,
     lr: { maxLr: lr, minLr: o.minLr ?? lr / 10, warmupSteps: o.warmup ?? Math.max(1, Math.round(0.05 * totalSteps)) },
     adam: llamaAdamW(), seed: o.seed, mix: o.mix,
     ...(synthetic ? { synthetic } : {}),
@@ -106,7 +111,7 @@ function resolveRun(kind: RunConfig['kind'], model: LlamaConfig, from: string | 
   };
 }
 
-function startFresh(cfg: RunConfig, ds: Dataset, weights: Float32Array | null, be: Backend): TrainState {
+function startFresh(cfg: TextRunConfig, ds: Dataset, weights: Float32Array | null, be: Backend): TrainState {
   const model = createModel(cfg.model, be, weights ? { weights } : {});
   if (!weights) initWeights(model, cfg.seed);
   const first = cfg.stages[0]!;
@@ -128,7 +133,7 @@ export async function pretrain(o: PretrainOptions, env: TrainEnv): Promise<Train
   model.eos_token_id = ds.tokenizer.eosId;
   if (o.ropeTheta !== undefined) model.rope_theta = o.ropeTheta;
   model.max_position_embeddings = Math.max(...parseSchedule(o.schedule).map((e) => e.seqLen));
-  const cfg = resolveRun('pretrain', model, null, o.data, o, PRETRAIN_LR, env.backend);
+  const cfg = resolveRun({ kind: 'pretrain', from: null }, model, o.data, o, PRETRAIN_LR, env.backend);
   lockRun(o.out);
   writeRunConfig(o.out, cfg);
   return train(o.out, cfg, datasetTrainData(ds), startFresh(cfg, ds, null, env.backend), env);
@@ -138,7 +143,7 @@ export async function pretrain(o: PretrainOptions, env: TrainEnv): Promise<Train
 export function extendedRope(base: LlamaConfig, o: Pick<ExtendOptions, 'rope' | 'theta' | 'factor' | 'scaleBase'>, newLen: number): Pick<LlamaConfig, 'rope_theta' | 'rope_scaling'> {
   const oldLen = base.max_position_embeddings;
   const factor = o.factor ?? Math.max(1, newLen / oldLen);
-  const theta = o.theta ?? 500000;
+  const theta = o.theta ?? PAPER_GEOMETRY.abfTheta;
   const scaling = (raw: Record<string, unknown> | null): LlamaConfig['rope_scaling'] => parseRopeScaling(raw, base.head_dim, '--rope');
   switch (o.rope) {
     case 'rope': return { rope_theta: base.rope_theta, rope_scaling: base.rope_scaling };
@@ -166,7 +171,7 @@ export async function extend(o: ExtendOptions, env: TrainEnv): Promise<TrainSumm
   if (!isModelFolder(modelDir)) {
     throw new Error(`${modelDir} is not a model folder${fromRun ? ' (the base run has not finished: resume it first)' : ''}`);
   }
-  const data = o.data ?? fromRun?.data;
+  const data = o.data ?? (fromRun && fromRun.kind !== 'instruct' ? fromRun.data : undefined);
   if (!data) throw new Error(`--data is needed: ${o.from} is a model folder, not a run that names its data`);
   const ds = openDataset(data);
   const base = openModelFolder(modelDir);
@@ -178,7 +183,7 @@ export async function extend(o: ExtendOptions, env: TrainEnv): Promise<TrainSumm
   const model: LlamaConfig = { ...base.config, ...extendedRope(base.config, o, newLen), max_position_embeddings: newLen };
   const tokensPerStep = o.tokensPerStep ?? fromRun?.tokensPerStep; // the paper keeps tokens per step
   const baseLr = (fromRun?.lr.maxLr ?? PRETRAIN_LR) * EXTEND_LR_RATIO;
-  const cfg = resolveRun('extend', model, path.resolve(modelDir), data, { ...o, tokensPerStep, evalLengths: o.evalLengths ?? evalLengthsFor(base.config, o.schedule) }, baseLr, env.backend);
+  const cfg = resolveRun({ kind: 'extend', from: path.resolve(modelDir) }, model, data, { ...o, tokensPerStep, evalLengths: o.evalLengths ?? evalLengthsFor(base.config, o.schedule) }, baseLr, env.backend);
   lockRun(o.out);
   writeRunConfig(o.out, cfg);
 
@@ -187,7 +192,7 @@ export async function extend(o: ExtendOptions, env: TrainEnv): Promise<TrainSumm
 }
 
 /** The base model as it was (its own RoPE) on the extension's held-out sequences: the line to beat. */
-function writeBaseEval(out: string, modelDir: string, baseConfig: LlamaConfig, weights: Float32Array, ds: Dataset, cfg: RunConfig, be: Backend): void {
+function writeBaseEval(out: string, modelDir: string, baseConfig: LlamaConfig, weights: Float32Array, ds: Dataset, cfg: TextRunConfig, be: Backend): void {
   const baseModel = createModel(baseConfig, be, { weights });
   const sets = new Map(cfg.evalLengths.map((T) => [T, evalBatches(ds, T, cfg.evalSequences)] as const));
   const baseVal = validate(baseModel, sets);
@@ -239,7 +244,7 @@ export async function resume(runDir: string, io: TrainEnv, change: { lr?: number
  * A run killed before its first checkpoint: start it again from its recorded settings (the
  * settings, not the command line, define the run), so neither --resume nor a fresh run is stuck.
  */
-async function restart(runDir: string, cfg: RunConfig, io: TrainEnv): Promise<TrainSummary> {
+async function restart(runDir: string, cfg: TextRunConfig, io: TrainEnv): Promise<TrainSummary> {
   if (!io.json) process.stderr.write(`${runDir}: no checkpoint yet; starting the run again from its recorded settings\n`);
   const ds = openDataset(cfg.data);
   truncateMetrics(runDir, -1);
@@ -254,7 +259,7 @@ async function restart(runDir: string, cfg: RunConfig, io: TrainEnv): Promise<Tr
 }
 
 /** The run's summary when it finished every step and wrote its final model; null otherwise. */
-function finishedSummary(runDir: string, cfg: RunConfig): TrainSummary | null {
+function finishedSummary(runDir: string, cfg: Pick<TextRunConfig, 'stages'>): TrainSummary | null {
   const file = path.join(runDir, SUMMARY);
   if (!fs.existsSync(file) || !fs.existsSync(path.join(runDir, FINAL_MODEL))) return null;
   let s: TrainSummary;

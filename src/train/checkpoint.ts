@@ -56,10 +56,6 @@ export function saveCheckpoint(dir: string, m: LlamaModel, opt: OptimizerState, 
   });
 }
 
-export function isCheckpoint(dir: string): boolean {
-  return fs.existsSync(path.join(dir, TRAINER_STATE_FILE)) && fs.existsSync(path.join(dir, OPTIMIZER_FILE));
-}
-
 /** Load a checkpoint written by saveCheckpoint onto the given backend. */
 export function loadCheckpoint(dir: string, be: Backend): { model: LlamaModel; opt: OptimizerState; state: TrainerState } {
   const folder = openModelFolder(dir);

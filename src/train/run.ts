@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pidAlive, writeFileAtomic } from '../util/atomic.js';
-import type { LlamaConfig } from '../model/config.js';
+import { parseLlamaConfig, type LlamaConfig } from '../model/config.js';
 import { describeBackend, type Backend } from '../kernels/backend.js';
 import type { AdamWConfig } from './adamw.js';
 import type { ScheduleEntry, Stage } from './curriculum.js';
@@ -37,12 +37,10 @@ export interface InstructRunInfo {
   counts: Record<string, number>;
 }
 
-export interface RunConfig {
+/** What every run records, whatever its kind. */
+interface RunConfigCommon {
   version: 1;
-  kind: 'pretrain' | 'extend' | 'instruct';
   model: LlamaConfig; // the model being trained (for extend: with the new RoPE)
-  from: string | null; // extend, instruct: the model folder it started from
-  data: string; // prepared data folder (instruct: the first self-instruct JSONL file)
   schedule: ScheduleEntry[];
   stages: Stage[]; // resolved from schedule, tokens and tokensPerStep
   tokens: number;
@@ -53,9 +51,6 @@ export interface RunConfig {
   lrChanges?: { step: number; maxLr: number; minLr: number }[];
   adam: AdamWConfig;
   seed: number;
-  mix: MixOptions;
-  /** a share of rows replaced by repeated training spans (data/synthetic.ts; a deviation from the paper); absent: none */
-  synthetic?: SyntheticOptions;
   evalEvery: number; // optimizer steps between validations
   evalLengths: number[];
   evalSequences: number; // held-out sequences per length
@@ -65,8 +60,24 @@ export interface RunConfig {
   backend: string;
   isa?: string;
   threads?: number;
-  instruct?: InstructRunInfo;
 }
+
+/** A run on prepared text (data prepare): its folder, mix and synthetic rows. */
+interface TextRunFields {
+  data: string; // prepared data folder
+  mix: MixOptions;
+  /** a share of rows replaced by repeated training spans (data/synthetic.ts; a deviation from the paper); absent: none */
+  synthetic?: SyntheticOptions;
+}
+
+/** `longctx pretrain`: from scratch. */
+export interface PretrainRunConfig extends RunConfigCommon, TextRunFields { kind: 'pretrain'; from: null }
+/** `longctx extend`: continual pretraining of the model folder `from`. */
+export interface ExtendRunConfig extends RunConfigCommon, TextRunFields { kind: 'extend'; from: string }
+/** `longctx instruct train`: fine-tuning of the model folder `from` on the recorded instruction data. */
+export interface InstructRunConfig extends RunConfigCommon { kind: 'instruct'; from: string; instruct: InstructRunInfo }
+
+export type RunConfig = PretrainRunConfig | ExtendRunConfig | InstructRunConfig;
 
 export const RESOLVED_CONFIG = 'config.resolved.json';
 export const METRICS = 'metrics.jsonl';
@@ -132,13 +143,17 @@ export function readRunConfig(dir: string): RunConfig {
   }
 }
 
-/** The fields a resume acts on, by type: a wrong one is an error naming it, not a crash deep in training. */
+/** The fields a resume acts on, by type and by run kind: a wrong one is an error naming it, not a crash deep in training. */
 function checkRunConfigFields(cfg: RunConfig): void {
-  const bad = (field: string, want: string): never => { throw new Error(`field "${field}" is ${JSON.stringify((cfg as unknown as Record<string, unknown>)[field.split(/[.[]/)[0]!])?.slice(0, 80) ?? 'missing'}; expected ${want}`); };
+  const raw = cfg as unknown as Record<string, unknown>;
+  const bad = (field: string, want: string): never => { throw new Error(`field "${field}" is ${JSON.stringify(raw[field.split(/[.[]/)[0]!])?.slice(0, 80) ?? 'missing'}; expected ${want}`); };
   const count = (v: unknown, min = 0): boolean => Number.isSafeInteger(v) && (v as number) >= min;
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!['pretrain', 'extend', 'instruct'].includes(cfg.kind)) bad('kind', '"pretrain", "extend" or "instruct"');
-  if (typeof cfg.model !== 'object' || cfg.model === null) bad('model', 'a model config object');
-  if (typeof cfg.data !== 'string') bad('data', 'a path');
+  if (!isObj(cfg.model)) bad('model', 'a model config object');
+  // the model's Hugging Face fields, checked as config.json is (our own additions aside)
+  const { kept: _kept, eos_token_ids: _eos, ...hf } = cfg.model;
+  parseLlamaConfig(hf, 'field "model"');
   if (!Array.isArray(cfg.stages) || cfg.stages.length === 0) bad('stages', 'a non-empty list');
   cfg.stages.forEach((st, i) => {
     if (typeof st !== 'object' || st === null || !count(st.seqLen, 1) || !count(st.batchSize, 1) || !count(st.steps) || !count(st.firstStep)) bad(`stages[${i}]`, '{seqLen, batchSize, steps, firstStep} as integers');
@@ -147,13 +162,31 @@ function checkRunConfigFields(cfg: RunConfig): void {
   if (!count(cfg.seed)) bad('seed', 'a non-negative integer');
   if (!Array.isArray(cfg.microBatch) || !cfg.microBatch.every((m) => count(m, 1))) bad('microBatch', 'a list of positive integers');
   if (!Array.isArray(cfg.evalLengths) || !cfg.evalLengths.every((t) => count(t, 1))) bad('evalLengths', 'a list of positive integers');
-  if (typeof cfg.lr !== 'object' || cfg.lr === null || !(cfg.lr.maxLr >= 0) || !(cfg.lr.minLr >= 0) || !count(cfg.lr.warmupSteps)) bad('lr', '{maxLr, minLr, warmupSteps} with non-negative numbers');
-  if (typeof cfg.adam !== 'object' || cfg.adam === null) bad('adam', 'an AdamW config object');
+  if (!isObj(cfg.lr) || !(cfg.lr.maxLr >= 0) || !(cfg.lr.minLr >= 0) || !count(cfg.lr.warmupSteps)) bad('lr', '{maxLr, minLr, warmupSteps} with non-negative numbers');
+  if (!isObj(cfg.adam)) bad('adam', 'an AdamW config object');
   if (typeof cfg.backend !== 'string') bad('backend', 'a backend name');
   if (cfg.isa !== undefined && typeof cfg.isa !== 'string') bad('isa', 'an instruction-set name');
   if (cfg.threads !== undefined && !count(cfg.threads, 1)) bad('threads', 'a positive integer');
+  if (cfg.kind === 'instruct') {
+    if (typeof cfg.from !== 'string') bad('from', 'the path of the model folder it tunes');
+    const info = cfg.instruct as unknown;
+    if (!isObj(info)) bad('instruct', 'the instruction data record ({data, chat, lossOnInput, fingerprint, ...})');
+    const i = info as Record<string, unknown>;
+    const files = (v: unknown): boolean => Array.isArray(v) && v.every((f) => isObj(f) && typeof f.file === 'string' && typeof f.sha256 === 'string');
+    if (!files(i.data)) bad('instruct.data', 'a list of {file, sha256, docs, docsSha256}');
+    if (!files(i.chat)) bad('instruct.chat', 'a list of {file, sha256}');
+    if (i.valData !== undefined && !files(i.valData)) bad('instruct.valData', 'a list of {file, sha256, docs, docsSha256}');
+    if (typeof i.lossOnInput !== 'boolean') bad('instruct.lossOnInput', 'true or false');
+    if (typeof i.fingerprint !== 'string') bad('instruct.fingerprint', 'the sha256 of the built sequences');
+    if (i.pretrain !== undefined && (!isObj(i.pretrain) || typeof i.pretrain.dir !== 'string' || typeof i.pretrain.key !== 'string')) bad('instruct.pretrain', '{dir, key, share}');
+    return;
+  }
+  if (cfg.kind === 'extend' && typeof cfg.from !== 'string') bad('from', 'the path of the model folder it extends');
+  if (cfg.kind === 'pretrain' && cfg.from !== null) bad('from', 'null (a pretraining run starts from scratch)');
+  if (typeof cfg.data !== 'string') bad('data', 'the path of a prepared data folder');
+  if (!isObj(cfg.mix)) bad('mix', 'a mix object ({} for none)');
   if (cfg.synthetic !== undefined) {
-    if (typeof cfg.synthetic !== 'object' || cfg.synthetic === null) bad('synthetic', 'an object');
+    if (!isObj(cfg.synthetic)) bad('synthetic', 'an object');
     checkSynthetic(cfg.synthetic);
   }
 }

@@ -1,7 +1,7 @@
 // One optimizer step: gradient accumulation over micro-batches, clipping, AdamW.
 
 import { forwardBackward, zeroGrad, type LlamaModel } from '../model/llama.js';
-import { IGNORE_INDEX } from '../kernels/backend.js';
+import { scoredTargets } from '../kernels/backend.js';
 import { parameterSpecs } from '../model/params.js';
 import { adamwUpdate, clipGradNorm, type AdamWConfig, type OptimizerState } from './adamw.js';
 
@@ -19,12 +19,6 @@ export interface StepResult {
 
 export class NonFiniteLossError extends Error {
   override name = 'NonFiniteLossError';
-}
-
-function scoredTargets(targets: Int32Array): number {
-  let n = 0;
-  for (let i = 0; i < targets.length; i++) if (targets[i] !== IGNORE_INDEX) n++;
-  return n;
 }
 
 /**

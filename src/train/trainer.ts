@@ -6,12 +6,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { forward, type LlamaModel } from '../model/llama.js';
 import { memoryEstimate } from '../model/estimate.js';
-import { createBatchIterator } from '../data/pack.js';
-import { longDocuments, type Dataset } from '../data/dataset.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import { saveModelFolder } from '../io/hf.js';
 import { writeFileAtomic, type FileData } from '../util/atomic.js';
-import { IGNORE_INDEX, type Backend } from '../kernels/backend.js';
+import { IGNORE_INDEX, scoredTargets, type Backend } from '../kernels/backend.js';
 import { Progress } from '../util/progress.js';
 import { Rng } from '../util/rng.js';
 import type { OptimizerState } from './adamw.js';
@@ -53,10 +51,6 @@ export interface TrainData {
   evalSet(T: number, n: number): EvalSet;
 }
 
-/** A prepared data folder as TrainData: tokenizer.json in every checkpoint, held-out windows for validation. */
-export function datasetTrainData(ds: Dataset): TrainData {
-  return { files: { 'tokenizer.json': ds.tokenizer.toJSON() }, evalSet: (T, n) => evalBatches(ds, T, n) };
-}
 
 /** tokenizer.json (+ tokenizer_config.json when given) as checkpoint files. */
 export function tokenizerFiles(tok: Tokenizer, tokenizerConfig?: Record<string, unknown>): Record<string, FileData> {
@@ -132,31 +126,6 @@ export function memoryBudget(): number {
   return Math.floor(os.freemem() * 0.8);
 }
 
-/**
- * Held-out sequences of exactly `T` tokens (+1 for the last target) for validation at length T:
- * windows from the longest validation documents when there are enough of them (so the loss
- * measures long context), else the packed validation stream. Deterministic.
- */
-export function evalBatches(ds: Dataset, T: number, n: number): EvalSet {
-  const tokens = new Int32Array(n * T);
-  const targets = new Int32Array(n * T);
-  const long = longDocuments(ds.val, T + 1);
-  if (long.length >= n) {
-    for (let i = 0; i < n; i++) {
-      const doc = long[i]!.tokens;
-      for (let t = 0; t < T; t++) {
-        tokens[i * T + t] = doc[t]!;
-        targets[i * T + t] = doc[t + 1]!;
-      }
-    }
-  } else {
-    const it = createBatchIterator(ds, { seqLen: T, batchSize: n, split: 'val', shuffle: false, seed: 0 });
-    const b = it.next();
-    tokens.set(b.tokens);
-    targets.set(b.targets);
-  }
-  return { tokens, targets, count: n };
-}
 
 /**
  * Mean validation loss per scored target at each length, in micro-batches of at most `maxRows`
@@ -178,8 +147,7 @@ export function validate(m: LlamaModel, sets: Map<number, EvalSet>, maxRows = 81
       // unmasked: sequences as the weight (the figures pretraining has always reported, bit for bit)
       let w = b;
       if (masked) {
-        w = 0;
-        for (let k = 0; k < targets.length; k++) if (targets[k] !== IGNORE_INDEX) w++;
+        w = scoredTargets(targets);
         if (w === 0) continue;
       }
       sum += w * forward(m, set.tokens.subarray(i * T, (i + b) * T), targets, b, T);

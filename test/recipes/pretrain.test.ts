@@ -171,6 +171,11 @@ test('a config.resolved.json with a wrong-typed field is a one-line error naming
   for (const [edit, field] of [
     [{ stages: 'many' }, 'stages'], [{ tokensPerStep: '256' }, 'tokensPerStep'], [{ seed: -1 }, 'seed'], [{ kind: 'finetune' }, 'kind'],
     [{ lr: { maxLr: 'x', minLr: 0, warmupSteps: 1 } }, 'lr'], [{ evalLengths: [32, 0] }, 'evalLengths'], [{ synthetic: { share: 2 } }, 'synthetic.share'],
+    // each kind its own fields: the model as config.json is checked, a pretraining run starts from
+    // nothing, an extension from a folder, a text run names its data and mix, an instruction run its data record
+    [{ model: { ...good.model, hidden_size: 'wide' } }, 'hidden_size'], [{ from: '/some/model' }, 'from'], [{ kind: 'extend', from: null }, 'from'],
+    [{ data: 7 }, 'data'], [{ mix: null }, 'mix'], [{ kind: 'instruct', from: '/m' }, 'instruct'],
+    [{ kind: 'instruct', from: '/m', instruct: { data: [], chat: [], lossOnInput: 'yes', fingerprint: 'x' } }, 'instruct.lossOnInput'],
   ] as const) {
     writeFileSync(path.join(bent, 'config.resolved.json'), JSON.stringify({ ...good, ...edit }));
     assert.throws(() => readRunConfig(bent), (e: Error) => e.message.includes('config.resolved.json') && e.message.includes(field) && /cannot be resumed/.test(e.message) && !e.message.includes('\n'), field);
