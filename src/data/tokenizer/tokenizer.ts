@@ -122,6 +122,133 @@ function isObj(x: unknown): x is Json {
 }
 
 /** Parse and run a tokenizer.json. Build with `tokenizerFromJSON` or `loadTokenizer`. */
+/** The one-line error for a tokenizer.json component we do not implement, naming the file and the component. */
+function unsupportedIn(where: string, component: string, type: unknown, hint = ''): never {
+  throw new Error(`${where}: unsupported ${component} ${JSON.stringify(type)}${hint ? ` (${hint})` : ''}`);
+}
+
+/** The normalizer section of tokenizer.json as steps (null/absent: none). */
+function parseNormalizer(node: unknown, where: string): NormStep[] {
+  const out: NormStep[] = [];
+  const addNorm = (n: unknown, path: string): void => {
+    if (n === null || n === undefined) return;
+    if (!isObj(n)) throw new Error(`${where}: ${path} must be an object`);
+    switch (n.type) {
+      case 'Sequence':
+        if (!Array.isArray(n.normalizers)) throw new Error(`${where}: ${path}.normalizers must be an array`);
+        n.normalizers.forEach((x: unknown, k: number) => addNorm(x, `${path}.normalizers[${k}]`));
+        return;
+      case 'Prepend':
+        if (typeof n.prepend !== 'string') throw new Error(`${where}: ${path}.prepend must be a string`);
+        out.push({ t: 'prepend', s: n.prepend });
+        return;
+      case 'Replace': {
+        const { re, from } = patternOf(n.pattern, `${path}.pattern`, where);
+        out.push({ t: 'replace', re, from, to: String(n.content ?? '') });
+        return;
+      }
+      case 'NFC': case 'NFD': case 'NFKC': case 'NFKD':
+        out.push({ t: 'nf', form: n.type });
+        return;
+      case 'Lowercase':
+        out.push({ t: 'lower' });
+        return;
+      case 'Strip':
+        out.push({ t: 'strip', left: n.strip_left !== false, right: n.strip_right !== false });
+        return;
+      default:
+        unsupportedIn(where, 'normalizer', n.type, 'supported: Sequence, Prepend, Replace, NFC, NFD, NFKC, NFKD, Lowercase, Strip');
+    }
+  };
+
+  addNorm(node, 'normalizer');
+  return out;
+}
+
+/** The pre_tokenizer section as steps; ByteLevel, when present, must come last. */
+function parsePreTokenizer(node: unknown, where: string): PreStep[] {
+  const out: PreStep[] = [];
+  const addPre = (p: unknown, path: string): void => {
+    if (p === null || p === undefined) return;
+    if (!isObj(p)) throw new Error(`${where}: ${path} must be an object`);
+    switch (p.type) {
+      case 'Sequence':
+        if (!Array.isArray(p.pretokenizers)) throw new Error(`${where}: ${path}.pretokenizers must be an array`);
+        p.pretokenizers.forEach((x: unknown, k: number) => addPre(x, `${path}.pretokenizers[${k}]`));
+        return;
+      case 'Split': {
+        const { re } = patternOf(p.pattern, `${path}.pattern`, where, true);
+        const beh = String(p.behavior ?? 'Isolated').replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
+        if (!['removed', 'isolated', 'merged_with_previous', 'merged_with_next', 'contiguous'].includes(beh)) unsupportedIn(where, `${path}.behavior`, p.behavior);
+        out.push({ t: 'split', re: re!, behavior: beh as Behavior, invert: p.invert === true });
+        return;
+      }
+      case 'Metaspace': {
+        const rep = typeof p.replacement === 'string' ? p.replacement : '\u2581';
+        let scheme: 'always' | 'first' | 'never';
+        if (typeof p.prepend_scheme === 'string') {
+          if (!['always', 'first', 'never'].includes(p.prepend_scheme)) unsupportedIn(where, `${path}.prepend_scheme`, p.prepend_scheme);
+          scheme = p.prepend_scheme as 'always' | 'first' | 'never';
+        } else {
+          scheme = p.add_prefix_space === false ? 'never' : 'always';
+        }
+        out.push({ t: 'metaspace', rep, prepend: scheme, split: p.split !== false, re: new RegExp(escapeRegExp(rep), 'gu') });
+        return;
+      }
+      case 'Digits':
+        out.push({ t: 'digits', individual: p.individual_digits === true, re: /\p{N}/gu });
+        return;
+      case 'ByteLevel':
+        out.push({ t: 'bytelevel', prefixSpace: p.add_prefix_space === true, re: p.use_regex === false ? null : compileOniguruma(GPT2_PATTERN) });
+        return;
+      default:
+        unsupportedIn(where, 'pre_tokenizer', p.type, 'supported: Sequence, Split, Metaspace, Digits, ByteLevel');
+    }
+  };
+  addPre(node, 'pre_tokenizer');
+  const bl = out.findIndex((st) => st.t === 'bytelevel');
+  if (bl >= 0 && bl !== out.length - 1) unsupportedIn(where, 'pre_tokenizer layout', 'ByteLevel before other pre-tokenizers', 'ByteLevel must come last');
+  return out;
+}
+
+/** The decoder section as steps; null when the file has none (decoding then joins the tokens' bytes). */
+function parseDecoder(node: unknown, where: string): DecStep[] | null {
+  if (node === null || node === undefined) return null;
+  const out: DecStep[] = [];
+  const addDec = (d: unknown, path: string): void => {
+    if (d === null || d === undefined) return;
+    if (!isObj(d)) throw new Error(`${where}: ${path} must be an object`);
+    switch (d.type) {
+      case 'Sequence':
+        if (!Array.isArray(d.decoders)) throw new Error(`${where}: ${path}.decoders must be an array`);
+        d.decoders.forEach((x: unknown, k: number) => addDec(x, `${path}.decoders[${k}]`));
+        return;
+      case 'Replace': {
+        const pat = d.pattern;
+        if (!isObj(pat) || typeof pat.String !== 'string') unsupportedIn(where, `${path}.pattern`, pat, 'decoder Replace supports String patterns');
+        out.push({ t: 'replace', from: utf8((pat as Json).String as string), to: utf8(String(d.content ?? '')) });
+        return;
+      }
+      case 'ByteFallback': out.push({ t: 'bytefallback' }); return;
+      case 'Fuse': out.push({ t: 'fuse' }); return;
+      case 'Strip':
+        out.push({ t: 'strip', content: utf8(String(d.content ?? ' ')), start: Number(d.start ?? 0), stop: Number(d.stop ?? 0) });
+        return;
+      case 'Metaspace': {
+        const rep = typeof d.replacement === 'string' ? d.replacement : '\u2581';
+        const scheme = typeof d.prepend_scheme === 'string' ? d.prepend_scheme : d.add_prefix_space === false ? 'never' : 'always';
+        out.push({ t: 'metaspace', rep: utf8(rep), dropFirst: scheme !== 'never' });
+        return;
+      }
+      case 'ByteLevel': out.push({ t: 'bytelevel' }); return;
+      default:
+        unsupportedIn(where, 'decoder', d.type, 'supported: Sequence, Replace, ByteFallback, Fuse, Strip, Metaspace, ByteLevel');
+    }
+  };
+  addDec(node, 'decoder');
+  return out;
+}
+
 export class HfTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number;
@@ -144,7 +271,6 @@ export class HfTokenizer implements Tokenizer {
   private readonly reNonSpecial: RegExp | null; // non-special ones only
   private readonly spaceSplit: boolean; // split pieces before "▁" that follows a non-"▁" (proved safe)
   private readonly meta = '\u2581';
-  private prefix = true; // may the current section get a prefix (see encodeWithAdded)
   private readonly escapeMeta: boolean; // encodeBytes spells a literal "▁" in byte tokens
 
   constructor(jsonText: string, where = 'tokenizer.json', extra: { config?: Json } = {}) {
@@ -156,9 +282,7 @@ export class HfTokenizer implements Tokenizer {
       throw new Error(`${where}: not valid JSON (${jsonErrorText(e)})`);
     }
     if (!isObj(j)) throw new Error(`${where}: expected a JSON object (a Hugging Face tokenizer.json)`);
-    const unsupported = (component: string, type: unknown, hint = ''): never => {
-      throw new Error(`${where}: unsupported ${component} ${JSON.stringify(type)}${hint ? ` (${hint})` : ''}`);
-    };
+    const unsupported = (component: string, type: unknown, hint = ''): never => unsupportedIn(where, component, type, hint);
 
     // ----- model -----
     const m = j.model;
@@ -229,119 +353,13 @@ export class HfTokenizer implements Tokenizer {
     this.reAll = altern(this.added);
     this.reNonSpecial = altern(this.added.filter((a) => !a.special));
 
-    // ----- normalizer -----
-    this.norm = [];
-    const addNorm = (n: unknown, path: string): void => {
-      if (n === null || n === undefined) return;
-      if (!isObj(n)) throw new Error(`${where}: ${path} must be an object`);
-      switch (n.type) {
-        case 'Sequence':
-          if (!Array.isArray(n.normalizers)) throw new Error(`${where}: ${path}.normalizers must be an array`);
-          n.normalizers.forEach((x: unknown, k: number) => addNorm(x, `${path}.normalizers[${k}]`));
-          return;
-        case 'Prepend':
-          if (typeof n.prepend !== 'string') throw new Error(`${where}: ${path}.prepend must be a string`);
-          this.norm.push({ t: 'prepend', s: n.prepend });
-          return;
-        case 'Replace': {
-          const { re, from } = patternOf(n.pattern, `${path}.pattern`, where);
-          this.norm.push({ t: 'replace', re, from, to: String(n.content ?? '') });
-          return;
-        }
-        case 'NFC': case 'NFD': case 'NFKC': case 'NFKD':
-          this.norm.push({ t: 'nf', form: n.type });
-          return;
-        case 'Lowercase':
-          this.norm.push({ t: 'lower' });
-          return;
-        case 'Strip':
-          this.norm.push({ t: 'strip', left: n.strip_left !== false, right: n.strip_right !== false });
-          return;
-        default:
-          unsupported('normalizer', n.type, 'supported: Sequence, Prepend, Replace, NFC, NFD, NFKC, NFKD, Lowercase, Strip');
-      }
-    };
-    addNorm(j.normalizer, 'normalizer');
-
-    // ----- pre-tokenizer -----
-    this.pre = [];
-    const addPre = (p: unknown, path: string): void => {
-      if (p === null || p === undefined) return;
-      if (!isObj(p)) throw new Error(`${where}: ${path} must be an object`);
-      switch (p.type) {
-        case 'Sequence':
-          if (!Array.isArray(p.pretokenizers)) throw new Error(`${where}: ${path}.pretokenizers must be an array`);
-          p.pretokenizers.forEach((x: unknown, k: number) => addPre(x, `${path}.pretokenizers[${k}]`));
-          return;
-        case 'Split': {
-          const { re } = patternOf(p.pattern, `${path}.pattern`, where, true);
-          const beh = String(p.behavior ?? 'Isolated').replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
-          if (!['removed', 'isolated', 'merged_with_previous', 'merged_with_next', 'contiguous'].includes(beh)) unsupported(`${path}.behavior`, p.behavior);
-          this.pre.push({ t: 'split', re: re!, behavior: beh as Behavior, invert: p.invert === true });
-          return;
-        }
-        case 'Metaspace': {
-          const rep = typeof p.replacement === 'string' ? p.replacement : '\u2581';
-          let scheme: 'always' | 'first' | 'never';
-          if (typeof p.prepend_scheme === 'string') {
-            if (!['always', 'first', 'never'].includes(p.prepend_scheme)) unsupported(`${path}.prepend_scheme`, p.prepend_scheme);
-            scheme = p.prepend_scheme as 'always' | 'first' | 'never';
-          } else {
-            scheme = p.add_prefix_space === false ? 'never' : 'always';
-          }
-          this.pre.push({ t: 'metaspace', rep, prepend: scheme, split: p.split !== false, re: new RegExp(escapeRegExp(rep), 'gu') });
-          return;
-        }
-        case 'Digits':
-          this.pre.push({ t: 'digits', individual: p.individual_digits === true, re: /\p{N}/gu });
-          return;
-        case 'ByteLevel':
-          this.pre.push({ t: 'bytelevel', prefixSpace: p.add_prefix_space === true, re: p.use_regex === false ? null : compileOniguruma(GPT2_PATTERN) });
-          return;
-        default:
-          unsupported('pre_tokenizer', p.type, 'supported: Sequence, Split, Metaspace, Digits, ByteLevel');
-      }
-    };
-    addPre(j.pre_tokenizer, 'pre_tokenizer');
-    const blIdx = this.pre.findIndex((s) => s.t === 'bytelevel');
-    if (blIdx >= 0 && blIdx !== this.pre.length - 1) unsupported('pre_tokenizer layout', 'ByteLevel before other pre-tokenizers', 'ByteLevel must come last');
-    this.byteLevel = blIdx >= 0;
+    // ----- normalizer, pre-tokenizer, decoder -----
+    this.norm = parseNormalizer(j.normalizer, where);
+    this.pre = parsePreTokenizer(j.pre_tokenizer, where);
+    this.byteLevel = this.pre.some((st) => st.t === 'bytelevel');
     this.kind = this.byteLevel ? 'byte-level' : 'byte-fallback';
 
-    // ----- decoder -----
-    const dec: DecStep[] = [];
-    const addDec = (d: unknown, path: string): void => {
-      if (d === null || d === undefined) return;
-      if (!isObj(d)) throw new Error(`${where}: ${path} must be an object`);
-      switch (d.type) {
-        case 'Sequence':
-          if (!Array.isArray(d.decoders)) throw new Error(`${where}: ${path}.decoders must be an array`);
-          d.decoders.forEach((x: unknown, k: number) => addDec(x, `${path}.decoders[${k}]`));
-          return;
-        case 'Replace': {
-          const pat = d.pattern;
-          if (!isObj(pat) || typeof pat.String !== 'string') unsupported(`${path}.pattern`, pat, 'decoder Replace supports String patterns');
-          dec.push({ t: 'replace', from: utf8((pat as Json).String as string), to: utf8(String(d.content ?? '')) });
-          return;
-        }
-        case 'ByteFallback': dec.push({ t: 'bytefallback' }); return;
-        case 'Fuse': dec.push({ t: 'fuse' }); return;
-        case 'Strip':
-          dec.push({ t: 'strip', content: utf8(String(d.content ?? ' ')), start: Number(d.start ?? 0), stop: Number(d.stop ?? 0) });
-          return;
-        case 'Metaspace': {
-          const rep = typeof d.replacement === 'string' ? d.replacement : '\u2581';
-          const scheme = typeof d.prepend_scheme === 'string' ? d.prepend_scheme : d.add_prefix_space === false ? 'never' : 'always';
-          dec.push({ t: 'metaspace', rep: utf8(rep), dropFirst: scheme !== 'never' });
-          return;
-        }
-        case 'ByteLevel': dec.push({ t: 'bytelevel' }); return;
-        default:
-          unsupported('decoder', d.type, 'supported: Sequence, Replace, ByteFallback, Fuse, Strip, Metaspace, ByteLevel');
-      }
-    };
-    addDec(j.decoder, 'decoder');
-    this.dec = j.decoder === null || j.decoder === undefined ? null : dec;
+    this.dec = parseDecoder(j.decoder, where);
 
     // ----- special ids -----
     this.unkId = this.model.unkId;
@@ -497,8 +515,7 @@ export class HfTokenizer implements Tokenizer {
       if (this.spaceSplit) this.emitSpaceSplit(piece, out);
       else this.model.encodePiece(piece, out, this.byteLevel);
     };
-    this.prefix = prefix;
-    this.preTokenize(s, 0, atStart, emitModel);
+    this.preTokenize(s, 0, atStart, prefix, emitModel);
   }
 
   /** Split before each "▁" that follows a non-"▁" character (exact: see computeSpaceSplit). */
@@ -514,14 +531,15 @@ export class HfTokenizer implements Tokenizer {
     this.model.encodePiece(start === 0 ? p : p.slice(start), out, false);
   }
 
-  private preTokenize(s: string, step: number, atStart: boolean, emit: (piece: string) => void): void {
+  /** `prefix`: may this section get the pre-tokenizer's prefix ("▁" / " "; see encodeWithAdded). */
+  private preTokenize(s: string, step: number, atStart: boolean, prefix: boolean, emit: (piece: string) => void): void {
     if (step >= this.pre.length) {
       emit(s);
       return;
     }
     const p = this.pre[step]!;
     const next = (piece: string, st: boolean): void => {
-      if (piece.length > 0) this.preTokenize(piece, step + 1, st, emit);
+      if (piece.length > 0) this.preTokenize(piece, step + 1, st, prefix, emit);
     };
     switch (p.t) {
       case 'split':
@@ -532,7 +550,7 @@ export class HfTokenizer implements Tokenizer {
         return;
       case 'metaspace': {
         let t = s.replaceAll(' ', p.rep);
-        if (this.prefix && !t.startsWith(p.rep) && (p.prepend === 'always' || (p.prepend === 'first' && atStart))) t = p.rep + t;
+        if (prefix && !t.startsWith(p.rep) && (p.prepend === 'always' || (p.prepend === 'first' && atStart))) t = p.rep + t;
         if (!p.split) {
           next(t, atStart);
           return;
@@ -542,7 +560,7 @@ export class HfTokenizer implements Tokenizer {
       }
       case 'bytelevel': {
         let t = s;
-        if (this.prefix && p.prefixSpace && !t.startsWith(' ')) t = ' ' + t;
+        if (prefix && p.prefixSpace && !t.startsWith(' ')) t = ' ' + t;
         if (p.re === null) next(t, atStart);
         else splitBy(t, p.re, 'isolated', false, atStart, next);
         return;
