@@ -8,10 +8,11 @@ import { createModel, initWeights } from '../model/llama.js';
 import { parameterCount } from '../model/params.js';
 import { refBackend } from '../kernels/ref/index.js';
 import { saveModelFolder } from '../io/hf.js';
-import { loadTokenizer, tokenizerConfigObject } from '../data/tokenizer/load.js';
+import { tokenizerConfigObject } from '../data/tokenizer/load.js';
 import { trainBpe } from '../data/tokenizer/train.js';
 import { parseSources, readSources } from '../data/sources.js';
 import { intArg, floatArg, human } from './args.js';
+import { tokenizerFromFile } from '../io/gguf-llama.js';
 
 interface InitOptions { preset: string; config?: string; tokenizer?: string; out: string; seed: number; ropeTheta?: number; maxPosition?: number; force: boolean }
 
@@ -43,7 +44,7 @@ export function registerInit(program: Command): void {
       // a tokenizer goes in, so eval, chat, serve and export accept the folder: the user's (the
       // vocabulary and special ids follow it), else a small one trained on the bundled corpus
       // (deterministic; ids below every preset's vocabulary)
-      const tok = o.tokenizer ? loadTokenizer(o.tokenizer) : trainBpe(readSources(parseSources('moby-dick')), { vocabSize: Math.min(512, cfg.vocab_size), kind: 'byte-fallback' }).tokenizer;
+      const tok = o.tokenizer ? tokenizerFromFile(o.tokenizer) : trainBpe(readSources(parseSources('moby-dick')), { vocabSize: Math.min(512, cfg.vocab_size), kind: 'byte-fallback' }).tokenizer;
       if (o.tokenizer) {
         cfg.vocab_size = tok.vocabSize;
         if (tok.bosId >= 0) cfg.bos_token_id = tok.bosId;

@@ -4,7 +4,6 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { openModel, type OpenedModel } from '../eval/open.js';
-import { loadTokenizer } from '../data/tokenizer/load.js';
 import { ClozeGenerator } from '../instruct/cloze.js';
 import { selfInstruct, type SelfInstructCounts } from '../instruct/generate.js';
 import { distill } from '../instruct/distill.js';
@@ -13,6 +12,7 @@ import { Progress } from '../util/progress.js';
 import { floatArg, intArg, kernelsFlag, kernelsOption, topPArg } from './args.js';
 import { trainEnv } from './train-flags.js';
 import { definedOnly } from '../util/defined.js';
+import { tokenizerFromFile } from '../io/gguf-llama.js';
 
 interface GenerateFlags {
   sources: string; generator?: string; out?: string; seed: number; maxDocs?: number; perDoc: number; minDocTokens: number; chunkTokens?: number;
@@ -106,7 +106,7 @@ from a sentence of the chunk, so the flow runs offline with no chat model at han
       let opened: Pick<OpenedModel, 'model' | 'close'>;
       if (f.generator === 'cloze') {
         if (!f.tokenizer) throw new Error('--generator cloze needs --tokenizer (the model to be tuned, or its tokenizer.json)');
-        opened = { model: new ClozeGenerator(loadTokenizer(f.tokenizer), f.ctx ?? 4096), close: async () => {} };
+        opened = { model: new ClozeGenerator(tokenizerFromFile(f.tokenizer), f.ctx ?? 4096), close: async () => {} };
       } else {
         opened = await openModel(f.generator, {
           apiKey: process.env[f.apiKeyEnv] || null, concurrency: f.concurrency ?? 1, retries: f.retries, timeoutMs: f.timeout * 1000,

@@ -6,9 +6,10 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { parseSources, readSources } from '../data/sources.js';
 import { trainBpe } from '../data/tokenizer/train.js';
-import { loadTokenizer, saveTokenizer } from '../data/tokenizer/load.js';
+import { saveTokenizer } from '../data/tokenizer/load.js';
 import { Progress } from '../util/progress.js';
 import { intArg, floatArg } from './args.js';
+import { tokenizerFromFile } from '../io/gguf-llama.js';
 
 interface TrainOptions { sources: string; vocab: number; out: string; kind: string; coverage: number; skipBad: boolean; json: boolean; quiet: boolean }
 interface EncodeOptions { tokenizer: string; file?: string; bos: boolean; eos: boolean; json: boolean }
@@ -74,14 +75,14 @@ export function registerTokenizer(program: Command): void {
   tok
     .command('encode')
     .description('print the token ids (and pieces) of a text')
-    .requiredOption('--tokenizer <path>', 'tokenizer.json or a folder with one')
+    .requiredOption('--tokenizer <path>', 'tokenizer.json, a folder with one, or a .gguf file (its vocabulary)')
     .argument('[text]', 'text to encode (or --file)')
     .option('--file <path>', 'encode this file')
     .option('--bos', 'prepend BOS', false)
     .option('--eos', 'append EOS', false)
     .option('--json', 'print JSON', false)
     .action((text: string | undefined, o: EncodeOptions) => {
-      const t = loadTokenizer(o.tokenizer);
+      const t = tokenizerFromFile(o.tokenizer);
       if (text === undefined && !o.file) throw new Error('give a text or --file PATH');
       const s = o.file ? fs.readFileSync(o.file, 'utf8') : text!;
       const ids = t.encode(s, { bos: o.bos, eos: o.eos });
@@ -95,10 +96,10 @@ export function registerTokenizer(program: Command): void {
   tok
     .command('decode')
     .description('print the text of token ids')
-    .requiredOption('--tokenizer <path>', 'tokenizer.json or a folder with one')
+    .requiredOption('--tokenizer <path>', 'tokenizer.json, a folder with one, or a .gguf file (its vocabulary)')
     .argument('<ids...>', 'token ids (space or comma separated)')
     .action((ids: string[], o: { tokenizer: string }) => {
-      const t = loadTokenizer(o.tokenizer);
+      const t = tokenizerFromFile(o.tokenizer);
       const list = ids.join(',').split(/[,\s]+/).filter(Boolean).map((x) => {
         const n = Number(x);
         if (!Number.isInteger(n) || n < 0) throw new Error(`not a token id: "${x}"`);
@@ -110,13 +111,13 @@ export function registerTokenizer(program: Command): void {
   tok
     .command('bench')
     .description('encoding speed (MB/s of UTF-8 text, one core) on text sources')
-    .requiredOption('--tokenizer <path>', 'tokenizer.json or a folder with one')
+    .requiredOption('--tokenizer <path>', 'tokenizer.json, a folder with one, or a .gguf file (its vocabulary)')
     .option('--sources <list>', 'text to encode', 'moby-dick,sotu,code')
     .option('--repeat <n>', 'passes over the text (the first is cold: empty piece cache)', intArg('--repeat', 1), 3)
     .option('--peer', 'also time @huggingface/tokenizers (the dev dependency) on the same text, one pass', false)
     .option('--json', 'print JSON', false)
     .action(async (o: BenchOptions) => {
-      const t = loadTokenizer(o.tokenizer);
+      const t = tokenizerFromFile(o.tokenizer);
       const docs = [...readSources(parseSources(o.sources))].map((d) => d.text);
       let bytes = 0;
       for (const d of docs) bytes += Buffer.byteLength(d);

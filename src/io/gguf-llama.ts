@@ -246,6 +246,8 @@ export interface GgufExportOptions {
   f16?: boolean;
   /** general.name (default: the model folder's name) */
   name?: string;
+  /** only llama.cpp's tokenizer.ggml.* (no tokenizer.huggingface.json), as llama.cpp's own converter writes */
+  ggmlVocabOnly?: boolean;
 }
 
 export interface GgufExportSummary {
@@ -298,7 +300,7 @@ export function exportGguf(modelDir: string, out: string, opts: GgufExportOption
   const abs = path.resolve(modelDir);
   const name = opts.name ?? path.basename(path.basename(abs) === 'model' ? path.dirname(abs) : abs);
   const { kvs, ropeFreqs } = llamaGgufMetadata(cfg, name, fileType, modelDir);
-  kvs.push(...tokenizerToGguf(tok, cfg.vocab_size, path.join(modelDir, 'tokenizer.json')));
+  kvs.push(...tokenizerToGguf(tok, cfg.vocab_size, path.join(modelDir, 'tokenizer.json')).filter(([k]) => !(opts.ggmlVocabOnly && k === 'tokenizer.huggingface.json')));
 
   const flat = folder.loadWeights(); // (P)
   const tensors: GgufTensorToWrite[] = [];
@@ -404,13 +406,122 @@ export function tokenizerFromGguf(file: GgufFile): Tokenizer {
     return Array.isArray(tokens) && (typeof id === 'number' || typeof id === 'bigint') ? (tokens[Number(id)] as string | undefined) : undefined;
   };
   const config = { bos_token: name('bos_token_id') ?? null, eos_token: name('eos_token_id') ?? null };
+  // longctx's own export carries the original tokenizer.json; a tokenizer.json beside the file is the
+  // user's word; otherwise the vocabulary in llama.cpp's own form
   const stored = ggufMeta(file, 'tokenizer.huggingface.json');
   if (typeof stored === 'string') return tokenizerFromJSON(stored, `${file.path} (tokenizer.huggingface.json)`, config);
   const beside = path.join(path.dirname(file.path), 'tokenizer.json');
   if (fs.existsSync(beside)) return loadTokenizer(beside);
-  throw new GgufError(
-    `${file.path}: no tokenizer.huggingface.json in the file and no tokenizer.json beside it; longctx tokenizes with Hugging Face semantics, so put the model's tokenizer.json next to the .gguf (or export with longctx export gguf)`,
-  );
+  return tokenizerFromJSON(tokenizerJsonFromGgml(file), `${file.path} (tokenizer.ggml.*)`, config);
+}
+
+/**
+ * llama.cpp's vocabulary (tokenizer.ggml.*) as a Hugging Face tokenizer.json that tokenizes as
+ * llama.cpp does:
+ * - "llama" (SentencePiece BPE: tokens, scores, token types): llama.cpp merges the adjacent pair whose
+ *   joined text is a token with the highest score. As merges (what transformers' LlamaConverter
+ *   writes): every split of a normal token into two normal tokens, ranked by the joined token's
+ *   score, then by the pieces' ids; byte fallback through the <0xXX> tokens; "▁" for spaces, with a
+ *   leading one unless tokenizer.ggml.add_space_prefix is false.
+ * - "gpt2" (byte-level BPE: tokens, merges, tokenizer.ggml.pre naming the split regex): the merges as
+ *   they are, llama-bpe (Llama 3) or GPT-2's split pattern.
+ * Control tokens become special added tokens, user-defined ones plain added tokens.
+ */
+export function tokenizerJsonFromGgml(file: GgufFile): string {
+  const where = `${file.path}: tokenizer.ggml`;
+  const model = ggufMeta(file, 'tokenizer.ggml.model');
+  const tokens = ggufMeta(file, 'tokenizer.ggml.tokens');
+  if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === 'string')) {
+    throw new GgufError(`${file.path}: no tokenizer in the file (no tokenizer.ggml.tokens, tokenizer.huggingface.json or tokenizer.json beside it); give the model's tokenizer.json with --tokenizer`);
+  }
+  const V = tokens.length;
+  const rawTypes = ggufMeta(file, 'tokenizer.ggml.token_type');
+  const types = Array.isArray(rawTypes) && rawTypes.length === V ? rawTypes.map(Number) : new Array<number>(V).fill(TOKEN_TYPE.NORMAL); // (V)
+  const idOf = (k: string): number | null => {
+    const v = ggufMeta(file, `tokenizer.ggml.${k}`);
+    return typeof v === 'number' || typeof v === 'bigint' ? Number(v) : null;
+  };
+  const flag = (k: string, dflt: boolean): boolean => {
+    const v = ggufMeta(file, `tokenizer.ggml.${k}`);
+    return typeof v === 'boolean' ? v : dflt;
+  };
+  const vocab: Record<string, number> = {};
+  tokens.forEach((t, id) => { if (!(t in vocab)) vocab[t] = id; });
+  const added = tokens.flatMap((content, id) => types[id] === TOKEN_TYPE.CONTROL || types[id] === TOKEN_TYPE.USER_DEFINED
+    ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] === TOKEN_TYPE.CONTROL }] : []);
+  const bosId = idOf('bos_token_id');
+  const template = bosId !== null && flag('add_bos_token', model === 'llama') ? {
+    type: 'TemplateProcessing',
+    single: [{ SpecialToken: { id: tokens[bosId], type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+    pair: [{ SpecialToken: { id: tokens[bosId], type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: tokens[bosId], type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+    special_tokens: { [tokens[bosId]!]: { id: tokens[bosId], ids: [bosId], tokens: [tokens[bosId]] } },
+  } : null;
+  const unkId = idOf('unknown_token_id');
+  if (model === 'llama') {
+    const rawScores = ggufMeta(file, 'tokenizer.ggml.scores');
+    if (!Array.isArray(rawScores) || rawScores.length !== V) throw new GgufError(`${where}.scores: a SentencePiece ("llama") vocabulary needs one score per token (${V})`);
+    const scores = rawScores.map(Number); // (V)
+    const normal = (id: number | undefined): id is number => id !== undefined && types[id] === TOKEN_TYPE.NORMAL;
+    const merges: { l: number; r: number; score: number }[] = [];
+    tokens.forEach((t, id) => {
+      if (!normal(id)) return;
+      const chars = [...t];
+      for (let i = 1; i < chars.length; i++) {
+        const l = vocab[chars.slice(0, i).join('')], r = vocab[chars.slice(i).join('')];
+        if (normal(l) && normal(r)) merges.push({ l, r, score: scores[id]! });
+      }
+    });
+    merges.sort((a, b) => b.score - a.score || a.l - b.l || a.r - b.r);
+    const prefix = flag('add_space_prefix', true);
+    const meta = '\u2581';
+    const j = {
+      version: '1.0', truncation: null, padding: null, added_tokens: added,
+      normalizer: prefix
+        ? { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: meta }, { type: 'Replace', pattern: { String: ' ' }, content: meta }] }
+        : { type: 'Replace', pattern: { String: ' ' }, content: meta },
+      pre_tokenizer: null,
+      post_processor: template,
+      decoder: {
+        type: 'Sequence',
+        decoders: [
+          { type: 'Replace', pattern: { String: meta }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' },
+          ...(prefix ? [{ type: 'Strip', content: ' ', start: 1, stop: 0 }] : []),
+        ],
+      },
+      model: {
+        type: 'BPE', dropout: null, unk_token: unkId !== null ? tokens[unkId] : null, continuing_subword_prefix: null, end_of_word_suffix: null,
+        fuse_unk: true, byte_fallback: types.some((ty) => ty === TOKEN_TYPE.BYTE), vocab, merges: merges.map((m) => `${tokens[m.l]} ${tokens[m.r]}`),
+      },
+    };
+    return JSON.stringify(j);
+  }
+  if (model === 'gpt2') {
+    const merges = ggufMeta(file, 'tokenizer.ggml.merges');
+    if (!Array.isArray(merges) || !merges.every((m) => typeof m === 'string')) throw new GgufError(`${where}.merges: a byte-level BPE ("gpt2") vocabulary needs its merges`);
+    const pre = ggufMeta(file, 'tokenizer.ggml.pre');
+    const pattern = pre === 'llama-bpe' || pre === 'llama3' ? LLAMA3_PATTERN : pre === undefined || pre === 'gpt-2' || pre === 'default' ? GPT2_PATTERN : null;
+    if (pattern === null) throw new GgufError(`${where}.pre is ${JSON.stringify(pre)}; longctx knows llama-bpe (Llama 3) and gpt-2: put the model's tokenizer.json beside the file`);
+    const j = {
+      version: '1.0', truncation: null, padding: null, added_tokens: added, normalizer: null,
+      pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: pattern }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] },
+      post_processor: template,
+      decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+      model: {
+        type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
+        fuse_unk: false, byte_fallback: false, ignore_merges: pre === 'llama-bpe' || pre === 'llama3', vocab, merges,
+      },
+    };
+    return JSON.stringify(j);
+  }
+  throw new GgufError(`${where}.model is ${JSON.stringify(model)}; longctx reads "llama" (SentencePiece BPE) and "gpt2" (byte-level BPE) vocabularies: put the model's tokenizer.json beside the file`);
+}
+
+/**
+ * A tokenizer from whatever a user points at: a .gguf file (its vocabulary, see tokenizerFromGguf),
+ * a tokenizer.json, or a folder holding one.
+ */
+export function tokenizerFromFile(p: string): Tokenizer {
+  return /\.gguf$/i.test(p) ? tokenizerFromGguf(readGgufHeader(p)) : loadTokenizer(p);
 }
 
 /** readGgufHeader + llamaConfigFromGguf: open a llama GGUF for its config. */

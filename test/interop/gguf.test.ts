@@ -12,7 +12,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, readFileSync, writeFileSync, statSync, truncateSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, readFileSync, writeFileSync, statSync, truncateSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { tinyConfig, type LlamaConfig } from '../../src/model/config.js';
@@ -417,4 +417,39 @@ test('CLI: export gguf, then eval MODEL.gguf --backend llama.cpp --tasks ppl,pas
   assert.match(r.stdout, /ppl .*loss/);
   assert.match(r.stdout, /passkey/);
   assertOneLineError(longctx('eval', abfDir, '--backend', 'llama.cpp', '--tasks', 'ppl', '--out', path.join(dir, 'r2')), /takes a \.gguf file/);
+});
+
+test('a GGUF with only llama.cpp\'s vocabulary (tokenizer.ggml.*, nothing beside it) tokenizes as llama.cpp does and evaluates', async (t) => {
+  const bl = trainTokenizer(TEXTS, { vocabSize: 300, kind: 'byte-level' });
+  const kinds: [string, Tokenizer, LlamaConfig][] = [
+    ['spm', bpe, abf],
+    ['bytelevel', bl, { ...tinyConfig(), vocab_size: 320, bos_token_id: bl.bosId, eos_token_id: bl.eosId, rope_theta: 500000, max_position_embeddings: 64 }],
+  ];
+  const texts = [...TEXTS, 'The cat sat on the mat.\n\nIt was  the best of times', '  leading spaces and trailing  ', 'naïve café 2024, 123456!', 'emoji 🙂 and the dog', 'thecat thegrass'];
+  for (const [name, tok, cfg] of kinds) {
+    const folder = makeFolder(`vocab-${name}`, cfg, tok, 4);
+    const gdir = path.join(dir, `ggml-only-${name}`);
+    mkdirSync(gdir, { recursive: true });
+    const file = path.join(gdir, 'model.gguf');
+    exportGguf(folder, file, { ggmlVocabOnly: true });
+    const g = readGgufHeader(file);
+    assert.equal(ggufMeta(g, 'tokenizer.huggingface.json'), undefined);
+    assert.ok(!existsSync(path.join(gdir, 'tokenizer.json')));
+    const back = tokenizerFromGguf(g);
+    assert.equal(back.kind, tok.kind);
+    assert.equal(back.bosId, tok.bosId);
+    assert.equal(back.eosId, tok.eosId);
+    for (const text of texts) assert.equal(back.decode(back.encode(text)), text, `${name}: round trip of ${JSON.stringify(text)}`);
+    // the byte-level merges are the file's own: the very tokenizer comes back
+    if (name === 'bytelevel') for (const text of texts) assert.deepEqual(back.encode(text), tok.encode(text), `${name}: ${JSON.stringify(text)}`);
+    // the CLI reads it too
+    const enc = longctx('tokenizer', 'encode', '--tokenizer', file, '--json', texts[0]!);
+    assert.equal(enc.code, 0, enc.stderr);
+    if (!needLlama(t)) continue;
+    const lc = llamacpp(file);
+    for (const text of texts) assert.deepEqual([...back.encode(text)], await lc.llamaCppTokenize(text), `${name}: llama.cpp tokenizes ${JSON.stringify(text)} otherwise`);
+    // and the file evaluates through the engine with no tokenizer beside it
+    const seq = randomTokens(40, tok.vocabSize, tok.bosId, 9);
+    assert.ok(maxAbsDiff(await lc.tokenLogprobs(seq), await openLocalModel(folder).tokenLogprobs(seq)) <= 1e-3);
+  }
 });

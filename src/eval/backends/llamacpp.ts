@@ -31,7 +31,7 @@ interface NlcSequence {
   controlledEvaluate(input: NlcInput[]): Promise<(NlcNextOutput | undefined)[]>;
 }
 interface NlcContext { contextSize: number; getSequence(o?: Record<string, unknown>): NlcSequence; dispose(): Promise<void> }
-interface NlcModel { createContext(o: Record<string, unknown>): Promise<NlcContext>; dispose(): Promise<void> }
+interface NlcModel { createContext(o: Record<string, unknown>): Promise<NlcContext>; tokenize(text: string, specialTokens?: boolean): NlcToken[]; dispose(): Promise<void> }
 interface NlcLlama { loadModel(o: Record<string, unknown>): Promise<NlcModel>; dispose(): Promise<void> }
 type NlcModule = { getLlama(o: Record<string, unknown>): Promise<NlcLlama> };
 
@@ -192,6 +192,15 @@ export class LlamaCppEvalModel implements EvalModel {
       return this.model!;
     })();
     return this.loading;
+  }
+
+  /**
+   * llama.cpp's own tokenization of `text` (no BOS; special-token text is not parsed as special):
+   * the reference longctx's reading of the file's vocabulary is checked against.
+   */
+  async llamaCppTokenize(text: string): Promise<number[]> {
+    const model = await this.loadModel();
+    return model.tokenize(text, false).map(Number);
   }
 
   /** An empty sequence with room for n tokens: the context is reused, or recreated larger. */

@@ -16,10 +16,11 @@
 
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { loadTokenizer, tokenizerFromJSON } from '../../data/tokenizer/load.js';
+import { tokenizerFromJSON } from '../../data/tokenizer/load.js';
 import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel, GenerateOptions, TokenProgress } from '../model.js';
 import { MAX_EVAL_LEN } from '../memory.js';
+import { tokenizerFromFile } from '../../io/gguf-llama.js';
 
 export interface OpenAIModelOptions {
   /** tokenizer.json (or a folder with one); required unless the server is a longctx server */
@@ -392,7 +393,7 @@ export async function openOpenAIModel(url: string, opts: OpenAIModelOptions = {}
   let tokenizerSource: string;
   try {
     if (opts.tokenizer !== undefined) {
-      tokenizer = loadTokenizer(opts.tokenizer);
+      tokenizer = tokenizerFromFile(opts.tokenizer);
       tokenizerSource = opts.tokenizer;
       if (longctx && tokenizer.hash() !== longctx.tokenizer.sha256) {
         throw new Error(`--tokenizer ${opts.tokenizer} differs from the server's tokenizer (sha256 ${tokenizer.hash().slice(0, 12)}... vs ${longctx.tokenizer.sha256.slice(0, 12)}...); drop --tokenizer to use the server's`);
