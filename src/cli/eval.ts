@@ -17,13 +17,18 @@ import { formatSummary } from '../eval/summary.js';
 import { writeEvalOutputs } from '../recipes/evaluate.js';
 import { addRopeThetaFlag, intArg, intListArg, floatArg, kernelsFlag, kernelsOption, ropeThetaFlag } from './args.js';
 import { definedOnly } from '../util/defined.js';
+import { lmEvalResults } from '../eval/scores.js';
+import { writeFileAtomic } from '../util/atomic.js';
 
 interface EvalFlags {
   tasks?: EvalTaskName[]; maxLen?: number; lengths?: number[]; depths?: number[]; samples?: number; data: string;
   qa?: string; qaShots: number; qaMaxNew: number; mc?: string; ruler?: RulerTaskName[]; limit?: number; pplMinLen?: number; copySpan?: number;
-  chunk: number; seed: number; out: string; force: boolean; json: boolean; quiet: boolean; kernels?: string;
+  chunk: number; seed: number; out: string; force: boolean; json: boolean; quiet: boolean; kernels?: string; format: 'longctx' | 'lm-eval';
   backend?: 'local' | 'llama.cpp'; ropeTheta?: number; ropeBase?: number; tokenizer?: string; apiKeyEnv: string; concurrency: number; modelId?: string; timeout: number; retries: number; charts: boolean;
 }
+
+/** what --format lm-eval writes beside results.json */
+const LM_EVAL_FILE = 'results_lm-eval.json';
 
 const DEFAULT_TASKS: EvalTaskName[] = ['ppl', 'copy', 'first-sentence', 'passkey', 'needle', 'ruler'];
 /** tokens beyond --max-len assumed by the first memory check, for generated answers and scored choices */
@@ -85,7 +90,11 @@ export function registerEval(program: Command): void {
     .option('--force', 'overwrite an existing results.json', false)
     .option('--json', 'print results.json on stdout instead of the summary', false)
     .option('--quiet', 'no progress bar', false)
-    .option('--no-charts', 'skip OUT/charts/ (SVG + PNG of every task\'s results)');
+    .option('--no-charts', 'skip OUT/charts/ (SVG + PNG of every task\'s results)')
+    .option('--format <name>', 'longctx (results.json) or lm-eval (also OUT/results_lm-eval.json in lm-evaluation-harness\'s layout: results[task]["metric,none"] with "metric_stderr,none", n-samples)', (v: string) => {
+      if (v !== 'longctx' && v !== 'lm-eval') throw new InvalidArgumentError(`--format must be longctx or lm-eval, got "${v}"`);
+      return v;
+    }, 'longctx');
   addRopeThetaFlag(cmd, 'llama.cpp only: RoPE base (rope_theta) to use instead of the file\'s llama.rope.freq_base', '--rope-base', 0);
   cmd.action(async (model: string, f: EvalFlags) => {
     const ropeTheta = ropeThetaFlag(f); // llama.cpp only
@@ -143,8 +152,9 @@ export function registerEval(program: Command): void {
     }
     bar.finish(`${tasks.length} task${tasks.length === 1 ? '' : 's'}`);
     const charts = await writeEvalOutputs(f.out, results, f.charts);
+    if (f.format === 'lm-eval') writeFileAtomic(path.join(f.out, LM_EVAL_FILE), JSON.stringify(lmEvalResults(results), null, 2) + '\n');
     const chartsNote = charts.length > 0 ? ` and ${charts.filter((c) => c.endsWith('.svg')).length} charts in ${path.join(f.out, 'charts')}` : '';
     if (f.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
-    else process.stdout.write(`${formatSummary(results)}\nwrote ${resultsFile}${chartsNote}\n`);
+    else process.stdout.write(`${formatSummary(results)}\nwrote ${resultsFile}${f.format === 'lm-eval' ? ` and ${path.join(f.out, LM_EVAL_FILE)}` : ''}${chartsNote}\n`);
   });
 }

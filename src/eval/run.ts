@@ -14,6 +14,7 @@ import { rulerTask, RULER_TASKS, type RulerResult, type RulerTaskName } from './
 import { qaTask, type QaItem, type QaResult } from './probes/qa.js';
 import { mcTask, type McItem, type McResult } from './probes/mc.js';
 import { VERSION } from '../version.js';
+import { headlineScores, type Score } from './scores.js';
 
 export const EVAL_TASKS = ['ppl', 'copy', 'first-sentence', 'passkey', 'needle', 'ruler', 'qa', 'mc'] as const;
 export type EvalTaskName = (typeof EVAL_TASKS)[number];
@@ -92,6 +93,8 @@ export interface EvalResults {
   /** the seed each task drew its examples from (derived from settings.seed and the task name) */
   seeds: Record<string, number>;
   tasks: TaskResults;
+  /** every task's headline scores with their standard error and n (eval/scores.ts; absent in results of older versions) */
+  scores?: Score[];
   timing: { seconds: number; tasks: Record<string, { seconds: number; tokens: number }> };
 }
 
@@ -191,13 +194,15 @@ export function prepareEvaluation(model: EvalModel, s: EvalSettings, inputs: Eva
         timing[t.name] = { seconds: (Date.now() - t0) / 1000, tokens };
       }
       if (inputs.corpus && needsText(s.tasks)) settings.data = inputs.corpus.describe();
-      return {
+      const results: EvalResults = {
         format: 'longctx-eval', version: 1, longctx: VERSION, createdAt: new Date(started).toISOString(),
         model: { name: model.name, maxContext: model.maxContext, trainedContext: trainedContext ?? null, info: model.info ?? {} },
         tokenizer: { kind: model.tokenizer.kind, vocabSize: model.tokenizer.vocabSize, sha256: model.tokenizer.hash() },
         settings, seeds, tasks: out as TaskResults,
         timing: { seconds: (Date.now() - started) / 1000, tasks: timing },
       };
+      results.scores = headlineScores(results);
+      return results;
     },
   };
 }

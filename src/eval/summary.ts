@@ -1,6 +1,7 @@
 // The human-readable digest of results.json that `longctx eval` prints.
 
 import type { EvalResults } from './run.js';
+import { headlineScores } from './scores.js';
 
 const pct = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(1) : '-');
 const mark = (beyond: boolean): string => (beyond ? '*' : '');
@@ -49,5 +50,11 @@ export function formatSummary(r: EvalResults): string {
   }
   if (t.mc) out.push(`mc             ${t.mc.n} questions: accuracy ${pct(t.mc.accuracy)}, norm ${pct(t.mc.accuracyNorm)}`);
   if (Object.values(t).some(Boolean) && trained !== null) out.push(`(* beyond the trained context of ${trained}; scores in %)`);
+  // every headline score with its standard error and n (what --format lm-eval writes)
+  const scores = r.scores ?? headlineScores(r);
+  if (scores.length > 0) {
+    out.push('scores (mean ± standard error, n items):');
+    for (const s of scores) out.push(`  ${`${s.task} ${s.metric}`.padEnd(26)} ${s.value.toFixed(4)}${s.stderr !== null ? ` ± ${s.stderr.toFixed(4)}` : ''} (n ${s.n})`);
+  }
   return out.join('\n');
 }

@@ -58,7 +58,7 @@ const inUnit = (x: unknown): boolean => typeof x === 'number' && x >= 0 && x <= 
 test('eval runs every task on a tiny model and writes results.json', () => {
   const out = path.join(dir, 'r');
   const r = longctx('eval', model, '--tasks', 'ppl,copy,first-sentence,passkey,needle,ruler,qa,mc', '--max-len', '512', '--lengths', '400,512',
-    '--samples', '2', '--qa', path.join(dir, 'qa.jsonl'), '--qa-shots', '1', '--mc', path.join(dir, 'mc.jsonl'), '--out', out, '--json');
+    '--samples', '2', '--qa', path.join(dir, 'qa.jsonl'), '--qa-shots', '1', '--mc', path.join(dir, 'mc.jsonl'), '--out', out, '--json', '--format', 'lm-eval');
   assert.equal(r.code, 0, r.stderr);
   // the progress bar's final line (stderr is not a terminal here: plain lines)
   assert.match(r.stderr, /^eval \[#{24}\] 100% .* in \d+:\d\d/m);
@@ -107,12 +107,38 @@ test('eval runs every task on a tiny model and writes results.json', () => {
   assert.equal(res.tasks.mc.n, 2);
   assert.ok(inUnit(res.tasks.mc.accuracy));
 
+  // every headline score carries its standard error and n, in results.json and in lm-eval's layout
+  const meanSe = (xs: number[]): [number, number] => {
+    const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+    return [m, Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1) / xs.length)];
+  };
+  const scoreOf = (task: string, metric: string): { value: number; stderr: number | null; n: number } => res.scores.find((x: { task: string; metric: string }) => x.task === task && x.metric === metric);
+  const pk = res.tasks.passkey.examples.map((e: { correct: number }) => e.correct);
+  const [pkMean, pkSe] = meanSe(pk);
+  assert.equal(scoreOf('passkey', 'acc').n, pk.length);
+  assert.ok(Math.abs(scoreOf('passkey', 'acc').value - pkMean) < 1e-12 && Math.abs(scoreOf('passkey', 'acc').stderr! - pkSe) < 1e-12);
+  const fsr = res.tasks['first-sentence'].examples.map((e: { rougeL: number }) => e.rougeL);
+  assert.ok(Math.abs(scoreOf('first-sentence', 'rougeL').stderr! - meanSe(fsr)[1]) < 1e-12);
+  for (const [task, metric] of [['ppl', 'loss'], ['ppl', 'perplexity'], ['copy', 'gain'], ['needle', 'recall'], ['ruler_multikey', 'score'], ['qa', 'f1'], ['mc', 'acc']]) {
+    const sc = scoreOf(task!, metric!);
+    assert.ok(sc && Number.isFinite(sc.value) && sc.n >= 1, `${task} ${metric}`);
+  }
+  const lm = JSON.parse(readFileSync(path.join(out, 'results_lm-eval.json'), 'utf8'));
+  assert.equal(lm.results.passkey['acc,none'], scoreOf('passkey', 'acc').value);
+  assert.equal(lm.results.passkey['acc_stderr,none'], scoreOf('passkey', 'acc').stderr);
+  assert.deepEqual(lm['n-samples'].passkey, { original: pk.length, effective: pk.length });
+  assert.equal(lm.higher_is_better.ppl.loss, false);
+  for (const [task, row] of Object.entries(lm.results as Record<string, Record<string, unknown>>)) {
+    for (const k of Object.keys(row).filter((k) => k.endsWith(',none') && !k.includes('_stderr'))) assert.ok(`${k.replace(',none', '')}_stderr,none` in row, `${task}: ${k} has no stderr`);
+  }
+
   // the same seed gives the same prompts and, greedy, the same answers; results.json is not overwritten
   assertOneLineError(longctx('eval', model, '--tasks', 'passkey', '--out', out), /results\.json exists; choose another --out or pass --force/);
   const again = longctx('eval', model, '--tasks', 'passkey', '--max-len', '512', '--lengths', '400,512', '--samples', '2', '--out', out, '--force', '--quiet');
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.stderr, '');
   assert.match(again.stdout, /passkey {8}accuracy 400\*:\d+\.\d {2}512\*:\d+\.\d/);
+  assert.match(again.stdout, /^ {2}passkey acc +\d\.\d{4} ± \d\.\d{4} \(n 20\)$/m);
   const res2 = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8'));
   assert.deepEqual(res2.tasks.passkey.examples, res.tasks.passkey.examples);
 });
