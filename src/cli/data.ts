@@ -1,11 +1,13 @@
 // `longctx data prepare|stats`: token shards from text sources, and what they hold.
 
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { parseSources } from '../data/sources.js';
 import { prepareData } from '../data/prepare.js';
 import { openDataset } from '../data/dataset.js';
 import { computeStats, formatStats } from '../data/stats.js';
-import { parseSourceWeights, parseUpsample, type MixOptions } from '../data/mix.js';
+import { checkMix, parseSourceWeights, parseUpsample, type MixOptions } from '../data/mix.js';
+import { exportData } from '../io/megatron.js';
+import { readRunConfig } from '../train/run.js';
 import { intArg, floatArg } from './args.js';
 
 interface PrepareFlags { sources: string; tokenizer: string; out: string; valFraction: number; seed: number; shardTokens: number; skipBad: boolean; force: boolean; json: boolean; quiet: boolean }
@@ -43,6 +45,40 @@ export function registerData(program: Command): void {
       }
       const shards = m.sources.reduce((a, s) => a + s.shards.length, 0);
       process.stdout.write(`wrote ${o.out}: train ${m.totals.train.documents} documents ${m.totals.train.tokens.toLocaleString('en-US')} tokens, val ${m.totals.val.documents} documents ${m.totals.val.tokens.toLocaleString('en-US')} tokens, ${shards} shards (${r.built.length} source(s) tokenized, ${r.reused.length} up to date${r.skippedRecords ? `, ${r.skippedRecords} bad record(s) skipped` : ''}) in ${secs.toFixed(1)} s\n`);
+    });
+
+  data
+    .command('export')
+    .description('write a prepared data folder in the big trainers\' formats: Megatron-LM indexed datasets (.bin + .idx; Megatron, NeMo, GPT-NeoX) or JSONL text (torchtitan, Hugging Face), train and validation separately, the training split in the order of one epoch of the mix')
+    .argument('[dir]', 'data folder (longctx data prepare); default: the --from-run run\'s')
+    .requiredOption('--format <name>', 'megatron or jsonl', (v: string) => {
+      if (v !== 'megatron' && v !== 'jsonl') throw new InvalidArgumentError(`--format must be megatron or jsonl, got "${v}"`);
+      return v;
+    })
+    .requiredOption('--out <prefix>', 'output prefix: PREFIX_train_text_document.{bin,idx} and PREFIX_val_text_document.{bin,idx} (megatron), PREFIX_train.jsonl and PREFIX_val.jsonl (jsonl)')
+    .option('--from-run <run>', 'take the data folder, mix and seed of a pretrain or extend run (its synthetic rows are not documents and are not exported)')
+    .option('--mix <list>', 'mix weights per source, e.g. moby-dick=2,sotu=1 (as in pretrain)')
+    .option('--upsample <spec>', 'up-sample documents longer than LENGTH by FACTOR, e.g. 2048x3 (as in pretrain)')
+    .option('--seed <n>', 'seed of the epoch order', intArg('--seed', 0))
+    .option('--json', 'print what was written as JSON', false)
+    .action((dirArg: string | undefined, o: { format: 'megatron' | 'jsonl'; out: string; fromRun?: string; mix?: string; upsample?: string; seed?: number; json: boolean }) => {
+      const run = o.fromRun ? readRunConfig(o.fromRun) : null;
+      if (run && run.kind === 'instruct') throw new Error(`${o.fromRun} is an instruction-tuning run; its data is JSONL already (config.resolved.json names the files)`);
+      const dir = dirArg ?? run?.data;
+      if (!dir) throw new Error('give a data folder, or --from-run RUN');
+      const mix = o.mix || o.upsample
+        ? { ...(o.mix ? { sourceWeights: parseSourceWeights(o.mix) } : {}), ...(o.upsample ? parseUpsample(o.upsample) : {}) }
+        : run?.mix ?? {};
+      const ds = openDataset(dir);
+      checkMix(ds.train, mix);
+      const t0 = Date.now();
+      const splits = exportData(ds, { format: o.format, out: o.out, mix, seed: o.seed ?? run?.seed ?? 0 });
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ data: dir, format: o.format, mix, splits }, null, 2) + '\n');
+        return;
+      }
+      for (const s of splits) process.stdout.write(`${s.split.padEnd(5)} ${s.documents} documents, ${s.tokens.toLocaleString('en-US')} tokens: ${s.files.join(', ')}\n`);
+      process.stdout.write(`exported ${dir} as ${o.format} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     });
 
   data
