@@ -16,6 +16,7 @@ import { registerServe } from './serve.js';
 import { registerRepro } from './repro.js';
 import { registerInstruct } from './instruct.js';
 import { registerChat } from './chat.js';
+import { registerPlan } from './plan.js';
 import { VERSION } from '../version.js';
 
 export function buildProgram(): Command {
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerRepro(program);
   registerInstruct(program);
   registerChat(program);
+  registerPlan(program);
   return program;
 }
 
