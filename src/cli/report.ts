@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { writeFileAtomic } from '../util/atomic.js';
 import { loadEvalRuns } from '../report/runs.js';
-import { buildEvalReport } from '../report/html.js';
+import { buildEvalReport, heldOutDifferences } from '../report/html.js';
 import { writeEvalCharts } from '../report/render.js';
 
 interface ReportFlags { out: string; title?: string; names?: string[]; charts: boolean }
@@ -26,6 +26,8 @@ export function registerReport(program: Command): void {
     .option('--charts', 'also (re)write each folder\'s charts/ (SVG + PNG)', false)
     .action(async (dirs: string[], f: ReportFlags) => {
       const runs = loadEvalRuns(dirs, f.names); // every folder is checked before anything is written
+      const differences = heldOutDifferences(runs);
+      if (differences.length > 0) process.stderr.write(`longctx report: warning: the runs were evaluated on different held-out text, so their figures are not paired: ${differences.join('; ')}\n`);
       const html = await buildEvalReport(runs, f.title !== undefined ? { title: f.title } : {});
       writeFileAtomic(f.out, html);
       if (f.charts) {

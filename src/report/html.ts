@@ -143,6 +143,25 @@ const uniqSorted = (xs: number[]): number[] => [...new Set(xs)].sort((a, b) => a
  * The paper's Table 5 for these runs: perplexity at every evaluated context length (beyond the
  * trained context marked *), then the retrieval and downstream scores (%), one row per run.
  */
+/**
+ * Whether the runs saw the same held-out text: what differs between them among the evaluation seed,
+ * --max-len, the data and the ppl sequences (empty: comparable). A page comparing runs evaluated on
+ * different text says so instead of claiming "the same held-out sequences".
+ */
+export function heldOutDifferences(runs: EvalRun[]): string[] {
+  if (runs.length < 2) return [];
+  const out: string[] = [];
+  const differ = (what: string, get: (r: EvalRun) => unknown): void => {
+    const vals = runs.map((r) => JSON.stringify(get(r) ?? null));
+    if (new Set(vals).size > 1) out.push(`${what} (${runs.map((r, i) => `${r.name}: ${vals[i]!.length > 40 ? `${vals[i]!.slice(0, 37)}...` : vals[i]}`).join(', ')})`);
+  };
+  differ('evaluation seed', (r) => r.results.settings.seed);
+  differ('--max-len', (r) => r.results.settings.maxLen);
+  differ('data', (r) => r.results.settings.data);
+  if (runs.every((r) => r.results.tasks.ppl)) differ('ppl sequences', (r) => r.results.tasks.ppl!.documents);
+  return out;
+}
+
 export function summaryTableSection(runs: EvalRun[]): ReportSection {
   const lengths = uniqSorted(runs.flatMap((r) => r.results.tasks.ppl?.byLength.map((b) => b.c) ?? []));
   const columns: { header: string; cell: (r: EvalRun) => Cell }[] = [];
@@ -174,7 +193,9 @@ export function summaryTableSection(runs: EvalRun[]): ReportSection {
   if (scores.length > 0) group.push({ header: 'scores (%)', span: scores.length });
   for (const s of scores) columns.push({ header: s.header, cell: (r) => ({ text: fmtPct(s.get(r)) }) });
   const trained = [...new Set(runs.map((r) => r.results.model.trainedContext))];
-  const note = `Perplexity = exp(mean loss over the first c tokens) of the same held-out sequences. Scores are means over all lengths${runs.some((r) => r.results.tasks.passkey || r.results.tasks.needle) ? ' (and depths)' : ''} in percent. ` +
+  const differences = heldOutDifferences(runs);
+  const heldOut = differences.length === 0 ? 'of the same held-out sequences' : `of each run's own held-out sequences: WARNING, the runs were evaluated on different text, so their figures are not paired (${differences.join('; ')})`;
+  const note = `Perplexity = exp(mean loss over the first c tokens) ${heldOut}. Scores are means over all lengths${runs.some((r) => r.results.tasks.passkey || r.results.tasks.needle) ? ' (and depths)' : ''} in percent. ` +
     (trained.some((t) => t !== null) ? `* marks lengths beyond the run's trained context (${trained.map((t) => (t === null ? 'unknown' : String(t))).join(' / ')}).` : '');
   const html = columns.length === 0
     ? '<p class="note">No scores: these runs have no ppl, retrieval, QA or MC results.</p>'

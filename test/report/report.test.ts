@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { longctx, assertOneLineError } from '../bin.js';
-import { renderReport, escapeHtml, fmtPct, fmtPpl, summaryTableSection, byLengthSection, buildEvalReport, inlineSvg } from '../../src/report/html.js';
+import { renderReport, escapeHtml, fmtPct, fmtPpl, summaryTableSection, byLengthSection, buildEvalReport, inlineSvg, heldOutDifferences } from '../../src/report/html.js';
 import { runColor } from '../../src/report/charts.js';
 import { runNames, loadEvalRuns, readEvalResults } from '../../src/report/runs.js';
 import type { EvalRun } from '../../src/report/charts.js';
@@ -190,4 +190,24 @@ test('run names: folder names, parents where they clash; a run name is escaped i
   const page = await buildEvalReport([{ ...runs[0]!, name: '<i>x</i>' }]);
   assert.doesNotMatch(page, /<i>x<\/i>/);
   assert.match(page, /&lt;i&gt;x&lt;\/i&gt;/);
+});
+
+test('report warns when the runs were evaluated on different held-out text, and the page says so', () => {
+  // the fixture's two runs share seed, --max-len and data: the page may call them paired
+  assert.deepEqual(heldOutDifferences(runs), []);
+  assert.match(html, /of the same held-out sequences/);
+  // the same abf results as if evaluated with another seed
+  const other = path.join(fx!.dir, 'abf-seed7');
+  mkdirSync(other, { recursive: true });
+  const r = JSON.parse(readFileSync(path.join(fx!.evals.abf!, 'results.json'), 'utf8'));
+  r.settings.seed = 7;
+  r.tasks.ppl.documents = [...r.tasks.ppl.documents].reverse();
+  writeFileSync(path.join(other, 'results.json'), JSON.stringify(r));
+  const out = path.join(fx!.dir, 'mixed.html');
+  const rep = longctx('report', fx!.evals.rope!, other, '--out', out);
+  assert.equal(rep.code, 0, rep.stderr);
+  assert.match(rep.stderr, /^longctx report: warning: the runs were evaluated on different held-out text, so their figures are not paired: evaluation seed \(rope: 0, abf-seed7: 7\)/);
+  const page = readFileSync(out, 'utf8');
+  assert.doesNotMatch(page, /of the same held-out sequences/);
+  assert.match(page, /WARNING, the runs were evaluated on different text/);
 });
