@@ -16,18 +16,17 @@
 
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { LocalEvalModel } from '../eval/backends/local.js';
-import { topLogprobs, type TopLogprobs } from '../eval/model.js';
 import { Rng } from '../util/rng.js';
 import { stopTokenIds } from '../model/config.js';
 import { VERSION } from '../version.js';
 import { ChatTemplateError, UnsupportedChatTemplateError, chatTemplateOf, llama2ChatTokens } from '../data/chat-template.js';
-import { IncrementalDecoder, codePoints, tokenBytes, tokenText } from './detok.js';
-import { ApiError, MAX_PROMPTS, parseChatRequest, parseCompletionRequest, type SamplingRequest } from './request.js';
-import { sampleToken } from '../model/sample.js';
-import { jsonErrorText } from '../util/json-error.js';
+import { codePoints } from './detok.js';
+import { ApiError, MAX_PROMPTS, parseChatRequest, parseCompletionRequest } from './request.js';
+import { chatLogprobs, checkStopIds, completionLogprobs, generate, scorePrompt, type ServedModel, type TokenInfo } from './generate.js';
+import { ClientGoneError, JSON_HEADERS, keyMatches, readJson, sendJson, startSse } from './http.js';
 
 export interface ServeOptions {
   /** default 127.0.0.1 (loopback: nothing outside this machine can reach it) */
@@ -69,52 +68,14 @@ export interface RunningServer {
 export const DEFAULT_COMPLETION_TOKENS = 16;
 export const DEFAULT_MAX_CONCURRENCY = 8;
 
-/** One token of a response, with what logprobs need. */
-interface TokenInfo {
-  id: number;
-  /** its text as it adds to the response ('' for special tokens and split characters) */
-  text: string;
-  /** null for the first prompt token (nothing predicts it) or when logprobs were not asked for */
-  logprob: number | null;
-  top: TopLogprobs | null;
-  /** the ids before it, to name the alternatives in top (only kept when top is) */
-  context: readonly number[] | null;
-}
 
-interface Generated {
-  tokens: TokenInfo[];
-  text: string;
-  finish: 'stop' | 'length';
-}
 
-interface GenerateSpec {
-  maxTokens: number;
-  r: SamplingRequest;
-  rng: Rng;
-  /** top alternatives per token, or null when no logprobs are wanted */
-  topK: number | null;
-  /** streaming: text released so far (held back while it could be the start of a stop string) */
-  onDelta?: (text: string, tokens: TokenInfo[]) => Promise<void>;
-  aborted: () => boolean;
-}
 
-const JSON_HEADERS = { 'Content-Type': 'application/json' };
-
-/** "Bearer KEY" against the key in constant time (hashes first, so lengths do not leak either). */
-function keyMatches(header: string | undefined, key: string): boolean {
-  const digest = (x: string): Buffer => createHash('sha256').update(x).digest();
-  return timingSafeEqual(digest(header ?? ''), digest(`Bearer ${key}`));
-}
-
-/** The client closed the connection before its request was read: nothing to answer, nothing to log but the access line. */
-class ClientGoneError extends Error {
-  override name = 'ClientGoneError';
-}
 
 export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): Promise<RunningServer> {
   const tok = lm.tokenizer;
   const V = lm.model.cfg.vocab_size; // loads deferred weights now, not on the first request
-  const eosIds = stopTokenIds(lm.model.cfg, tok.eosId); // every end-of-sequence id (Llama 3 Instruct has three)
+  const served: ServedModel = { lm, tok, vocabSize: V, eosIds: stopTokenIds(lm.model.cfg, tok.eosId) };
   const ctx = lm.maxContext;
   const id = opts.id ?? lm.name;
   const maxConcurrency = opts.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY;
@@ -175,123 +136,11 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
     if (model !== null && model !== id) throw new ApiError(404, `model "${model}" not found; this server serves "${id}" (GET /v1/models)`, 'model');
   }
 
-  function checkStopIds(ids: number[]): Set<number> {
-    ids.forEach((x, i) => {
-      if (x >= V) throw new ApiError(400, `stop_token_ids[${i}]: token id ${x} is outside the model's vocabulary (0..${V - 1})`, 'stop_token_ids');
-    });
-    return new Set(ids);
-  }
 
-  /** Sample up to maxTokens after prompt; stops at EOS, a stop id (kept) or a stop string (cut). */
-  async function generate(prompt: Int32Array, g: GenerateSpec): Promise<Generated> {
-    const tokens: TokenInfo[] = [];
-    if (g.maxTokens === 0) return { tokens, text: '', finish: 'length' };
-    const stopIds = checkStopIds(g.r.stopTokenIds);
-    for (const sid of eosIds) stopIds.add(sid);
-    const stops = g.r.stop;
-    const hold = stops.reduce((m, s) => Math.max(m, s.length - 1), 0); // chars that could start a stop string
-    const dec = lm.decoder(prompt, g.maxTokens);
-    const detok = new IncrementalDecoder(tok, prompt);
-    let row = dec.row;
-    let text = '';
-    let released = 0; // chars of text already passed to onDelta
-    let pending: TokenInfo[] = []; // tokens not yet passed to onDelta
-    let finish: 'stop' | 'length' | null = null;
-    let cutAtStop = false;
-    for (;;) {
-      const next = sampleToken(row, g.r, g.rng);
-      const context = g.topK !== null ? [...detok.window] : null;
-      const t = g.topK !== null ? topLogprobs(row, g.topK, next) : null;
-      const piece = detok.push(next);
-      const info: TokenInfo = { id: next, text: piece, logprob: t ? t.target : null, top: t, context };
-      tokens.push(info);
-      pending.push(info);
-      const before = text.length;
-      text += piece;
-      if (stops.length > 0) {
-        let cut = -1;
-        for (const s of stops) {
-          const at = text.indexOf(s, Math.max(0, before - s.length + 1));
-          if (at >= 0 && (cut < 0 || at < cut)) cut = at;
-        }
-        if (cut >= 0) {
-          text = text.slice(0, cut);
-          finish = 'stop';
-          cutAtStop = true;
-        }
-      }
-      if (finish === null && stopIds.has(next)) finish = 'stop';
-      if (finish === null && tokens.length >= g.maxTokens) finish = 'length';
-      if (finish !== null && !cutAtStop) text += detok.flush(); // a character left incomplete becomes U+FFFD
-      if (g.onDelta) {
-        const upTo = finish !== null ? text.length : Math.max(released, text.length - hold);
-        if (upTo > released || (g.topK !== null && pending.length > 0)) {
-          const delta = text.slice(released, upTo);
-          released = upTo;
-          const out = pending;
-          pending = [];
-          await g.onDelta(delta, out);
-        }
-      }
-      if (finish !== null) break;
-      await nextTurn(); // let the loop breathe: flush the stream, notice a disconnect, answer 429s
-      if (g.aborted()) return { tokens, text, finish: 'length' };
-      row = dec.feed(next);
-    }
-    return { tokens, text, finish };
-  }
 
-  /** Prompt tokens with their texts and, with topK, their log-probabilities (the first has none). */
-  async function scorePrompt(prompt: Int32Array, topK: number | null): Promise<{ tokens: TokenInfo[]; text: string }> {
-    const scored = topK !== null ? await lm.tokenLogprobsTop(prompt, 1, topK) : null;
-    const detok = new IncrementalDecoder(tok);
-    const tokens: TokenInfo[] = [];
-    let text = '';
-    for (let i = 0; i < prompt.length; i++) {
-      const context = topK ? [...detok.window] : null;
-      const piece = detok.push(prompt[i]!);
-      text += piece;
-      const t = i > 0 && scored ? scored.top[i - 1]! : null;
-      tokens.push({ id: prompt[i]!, text: piece, logprob: t ? t.target : null, top: t, context });
-    }
-    text += detok.flush();
-    return { tokens, text };
-  }
 
-  function tokenName(id: number, context: readonly number[] | null, asIds: boolean): string {
-    if (asIds) return `token_id:${id}`;
-    if (tok.specialIds.has(id)) return tok.idToToken(id) ?? '';
-    return tokenText(tok, context ?? [], id);
-  }
 
-  /** The legacy completions logprobs object; text_offset counts code points from `offset`. */
-  function completionLogprobs(tokens: TokenInfo[], offset: number, asIds: boolean): Record<string, unknown> {
-    const text_offset: number[] = [];
-    for (const t of tokens) {
-      text_offset.push(offset);
-      offset += codePoints(t.text);
-    }
-    return {
-      tokens: tokens.map((t) => (asIds ? `token_id:${t.id}` : tok.specialIds.has(t.id) ? tok.idToToken(t.id) ?? '' : t.text)),
-      token_logprobs: tokens.map((t) => t.logprob),
-      top_logprobs: tokens.map((t) => t.top === null ? null : Object.fromEntries(Array.from(t.top.ids, (alt, j) => [tokenName(alt, t.context, asIds), t.top!.logprobs[j]!]))),
-      text_offset,
-    };
-  }
 
-  /** Chat's logprobs: per token its text, log-probability, UTF-8 bytes (a piece of a character has its own) and alternatives. */
-  function chatLogprobs(tokens: TokenInfo[], asIds: boolean): { content: unknown[] } {
-    const entry = (id: number, context: readonly number[] | null, logprob: number): Record<string, unknown> => ({
-      token: tokenName(id, context, asIds), logprob,
-      bytes: Array.from(tok.specialIds.has(id) ? Buffer.from(tok.idToToken(id) ?? '', 'utf8') : tokenBytes(tok, context ?? [], id)),
-    });
-    return {
-      content: tokens.map((t) => ({
-        ...entry(t.id, t.context, t.logprob ?? 0),
-        top_logprobs: t.top ? Array.from(t.top.ids, (alt, j) => entry(alt, t.context, t.top!.logprobs[j]!)) : [],
-      })),
-    };
-  }
 
   // ------------------------------------------------------------------ endpoints
 
@@ -301,28 +150,28 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
     const maxTokens = r.maxTokens ?? DEFAULT_COMPLETION_TOKENS;
     const prompts = r.prompts.map((p, i) => promptIds(p, r.prompts.length === 1 ? 'prompt' : `prompt[${i}]`));
     prompts.forEach((p, i) => checkLength(p, maxTokens, r.prompts.length === 1 ? 'prompt' : `prompt[${i}]`));
-    checkStopIds(r.stopTokenIds);
+    checkStopIds(served, r.stopTokenIds);
     const rng = new Rng(r.seed ?? randomInt(2 ** 31));
     const cid = `cmpl-${randomUUID()}`;
     const head = { id: cid, object: 'text_completion', created: Math.floor(Date.now() / 1000), model: id };
     let promptTokens = 0, completionTokens = 0;
     await exclusive(async () => {
       if (aborted()) return;
-      const sse = r.stream ? startSse(res) : null;
+      const sse = r.stream ? startSse(res, closing) : null;
       const choices: Record<string, unknown>[] = [];
       for (let i = 0; i < prompts.length; i++) {
         const prompt = prompts[i]!;
         promptTokens += prompt.length;
-        const echo = r.echo ? await scorePrompt(prompt, r.logprobs) : null;
+        const echo = r.echo ? await scorePrompt(served, prompt, r.logprobs) : null;
         let offset = echo ? codePoints(echo.text) : 0;
         if (sse && echo) {
-          await sse.send({ ...head, choices: [{ index: i, text: echo.text, logprobs: r.logprobs !== null ? completionLogprobs(echo.tokens, 0, r.tokensAsIds) : null, finish_reason: null }] });
+          await sse.send({ ...head, choices: [{ index: i, text: echo.text, logprobs: r.logprobs !== null ? completionLogprobs(tok, echo.tokens, 0, r.tokensAsIds) : null, finish_reason: null }] });
         }
-        const gen = await generate(prompt, {
+        const gen = await generate(served, prompt, {
           maxTokens, r, rng, topK: r.logprobs, aborted,
           ...(sse ? {
             onDelta: async (text: string, tokens: TokenInfo[]) => {
-              const lp = r.logprobs !== null ? completionLogprobs(tokens, offset, r.tokensAsIds) : null;
+              const lp = r.logprobs !== null ? completionLogprobs(tok, tokens, offset, r.tokensAsIds) : null;
               offset += codePoints(text);
               await sse.send({ ...head, choices: [{ index: i, text, logprobs: lp, finish_reason: null }] });
             },
@@ -335,7 +184,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
           const all = echo ? [...echo.tokens, ...gen.tokens] : gen.tokens;
           choices.push({
             index: i, text: (echo ? echo.text : '') + gen.text,
-            logprobs: r.logprobs !== null ? completionLogprobs(all, 0, r.tokensAsIds) : null,
+            logprobs: r.logprobs !== null ? completionLogprobs(tok, all, 0, r.tokensAsIds) : null,
             finish_reason: gen.finish,
           });
         }
@@ -345,7 +194,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
       if (sse) {
         if (r.includeUsage) await sse.send({ ...head, choices: [], usage });
         sse.done();
-      } else sendJson(res, 200, { ...head, choices, usage });
+      } else sendJson(res, 200, { ...head, choices, usage }, {}, closing);
     });
   }
 
@@ -363,7 +212,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
     const maxTokens = r.maxTokens ?? ctx - prompt.length;
     if (maxTokens < 1) throw new ApiError(400, `messages: the conversation is ${prompt.length} tokens, which leaves no room to answer in the context of ${ctx} (longctx serve --ctx)`, 'messages');
     checkLength(prompt, maxTokens, 'messages');
-    checkStopIds(r.stopTokenIds);
+    checkStopIds(served, r.stopTokenIds);
     const rng = new Rng(r.seed ?? randomInt(2 ** 31));
     const head = { id: `chatcmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: id };
     const topK = r.logprobs ? r.topLogprobs : null;
@@ -371,11 +220,11 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
       if (aborted()) return;
       const chunk = (delta: Record<string, unknown>, finish: string | null, logprobs: unknown = null): Record<string, unknown> =>
         ({ ...head, object: 'chat.completion.chunk', choices: [{ index: 0, delta, logprobs, finish_reason: finish }] });
-      const sse = r.stream ? startSse(res) : null;
+      const sse = r.stream ? startSse(res, closing) : null;
       if (sse) await sse.send(chunk({ role: 'assistant', content: '' }, null));
-      const gen = await generate(prompt, {
+      const gen = await generate(served, prompt, {
         maxTokens, r, rng, topK, aborted,
-        ...(sse ? { onDelta: (text: string, tokens: TokenInfo[]) => sse.send(chunk({ content: text }, null, topK !== null ? chatLogprobs(tokens, r.tokensAsIds) : null)) } : {}),
+        ...(sse ? { onDelta: (text: string, tokens: TokenInfo[]) => sse.send(chunk({ content: text }, null, topK !== null ? chatLogprobs(tok, tokens, r.tokensAsIds) : null)) } : {}),
       });
       if (aborted()) return;
       const usage = { prompt_tokens: prompt.length, completion_tokens: gen.tokens.length, total_tokens: prompt.length + gen.tokens.length };
@@ -387,90 +236,16 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
       } else {
         sendJson(res, 200, {
           ...head, object: 'chat.completion',
-          choices: [{ index: 0, message: { role: 'assistant', content: gen.text }, logprobs: topK !== null ? chatLogprobs(gen.tokens, r.tokensAsIds) : null, finish_reason: gen.finish }],
+          choices: [{ index: 0, message: { role: 'assistant', content: gen.text }, logprobs: topK !== null ? chatLogprobs(tok, gen.tokens, r.tokensAsIds) : null, finish_reason: gen.finish }],
           usage,
-        });
+        }, {}, closing);
       }
     });
   }
 
-  // ------------------------------------------------------------------ HTTP plumbing
 
-  function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-    if (res.headersSent || res.destroyed) return;
-    const text = JSON.stringify(body);
-    res.writeHead(status, { ...JSON_HEADERS, 'Content-Length': String(Buffer.byteLength(text)), ...(closing ? { Connection: 'close' } : {}), ...headers });
-    res.end(text);
-  }
 
-  function startSse(res: http.ServerResponse): { send(obj: unknown): Promise<void>; done(): void } {
-    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: closing ? 'close' : 'keep-alive' });
-    res.flushHeaders();
-    return {
-      send: async (obj) => {
-        if (res.destroyed) return;
-        if (!res.write(`data: ${JSON.stringify(obj)}\n\n`)) {
-          // a slow reader: wait for the socket rather than buffering the whole answer
-          await new Promise<void>((resolve) => {
-            res.once('drain', resolve);
-            res.once('close', resolve);
-          });
-        }
-      },
-      done: () => {
-        if (!res.destroyed) res.end('data: [DONE]\n\n');
-      },
-    };
-  }
 
-  function readBody(req: http.IncomingMessage): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let failed = false;
-      // a client that trickles its body is cut off: it holds no model slot (the body is read before
-      // admission) but it holds memory and a socket
-      const timer = setTimeout(() => {
-        if (failed) return;
-        failed = true;
-        reject(new ApiError(408, `the request body did not arrive within ${bodyTimeout / 1000} s`, null, { Connection: 'close' }));
-      }, bodyTimeout);
-      req.once('close', () => clearTimeout(timer));
-      req.on('data', (c: Buffer) => {
-        if (failed) return;
-        size += c.length;
-        if (size > maxBody) {
-          failed = true;
-          reject(new ApiError(413, `the request body is larger than ${maxBody} bytes`, null, { Connection: 'close' }));
-          return;
-        }
-        chunks.push(c);
-      });
-      let ended = false;
-      req.on('end', () => {
-        ended = true;
-        clearTimeout(timer);
-        if (!failed) resolve(Buffer.concat(chunks).toString('utf8'));
-      });
-      const fail = (e: Error): void => {
-        if (failed || ended) return;
-        failed = true;
-        reject(e);
-      };
-      // a client that hangs up mid-upload is not a server error: the access log line says so, no stack
-      req.on('error', (e) => fail(new ClientGoneError(`the client went away before sending the whole body (${e.message})`)));
-      req.on('close', () => fail(new ClientGoneError('the client went away before sending the whole body')));
-    });
-  }
-
-  async function readJson(req: http.IncomingMessage): Promise<unknown> {
-    const text = await readBody(req);
-    try {
-      return JSON.parse(text);
-    } catch (e) {
-      throw new ApiError(400, `the request body is not valid JSON (${jsonErrorText(e)}); send a JSON object with Content-Type: application/json`);
-    }
-  }
 
   const routes: Record<string, Record<string, true>> = {
     '/v1/models': { GET: true }, '/v1/completions': { POST: true }, '/v1/chat/completions': { POST: true },
@@ -483,7 +258,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
     const route = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '') || '/';
     let extra = '';
     if (log) res.once('close', () => log(`${method} ${route} ${res.statusCode} ${((Date.now() - t0) / 1000).toFixed(2)}s${extra ? ` ${extra}` : ''}${res.writableFinished ? '' : ' (client went away)'}`));
-    if (route === '/health' && method === 'GET') return sendJson(res, 200, { status: closing ? 'closing' : 'ok' });
+    if (route === '/health' && method === 'GET') return sendJson(res, 200, { status: closing ? 'closing' : 'ok' }, {}, closing);
     // with a key, everything but /health asks for it first: an unknown route or method must not
     // list the routes to a client without the key
     if (opts.apiKey && !keyMatches(req.headers.authorization, opts.apiKey)) {
@@ -493,9 +268,9 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
     if (!allowed) throw new ApiError(404, `no route ${method} ${route}; this server has ${Object.keys(routes).map((r) => `${Object.keys(routes[r]!)[0]} ${r}`).join(', ')}`);
     if (!allowed[method]) throw new ApiError(405, `${route} takes ${Object.keys(allowed).join(', ')}, not ${method}`, null, { Allow: Object.keys(allowed).join(', ') });
     if (route === '/v1/models') {
-      return sendJson(res, 200, { object: 'list', data: [{ id, object: 'model', created, owned_by: 'longctx', max_model_len: ctx }] });
+      return sendJson(res, 200, { object: 'list', data: [{ id, object: 'model', created, owned_by: 'longctx', max_model_len: ctx }] }, {}, closing);
     }
-    if (route === '/longctx/info') return sendJson(res, 200, info);
+    if (route === '/longctx/info') return sendJson(res, 200, info, {}, closing);
     if (route === '/longctx/tokenizer.json') {
       // the file's exact text, so its sha256 is the one /longctx/info reports
       const text = tok.toJSON();
@@ -505,7 +280,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
     }
     // the model endpoints: the body first (a slow upload must not hold a slot), then bounded
     // admission, then one at a time
-    const body = await readJson(req);
+    const body = await readJson(req, maxBody, bodyTimeout);
     if (closing) throw new ApiError(503, 'the server is shutting down', null, { 'Retry-After': '5', Connection: 'close' });
     if (active >= maxConcurrency) {
       throw new ApiError(429, `too many requests: ${active} admitted (running or waiting), the limit is ${maxConcurrency} (longctx serve --max-concurrency); retry later`, null, { 'Retry-After': '1' });
@@ -538,7 +313,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
         else res.destroy();
         return;
       }
-      sendJson(res, err.status, err.body(), err.headers);
+      sendJson(res, err.status, err.body(), err.headers, closing);
       // a body we refused to read (too large) would otherwise be parsed as the next request
       if (err.status === 413 || err.status === 408) req.destroy();
     });
