@@ -60,14 +60,7 @@ export function epochOrder(docs: DocSet, mix: MixOptions, seed: number, epoch: n
     for (let k = 0; k < n; k++) out.push(i);
   }
   const order = Uint32Array.from(out);
-  if (shuffle) {
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = rng.nextInt(i + 1);
-      const t = order[i]!;
-      order[i] = order[j]!;
-      order[j] = t;
-    }
-  }
+  if (shuffle) rng.shuffle(order);
   return order;
 }
 

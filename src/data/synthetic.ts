@@ -271,7 +271,7 @@ export function recallRow(docs: DocSet, seed: number, batch: number, rowIndex: n
   p += fillerLen - f;
   // the questions: every fact again, in random order
   const order = facts.map((_, i) => i);
-  for (let i = order.length - 1; i > 0; i--) { const j = rng.nextInt(i + 1); [order[i], order[j]] = [order[j]!, order[i]!]; }
+  rng.shuffle(order);
   const segments: RepeatSegment[] = [];
   for (const i of order) {
     row.set(facts[i]!, p);

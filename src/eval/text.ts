@@ -144,15 +144,6 @@ export function distinctWords(texts: Iterable<string>, limit = Infinity): string
   return [...seen];
 }
 
-/** Fisher-Yates shuffle in place with a seeded generator. */
-export function shuffle<T>(xs: T[], nextInt: (n: number) => number): T[] {
-  for (let i = xs.length - 1; i > 0; i--) {
-    const j = nextInt(i + 1);
-    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
-  }
-  return xs;
-}
-
 /** Powers of two from minLen up to maxLen, with maxLen itself last (the retrieval probes' default lengths). */
 export function defaultLengths(maxLen: number, minLen = 256): number[] {
   if (maxLen <= minLen) return [maxLen];

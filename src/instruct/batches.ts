@@ -51,13 +51,7 @@ export class SequenceIterator implements TrainBatches {
   private epochOrder(epoch: number): Uint32Array {
     if (this.orderEpoch !== epoch || !this.order) {
       const o = Uint32Array.from(this.seqs, (_, i) => i);
-      const rng = new Rng(deriveSeed(this.st.seed, 'instruct-epoch', epoch));
-      for (let i = o.length - 1; i > 0; i--) {
-        const j = rng.nextInt(i + 1);
-        const t = o[i]!;
-        o[i] = o[j]!;
-        o[j] = t;
-      }
+      new Rng(deriveSeed(this.st.seed, 'instruct-epoch', epoch)).shuffle(o);
       this.order = o;
       this.orderEpoch = epoch;
     }

@@ -363,11 +363,7 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
       }
     }
   }
-  const rng = new Rng(deriveSeed(o.seed, 'short'));
-  for (let i = convs.length - 1; i > 0; i--) {
-    const j = rng.nextInt(i + 1);
-    [convs[i], convs[j]] = [convs[j]!, convs[i]!];
-  }
+  new Rng(deriveSeed(o.seed, 'short')).shuffle(convs);
   let ids: number[] = [];
   let scored: number[] = [];
   const flush = (): void => {

@@ -28,7 +28,7 @@ import { parseSources, readSources } from '../data/sources.js';
 import { trainBpe } from '../data/tokenizer/train.js';
 import { saveTokenizer } from '../data/tokenizer/load.js';
 import { prepareData } from '../data/prepare.js';
-import { latestCheckpoint, readRunConfig, SUMMARY, FINAL_MODEL, METRICS } from '../train/run.js';
+import { latestCheckpoint, readMetrics, readRunConfig, SUMMARY, FINAL_MODEL } from '../train/run.js';
 import type { TrainEnv, TrainSummary } from '../train/trainer.js';
 import type { Backend } from '../kernels/backend.js';
 import { pretrain, extend, resume, type CommonOptions } from './pretrain.js';
@@ -448,15 +448,7 @@ function curriculumEvalsOnDisk(out: string, p: ReproPreset, seed: number): { sho
 
 /** Training curve points of a run folder (metrics.jsonl train lines). */
 export function trainingCurve(runDir: string): { step: number; tokens: number; loss: number; seqLen: number }[] {
-  const file = path.join(runDir, METRICS);
-  if (!fs.existsSync(file)) return [];
-  const out: { step: number; tokens: number; loss: number; seqLen: number }[] = [];
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const m = JSON.parse(line) as { type?: string; step?: number; tokens?: number; loss?: number; seq_len?: number };
-    if (m.type === 'train' && typeof m.loss === 'number') out.push({ step: m.step ?? 0, tokens: m.tokens ?? 0, loss: m.loss, seqLen: m.seq_len ?? 0 });
-  }
-  return out;
+  return readMetrics(runDir).flatMap((m) => (m.type === 'train' ? [{ step: m.step, tokens: m.tokens, loss: m.loss, seqLen: m.seq_len }] : []));
 }
 
 /** Curriculum rows already on disk under OUT/curriculum (for the main report), in schedule order. */

@@ -61,6 +61,17 @@ export class Rng {
     return Math.floor(this.nextFloat() * n);
   }
 
+  /** Fisher-Yates: every permutation equally likely, the same one for the same generator state. */
+  shuffle<T extends { [i: number]: unknown; length: number }>(a: T): T {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.nextInt(i + 1);
+      const t = a[i];
+      a[i] = a[j];
+      a[j] = t;
+    }
+    return a;
+  }
+
   /** standard normal (Box-Muller) */
   nextNormal(): number {
     if (this.spareNormal !== null) {

@@ -30,7 +30,6 @@ import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import type { TokenDoc } from '../corpus.js';
 import { mapLimit, ticker, type PreparedTask } from '../task.js';
-import { shuffle } from '../text.js';
 
 export interface CopyOptions {
   /** the longest sequence is BOS + maxLen tokens; the distances run up to maxLen - span */
@@ -136,7 +135,7 @@ export function copyExamples(docs: TokenDoc[], tok: Pick<Tokenizer, 'bosId'>, op
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`copy: samples must be a positive integer, got ${n}`);
   const F = distances[distances.length - 1]! - S; // the longest filler
   const rng = new Rng(opts.seed ?? 0);
-  const spanDocs = shuffle(docs.filter((d) => d.tokens.length >= S), (k) => rng.nextInt(k));
+  const spanDocs = rng.shuffle(docs.filter((d) => d.tokens.length >= S));
   if (spanDocs.length === 0) throw new Error(`copy: no document holds a ${S}-token span`);
   const bos = tok.bosId >= 0 ? [tok.bosId] : [];
   const b = bos.length;
@@ -156,7 +155,7 @@ export function copyExamples(docs: TokenDoc[], tok: Pick<Tokenizer, 'bosId'>, op
       fillerDoc = fd.id;
     } else {
       // the other documents in a seeded order, then the span's own document with the span cut out
-      const parts = [...shuffle(others.map((d) => d.tokens), (k) => rng.nextInt(k)), doc.tokens.subarray(0, offset), doc.tokens.subarray(offset + S)];
+      const parts = [...rng.shuffle(others.map((d) => d.tokens)), doc.tokens.subarray(0, offset), doc.tokens.subarray(offset + S)];
       const total = parts.reduce((s, p) => s + p.length, 0);
       if (total < F) throw new Error(`copy: the text holds only ${total} tokens besides the span; a filler of ${F} (distance ${F + S}) needs more text or a smaller maxLen`);
       const stream = new Int32Array(total);

@@ -19,7 +19,7 @@ import type { EvalModel } from '../model.js';
 import type { TextDoc } from '../corpus.js';
 import { rougeL, rougeTokens, mean } from '../metrics.js';
 import { generateAnswers, generationCost, type PreparedTask } from '../task.js';
-import { bosTokens, concatTokens, continuationTokens, shuffle } from '../text.js';
+import { bosTokens, concatTokens, continuationTokens } from '../text.js';
 
 // the instruction is shared with the first-sentence training rows (data/first-sentence.ts)
 export { FIRST_SENTENCE_INSTRUCTION, sentenceEnd };
@@ -74,7 +74,7 @@ export function firstSentenceExamples(tok: Tokenizer, docs: TextDoc[], opts: Fir
   const usable = docs.map((d, i) => ({ d, i, start: documentStart(d.text) })).filter((x) => x.start !== null);
   if (usable.length === 0) throw new Error('first-sentence: no document of the text has a usable first sentence (3 to 64 words ending in . ! or ?)');
   const rng = new Rng(opts.seed ?? 0);
-  const order = shuffle(usable.slice(), (k) => rng.nextInt(k));
+  const order = rng.shuffle(usable.slice());
   const out: FirstSentenceExample[] = [];
   for (let s = 0; s < samples; s++) {
     const pick = order[s % order.length]!;

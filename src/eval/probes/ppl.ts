@@ -29,7 +29,6 @@ import type { EvalModel } from '../model.js';
 import type { TokenDoc } from '../corpus.js';
 import { assessFit, fitPowerLaw, PowerLawError, type FitStatus, type PowerLawFit } from '../powerlaw.js';
 import { mapLimit, ticker, type PreparedTask } from '../task.js';
-import { shuffle } from '../text.js';
 
 export interface PplOptions {
   maxLen: number;
@@ -116,7 +115,7 @@ export function pplSequences(docs: TokenDoc[], tok: Pick<Tokenizer, 'bosId' | 'e
   const long = docs.filter((d) => d.tokens.length >= need);
   const rng = new Rng(seed);
   if (long.length > 0) {
-    const chosen = shuffle(long.slice(), (k) => rng.nextInt(k)).slice(0, n);
+    const chosen = rng.shuffle(long.slice()).slice(0, n);
     return {
       packed: false,
       sequences: chosen.map((d) => {
@@ -128,7 +127,7 @@ export function pplSequences(docs: TokenDoc[], tok: Pick<Tokenizer, 'bosId' | 'e
     };
   }
   // No document is long enough: pack BOS doc EOS ... in a seeded order, as training rows are.
-  const order = shuffle(docs.filter((d) => d.tokens.length > 0), (k) => rng.nextInt(k));
+  const order = rng.shuffle(docs.filter((d) => d.tokens.length > 0));
   const total = order.reduce((s, d) => s + d.tokens.length + bos.length + (tok.eosId >= 0 ? 1 : 0), 0);
   if (total < maxLen + 1) throw new Error(`the evaluation text holds only ${total} tokens; loss at length ${maxLen} needs at least ${maxLen + 1}`);
   const stream = new Int32Array(total);

@@ -21,7 +21,7 @@ import type { EvalModel } from '../model.js';
 import type { TextDoc } from '../corpus.js';
 import { mean, stringMatchAll } from '../metrics.js';
 import { generateAnswers, generationCost, type PreparedTask } from '../task.js';
-import { bosTokens, buildHaystack, concatTokens, continuationTokens, deriveSeed, distinctWords, insertAtDepths, newlineIds, shuffle, type Haystack } from '../text.js';
+import { bosTokens, buildHaystack, concatTokens, continuationTokens, deriveSeed, distinctWords, insertAtDepths, newlineIds, type Haystack } from '../text.js';
 import { PASSKEY_FILLER, fillerPieces } from './passkey.js';
 import { textHaystack } from './needle.js';
 
@@ -121,12 +121,12 @@ export function cweList(tok: Tokenizer, words: string[], budget: number, rng: Rn
     const fucw = fcw >= 10 ? 3 : 1;
     const nUncommon = Math.max(0, Math.ceil((N - 10 * fcw) / fucw));
     if (words.length < 10 + nUncommon) throw new Error(`ruler cwe: the text has ${words.length} distinct words, ${10 + nUncommon} are needed for ${budget} tokens of list`);
-    const pool = shuffle(words.slice(), (k) => rng.nextInt(k)).slice(0, 10 + nUncommon);
+    const pool = rng.shuffle(words.slice()).slice(0, 10 + nUncommon);
     const common = pool.slice(0, 10);
     const seq: string[] = [];
     for (const w of common) for (let k = 0; k < fcw; k++) seq.push(w);
     for (const w of pool.slice(10)) for (let k = 0; k < fucw; k++) seq.push(w);
-    shuffle(seq, (k) => rng.nextInt(k));
+    rng.shuffle(seq);
     const parts: Int32Array[] = [];
     let used = 0;
     let complete = 0;
