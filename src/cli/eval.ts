@@ -134,9 +134,9 @@ export function registerEval(program: Command): void {
       // A server's memory is its own concern. Ours (and llama.cpp's F32 KV cache, about the same): a
       // first check before any prompt is generated (answers take a few hundred tokens more), then the
       // exact figure, the longest prompt + answer (or + choice) of any example.
-      if (opened.config) checkEvalMemory(opened.config, Math.max(maxLen, ...(lengths ?? [])) + GENERATION_ROOM, f.chunk, undefined, flag);
+      if (opened.config) checkEvalMemory(opened.config, Math.max(maxLen, ...(lengths ?? [])) + GENERATION_ROOM, { chunk: f.chunk, flag });
       prepared = prepareEvaluation(opened.model, settingsFor(maxLen), inputs);
-      if (opened.config) checkEvalMemory(opened.config, prepared.maxSeq, f.chunk, undefined, flag);
+      if (opened.config) checkEvalMemory(opened.config, prepared.maxSeq, { chunk: f.chunk, flag });
       // ppl, copy, mc and qa with choices score prompts: find out now, with one line saying what still works
       if (server && (tasks.includes('ppl') || tasks.includes('copy') || tasks.includes('mc') || inputs.qa?.items.some((q) => q.choices))) await server.checkPromptLogprobs();
     } catch (e) {

@@ -10,7 +10,7 @@ import { distill } from '../instruct/distill.js';
 import { instructTrain, resumeInstruct, PRETRAIN_SHARE, SFT_EPOCHS, SFT_LR, VAL_FRACTION, type InstructSummary } from '../recipes/instruct.js';
 import { Progress } from '../util/progress.js';
 import { floatArg, intArg, kernelsFlag, kernelsOption, topPArg } from './args.js';
-import { trainEnv } from './train-flags.js';
+import { addRunFlags, trainEnv } from './train-flags.js';
 import { definedOnly } from '../util/defined.js';
 import { tokenizerFromFile } from '../io/gguf-llama.js';
 
@@ -166,7 +166,7 @@ be any generator, e.g. a big model behind a server, or --generator cloze offline
         `${c.verifyNo} verification "no" (the generator's own), ${c.negatives} verification "no" with another pair's answer\n`);
     });
 
-  instruct
+  addRunFlags(instruct
     .command('train')
     .description('supervised fine-tuning on self-instruct pairs (the whole document + question -> answer, one per sequence) and short chat data (packed), loss on answers, or with --loss-on-input on the long inputs too (paper Table 9)')
     .option('--from <run|model>', 'the model to tune: a run folder (its model/) or a model folder with tokenizer.json')
@@ -181,19 +181,13 @@ be any generator, e.g. a big model behind a server, or --generator cloze offline
     .option('--epochs <n>', `passes over the training sequences (default ${SFT_EPOCHS}, Llama 2's SFT)`, floatArg('--epochs', 0))
     .option('--steps <n>', 'optimizer steps (instead of --epochs)', intArg('--steps', 1))
     .option('--lr <x>', `peak learning rate (default: the --from run's, else ${SFT_LR} as Llama 2's SFT)`, floatArg('--lr', 0))
-    .option('--min-lr <x>', 'cosine floor (default lr/10)', floatArg('--min-lr', 0))
-    .option('--warmup <steps>', 'linear warm-up steps (default 5% of the run)', intArg('--warmup', 0))
     .option('--seed <n>', 'seed of the data order and the held-out split', intArg('--seed', 0), 0)
     .option('--val-fraction <x>', `share of the self-instruct pairs held out to measure the answer loss, whole documents (default ${VAL_FRACTION}; 0 with --val-data)`, fractionArg('--val-fraction'))
     .option('--val-data <file>', 'self-instruct JSONL whose pairs are the validation set instead (never trained on); repeatable', collect, [])
     .option('--eval-every <steps>', 'validation interval (default: 10 evaluations per run)', intArg('--eval-every', 1))
     .option('--eval-sequences <n>', 'validation sequences (default: all held-out pairs, at most 64)', intArg('--eval-sequences', 1))
-    .option('--checkpoint-every <steps>', 'checkpoint interval (default: 10 per run)', intArg('--checkpoint-every', 1))
-    .option('--keep-checkpoints <n>', 'checkpoints kept on disk', intArg('--keep-checkpoints', 1), 2)
-    .option('--micro-batch <n>', 'sequences per forward/backward (default: as many as memory allows)', intArg('--micro-batch', 1))
     .option('--resume <run>', 'continue RUN from its last checkpoint (same data, checked); of the other flags only --kernels applies')
-    .option('--json', 'JSON lines (metrics) on stdout instead of a progress bar', false)
-    .addOption(kernelsOption())
+    .option('--json', 'JSON lines (metrics) on stdout instead of a progress bar', false))
     .addHelpText('after', `
 The run folder is laid out like pretrain/extend's (config.resolved.json, metrics.jsonl,
 checkpoints/, model/ with tokenizer.json, summary.json); model/tokenizer_config.json carries the

@@ -13,23 +13,32 @@ export interface CommonFlags {
   keepCheckpoints: number; microBatch?: number; mix?: string; upsample?: string; synthetic?: number; syntheticFirst?: number; syntheticRecall?: number; syntheticPasskey?: number; syntheticFirstSentence?: number; json: boolean; resume?: string; kernels?: string;
 }
 
-export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
+/**
+ * The flags every training command has, pretrain / extend and instruct train alike: the schedule's
+ * floor and warm-up, checkpoints, micro-batching and the compute kernels.
+ */
+export function addRunFlags(cmd: Command): Command {
   return addKernelsFlag(cmd)
+    .option('--min-lr <x>', 'cosine floor (default lr/10)', floatArg('--min-lr', 0))
+    .option('--warmup <steps>', 'linear warm-up steps (default 5% of the run)', intArg('--warmup', 0))
+    .option('--checkpoint-every <steps>', 'checkpoint interval (default: 10 per run)', intArg('--checkpoint-every', 1))
+    .option('--keep-checkpoints <n>', 'checkpoints kept on disk', intArg('--keep-checkpoints', 1), 2)
+    .option('--micro-batch <n>', 'sequences per forward/backward (default: as many as memory allows, up to ~16k tokens)', intArg('--micro-batch', 1));
+}
+
+export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
+  return addRunFlags(cmd)
     .option('--out <dir>', 'run folder to create')
     .option('--seq-len <n>', 'train at one sequence length (same as --schedule N)', intArg('--seq-len', 1))
     .option('--schedule <list>', 'length curriculum LENGTH:SHARE,... e.g. 256:0.8,2048:0.2 (paper §4.4)')
     .option('--tokens <n>', 'training tokens in total', intArg('--tokens', 1))
     .option('--tokens-per-step <n>', 'tokens per optimizer step, constant across lengths (default max(8192, 4 x longest length); extend: the base run\'s)', intArg('--tokens-per-step', 1))
     .option('--lr <x>', `peak learning rate (default ${defaults.lr})`, floatArg('--lr', 0))
-    .option('--min-lr <x>', 'cosine floor (default lr/10)', floatArg('--min-lr', 0))
-    .option('--warmup <steps>', 'linear warm-up steps (default 5% of the run)', intArg('--warmup', 0))
     .option('--seed <n>', 'seed for initialisation and data order', intArg('--seed', 0), 0)
     .option('--eval-every <steps>', 'validation interval (default: 10 evaluations per run)', intArg('--eval-every', 1))
     .option('--eval-sequences <n>', 'held-out sequences per length for validation', intArg('--eval-sequences', 1), 8)
     .option('--eval-lens <list>', 'validation lengths (default: every length of the schedule; extend adds the base length)', intListArg('--eval-lens'))
-    .option('--checkpoint-every <steps>', 'checkpoint interval (default: 10 per run)', intArg('--checkpoint-every', 1))
-    .option('--keep-checkpoints <n>', 'checkpoints kept on disk', intArg('--keep-checkpoints', 1), 2)
-    .option('--micro-batch <n>', 'sequences per forward/backward (default: as many as memory allows, up to ~16k tokens)', intArg('--micro-batch', 1))
+
     .option('--mix <list>', 'mix weights per source, e.g. moby-dick=2,sotu=1 (as in `data stats --mix`)')
     .option('--upsample <spec>', 'up-sample documents longer than LENGTH by FACTOR, e.g. 2048x3 (the paper up-weights long texts)')
     .option('--synthetic <share>', 'replace this share of training rows by repeat rows (a training passage or random tokens, repeated after a gap, scored on the repeat only; our deviation from the paper: it teaches a small model to copy from context), e.g. 0.5', floatArg('--synthetic', 0))

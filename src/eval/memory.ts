@@ -56,7 +56,8 @@ function gib(n: number): string {
  * Throws a one-line error when evaluating T positions would not fit: above MAX_EVAL_LEN, or the
  * estimate above 90% of `avail` (the rest is left for the JS heap, the data and the OS).
  */
-export function checkEvalMemory(cfg: LlamaConfig, T: number, chunk: number, avail = availableMemory(), flag = '--max-len'): EvalMemory {
+export function checkEvalMemory(cfg: LlamaConfig, T: number, o: { chunk: number; flag?: string; available?: number }): EvalMemory {
+  const { chunk, flag = '--max-len', available: avail = availableMemory() } = o;
   if (T > MAX_EVAL_LEN) throw new Error(`${flag} ${T} is above the limit of ${MAX_EVAL_LEN} tokens`);
   const m = evalMemory(cfg, T, chunk);
   if (m.totalBytes > 0.9 * avail) {

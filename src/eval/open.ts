@@ -76,7 +76,7 @@ export { isServerUrl };
 function checkContext(cfg: LlamaConfig, ctx: number, o: OpenModelOptions): void {
   const flag = o.ctxFlag ?? '--ctx';
   if (ctx > MAX_EVAL_LEN) throw new Error(`${flag} ${ctx} is above the limit of ${MAX_EVAL_LEN} tokens`);
-  if (o.checkMemory !== false) checkEvalMemory(cfg, ctx, o.chunk ?? DEFAULT_CHUNK, undefined, flag);
+  if (o.checkMemory !== false) checkEvalMemory(cfg, ctx, { chunk: o.chunk ?? DEFAULT_CHUNK, flag });
 }
 
 export async function openModel(spec: string, o: OpenModelOptions = {}): Promise<OpenedModel> {

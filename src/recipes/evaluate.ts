@@ -35,7 +35,7 @@ export async function evaluateModel(dir: string, o: EvaluateOptions): Promise<Ev
   const maxLen = o.maxLen ?? cfg.max_position_embeddings;
   if (maxLen > MAX_EVAL_LEN) throw new Error(`evaluation length ${maxLen} is above the limit of ${MAX_EVAL_LEN} tokens`);
   const prepared = prepareEvaluation(opened.model, { ...settings, maxLen }, needsText(settings.tasks) ? { corpus: openCorpus(data) } : {});
-  checkEvalMemory(cfg, prepared.maxSeq, chunk, undefined, '--max-len');
+  checkEvalMemory(cfg, prepared.maxSeq, { chunk, flag: '--max-len' });
   const bar = new Progress(`eval ${path.basename(path.dirname(dir)) || dir}`, prepared.work, { unit: 'items', quiet: quiet ?? false });
   const results = await prepared.run({ add: (n, extra) => bar.add(n, extra) });
   bar.finish(`${settings.tasks.length} tasks`);

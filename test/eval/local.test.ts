@@ -125,9 +125,9 @@ test('maxContext is enforced; the memory check refuses what does not fit', async
   await assert.rejects(lm.tokenLogprobs(randomTokens(18, 1)), /exceeds this model's maxContext 16/);
   await assert.rejects(lm.generate(randomTokens(10, 1), 8), /exceeds/);
   // Llama 2 7B at 32k: 32 GiB of fp32 KV cache (2 x 4 B x 32 layers x 32768 x 4096) + 25 GiB of weights, against 16 GiB free
-  assert.throws(() => checkEvalMemory(llama2_7b(), 32768, 512, 16 * 2 ** 30), /--max-len 32768 needs about .* GiB \(weights .* \+ KV cache 32\.00 GiB .* but only 16\.00 GiB is free/);
-  assert.throws(() => checkEvalMemory(tinyConfig(), 2 ** 21, 512, 2 ** 40), /above the limit/);
-  const ok = checkEvalMemory(tinyConfig(), 4096, 512, 2 ** 30);
+  assert.throws(() => checkEvalMemory(llama2_7b(), 32768, { chunk: 512, available: 16 * 2 ** 30 }), /--max-len 32768 needs about .* GiB \(weights .* \+ KV cache 32\.00 GiB .* but only 16\.00 GiB is free/);
+  assert.throws(() => checkEvalMemory(tinyConfig(), 2 ** 21, { chunk: 512, available: 2 ** 40 }), /above the limit/);
+  const ok = checkEvalMemory(tinyConfig(), 4096, { chunk: 512, available: 2 ** 30 });
   // tiny at 4096: KV = 2 (K,V) x 4 bytes x 2 layers x 4096 x 2 heads x 16 = 1 MiB
   assert.equal(ok.kvCacheBytes, 2 * 4 * 2 * 4096 * 2 * 16);
   assert.equal(evalMemory(llama2_7b(), 1024, 100000).chunk, Math.floor(2 ** 24 / 32000));
