@@ -110,7 +110,7 @@ from a sentence of the chunk, so the flow runs offline with no chat model at han
       } else {
         opened = await openModel(f.generator, {
           apiKey: process.env[f.apiKeyEnv] || null, concurrency: f.concurrency ?? 1, retries: f.retries, timeoutMs: f.timeout * 1000,
-          ...(f.tokenizer !== undefined ? { tokenizer: f.tokenizer } : {}), ...(f.modelId !== undefined ? { modelId: f.modelId } : {}),
+          ...definedOnly({ tokenizer: f.tokenizer, modelId: f.modelId }),
           ...(f.ctx !== undefined && !/^https?:/i.test(f.generator) ? { ctx: f.ctx } : {}),
           ...(/^https?:/i.test(f.generator) || /\.gguf$/i.test(f.generator) ? {} : { backend: kernelsFlag(f) }),
         });
@@ -121,8 +121,7 @@ from a sentence of the chunk, so the flow runs offline with no chat model at han
         counts = await selfInstruct(opened.model, {
           sources: f.sources, out: f.out, seed: f.seed, perDoc: f.perDoc, minDocTokens: f.minDocTokens, maxNew: f.maxNew, verifyMaxNew: f.verifyMaxNew,
           shortP: f.shortP, skipBad: f.skipBad, temperature: f.temperature, topP: f.topP,
-          ...(f.maxDocs !== undefined ? { maxDocs: f.maxDocs } : {}), ...(f.chunkTokens !== undefined ? { chunkTokens: f.chunkTokens } : {}),
-          ...(f.ctx !== undefined ? { ctx: f.ctx } : {}), ...(f.concurrency !== undefined ? { concurrency: f.concurrency } : {}),
+          ...definedOnly({ maxDocs: f.maxDocs, chunkTokens: f.chunkTokens, ctx: f.ctx, concurrency: f.concurrency }),
         }, {
           onProgress: (done, total, c) => {
             bar ??= new Progress('instruct', total, { unit: 'items', quiet: f.quiet || f.json });
