@@ -272,8 +272,11 @@ export async function trainStage(sh: Shared, name: string, dir: string, settings
 }
 
 async function evalStage(sh: Shared, name: string, modelRunDir: string, modelKey: string, evalDir: string, e: EvaluateOptions): Promise<EvalResults> {
+  // the kernels are not part of the stage's identity: a cached evaluation stands on other kernels
+  // (like a training stage, whose settings leave them out)
+  const { backend: _kernels, ...settings } = e;
   const o = await runStage({
-    name, ...nextLabel(sh), dir: evalDir, settings: { model: modelKey, ...e },
+    name, ...nextLabel(sh), dir: evalDir, settings: { model: modelKey, ...settings },
     run: async () => evaluateModel(path.join(modelRunDir, FINAL_MODEL), { ...e, out: evalDir, quiet: sh.quiet, backend: sh.backend }),
     load: () => JSON.parse(fs.readFileSync(path.join(evalDir, 'results.json'), 'utf8')) as EvalResults,
   }, sh.log);
