@@ -59,8 +59,8 @@ export async function runStage<T>(s: StageSpec<T>, log: (line: string) => void):
       log(`${tag}: ${done ? 'settings changed' : 'unknown contents'}, starting again`);
       fs.rmSync(s.dir, { recursive: true, force: true });
     }
-  } else if (s.label) {
-    log(tag);
+  } else {
+    log(tag); // a new stage says that it starts, counted ("stage i/n") or not
   }
   fs.rmSync(recordFile, { force: true });
   fs.mkdirSync(path.dirname(s.dir), { recursive: true });
