@@ -205,9 +205,11 @@ export function parseChatRequest(body: unknown): ChatRequest {
   if (!Array.isArray(m) || m.length === 0) throw bad('messages', `must be a non-empty array of {"role", "content"}, got ${describe(m)}`);
   const messages = m.map((x, i): ChatMessage => {
     if (typeof x !== 'object' || x === null || Array.isArray(x)) throw bad(`messages[${i}]`, `must be an object {"role", "content"}, got ${describe(x)}`);
-    const role = (x as Json).role;
+    const given = (x as Json).role;
+    // OpenAI's newer "developer" role is what "system" was for (its docs: the same instructions slot)
+    const role = given === 'developer' ? 'system' : given;
     if (role !== 'system' && role !== 'user' && role !== 'assistant') {
-      throw bad(`messages[${i}].role`, `must be "system", "user" or "assistant", got ${describe(role)}`);
+      throw bad(`messages[${i}].role`, `must be "system" (or "developer"), "user" or "assistant", got ${describe(given)}`);
     }
     const c = (x as Json).content;
     let content: string;

@@ -264,6 +264,13 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
     if (opts.apiKey && !keyMatches(req.headers.authorization, opts.apiKey)) {
       throw new ApiError(401, 'missing or wrong API key; send Authorization: Bearer KEY (the key is in the environment variable the server was started with)');
     }
+    // GET /v1/models/{id}: the one model, by its id
+    const modelPath = /^\/v1\/models\/(.+)$/.exec(route);
+    if (modelPath && method === 'GET') {
+      const asked = decodeURIComponent(modelPath[1]!);
+      if (asked !== id) throw new ApiError(404, `model "${asked}" not found; this server serves "${id}" (GET /v1/models)`, 'model');
+      return sendJson(res, 200, { id, object: 'model', created, owned_by: 'longctx', max_model_len: ctx }, {}, closing);
+    }
     const allowed = routes[route];
     if (!allowed) throw new ApiError(404, `no route ${method} ${route}; this server has ${Object.keys(routes).map((r) => `${Object.keys(routes[r]!)[0]} ${r}`).join(', ')}`);
     if (!allowed[method]) throw new ApiError(405, `${route} takes ${Object.keys(allowed).join(', ')}, not ${method}`, null, { Allow: Object.keys(allowed).join(', ') });

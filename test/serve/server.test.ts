@@ -58,6 +58,13 @@ test('GET /v1/models, /health, /longctx/info and /longctx/tokenizer.json', async
   assert.equal(tokenizerFromJSON(t.text).hash(), lm.tokenizer.hash());
   // trailing slashes are the same route
   assert.equal((await get(`${v1}/models/`)).status, 200);
+  // one model by its id, as OpenAI's retrieve-model call asks for it
+  const one = await get(`${v1}/models/tiny`);
+  assert.equal(one.status, 200);
+  assert.deepEqual([one.json().id, one.json().object, one.json().max_model_len], ['tiny', 'model', 512]);
+  const other = await get(`${v1}/models/gpt-4`);
+  assert.equal(other.status, 404);
+  assert.match(other.json().error.message, /model "gpt-4" not found; this server serves "tiny"/);
 });
 
 test('completions: echo + logprobs with max_tokens 0 returns the prompt log-probabilities of the local backend', async () => {
@@ -136,6 +143,10 @@ test('chat: the Llama 2 template, non-streaming and streaming (SSE framing, role
   const plain = await post(`${v1}/chat/completions`, { messages, max_tokens: 10, temperature: 0 });
   assert.equal(plain.status, 200, plain.text);
   const pj = plain.json();
+  // OpenAI's newer "developer" role is the system slot: the same prompt, the same greedy answer
+  const dev = await post(`${v1}/chat/completions`, { messages: [{ ...messages[0], role: 'developer' }, ...messages.slice(1)], max_tokens: 10, temperature: 0 });
+  assert.equal(dev.status, 200, dev.text);
+  assert.equal(dev.json().choices[0].message.content, pj.choices[0].message.content);
   assert.equal(pj.object, 'chat.completion');
   assert.equal(pj.choices[0].message.role, 'assistant');
   assert.equal(pj.usage.prompt_tokens, ids.length);
@@ -194,7 +205,7 @@ test('errors: malformed JSON, wrong field types (named), unsupported values, ove
   const long = Array.from({ length: 500 }, () => 5);
   await err(post(`${v1}/completions`, { prompt: long, max_tokens: 20 }), 400, /the prompt is 500 tokens and max_tokens is 20: 520 tokens exceed the context of 512/, 'prompt');
   await err(post(`${v1}/completions`, { prompt: 'x', model: 'gpt-4' }), 404, /model "gpt-4" not found; this server serves "tiny"/, 'model');
-  await err(post(`${v1}/chat/completions`, { messages: [{ role: 'robot', content: 'hi' }] }), 400, /^messages\[0\]\.role: must be "system", "user" or "assistant"/);
+  await err(post(`${v1}/chat/completions`, { messages: [{ role: 'robot', content: 'hi' }] }), 400, /^messages\[0\]\.role: must be "system" \(or "developer"\), "user" or "assistant"/);
   await err(post(`${v1}/chat/completions`, { messages: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }] }), 400, /messages\[1\]\.role.*needs assistant here/);
   await err(post(`${v1}/chat/completions`, { messages: [] }), 400, /^messages: must be a non-empty array/);
   await err(post(`${v1}/chat/completions`, { messages: [{ role: 'user', content: 'hi' }], stream: 1 }), 400, /^stream: must be true or false/);
