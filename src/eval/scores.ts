@@ -4,6 +4,7 @@
 // them in lm-evaluation-harness's results layout, so its tooling reads our numbers.
 
 import type { EvalResults } from './run.js';
+import { copyGainPerSpan, standardError } from './probes/copy.js';
 
 export interface Score {
   task: string;
@@ -15,16 +16,8 @@ export interface Score {
   higherIsBetter: boolean;
 }
 
-function meanSe(xs: number[]): { value: number; stderr: number | null; n: number } {
-  const n = xs.length;
-  const value = xs.reduce((a, b) => a + b, 0) / n;
-  if (n < 2) return { value, stderr: null, n };
-  const v = xs.reduce((s, x) => s + (x - value) ** 2, 0) / (n - 1);
-  return { value, stderr: Math.sqrt(v / n), n };
-}
-
 function score(task: string, metric: string, xs: number[], higherIsBetter = true): Score[] {
-  return xs.length > 0 ? [{ task, metric, ...meanSe(xs), higherIsBetter }] : [];
+  return xs.length > 0 ? [{ task, metric, value: xs.reduce((a, b) => a + b, 0) / xs.length, stderr: standardError(xs), n: xs.length, higherIsBetter }] : [];
 }
 
 /** The headline scores of every task in the results, each over its own items. */
@@ -42,9 +35,7 @@ export function headlineScores(r: EvalResults): Score[] {
   if (t.copy) {
     // per span: the gain averaged over the distances within the trained context
     const within = new Set(t.copy.byDistance.filter((b) => !b.beyondTrained).map((b) => b.d));
-    const bySpan = new Map<number, number[]>();
-    for (const e of t.copy.examples) if (within.has(e.d)) bySpan.set(e.sample, [...(bySpan.get(e.sample) ?? []), e.first - e.second]);
-    out.push(...score('copy', 'gain', [...bySpan.values()].map((g) => g.reduce((a, b) => a + b, 0) / g.length)));
+    out.push(...score('copy', 'gain', copyGainPerSpan(t.copy, (d) => within.has(d))));
   }
   if (t['first-sentence']) out.push(...score('first-sentence', 'rougeL', t['first-sentence'].examples.map((e) => e.rougeL)));
   if (t.passkey) out.push(...score('passkey', 'acc', t.passkey.examples.map((e) => e.correct)));

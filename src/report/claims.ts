@@ -8,6 +8,7 @@
 // evaluated on the same items (the eval seed is the training seed), so differences are paired.
 
 import type { EvalResults } from '../eval/run.js';
+import { copyGainPerSpan } from '../eval/probes/copy.js';
 import { bootstrapInterval, type Interval } from '../eval/bootstrap.js';
 
 export type Verdict = 'reproduced' | 'not reproduced' | 'inconclusive';
@@ -75,7 +76,7 @@ export function sequenceLoss(r: EvalResults, a: number, b: number): number[] | n
 }
 
 /** paired differences f(A) - f(B) per seed, for the seeds both have */
-function pairedGroups(a: Map<number, EvalResults>, b: Map<number, EvalResults>, f: (r: EvalResults) => number[] | null): number[][] {
+function pairedGroups<T>(a: Map<number, T>, b: Map<number, T>, f: (r: T) => number[] | null): number[][] {
   const out: number[][] = [];
   for (const [seed, ra] of a) {
     const rb = b.get(seed);
@@ -103,10 +104,7 @@ function copyGainsIn(minD: number, maxEnd: number) {
   return (r: EvalResults): number[] | null => {
     const c = r.tasks.copy;
     if (!c) return null;
-    const chosen = new Set(c.byDistance.filter((b) => b.d >= minD && b.d + c.span <= maxEnd).map((b) => b.d));
-    const bySpan = new Map<number, number[]>();
-    for (const e of c.examples) if (chosen.has(e.d)) bySpan.set(e.sample, [...(bySpan.get(e.sample) ?? []), e.first - e.second]);
-    const xs = [...bySpan.values()].map((g) => g.reduce((a, b) => a + b, 0) / g.length);
+    const xs = copyGainPerSpan(c, (d) => d >= minD && d + c.span <= maxEnd);
     return xs.length > 0 ? xs : null;
   };
 }
@@ -410,13 +408,11 @@ function curriculumClaim(inp: ClaimsInput): ClaimRow | null {
 function instructClaims(inp: ClaimsInput): ClaimRow[] {
   const ev = inp.instructEvals ?? [];
   const rowOf = (id: string): Map<number, number[]> => new Map(ev.filter((e) => e.row === id && e.losses.length > 0).map((e) => [e.seed, e.losses] as const));
-  const paired = (a: Map<number, number[]>, b: Map<number, number[]>): number[][] =>
-    [...a].filter(([seed, xs]) => b.get(seed)?.length === xs.length).map(([seed, xs]) => xs.map((x, i) => x - b.get(seed)![i]!));
   const level = (m: Map<number, number[]>): Interval | null => bootstrapInterval([...m.values()]);
   const mix = rowOf('mix'), self = rowOf('self'), input = rowOf('self-input');
   const out: ClaimRow[] = [];
   const step = (id: string, claim: string, paper: string, after: Map<number, number[]>, before: Map<number, number[]>, names: [string, string]): void => {
-    const diff = bootstrapInterval(paired(after, before));
+    const diff = bootstrapInterval(pairedGroups(after, before, (xs) => xs));
     if (!diff) return;
     const verdict: Verdict = diff.hi < 0 ? 'reproduced' : diff.lo > 0 ? 'not reproduced' : 'inconclusive';
     out.push({

@@ -257,7 +257,8 @@ export function truncateMetrics(dir: string, step: number): void {
  * null when they are the same or the run did not record them.
  */
 export function backendChange(cfg: Pick<RunConfig, 'backend' | 'isa' | 'threads'>, be: Pick<Backend, 'name' | 'isa' | 'threads'>): string | null {
-  if (cfg.isa === undefined || cfg.threads === undefined) return cfg.backend === be.name ? null : `began on the ${cfg.backend} backend, continues on ${describeBackend(be)}: the result will differ from an uninterrupted run in the last bits`;
-  if (cfg.backend === be.name && cfg.isa === be.isa && cfg.threads === be.threads) return null;
-  return `began on ${describeBackend({ name: cfg.backend, isa: cfg.isa, threads: cfg.threads })}, continues on ${describeBackend(be)}: the result will differ from an uninterrupted run in the last bits`;
+  const known = cfg.isa !== undefined && cfg.threads !== undefined;
+  if (cfg.backend === be.name && (!known || (cfg.isa === be.isa && cfg.threads === be.threads))) return null;
+  const began = known ? describeBackend({ name: cfg.backend, isa: cfg.isa!, threads: cfg.threads! }) : `the ${cfg.backend} backend`;
+  return `began on ${began}, continues on ${describeBackend(be)}: the result will differ from an uninterrupted run in the last bits`;
 }

@@ -194,6 +194,13 @@ export function standardError(xs: number[]): number | null {
   return Math.sqrt(xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1) / xs.length);
 }
 
+/** Each span's gain (first - second copy loss) averaged over the distances `keep` accepts; spans with none are left out. */
+export function copyGainPerSpan(c: Pick<CopyResult, 'examples'>, keep: (d: number) => boolean): number[] {
+  const bySpan = new Map<number, number[]>();
+  for (const e of c.examples) if (keep(e.d)) bySpan.set(e.sample, [...(bySpan.get(e.sample) ?? []), e.first - e.second]);
+  return [...bySpan.values()].map(meanOf);
+}
+
 /** Per-example copy losses -> the by-distance table and the summary gains. */
 export function summarizeCopy(scored: { sample: number; d: number; first: number; second: number }[], distances: number[], span: number, trainedContext?: number): Pick<CopyResult, 'byDistance' | 'gainWithin' | 'gainBeyond'> {
   const trained = trainedContext ?? Infinity;
