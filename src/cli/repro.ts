@@ -20,12 +20,12 @@ function preset(f: Flags): ReproPreset {
 function addFlags(cmd: Command, out: string): Command {
   return addKernelsFlag(cmd)
     .option('--quick', 'a few minutes on 2 cores: small budgets, evaluation to 2,048 (used by the tests)', false)
-    .option('--full', 'the small preset at 512 -> 4,096 with larger budgets (hours)', false)
+    .option('--full', 'the default\'s model and lengths with every encoding (YaRN, NTK too), 5 seeds and twice the evaluation items (hours)', false)
     .option('--sources <list>', 'text to train and evaluate on instead of the bundled corpora: moby-dick, sotu, code, file:PATH, dir:PATH[:GLOB], jsonl:PATH[:FIELD]')
     .option('--out <dir>', 'output folder (stages are cached there; re-running skips finished ones)', out)
     .option('--token-scale <x>', 'multiply every training budget (e.g. 0.5 for a faster, noisier run)', floatArg('--token-scale', 0), 1)
     .option('--seed <n>', 'seed for data, initialisation and evaluation examples (extension seeds count up from it)', intArg('--seed', 0), 0)
-    .option('--seeds <n>', 'training seeds of every extension, each evaluated on its own examples (default: the preset\'s, 3; --quick 2)', intArg('--seeds', 1))
+    .option('--seeds <n>', 'training seeds of every extension, each evaluated on its own examples (default: the preset\'s: 3; --quick 2, --full 5)', intArg('--seeds', 1))
     .option('--theta-literal', 'the paper\'s RoPE bases 10,000 -> 500,000 instead of its geometry kept at our lengths (longctx rope --geometry)', false)
     .option('--synthetic <share>', 'share of training rows that are synthetic (passkey, first-sentence and repeat rows), with a copying warm-up first in the base run (default 0.5; 0 = the paper\'s data only)', floatArg('--synthetic', 0))
     .option('--quiet', 'no progress bars', false);
