@@ -10,7 +10,7 @@ import { registerBench } from './bench.js';
 import { registerPretrain } from './pretrain.js';
 import { registerExtend } from './extend.js';
 import { registerTokenizer } from './tokenizer.js'; import { registerData } from './data.js';
-import { registerEval } from './eval.js'; import { registerExport } from './export.js';
+import { registerEval } from './eval.js'; import { registerExport } from './export.js'; import { registerImport } from './import.js';
 import { registerReport } from './report.js';
 import { registerServe } from './serve.js';
 import { registerRepro } from './repro.js';
@@ -31,7 +31,7 @@ export function buildProgram(): Command {
   registerExtend(program);
   registerBench(program);
   registerTokenizer(program); registerData(program);
-  registerEval(program); registerExport(program);
+  registerEval(program); registerExport(program); registerImport(program);
   registerReport(program);
   registerServe(program);
   registerRepro(program);

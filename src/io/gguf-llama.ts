@@ -11,18 +11,20 @@
 //    file with exactly the tokenizer the model was trained with.
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { LlamaConfig } from '../model/config.js';
 import { ropeFrequencies, describeRope, type RopeScaling } from '../model/rope.js';
 import { ropeParamsOf, validateLlamaConfig } from '../model/config.js';
 import { parameterSpecs } from '../model/params.js';
-import { openModelFolder } from './hf.js';
+import { openModelFolder, saveModelFolder } from './hf.js';
+import { QUANT_TYPES, type QuantName } from './ggml-quants.js';
 import { loadTokenizer, tokenizerFromJSON } from '../data/tokenizer/load.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import { parseByteToken } from '../data/tokenizer/bytes.js';
 import { GPT2_PATTERN, LLAMA3_PATTERN } from '../data/tokenizer/patterns.js';
 import {
-  GGML_F16, GGML_F32, ggufArray, ggufBool, ggufF32, ggufString, ggufU32, writeGguf, readGgufHeader, ggufMeta,
+  GGML_F16, GGML_F32, GGML_TYPES, ggufArray, ggufBool, ggufF32, ggufString, ggufU32, writeGguf, readGgufHeader, ggufMeta, ggufShape, readGgufTensorF32,
   GgufValueType, GgufError, type GgufFile, type GgufTensorToWrite, type GgufValue,
 } from './gguf.js';
 
@@ -241,8 +243,17 @@ export function tokenizerToGguf(tok: Tokenizer, vocabSize: number, where: string
 // ---------------------------------------------------------------------------------------------
 // Export
 
+/** What the matrices of an exported file are stored as (norms and rope_freqs stay F32, as llama.cpp's tools do). */
+export type GgufWeightType = 'F32' | 'F16' | QuantName;
+export const GGUF_WEIGHT_TYPES: readonly GgufWeightType[] = ['F32', 'F16', ...(Object.keys(QUANT_TYPES) as QuantName[])];
+
+/** llama.cpp's llama_ftype (general.file_type) of a file whose matrices are all of one type. */
+const FILE_TYPE: Record<GgufWeightType, number> = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q4_K: 14, Q5_K: 16, Q6_K: 18 };
+
 export interface GgufExportOptions {
-  /** write matrices as F16 (norms and rope_freqs stay F32, as llama.cpp's converter does) */
+  /** what matrices are stored as (default F32); a matrix whose rows a quant's block does not divide falls back to Q8_0, else F16 */
+  type?: GgufWeightType;
+  /** shorthand for type F16 */
   f16?: boolean;
   /** general.name (default: the model folder's name) */
   name?: string;
@@ -255,9 +266,19 @@ export interface GgufExportSummary {
   tensors: number;
   metadata: number;
   bytes: number;
-  fileType: 'F32' | 'F16';
+  fileType: GgufWeightType;
+  /** matrices stored in another type than fileType because their rows are not a multiple of its block */
+  fallbacks: { name: string; type: GgufWeightType }[];
   rope: string;
 }
+
+/** The type a matrix with rows of `cols` weights is stored as when `type` is asked for. */
+function matrixType(type: GgufWeightType, cols: number): GgufWeightType {
+  if (type === 'F32' || type === 'F16') return type;
+  if (cols % QUANT_TYPES[type].block === 0) return type;
+  return cols % QUANT_TYPES.Q8_0.block === 0 ? 'Q8_0' : 'F16';
+}
+const ggmlTypeId = (t: GgufWeightType): number => (t === 'F32' ? GGML_F32 : t === 'F16' ? GGML_F16 : QUANT_TYPES[t].id);
 
 /** The metadata of a llama model (without the tokenizer). */
 export function llamaGgufMetadata(cfg: LlamaConfig, name: string, fileType: number, where: string): { kvs: KV[]; ropeFreqs: Float32Array | null } {
@@ -295,7 +316,8 @@ export function exportGguf(modelDir: string, out: string, opts: GgufExportOption
     throw new GgufExportError(`${modelDir}: no tokenizer.json in the model folder; a GGUF file carries its tokenizer, so copy the one the model was trained with into the folder`);
   }
   const tok = loadTokenizer(modelDir);
-  const fileType = opts.f16 ? 1 : 0;
+  const type: GgufWeightType = opts.type ?? (opts.f16 ? 'F16' : 'F32');
+  const fileType = FILE_TYPE[type];
   // a run folder's model/ is named after the run
   const abs = path.resolve(modelDir);
   const name = opts.name ?? path.basename(path.basename(abs) === 'model' ? path.dirname(abs) : abs);
@@ -304,16 +326,19 @@ export function exportGguf(modelDir: string, out: string, opts: GgufExportOption
 
   const flat = folder.loadWeights(); // (P)
   const tensors: GgufTensorToWrite[] = [];
+  const fallbacks: GgufExportSummary['fallbacks'] = [];
   const HS = cfg.head_dim;
   for (const spec of parameterSpecs(cfg)) {
     let data = flat.subarray(spec.offset, spec.offset + spec.size);
     if (spec.name.endsWith('self_attn.q_proj.weight')) data = permuteRopeRows(data, cfg.num_attention_heads, HS, cfg.hidden_size);
     if (spec.name.endsWith('self_attn.k_proj.weight')) data = permuteRopeRows(data, cfg.num_key_value_heads, HS, cfg.hidden_size);
-    tensors.push({ name: ggufTensorName(spec.name), shape: spec.shape, type: opts.f16 && spec.shape.length >= 2 ? GGML_F16 : GGML_F32, data });
+    const t = spec.shape.length >= 2 ? matrixType(type, spec.shape[spec.shape.length - 1]!) : 'F32';
+    if (spec.shape.length >= 2 && t !== type) fallbacks.push({ name: ggufTensorName(spec.name), type: t });
+    tensors.push({ name: ggufTensorName(spec.name), shape: spec.shape, type: ggmlTypeId(t), data });
   }
   if (ropeFreqs) tensors.push({ name: 'rope_freqs.weight', shape: [ropeFreqs.length], type: GGML_F32, data: ropeFreqs });
   writeGguf(out, kvs, tensors);
-  return { out, tensors: tensors.length, metadata: kvs.length, bytes: fs.statSync(out).size, fileType: opts.f16 ? 'F16' : 'F32', rope: describeRope(ropeParamsOf(cfg)) };
+  return { out, tensors: tensors.length, metadata: kvs.length, bytes: fs.statSync(out).size, fileType: type, fallbacks, rope: describeRope(ropeParamsOf(cfg)) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -528,4 +553,92 @@ export function tokenizerFromFile(p: string): Tokenizer {
 export function openLlamaGguf(file: string): { gguf: GgufFile; config: LlamaConfig & { ropeFreqs: boolean } } {
   const gguf = readGgufHeader(file);
   return { gguf, config: llamaConfigFromGguf(gguf) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Import
+
+export interface GgufImportOptions {
+  /**
+   * The rope_scaling of a file with a rope_freqs tensor (Llama 3.1 / 3.2 style): GGUF keeps only the
+   * per-pair factors, not the parameters that made them; the parameters given are checked to
+   * reproduce the tensor.
+   */
+  ropeScaling?: RopeScaling;
+  /** bytes the float32 weights may take (default: 80% of free memory) */
+  maxBytes?: number;
+}
+
+export interface GgufImportSummary {
+  out: string;
+  parameters: number;
+  /** tensors by stored type, e.g. { Q4_K: 14, F32: 5 } */
+  types: Record<string, number>;
+  rope: string;
+  tokenizer: 'tokenizer.huggingface.json' | 'tokenizer.ggml' | 'tokenizer.json beside the file';
+}
+
+/**
+ * A llama GGUF file (F32, F16, BF16 or a quant type of ggml-quants.ts) as a model folder: config.json
+ * from llama.* metadata (through the same validation as config.json), float32 safetensors
+ * (dequantized, q/k rows back from llama.cpp's RoPE layout), tokenizer.json and
+ * generation_config.json. Written atomically; errors name the file and what to do.
+ */
+export function importGguf(file: string, out: string, opts: GgufImportOptions = {}): GgufImportSummary {
+  const gguf = readGgufHeader(file);
+  const { ropeFreqs, ...base } = llamaConfigFromGguf(gguf);
+  let cfg: LlamaConfig = base;
+  if (ropeFreqs) {
+    if (!opts.ropeScaling) {
+      throw new GgufError(`${file}: the file scales RoPE with a rope_freqs tensor (Llama 3.1 style), whose parameters GGUF does not keep; give them with --rope-scaling '{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192}' (the model card's config.json), they are checked against the tensor`);
+    }
+    cfg = { ...base, rope_scaling: opts.ropeScaling };
+    validateLlamaConfig(cfg, `${file} with --rope-scaling`);
+    const want = readGgufTensorF32(gguf, 'rope_freqs.weight');
+    const got = ropeToGguf(cfg, `--rope-scaling`).ropeFreqs;
+    const worst = got && got.length === want.length ? Math.max(...Array.from(want, (w, i) => Math.abs(w - got[i]!) / Math.abs(w))) : Infinity;
+    if (!(worst <= 1e-5)) {
+      throw new GgufError(`${file}: --rope-scaling does not reproduce the file's rope_freqs tensor (largest relative difference ${worst.toPrecision(3)}); give the parameters of the model's own config.json`);
+    }
+  } else if (opts.ropeScaling) {
+    throw new GgufError(`${file}: --rope-scaling is for files with a rope_freqs tensor; this one has none (its scaling, ${describeRope(ropeParamsOf(cfg))}, is in its metadata)`);
+  }
+  const specs = parameterSpecs(cfg);
+  const P = specs.reduce((n, sp) => n + sp.size, 0);
+  const maxBytes = opts.maxBytes ?? Math.floor(0.8 * os.freemem());
+  if (4 * P > maxBytes) {
+    throw new GgufError(`${file}: ${P.toLocaleString('en-US')} parameters take ${(4 * P / 2 ** 30).toFixed(1)} GiB as float32, more than the ${(maxBytes / 2 ** 30).toFixed(1)} GiB available; import on a machine with more memory`);
+  }
+  const flat = new Float32Array(P); // (P)
+  const types: Record<string, number> = {};
+  const expected = new Set(specs.map((sp) => ggufTensorName(sp.name)));
+  if (ropeFreqs) expected.add('rope_freqs.weight');
+  for (const name of gguf.tensors.keys()) {
+    if (!expected.has(name)) throw new GgufError(`${file}: tensor "${name}" is not part of a llama model longctx computes; it would be dropped, so the file is refused`);
+  }
+  for (const spec of specs) {
+    const name = ggufTensorName(spec.name);
+    const info = gguf.tensors.get(name);
+    if (!info) throw new GgufError(`${file}: tensor "${name}" (${spec.name}) is missing`);
+    const shape = ggufShape(info);
+    if (shape.join(',') !== spec.shape.join(',')) throw new GgufError(`${file}: tensor "${name}" has shape [${shape.join(', ')}] but the metadata gives [${spec.shape.join(', ')}]`);
+    let data = readGgufTensorF32(gguf, name);
+    if (spec.name.endsWith('self_attn.q_proj.weight')) data = permuteRopeRows(data, cfg.num_attention_heads, cfg.head_dim, cfg.hidden_size, false);
+    if (spec.name.endsWith('self_attn.k_proj.weight')) data = permuteRopeRows(data, cfg.num_key_value_heads, cfg.head_dim, cfg.hidden_size, false);
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i]!)) throw new GgufError(`${file}: tensor "${name}" holds a non-finite value at ${i}; the file is corrupt`);
+    }
+    flat.set(data, spec.offset);
+    const t = GGML_TYPES[info.type]![0];
+    types[t] = (types[t] ?? 0) + 1;
+  }
+  // the tokenizer as a tokenizer.json, checked by loading it before anything is written
+  const stored = ggufMeta(gguf, 'tokenizer.huggingface.json');
+  const beside = path.join(path.dirname(file), 'tokenizer.json');
+  const [json, source]: [string, GgufImportSummary['tokenizer']] = typeof stored === 'string' ? [stored, 'tokenizer.huggingface.json']
+    : fs.existsSync(beside) ? [fs.readFileSync(beside, 'utf8'), 'tokenizer.json beside the file']
+      : [tokenizerJsonFromGgml(gguf), 'tokenizer.ggml'];
+  tokenizerFromGguf(gguf);
+  saveModelFolder(out, cfg, flat, { files: { 'tokenizer.json': json } });
+  return { out, parameters: P, types, rope: describeRope(ropeParamsOf(cfg)), tokenizer: source };
 }

@@ -22,7 +22,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { writeFileAtomic } from '../util/atomic.js';
-import { f16ToF32, bf16ToF32 } from './safetensors.js';
+import { f16ToF32, bf16ToF32, f32ToF16 } from './safetensors.js';
+import { dequantize, quantize, quantById, QUANT_TYPES } from './ggml-quants.js';
+
+export { f32ToF16 } from './safetensors.js';
 
 export class GgufError extends Error {
   override name = 'GgufError';
@@ -327,13 +330,14 @@ export function ggufShape(info: GgufTensorInfo): number[] {
   return info.dims.slice().reverse();
 }
 
-/** Read tensor `name` (F32, F16 or BF16) as float32, row-major in ggufShape order. */
+/** Read tensor `name` (F32, F16, BF16 or a quant type of ggml-quants.ts) as float32, row-major in ggufShape order. */
 export function readGgufTensorF32(file: GgufFile, name: string): Float32Array {
   const info = file.tensors.get(name);
   if (!info) fail(file.path, `tensor ${q(name)} not found (the file has ${file.tensors.size} tensors)`, 'check the tensor name or the file');
   const n = info.dims.reduce((a, b) => a * b, 1);
-  if (info.type !== GGML_F32 && info.type !== GGML_F16 && info.type !== GGML_BF16) {
-    fail(file.path, `tensor ${q(name)} has type ${GGML_TYPES[info.type]![0]}; only F32, F16 and BF16 can be read`, 'export without quantization');
+  const quant = quantById(info.type);
+  if (info.type !== GGML_F32 && info.type !== GGML_F16 && info.type !== GGML_BF16 && quant === undefined) {
+    fail(file.path, `tensor ${q(name)} has type ${GGML_TYPES[info.type]![0]}; longctx reads F32, F16, BF16, ${Object.keys(QUANT_TYPES).join(', ')}`, 'convert it with llama-quantize to one of them (Q8_0 loses least)');
   }
   const bytes = Buffer.alloc(info.nbytes);
   const fd = fs.openSync(file.path, 'r');
@@ -349,7 +353,9 @@ export function readGgufTensorF32(file: GgufFile, name: string): Float32Array {
     fs.closeSync(fd);
   }
   const out = new Float32Array(n); // (prod(dims))
-  if (info.type === GGML_F32) {
+  if (quant !== undefined) {
+    dequantize(quant, bytes, n, out);
+  } else if (info.type === GGML_F32) {
     out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
   } else {
     const src = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
@@ -362,41 +368,13 @@ export function readGgufTensorF32(file: GgufFile, name: string): Float32Array {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-/** float32 -> IEEE binary16 bits, round to nearest even (overflow -> inf, NaN kept, subnormals exact). */
-export function f32ToF16(x: number): number {
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  f[0] = x;
-  const bits = u[0]!;
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = (bits >>> 23) & 0xff;
-  let mant = bits & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // inf / NaN
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00; // overflow
-  if (e <= 0) {
-    if (e < -10) return sign; // underflows to zero
-    mant |= 0x800000; // implicit bit
-    const shift = 14 - e; // 1 - e + 13
-    const half = 1 << (shift - 1);
-    const rest = mant & ((1 << shift) - 1);
-    let h = mant >>> shift;
-    if (rest > half || (rest === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++; // may carry into the exponent: still correct
-  return sign | h;
-}
-
 export interface GgufTensorToWrite {
   name: string;
   /** row-major shape (HF order: [out, in]); written reversed as ggml ne */
   shape: number[];
-  /** F32 (0) or F16 (1) */
-  type: typeof GGML_F32 | typeof GGML_F16;
-  /** float32 values; converted to F16 at write time when type is F16 */
+  /** F32 (0), F16 (1) or a ggml quant type id of ggml-quants.ts (its block must divide shape's last dimension) */
+  type: number;
+  /** float32 values; converted to F16 or quantized at write time */
   data: Float32Array;
 }
 
@@ -456,7 +434,7 @@ function writeValue(parts: Buffer[], v: GgufValue, what: string, path: string): 
 /**
  * The bytes of a GGUF v3 file as chunks (header, then each tensor and its padding). `general.alignment`
  * is written with `alignment` unless the metadata has it. F32 tensor chunks are views of the caller's
- * arrays (no copy); F16 ones are converted copies.
+ * arrays (no copy); F16 and quantized ones are converted copies.
  */
 export function ggufChunks(
   path: string,
@@ -526,7 +504,10 @@ export function ggufChunks(
       for (let i = 0; i < count; i++) h[i] = f32ToF16(t.data[i]!);
       payload = new Uint8Array(h.buffer);
     } else {
-      fail(path, `tensor ${q(t.name)}: only F32 and F16 are written`, 'this is a bug in the caller');
+      const quant = quantById(t.type);
+      if (quant === undefined) fail(path, `tensor ${q(t.name)}: type ${t.type} is not one longctx writes (F32, F16, ${Object.keys(QUANT_TYPES).join(', ')})`, 'this is a bug in the caller');
+      if (dims[0]! % QUANT_TYPES[quant].block !== 0) fail(path, `tensor ${q(t.name)}: rows of ${dims[0]} are not a multiple of the ${quant} block (${QUANT_TYPES[quant].block})`, 'keep this tensor F32 or F16');
+      payload = quantize(quant, t.data);
     }
     payloads.push(payload);
     offset += payload.byteLength + pad(payload.byteLength);

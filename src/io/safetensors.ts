@@ -207,6 +207,34 @@ function tensorInfo(header: SafetensorsHeader, name: string): TensorInfo {
 
 let f16Table: Float32Array | null = null;
 
+/** float32 -> IEEE binary16 bits, round to nearest even (overflow -> inf, NaN kept, subnormals exact). */
+export function f32ToF16(x: number): number {
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  f[0] = x;
+  const bits = u[0]!;
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = (bits >>> 23) & 0xff;
+  let mant = bits & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // inf / NaN
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00; // overflow
+  if (e <= 0) {
+    if (e < -10) return sign; // underflows to zero
+    mant |= 0x800000; // implicit bit
+    const shift = 14 - e; // 1 - e + 13
+    const half = 1 << (shift - 1);
+    const rest = mant & ((1 << shift) - 1);
+    let h = mant >>> shift;
+    if (rest > half || (rest === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++; // may carry into the exponent: still correct
+  return sign | h;
+}
+
 /** IEEE 754 binary16 bits -> number, exact (subnormals, ±0, ±inf, NaN). */
 export function f16ToF32(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
