@@ -2,6 +2,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { isIPv4 } from 'node:net';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { parameterCount } from '../model/params.js';
@@ -72,7 +73,8 @@ Ctrl-C (SIGINT) or SIGTERM finishes the admitted requests and exits; a second on
         process.stderr.write(`longctx serve: /v1/chat/completions will refuse requests: ${e.message}\n`);
       }
       const log = f.quiet ? null : (line: string): void => { process.stderr.write(`${line}\n`); };
-      if (apiKey === null && !(/^127\./.test(f.host) || f.host === 'localhost' || f.host === '::1')) {
+      // loopback only by address ("127.0.0.1.example.com" is a name that resolves anywhere)
+      if (apiKey === null && !((isIPv4(f.host) && f.host.startsWith('127.')) || f.host === 'localhost' || f.host === '::1')) {
         process.stderr.write(`longctx serve: warning: listening on ${f.host} without an API key: anyone who can reach this machine can use the model (--api-key-env NAME requires one)\n`);
       }
       const srv = await startServer(lm, { host: f.host, port: f.port, maxConcurrency: f.maxConcurrency, id: lm.name, apiKey, log, tokenizerConfig });

@@ -22,6 +22,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from '../util/atomic.js';
+import { lockFolder, unlockFolder, LOCK } from '../util/lock.js';
 import { readSource, type SourceSpec } from './sources.js';
 import { writeShard, bytesPerTokenFor, SHARD_VERSION } from './shards.js';
 import { loadTokenizer, saveTokenizer } from './tokenizer/load.js';
@@ -182,7 +183,7 @@ function sumSplit(shards: ShardRecord[], split: 'train' | 'val'): SplitCounts {
 function onlyPrepareLeftovers(out: string): boolean {
   const temp = (n: string): boolean => /\.tmp-\d+-[0-9a-z]+$/i.test(n);
   for (const e of fs.readdirSync(out, { withFileTypes: true })) {
-    if (e.isFile() && (e.name === 'tokenizer.json' || e.name === 'tokenizer_config.json' || temp(e.name))) continue;
+    if (e.isFile() && (e.name === 'tokenizer.json' || e.name === 'tokenizer_config.json' || e.name === LOCK || temp(e.name))) continue;
     if (e.isDirectory() && e.name === 'shards' && fs.readdirSync(path.join(out, 'shards')).every(temp)) continue;
     return false;
   }
@@ -225,6 +226,19 @@ export function prepareData(opts: PrepareOptions): PrepareResult {
     old = readManifest(out);
     if (!old && !onlyPrepareLeftovers(out)) throw new Error(`${out}: not empty and has no manifest.json; give an empty or new --out folder`);
   }
+  // one writer: a second prepare into this folder would race on shards and the manifest
+  lockFolder(out, (pid) => `another process (pid ${pid}) is preparing this data folder; wait for it to finish or stop it, then run again`);
+  try {
+    return prepareLocked(opts, out, old, tok, bpt, { valFraction, seed, shardTokens, log });
+  } finally {
+    unlockFolder(out);
+  }
+}
+
+function prepareLocked(opts: PrepareOptions, out: string, oldRead: Manifest | null, tok: Tokenizer, bpt: 2 | 4, s: { valFraction: number; seed: number; shardTokens: number; log: (line: string) => void }): PrepareResult {
+  const { valFraction, seed, shardTokens, log } = s;
+  // read again under the lock: a writer that finished meanwhile may have written it
+  let old = oldRead ?? readManifest(out);
   fs.mkdirSync(path.join(out, 'shards'), { recursive: true });
 
   const key = createHash('sha256').update(JSON.stringify({ tok: tok.hash(), valFraction, seed, shardTokens, v: SHARD_VERSION })).digest('hex');

@@ -9,7 +9,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { pidAlive, writeFileAtomic } from '../util/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { lockFolder, unlockFolder } from '../util/lock.js';
 import { parseLlamaConfig, type LlamaConfig } from '../model/config.js';
 import { describeBackend, type Backend } from '../kernels/backend.js';
 import type { AdamWConfig } from './adamw.js';
@@ -85,43 +86,20 @@ export const CHECKPOINTS = 'checkpoints';
 export const LATEST = 'latest';
 export const FINAL_MODEL = 'model';
 export const SUMMARY = 'summary.json';
-export const LOCK = 'lock';
+export { LOCK } from '../util/lock.js';
 
 /**
- * One writer per run folder: RUN/lock holds the writer's pid. A second process (a --resume started
- * while the run still trains) is refused instead of interleaving metrics.jsonl and racing on the
- * checkpoints; a lock whose process is gone (a kill, a crash) is stale and taken over. train()
- * releases it when it returns; the holding process may take it again.
+ * One writer per run folder (util/lock.ts): a --resume started while the run still trains is
+ * refused instead of interleaving metrics.jsonl and racing on the checkpoints. train() releases the
+ * lock when it returns, and the process when it exits.
  */
 export function lockRun(dir: string): void {
-  fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, LOCK);
-  for (let tries = 0; tries < 3; tries++) {
-    try {
-      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    let pid = NaN;
-    try {
-      pid = Number(fs.readFileSync(file, 'utf8').trim());
-    } catch { /* removed meanwhile: try again */ }
-    if (pid === process.pid) return;
-    if (Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid)) {
-      throw new Error(`${dir}: another process (pid ${pid}) is writing this run; wait for it to finish or stop it (Ctrl-C checkpoints it), then --resume`);
-    }
-    fs.rmSync(file, { force: true }); // its writer died
-  }
-  throw new Error(`${dir}: could not take the run's lock file ${file}; remove it if no process is writing the run`);
+  lockFolder(dir, (pid) => `another process (pid ${pid}) is writing this run; wait for it to finish or stop it (Ctrl-C checkpoints it), then --resume`);
 }
 
 /** Releases the lock if this process holds it. */
 export function unlockRun(dir: string): void {
-  const file = path.join(dir, LOCK);
-  try {
-    if (Number(fs.readFileSync(file, 'utf8').trim()) === process.pid) fs.rmSync(file, { force: true });
-  } catch { /* not held */ }
+  unlockFolder(dir);
 }
 
 export function writeRunConfig(dir: string, cfg: RunConfig): void {
@@ -146,7 +124,8 @@ export function readRunConfig(dir: string): RunConfig {
 /** The fields a resume acts on, by type and by run kind: a wrong one is an error naming it, not a crash deep in training. */
 function checkRunConfigFields(cfg: RunConfig): void {
   const raw = cfg as unknown as Record<string, unknown>;
-  const bad = (field: string, want: string): never => { throw new Error(`field "${field}" is ${JSON.stringify(raw[field.split(/[.[]/)[0]!])?.slice(0, 80) ?? 'missing'}; expected ${want}`); };
+  const at = (field: string): unknown => field.split(/[.[\]]+/).filter((k) => k !== '').reduce<unknown>((v, k) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined), raw);
+  const bad = (field: string, want: string): never => { throw new Error(`field "${field}" is ${JSON.stringify(at(field))?.slice(0, 80) ?? 'missing'}; expected ${want}`); };
   const count = (v: unknown, min = 0): boolean => Number.isSafeInteger(v) && (v as number) >= min;
   const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!['pretrain', 'extend', 'instruct'].includes(cfg.kind)) bad('kind', '"pretrain", "extend" or "instruct"');
@@ -155,15 +134,25 @@ function checkRunConfigFields(cfg: RunConfig): void {
   const { kept: _kept, eos_token_ids: _eos, ...hf } = cfg.model;
   parseLlamaConfig(hf, 'field "model"');
   if (!Array.isArray(cfg.stages) || cfg.stages.length === 0) bad('stages', 'a non-empty list');
+  const num = (v: unknown, min = 0): boolean => typeof v === 'number' && Number.isFinite(v) && v >= min;
   cfg.stages.forEach((st, i) => {
     if (typeof st !== 'object' || st === null || !count(st.seqLen, 1) || !count(st.batchSize, 1) || !count(st.steps) || !count(st.firstStep)) bad(`stages[${i}]`, '{seqLen, batchSize, steps, firstStep} as integers');
+    if (!num(st.flops)) bad(`stages[${i}].flops`, 'a non-negative number');
   });
+  if (!Array.isArray(cfg.schedule) || cfg.schedule.length === 0 || !cfg.schedule.every((e) => isObj(e) && count(e.seqLen, 1) && num(e.share))) bad('schedule', 'a non-empty list of {seqLen, share}');
   for (const k of ['tokens', 'tokensPerStep', 'evalEvery', 'evalSequences', 'checkpointEvery', 'keepCheckpoints'] as const) if (!count(cfg[k], 1)) bad(k, 'a positive integer');
   if (!count(cfg.seed)) bad('seed', 'a non-negative integer');
   if (!Array.isArray(cfg.microBatch) || !cfg.microBatch.every((m) => count(m, 1))) bad('microBatch', 'a list of positive integers');
   if (!Array.isArray(cfg.evalLengths) || !cfg.evalLengths.every((t) => count(t, 1))) bad('evalLengths', 'a list of positive integers');
-  if (!isObj(cfg.lr) || !(cfg.lr.maxLr >= 0) || !(cfg.lr.minLr >= 0) || !count(cfg.lr.warmupSteps)) bad('lr', '{maxLr, minLr, warmupSteps} with non-negative numbers');
+  if (!isObj(cfg.lr) || !num(cfg.lr.maxLr) || !num(cfg.lr.minLr) || !count(cfg.lr.warmupSteps)) bad('lr', '{maxLr, minLr, warmupSteps} with non-negative numbers');
+  if (cfg.lrChanges !== undefined && !(Array.isArray(cfg.lrChanges) && cfg.lrChanges.every((c) => isObj(c) && count(c.step) && num(c.maxLr) && num(c.minLr)))) bad('lrChanges', 'a list of {step, maxLr, minLr}');
   if (!isObj(cfg.adam)) bad('adam', 'an AdamW config object');
+  const a = cfg.adam;
+  if (!(num(a.beta1) && a.beta1 < 1)) bad('adam.beta1', 'a number in [0, 1)');
+  if (!(num(a.beta2) && a.beta2 < 1)) bad('adam.beta2', 'a number in [0, 1)');
+  if (!(num(a.eps) && a.eps > 0)) bad('adam.eps', 'a positive number');
+  if (!num(a.weightDecay)) bad('adam.weightDecay', 'a non-negative number');
+  if (!num(a.gradClip)) bad('adam.gradClip', 'a non-negative number (0: no clipping)');
   if (typeof cfg.backend !== 'string') bad('backend', 'a backend name');
   if (cfg.isa !== undefined && typeof cfg.isa !== 'string') bad('isa', 'an instruction-set name');
   if (cfg.threads !== undefined && !count(cfg.threads, 1)) bad('threads', 'a positive integer');
@@ -185,6 +174,10 @@ function checkRunConfigFields(cfg: RunConfig): void {
   if (cfg.kind === 'pretrain' && cfg.from !== null) bad('from', 'null (a pretraining run starts from scratch)');
   if (typeof cfg.data !== 'string') bad('data', 'the path of a prepared data folder');
   if (!isObj(cfg.mix)) bad('mix', 'a mix object ({} for none)');
+  const m = cfg.mix;
+  if (m.sourceWeights !== undefined && !(isObj(m.sourceWeights) && Object.values(m.sourceWeights).every((w) => num(w)))) bad('mix.sourceWeights', 'an object of non-negative numbers per source');
+  if (m.upsampleLongerThan !== undefined && !count(m.upsampleLongerThan, 1)) bad('mix.upsampleLongerThan', 'a positive integer');
+  if (m.upsampleFactor !== undefined && !num(m.upsampleFactor, 1)) bad('mix.upsampleFactor', 'a number >= 1');
   if (cfg.synthetic !== undefined) {
     if (!isObj(cfg.synthetic)) bad('synthetic', 'an object');
     checkSynthetic(cfg.synthetic);

@@ -67,6 +67,11 @@ export function writeFileChunks(p: string, data: FileData, opts: { fsync?: boole
   try {
     for (const chunk of toChunks(data)) writeAll(fd, chunk);
     if (opts.fsync) fs.fsyncSync(fd);
+  } catch (e) {
+    // write(2) errors carry no path ("ENOSPC: no space left on device, write"): give them the file's
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err?.code === 'string' && err.path === undefined) err.path = p;
+    throw e;
   } finally {
     fs.closeSync(fd);
   }
@@ -101,11 +106,11 @@ export function writeFileAtomic(p: string, data: FileData): void {
  * A system error names the file the user asked for, not our temp file or nothing at all (ENOSPC's
  * message is "no space left on device, write"), and says that the old file is intact.
  */
-function namedError(p: string, e: unknown): unknown {
+function namedError(p: string, e: unknown, kind: 'file' | 'folder' = 'file'): unknown {
   const err = e as NodeJS.ErrnoException;
   if (typeof err?.code !== 'string' || !/^E[A-Z]+$/.test(err.code)) return e;
   const what = err.code === 'ENOSPC' ? 'no space left on the device' : err.message.replace(/^E[A-Z]+: /, '').replace(/, \w+ '.*'$/, '').replace(/, \w+$/, '');
-  const out = new Error(`${p}: cannot write (${what}); the previous file, if any, is unchanged${err.code === 'ENOSPC' ? ' (free some space and run again)' : ''}`);
+  const out = new Error(`${p}: cannot write (${what}); the previous ${kind}, if any, is unchanged${err.code === 'ENOSPC' ? ' (free some space and run again)' : ''}`);
   (out as NodeJS.ErrnoException).code = err.code;
   return out;
 }
@@ -124,6 +129,29 @@ function removeStaleTemps(p: string): void {
     if (!name.startsWith(prefix)) continue;
     const m = /^(\d+)-[0-9a-f]+$/.exec(name.slice(prefix.length));
     if (m && !pidAlive(Number(m[1]))) rmQuiet(path.join(dir, name));
+  }
+}
+
+/**
+ * Temp files and folders (`NAME.tmp-PID-RAND`) of atomic writes whose process died, anywhere in `dir`
+ * and its subfolders down to `depth`, are removed: a writer that owns `dir` (util/lock.ts) calls
+ * this, since a temp is otherwise only cleaned when the same file is written again. Live writers'
+ * temps are left alone.
+ */
+export function removeStaleTempsIn(dir: string, depth = 2): void {
+  let ents: fs.Dirent[];
+  try {
+    ents = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of ents) {
+    const m = /\.tmp-(\d+)-[0-9a-f]+$/.exec(e.name);
+    if (m) {
+      if (!pidAlive(Number(m[1]))) rmQuiet(path.join(dir, e.name));
+    } else if (e.isDirectory() && depth > 0) {
+      removeStaleTempsIn(path.join(dir, e.name), depth - 1);
+    }
   }
 }
 
@@ -224,6 +252,12 @@ export function writeDirAtomic(dir: string, fill: (tmpDir: string) => void | Pro
   recoverDirAtomic(abs);
   const tmp = `${abs}.tmp-${tempSuffix()}`;
   fs.mkdirSync(tmp);
+  // a system error names the file of the finished folder it was writing (dir/model.safetensors), not the temp folder
+  const named = (e: unknown): unknown => {
+    const at = (e as NodeJS.ErrnoException)?.path;
+    const rel = typeof at === 'string' ? path.relative(tmp, path.resolve(at)) : '';
+    return namedError(rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) ? path.join(dir, rel) : dir, e, 'folder');
+  };
 
   const finish = (): void => {
     try {
@@ -231,7 +265,7 @@ export function writeDirAtomic(dir: string, fill: (tmpDir: string) => void | Pro
       fsyncFile(parent);
     } catch (e) {
       rmQuiet(tmp);
-      throw e;
+      throw named(e);
     }
     swapIn(abs, tmp);
   };
@@ -241,12 +275,12 @@ export function writeDirAtomic(dir: string, fill: (tmpDir: string) => void | Pro
     result = fill(tmp);
   } catch (e) {
     rmQuiet(tmp);
-    throw e;
+    throw named(e);
   }
   if (result && typeof (result as Promise<void>).then === 'function') {
     return (result as Promise<void>).then(finish, (e: unknown) => {
       rmQuiet(tmp);
-      throw e;
+      throw named(e);
     });
   }
   finish();

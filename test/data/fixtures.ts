@@ -87,3 +87,12 @@ export function memoryDataset(): Dataset {
   const docs = sample('moby-dick', 4).map((d) => ({ source: d.source, id: d.id, tokens: tok.encode(d.text) }));
   return { dir: '(memory)', manifest: {} as Dataset['manifest'], tokenizer: tok, train: docSetFromArrays('train', docs), val: docSetFromArrays('val', docs.slice(0, 2)) };
 }
+
+export async function withTempDirAsync<T>(f: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'longctx-data-'));
+  try {
+    return await f(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

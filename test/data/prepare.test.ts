@@ -9,7 +9,8 @@ import { parseSources, readSources } from '../../src/data/sources.js';
 import { prepareData, isValidationDoc, readManifest } from '../../src/data/prepare.js';
 import { openDataset, longDocuments } from '../../src/data/dataset.js';
 import { saveTokenizer, loadTokenizer } from '../../src/data/tokenizer/load.js';
-import { trained1k, withTempDir } from './fixtures.js';
+import { trained1k, withTempDir, withTempDirAsync } from './fixtures.js';
+import { spawn } from 'node:child_process';
 
 function setup(dir: string): { tok: string; user: string } {
   const tok = path.join(dir, 'tok');
@@ -185,5 +186,38 @@ test('a manifest cannot name files outside its folder: prepare refuses before de
       assert.throws(() => openDataset(out), re, what);
       assert.equal(readFileSync(victim, 'utf8'), 'keep me', `${what}: the file outside the folder is untouched`);
     }
+  });
+});
+
+test('one writer per data folder: a prepare while another process holds the folder is refused before writing; a dead holder\'s lock is taken over; a failed prepare leaves no lock', async () => {
+  await withTempDirAsync(async (dir) => {
+    const { tok, user } = setup(dir);
+    const out = path.join(dir, 'data');
+    mkdirSync(out);
+    // a live process holds the lock (what a running prepare leaves)
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      writeFileSync(path.join(out, 'lock'), `${holder.pid}\n`);
+      assert.throws(() => prepareData({ sources: parseSources(`mine=dir:${user}`), tokenizer: tok, out, progress: false }),
+        new RegExp(`data: another process \\(pid ${holder.pid}\\) is preparing this data folder; wait for it to finish`));
+      assert.deepEqual(readdirSync(out), ['lock'], 'nothing written');
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.on('exit', r));
+    }
+    // its holder is gone: the next prepare takes the folder over (and removes the temp files killed
+    // writers left, which a re-run never rewrites) and releases it when done
+    writeFileSync(path.join(out, 'tokenizer.json.tmp-999999999-0a1b2c'), 'half');
+    prepareData({ sources: parseSources(`mine=dir:${user}`), tokenizer: tok, out, progress: false });
+    assert.ok(!readdirSync(out).includes('lock'));
+    assert.ok(!readdirSync(out).some((n) => n.includes('.tmp-')), readdirSync(out).join(' '));
+    assert.equal(readManifest(out)!.status, 'complete');
+    // a prepare that fails after taking the lock releases it
+    const empty = path.join(dir, 'empty');
+    mkdirSync(empty);
+    writeFileSync(path.join(empty, 'a.txt'), '');
+    const out2 = path.join(dir, 'data2');
+    assert.throws(() => prepareData({ sources: parseSources(`e=dir:${empty}`), tokenizer: tok, out: out2, progress: false }), /no training tokens/);
+    assert.ok(!readdirSync(out2).includes('lock'));
   });
 });

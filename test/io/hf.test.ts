@@ -13,7 +13,7 @@ import {
   isModelFolder,
   ModelFolderError,
 } from '../../src/io/hf.js';
-import { writeDirAtomic, writeFileAtomic, recoverDirAtomic } from '../../src/util/atomic.js';
+import { writeDirAtomic, writeFileAtomic, writeFileChunks, recoverDirAtomic } from '../../src/util/atomic.js';
 import { writeSafetensors, readSafetensorsHeader } from '../../src/io/safetensors.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'longctx-hf-'));
@@ -335,4 +335,19 @@ test('writeFileAtomic writes chunks and strings, replaces, and leaves no temp fi
   assert.ok(!fs.existsSync(dead), 'a dead writer\'s temp file is removed');
   assert.ok(fs.existsSync(live), 'a live writer\'s temp file is left alone');
   fs.rmSync(live);
+});
+
+test('a full disk while a folder is written (saveModelFolder, checkpoints): one line naming the file in the finished folder; the old folder intact', () => {
+  const dir = fresh('fulldisk');
+  writeDirAtomic(dir, (t) => fs.writeFileSync(path.join(t, 'config.json'), 'old'));
+  // /dev/full answers every write with ENOSPC, whose message names no file ("ENOSPC: no space left on device, write")
+  assert.throws(
+    () => writeDirAtomic(dir, (t) => {
+      fs.symlinkSync('/dev/full', path.join(t, 'model.safetensors'));
+      writeFileChunks(path.join(t, 'model.safetensors'), new Uint8Array(4096));
+    }),
+    (e: Error) => e.message === `${path.join(dir, 'model.safetensors')}: cannot write (no space left on the device); the previous folder, if any, is unchanged (free some space and run again)`,
+  );
+  assert.equal(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'), 'old');
+  assert.deepEqual(leftovers(dir), []);
 });

@@ -176,6 +176,11 @@ test('a config.resolved.json with a wrong-typed field is a one-line error naming
     [{ model: { ...good.model, hidden_size: 'wide' } }, 'hidden_size'], [{ from: '/some/model' }, 'from'], [{ kind: 'extend', from: null }, 'from'],
     [{ data: 7 }, 'data'], [{ mix: null }, 'mix'], [{ kind: 'instruct', from: '/m' }, 'instruct'],
     [{ kind: 'instruct', from: '/m', instruct: { data: [], chat: [], lossOnInput: 'yes', fingerprint: 'x' } }, 'instruct.lossOnInput'],
+    // fields that reached the native AdamW kernel ("A number was expected") or were taken as they were
+    [{ adam: { ...good.adam, beta1: 'x' } }, 'adam.beta1'], [{ adam: {} }, 'adam.beta1'], [{ adam: { ...good.adam, eps: 0 } }, 'adam.eps'],
+    [{ lr: { ...good.lr, maxLr: '0.1' } }, 'lr'], [{ lr: { ...good.lr, minLr: 'x' } }, 'lr'], [{ schedule: 5 }, 'schedule'],
+    [{ stages: [{ ...good.stages[0], flops: 'x' }] }, 'stages[0].flops'], [{ mix: { sourceWeights: { 'moby-dick': 'x' } } }, 'mix.sourceWeights'],
+    [{ lrChanges: [{ step: 'x' }] }, 'lrChanges'],
   ] as const) {
     writeFileSync(path.join(bent, 'config.resolved.json'), JSON.stringify({ ...good, ...edit }));
     assert.throws(() => readRunConfig(bent), (e: Error) => e.message.includes('config.resolved.json') && e.message.includes(field) && /cannot be resumed/.test(e.message) && !e.message.includes('\n'), field);
@@ -239,6 +244,8 @@ test('a diverging run stops with a one-line message and keeps its last good chec
   assert.doesNotThrow(() => openModelFolder(named).loadWeights());
   // and it is not mistaken for a finished run
   assert.ok(!existsSync(path.join(out, 'model')));
+  // a failed writer releases its run: no lock that a reused pid could make look live
+  assert.ok(!existsSync(path.join(out, 'lock')), 'the failed run left its lock');
   // bad flags are one-line errors too
   const bad = run(['pretrain', '--data', data, '--out', path.join(dir, 'x'), '--schedule', '32:0.5,64:0.6', '--tokens', '1000']);
   assert.equal(bad.code, 1);
