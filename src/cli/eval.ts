@@ -1,6 +1,10 @@
 // `longctx eval MODEL`: the paper's probes on a model folder or an OpenAI-compatible server; writes OUT/results.json and OUT/charts/.
 
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { journaled, type Journal } from '../eval/backends/journal.js';
+
+/** a server's answers, kept as they arrive (eval/backends/journal.ts) */
+const CALLS_FILE = 'calls.jsonl';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
@@ -23,7 +27,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 interface EvalFlags {
   tasks?: EvalTaskName[]; maxLen?: number; lengths?: number[]; depths?: number[]; samples?: number; data: string;
   qa?: string; qaShots: number; qaMaxNew: number; mc?: string; ruler?: RulerTaskName[]; limit?: number; pplMinLen?: number; copySpan?: number;
-  chunk: number; seed: number; out: string; force: boolean; json: boolean; quiet: boolean; kernels?: string; format: 'longctx' | 'lm-eval';
+  chunk: number; seed: number; out: string; force: boolean; restart: boolean; json: boolean; quiet: boolean; kernels?: string; format: 'longctx' | 'lm-eval';
   backend?: 'local' | 'llama.cpp'; ropeTheta?: number; ropeBase?: number; tokenizer?: string; apiKeyEnv: string; concurrency: number; modelId?: string; timeout: number; retries: number; charts: boolean;
 }
 
@@ -88,6 +92,7 @@ export function registerEval(program: Command): void {
     .option('--retries <n>', 'server URL only: retries on 429, 5xx, timeouts and network errors (exponential backoff)', intArg('--retries', 0), 4)
     .requiredOption('--out <dir>', 'output folder for results.json and charts/')
     .option('--force', 'overwrite an existing results.json', false)
+    .option('--restart', 'server URL only: ask the server again for the answers an interrupted run kept in OUT/calls.jsonl', false)
     .option('--json', 'print results.json on stdout instead of the summary', false)
     .option('--quiet', 'no progress bar', false)
     .option('--no-charts', 'skip OUT/charts/ (SVG + PNG of every task\'s results)')
@@ -125,6 +130,7 @@ export function registerEval(program: Command): void {
       apiKey: process.env[f.apiKeyEnv] || null, concurrency: f.concurrency, timeoutMs: f.timeout * 1000, retries: f.retries,
     });
     let prepared: PreparedEvaluation;
+    let journal: Journal | null = null;
     try {
       const server = opened.server;
       const maxLen = f.maxLen ?? opened.trainedContext ?? (server && server.maxContext < MAX_EVAL_LEN ? server.maxContext : undefined);
@@ -135,7 +141,16 @@ export function registerEval(program: Command): void {
       // first check before any prompt is generated (answers take a few hundred tokens more), then the
       // exact figure, the longest prompt + answer (or + choice) of any example.
       if (opened.config) checkEvalMemory(opened.config, Math.max(maxLen, ...(lengths ?? [])) + GENERATION_ROOM, { chunk: f.chunk, flag });
-      prepared = prepareEvaluation(opened.model, settingsFor(maxLen), inputs);
+      // a server's answers are kept as they come (OUT/calls.jsonl): an interrupted run picks up where it stopped
+      let evalModel = opened.model;
+      if (server) {
+        mkdirSync(f.out, { recursive: true });
+        const j = journaled(server, path.join(f.out, CALLS_FILE), { url: server.base, model: server.modelId, tokenizer: server.tokenizer.hash(), remote: server.info.remote ?? null }, { restart: f.restart });
+        evalModel = j.model;
+        journal = j.journal;
+        if (journal.kept > 0 && !f.quiet) process.stderr.write(`eval: ${journal.kept} answers kept in ${journal.file} from an interrupted run are reused (--restart asks the server again)\n`);
+      }
+      prepared = prepareEvaluation(evalModel, settingsFor(maxLen), inputs);
       if (opened.config) checkEvalMemory(opened.config, prepared.maxSeq, { chunk: f.chunk, flag });
       // ppl, copy, mc and qa with choices score prompts: find out now, with one line saying what still works
       if (server && (tasks.includes('ppl') || tasks.includes('copy') || tasks.includes('mc') || inputs.qa?.items.some((q) => q.choices))) await server.checkPromptLogprobs();
@@ -152,6 +167,7 @@ export function registerEval(program: Command): void {
     }
     bar.finish(`${tasks.length} task${tasks.length === 1 ? '' : 's'}`);
     const charts = await writeEvalOutputs(f.out, results, f.charts);
+    if (journal) rmSync(journal.file, { force: true }); // results.json holds it all now
     if (f.format === 'lm-eval') writeFileAtomic(path.join(f.out, LM_EVAL_FILE), JSON.stringify(lmEvalResults(results), null, 2) + '\n');
     const chartsNote = charts.length > 0 ? ` and ${charts.filter((c) => c.endsWith('.svg')).length} charts in ${path.join(f.out, 'charts')}` : '';
     if (f.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');

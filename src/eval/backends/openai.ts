@@ -4,8 +4,9 @@
 // /longctx/tokenizer.json.
 //
 // tokenLogprobs: POST /v1/completions { prompt: ids, max_tokens: 0, echo: true, logprobs: 1 }, the
-// vLLM convention: choices[0].logprobs.token_logprobs holds one entry per prompt token, the first
-// null. generate: the same endpoint with temperature 0. Against a longctx server two vLLM
+// OpenAI / vLLM convention: choices[0].logprobs.token_logprobs holds one entry per prompt token, the
+// first null (vLLM refuses max_tokens 0 since its sampling parameters need >= 1: then max_tokens 1,
+// and the prompt's entries are the first n). generate: the same endpoint with temperature 0. Against a longctx server two vLLM
 // extensions make generation exact: stop_token_ids (the probes stop at newline ids) and
 // return_tokens_as_token_ids (the generated ids, not their text); other servers get stop strings
 // and their text is re-encoded.
@@ -220,6 +221,8 @@ export class OpenAIEvalModel implements EvalModel {
   readonly trainedContext?: number;
   readonly info: Record<string, unknown>;
   readonly concurrency: number;
+  /** max_tokens of a prompt-scoring call: 0, or 1 for servers that refuse 0 (vLLM) */
+  private echoMaxTokens: 0 | 1 = 0;
 
   constructor(
     readonly client: ApiClient,
@@ -254,10 +257,20 @@ export class OpenAIEvalModel implements EvalModel {
     const n = tokens.length;
     const start = Math.max(1, from);
     if (start >= n) return new Float64Array(0);
-    const r = await this.client.post('/completions', {
-      model: this.modelId, prompt: Array.from(tokens), max_tokens: 0, echo: true, logprobs: 1, temperature: 0,
+    const body = {
+      model: this.modelId, prompt: Array.from(tokens), max_tokens: this.echoMaxTokens, echo: true, logprobs: 1, temperature: 0,
       ...(this.longctx ? { return_tokens_as_token_ids: true } : {}),
-    });
+    };
+    let r: Json;
+    try {
+      r = await this.client.post('/completions', body);
+    } catch (e) {
+      // vLLM refuses max_tokens 0 ("max_tokens must be at least 1"): ask for one token and read the
+      // prompt's entries, which come first
+      if (!(this.echoMaxTokens === 0 && e instanceof HttpError && e.status === 400 && /max_tokens/i.test(e.message))) throw e;
+      this.echoMaxTokens = 1;
+      r = await this.client.post('/completions', { ...body, max_tokens: 1 });
+    }
     const lp = choice(r)?.logprobs;
     const values = isObj(lp) ? lp.token_logprobs : undefined;
     if (!Array.isArray(values)) throw new PromptLogprobsUnsupported(this.base, 'the answer has no choices[0].logprobs.token_logprobs');
@@ -271,7 +284,7 @@ export class OpenAIEvalModel implements EvalModel {
     const out = new Float64Array(n - start);
     for (let i = start; i < n; i++) {
       const v = values[i];
-      if (typeof v !== 'number') throw new PromptLogprobsUnsupported(this.base, `token_logprobs[${i}] is ${JSON.stringify(v)}, not a number`);
+      if (typeof v !== 'number') throw new PromptLogprobsUnsupported(this.base, `token_logprobs[${i}] is ${JSON.stringify(v)}, not a number (a server that caches prompt prefixes may leave them out: vLLM --no-enable-prefix-caching)`);
       out[i - start] = v;
     }
     onProgress?.(n - 1, n - 1);
