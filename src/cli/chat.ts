@@ -10,7 +10,7 @@ import { randomInt } from 'node:crypto';
 import { stopTokenIds } from '../model/config.js';
 import { DEFAULT_CHUNK } from '../eval/backends/local.js';
 import { openModel } from '../eval/open.js';
-import { chatTemplateOf, llama2ChatTokens, type ChatMessage } from '../data/chat-template.js';
+import { chatFormat, type ChatMessage } from '../data/chat-template.js';
 import { IncrementalDecoder } from '../serve/detok.js';
 import { sampleToken } from '../model/sample.js';
 import { Rng } from '../util/rng.js';
@@ -40,10 +40,11 @@ Example: printf 'Who is Ishmael?\\n/exit\\n' | longctx chat out/sft --max-new 64
       // weights load on the first answer, after the template check
       const opened = await openModel(model, { engine: 'local', backend: kernelsFlag(f), chunk: f.chunk, defer: true, ...(f.ctx !== undefined ? { ctx: f.ctx } : {}) });
       const lm = opened.local!, cfg = opened.config!, dir = opened.dir!;
-      chatTemplateOf(readTokenizerConfig(dir), path.join(dir, 'tokenizer_config.json')); // refuses templates we cannot render
       const ctx = f.ctx ?? cfg.max_position_embeddings;
       const tok = lm.tokenizer;
-      const eosIds = new Set(stopTokenIds(cfg, tok.eosId)); // every end-of-sequence id (Llama 3 Instruct has three)
+      const format = chatFormat(tok, readTokenizerConfig(dir), path.join(dir, 'tokenizer_config.json')); // the model's template, or Llama 2's
+      // every end-of-sequence id (Llama 3 Instruct has three) and the template's end of turn
+      const eosIds = new Set([...stopTokenIds(cfg, tok.eosId), ...format.stopIds]);
       const rng = new Rng(f.seed ?? randomInt(2 ** 31));
       const tty = process.stdin.isTTY === true;
       const note = (s: string): void => { process.stderr.write(`${s}\n`); };
@@ -62,10 +63,10 @@ Example: printf 'Who is Ishmael?\\n/exit\\n' | longctx chat out/sft --max-new 64
           history.push({ role: 'user', content: line });
           // Drop the oldest exchanges until the conversation leaves room for at least one token.
           const system: ChatMessage[] = f.system !== undefined ? [{ role: 'system', content: f.system }] : [];
-          let prompt = llama2ChatTokens(tok, [...system, ...history]);
+          let prompt = format.prompt([...system, ...history]);
           while (prompt.length >= ctx && history.length > 1) {
             history = history.slice(2);
-            prompt = llama2ChatTokens(tok, [...system, ...history]);
+            prompt = format.prompt([...system, ...history]);
             note('(older turns dropped to fit the context)');
           }
           if (prompt.length >= ctx) {

@@ -1,6 +1,5 @@
 // `longctx serve MODEL`: an OpenAI-compatible HTTP server for a model folder (src/serve/server.ts).
 
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isIPv4 } from 'node:net';
 import type { Command } from 'commander';
@@ -9,9 +8,9 @@ import { parameterCount } from '../model/params.js';
 import { DEFAULT_CHUNK } from '../eval/backends/local.js';
 import { startServer, DEFAULT_MAX_CONCURRENCY } from '../serve/server.js';
 import { chatTemplateOf, UnsupportedChatTemplateError } from '../data/chat-template.js';
+import { readTokenizerConfig } from '../data/tokenizer/load.js';
 import { human, intArg, kernelsFlag, kernelsOption } from './args.js';
 import { openModel } from '../eval/open.js';
-import { jsonErrorText } from '../util/json-error.js';
 
 interface ServeFlags {
   host: string; port: number; maxConcurrency: number; ctx?: number; chunk: number; name?: string; apiKeyEnv?: string; quiet: boolean; kernels?: string;
@@ -23,17 +22,7 @@ function portArg(v: string): number {
   return n;
 }
 
-/** tokenizer_config.json of the folder, when it has one (passed on to clients; its chat_template decides chat). */
-export function readTokenizerConfig(dir: string): Record<string, unknown> | null {
-  const file = path.join(dir, 'tokenizer_config.json');
-  if (!existsSync(file)) return null;
-  try {
-    const c = JSON.parse(readFileSync(file, 'utf8'));
-    return typeof c === 'object' && c !== null && !Array.isArray(c) ? c : null;
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON (${jsonErrorText(e)})`);
-  }
-}
+export { readTokenizerConfig } from '../data/tokenizer/load.js';
 
 export function registerServe(program: Command): void {
   program

@@ -33,7 +33,7 @@ import { IGNORE_INDEX } from '../kernels/backend.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import { continuationTokens } from '../data/tokenizer/pieces.js';
 import { readJsonl } from '../util/jsonl.js';
-import { llama2TrainingTokens, ChatTemplateError, type ChatMessage } from '../data/chat-template.js';
+import { chatFormat, ChatTemplateError, type ChatFormat, type ChatMessage } from '../data/chat-template.js';
 import { Rng, deriveSeed } from '../util/rng.js';
 import { openDataset } from '../data/dataset.js';
 import { createBatchIterator } from '../data/pack.js';
@@ -56,6 +56,8 @@ export interface BuildOptions {
   seed: number;
   /** Table 9's "+ pretrain data mix": a prepared data folder and the share of training sequences drawn from it */
   pretrain?: { dir: string; share: number };
+  /** the model's chat format (its tokenizer_config.json's template; default the Llama 2 format) */
+  format?: ChatFormat;
 }
 
 /** One training sequence. */
@@ -111,13 +113,11 @@ export interface LongExample {
  * reuse one encoding for several pairs); `span` (characters) is the chunk the pair came from.
  */
 export function longExample(tok: Tokenizer, doc: string, span: readonly [number, number] | null, kind: PromptKind, question: string, answer: string,
-  maxIds: number, docIds = continuationTokens(tok, doc, '"""')): LongExample | null {
+  maxIds: number, docIds = continuationTokens(tok, doc, '"""'), format: ChatFormat = chatFormat(tok, null)): LongExample | null {
   const { head, tail } = longInstanceParts(kind, question.trim());
-  const headIds = tok.encode(`[INST] ${head}`); // the turn's start, as llama2ChatTokens encodes it
-  const tailIds = continuationTokens(tok, `${tail} [/INST]`, '.');
-  const answerIds = continuationTokens(tok, ` ${answer.trim()} `, '[/INST]');
-  const bos = tok.bosId >= 0 ? 1 : 0, eos = tok.eosId >= 0 ? 1 : 0;
-  const fixed = bos + headIds.length + tailIds.length + answerIds.length + eos;
+  // the model's chat format around the document: BOS and the turn's start, the question up to the answer, the answer and its end
+  const parts = format.longParts(head, tail, answer);
+  const fixed = parts.head.length + parts.tail.length + parts.answer.length;
   const budget = maxIds - fixed;
   if (budget < 0) return null;
   let from = 0, to = docIds.length;
@@ -140,12 +140,10 @@ export function longExample(tok: Tokenizer, doc: string, span: readonly [number,
   const put = (src: ArrayLike<number>, role: Role, a = 0, b = src.length): void => {
     for (let i = a; i < b; i++) { ids[k] = src[i]!; roles[k++] = role; }
   };
-  if (bos) put([tok.bosId], 0);
-  put(headIds, 0);
+  put(parts.head, 0);
   put(docIds, 1, from, to);
-  put(tailIds, 0);
-  put(answerIds, 2);
-  if (eos) put([tok.eosId], 2);
+  put(parts.tail, 0);
+  put(parts.answer, 2);
   return { ids, roles, truncated: to - from < docIds.length, window: [from, to], docTokens: docIds.length };
 }
 
@@ -266,6 +264,7 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
   if (o.valData && o.valData.length > 0 && o.valFraction > 0) throw new Error('give --val-data (pairs to validate on) or --val-fraction (a share of --data held out), not both');
   if (o.data.length === 0 && o.chat.length === 0) throw new Error('no training data: give --data (self-instruct JSONL) and/or --chat (chat JSONL)');
   const pad = tok.eosId >= 0 ? tok.eosId : 0;
+  const format = o.format ?? chatFormat(tok, null);
   const counts: BuildCounts = {
     long: 0, longVal: 0, longTruncated: 0, longDropped: 0, duplicates: 0, conversations: 0, shortSequences: 0, shortDropped: 0, pretrainSequences: 0,
     scoredTokens: 0, inputTokens: 0,
@@ -310,7 +309,7 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
     let ids = docIds.get(key);
     if (!ids) { ids = continuationTokens(tok, texts.get(p.doc)!, '"""'); docIds.set(key, ids); }
     const span = Array.isArray(p.span) && p.span.length === 2 ? [p.span[0], p.span[1]] as [number, number] : null;
-    const ex = longExample(tok, texts.get(p.doc)!, span, p.kind, p.question, p.answer, T + 1, ids);
+    const ex = longExample(tok, texts.get(p.doc)!, span, p.kind, p.question, p.answer, T + 1, ids, format);
     if (!ex) { counts.longDropped++; return null; }
     counts.long++;
     if (ex.truncated) counts.longTruncated++;
@@ -356,7 +355,7 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
   for (const file of o.chat) {
     for (const c of readChatFile(file)) {
       try {
-        convs.push(llama2TrainingTokens(tok, c.messages));
+        convs.push(format.training(c.messages));
       } catch (e) {
         if (e instanceof ChatTemplateError) throw new Error(`${file}:${c.line}: ${e.message}`);
         throw e;

@@ -3,7 +3,8 @@
 // as Table 9 found better, on answers and long inputs. Reads top to bottom: resolve the model and
 // the data, build the sequences, plan the run, write the configuration, hand everything to the
 // training loop shared with pretrain/extend (train/trainer.ts). The run folder has the same layout;
-// the final model's tokenizer_config.json carries the Llama 2 chat template it was trained in.
+// conversations are built in the base model's chat format (its tokenizer_config.json's Jinja template,
+// else Llama 2's), and the final model's tokenizer_config.json carries the template it was trained in.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,7 +12,7 @@ import type { LlamaConfig } from '../model/config.js';
 import { createModel, forward } from '../model/llama.js';
 import { parameterCount } from '../model/params.js';
 import { isModelFolder, openModelFolder } from '../io/hf.js';
-import { loadTokenizer, tokenizerConfigObject } from '../data/tokenizer/load.js';
+import { loadTokenizer, readTokenizerConfig, tokenizerConfigObject } from '../data/tokenizer/load.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
@@ -20,7 +21,7 @@ import {
   backendChange, latestCheckpoint, lockRun, readMetrics, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type InstructRunInfo, type RunConfig,
 } from '../train/run.js';
 import { chooseMicroBatch, memoryBudget, tokenizerFiles, train, type TrainData, type TrainEnv, type TrainSummary } from '../train/trainer.js';
-import { LLAMA2_CHAT_TEMPLATE } from '../data/chat-template.js';
+import { LLAMA2_CHAT_TEMPLATE, chatFormat, type ChatFormat } from '../data/chat-template.js';
 import { buildInstructData, type BuiltData, type BuildCounts } from '../instruct/build.js';
 import { createSequenceIterator, restoreSequenceIterator, type SequenceIteratorState } from '../instruct/batches.js';
 import { sha256, sidecarPaths } from '../instruct/generate.js';
@@ -108,7 +109,7 @@ export function answerLossesOf(runDir: string, be: TrainEnv['backend']): number[
     const cfg = readRunConfig(runDir);
     if (cfg.kind !== 'instruct' || !cfg.instruct) throw new Error(`${runDir} is not an instruction-tuning run`);
     const tok = loadTokenizer(path.join(runDir, FINAL_MODEL));
-    writeAnswerLosses(runDir, cfg, build(tok, cfg.instruct, cfg.schedule[0]!.seqLen, cfg.seed), be);
+    writeAnswerLosses(runDir, cfg, build(tok, cfg.instruct, cfg.schedule[0]!.seqLen, cfg.seed, formatOf(tok, path.join(runDir, FINAL_MODEL)).format), be);
   }
   if (!fs.existsSync(file)) return []; // a run without validation sequences
   return (JSON.parse(fs.readFileSync(file, 'utf8')) as { losses: number[] }).losses;
@@ -118,14 +119,24 @@ function fileSha(file: string): string {
   return sha256(fs.readFileSync(file, 'utf8'));
 }
 
-/** The tokenizer files of the tuned model: tokenizer.json and a tokenizer_config.json with the Llama 2 chat template. */
-function chatTokenizerFiles(tok: Tokenizer, T: number): TrainData['files'] {
-  return tokenizerFiles(tok, tokenizerConfigObject(tok, { model_max_length: T, chat_template: LLAMA2_CHAT_TEMPLATE }));
+/**
+ * The tokenizer files of the tuned model: tokenizer.json and the base's tokenizer_config.json (its
+ * chat template, special tokens and the rest, as they were), else ours with the Llama 2 chat template
+ * the model was tuned in.
+ */
+function chatTokenizerFiles(tok: Tokenizer, T: number, base: Record<string, unknown> | null): TrainData['files'] {
+  return tokenizerFiles(tok, { ...tokenizerConfigObject(tok), ...(base ?? {}), model_max_length: T, chat_template: base?.chat_template ?? LLAMA2_CHAT_TEMPLATE });
 }
 
-function trainData(built: BuiltData, tok: Tokenizer, T: number): TrainData {
+/** The chat format of the model in `dir` (its tokenizer_config.json's template, else Llama 2's) and that config. */
+function formatOf(tok: Tokenizer, dir: string): { format: ChatFormat; config: Record<string, unknown> | null } {
+  const config = readTokenizerConfig(dir);
+  return { format: chatFormat(tok, config, path.join(dir, 'tokenizer_config.json')), config };
+}
+
+function trainData(built: BuiltData, tok: Tokenizer, T: number, base: Record<string, unknown> | null): TrainData {
   return {
-    files: chatTokenizerFiles(tok, T),
+    files: chatTokenizerFiles(tok, T, base),
     evalSet: (len, n) => {
       if (len !== T) throw new Error(`instruction validation sequences are built at length ${T}, not ${len}`);
       const count = Math.min(n, built.val.length);
@@ -140,8 +151,9 @@ function trainData(built: BuiltData, tok: Tokenizer, T: number): TrainData {
   };
 }
 
-function build(tok: Tokenizer, info: Pick<InstructRunInfo, 'data' | 'chat' | 'lossOnInput' | 'valFraction' | 'valData' | 'pretrain'>, T: number, seed: number): BuiltData {
+function build(tok: Tokenizer, info: Pick<InstructRunInfo, 'data' | 'chat' | 'lossOnInput' | 'valFraction' | 'valData' | 'pretrain'>, T: number, seed: number, format: ChatFormat): BuiltData {
   return buildInstructData(tok, {
+    format,
     data: info.data.map((d) => d.file), chat: info.chat.map((c) => c.file), seqLen: T, lossOnInput: info.lossOnInput, valFraction: info.valFraction, seed,
     ...(info.valData ? { valData: info.valData.map((d) => d.file) } : {}),
     ...(info.pretrain ? { pretrain: { dir: info.pretrain.dir, share: info.pretrain.share } } : {}),
@@ -204,7 +216,9 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainEnv): Prom
   } else if (o.pretrainShare !== undefined) {
     throw new Error('--pretrain-share needs --pretrain-data (a folder written by longctx data prepare)');
   }
-  const built = build(tok, info, T, o.seed);
+  // the base's chat format: its tokenizer_config.json's template (Llama 3, ChatML, ...), else Llama 2's
+  const chat = formatOf(tok, modelDir);
+  const built = build(tok, info, T, o.seed, chat.format);
   info.fingerprint = built.fingerprint;
   info.counts = { ...built.counts, trainSequences: built.train.length, valSequences: built.val.length };
 
@@ -237,7 +251,7 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainEnv): Prom
 
   const m = createModel(model, io.backend, { weights: base.loadWeights() });
   const data = createSequenceIterator(built.train, { seqLen: T, batchSize: B, seed: o.seed, fingerprint: built.fingerprint });
-  const s = await train(o.out, cfg, trainData(built, tok, T), {
+  const s = await train(o.out, cfg, trainData(built, tok, T, chat.config), {
     model: m, opt: createOptimizerState(parameterCount(model)), data, step: 0, tokens: 0, rng: new Rng(o.seed),
   }, io);
   if (!s.interrupted) writeAnswerLosses(o.out, cfg, built, io.backend);
@@ -264,13 +278,14 @@ export async function resumeInstruct(runDir: string, io: TrainEnv): Promise<Inst
   if (!ckpt) throw new Error(`${runDir} has no complete checkpoint yet; start it again (remove the folder) instead of resuming`);
   const tok = loadTokenizer(ckpt);
   const T = cfg.schedule[0]!.seqLen;
-  const built = build(tok, info, T, cfg.seed);
+  const chat = formatOf(tok, ckpt); // the checkpoint carries the tokenizer_config.json the run began with
+  const built = build(tok, info, T, cfg.seed, chat.format);
   const moved = backendChange(cfg, io.backend);
   if (moved && !io.json) process.stderr.write(`${runDir}: ${moved}\n`);
   const { model, opt, state } = loadCheckpoint(ckpt, io.backend);
   truncateMetrics(runDir, state.step);
   const data = restoreSequenceIterator(built.train, state.data as SequenceIteratorState, built.fingerprint);
-  const s = await train(runDir, cfg, trainData(built, tok, T), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng) }, io);
+  const s = await train(runDir, cfg, trainData(built, tok, T, chat.config), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng) }, io);
   if (!s.interrupted) writeAnswerLosses(runDir, cfg, built, io.backend);
   return { ...s, answerLoss: answerLoss(runDir, built.valSplit), counts: built.counts };
 }

@@ -22,7 +22,7 @@ import type { LocalEvalModel } from '../eval/backends/local.js';
 import { Rng } from '../util/rng.js';
 import { stopTokenIds } from '../model/config.js';
 import { VERSION } from '../version.js';
-import { ChatTemplateError, UnsupportedChatTemplateError, chatTemplateOf, llama2ChatTokens } from '../data/chat-template.js';
+import { ChatTemplateError, UnsupportedChatTemplateError, chatFormat, type ChatFormat } from '../data/chat-template.js';
 import { codePoints } from './detok.js';
 import { ApiError, MAX_PROMPTS, parseChatRequest, parseCompletionRequest } from './request.js';
 import { chatLogprobs, checkStopIds, completionLogprobs, generate, scorePrompt, type ServedModel, type TokenInfo } from './generate.js';
@@ -101,8 +101,9 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
 
   // A chat_template we cannot render refuses chat (with the reason); completions still work.
   let chatRefusal: string | null = null;
+  let format: ChatFormat | null = null;
   try {
-    chatTemplateOf(opts.tokenizerConfig, "the model's tokenizer_config.json");
+    format = chatFormat(tok, opts.tokenizerConfig, "the model's tokenizer_config.json");
   } catch (e) {
     if (!(e instanceof UnsupportedChatTemplateError)) throw e;
     chatRefusal = e.message;
@@ -201,10 +202,12 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
   async function chat(body: unknown, res: http.ServerResponse, aborted: () => boolean, note: (s: string) => void): Promise<void> {
     const r = parseChatRequest(body);
     checkModel(r.model);
-    if (chatRefusal !== null) throw new ApiError(400, `messages: ${chatRefusal}`, 'messages');
+    if (chatRefusal !== null || format === null) throw new ApiError(400, `messages: ${chatRefusal}`, 'messages');
+    // the template's end of turn (Llama 3's <|eot_id|>, ChatML's <|im_end|>) ends the answer as EOS does
+    if (format.stopIds.length > 0) r.stopTokenIds = [...new Set([...r.stopTokenIds, ...format.stopIds])];
     let prompt: Int32Array;
     try {
-      prompt = llama2ChatTokens(tok, r.messages);
+      prompt = format.prompt(r.messages);
     } catch (e) {
       if (e instanceof ChatTemplateError) throw new ApiError(400, `${e.param}: ${e.message}`, e.param);
       throw e;

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generationPrompt, longInstanceParts, parseQAPair, parseVerdict, verifyPrompt } from '../../src/instruct/prompts.js';
-import { LLAMA2_CHAT_TEMPLATE, UnsupportedChatTemplateError, chatTemplateOf, llama2ChatTokens, llama2TrainingTokens } from '../../src/data/chat-template.js';
+import { llama2ChatTokens, llama2TrainingTokens } from '../../src/data/chat-template.js';
 import { testTokenizer } from '../eval/oracle.js';
 
 test('parseQAPair: tags in either order, trimmed; missing, unclosed, empty or nested tags are unparseable', () => {
@@ -40,18 +40,6 @@ test('the prompts carry the paper\'s wording and the chunk in triple quotes', ()
   assert.equal(`${p.head}DOC${p.tail}`, 'You are given a long text (delimited by triple quotes) and a question. Read the text and answer the question in the end as concisely as you can, using a single phrase or sentence if possible. Do not provide any explanation. """DOC""" Question: Who?');
   const q = longInstanceParts('normal', 'Who?');
   assert.equal(`${q.head}DOC${q.tail}`, 'You are given a long text (delimited by triple quotes) and a question. Read the text and answer the question in the end. """DOC""" Question: Who?');
-});
-
-test('chat templates: none or the Llama 2 Jinja string render natively; any other is refused with a line saying what to do', () => {
-  assert.equal(chatTemplateOf(null), 'llama2');
-  assert.equal(chatTemplateOf({}), 'llama2');
-  assert.equal(chatTemplateOf({ chat_template: `\n${LLAMA2_CHAT_TEMPLATE}\n` }), 'llama2');
-  // the string of meta-llama/Llama-2-7b-chat-hf's tokenizer_config.json, as JSON
-  assert.match(JSON.stringify(LLAMA2_CHAT_TEMPLATE), /\{% set content = '<<SYS>>\\\\n' \+ system_message \+ '\\\\n<<\/SYS>>\\\\n\\\\n' \+ message\['content'\] %\}/);
-  assert.match(LLAMA2_CHAT_TEMPLATE, /\{\{ ' ' {2}\+ content\.strip\(\) \+ ' ' \+ eos_token \}\}/);
-  assert.throws(() => chatTemplateOf({ chat_template: '{% for m in messages %}<|im_start|>{{ m.content }}{% endfor %}' }, 'x/tokenizer_config.json'),
-    (e: Error) => e instanceof UnsupportedChatTemplateError && /^x\/tokenizer_config\.json has a chat_template that is not the Llama 2 \[INST\] one .*remove chat_template/.test(e.message) && !e.message.includes('\n'));
-  assert.throws(() => chatTemplateOf({ chat_template: [{ name: 'default', template: 'x' }] }), /not a string/);
 });
 
 test('llama2TrainingTokens: the prompt ids are exactly llama2ChatTokens\'s; only answers and their EOS are scored', () => {

@@ -110,18 +110,18 @@ test('longctx chat with piped stdin: greedy answers as the model gives them, /re
   assert.equal(s1.stdout, s2.stdout);
 });
 
-test('a foreign chat_template is refused by chat, and by serve\'s chat endpoint (completions still work)', async () => {
+test('a chat_template that does not parse is refused by chat, and by serve\'s chat endpoint (completions still work)', async () => {
   const other = path.join(dir, 'other');
   cpSync(folder, other, { recursive: true });
   const tc = JSON.parse(readFileSync(path.join(other, 'tokenizer_config.json'), 'utf8'));
-  writeFileSync(path.join(other, 'tokenizer_config.json'), JSON.stringify({ ...tc, chat_template: '{% for m in messages %}<|im_start|>{{ m.content }}{% endfor %}' }));
+  writeFileSync(path.join(other, 'tokenizer_config.json'), JSON.stringify({ ...tc, chat_template: '{% for m in messages %}<|im_start|>{{ m.content }' }));
   const r = spawnSync(process.execPath, [BIN, 'chat', other], { input: 'hi\n', encoding: 'utf8', env: { ...process.env, LONGCTX_DEBUG: '' } });
-  assertOneLineError({ code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }, /tokenizer_config\.json has a chat_template that is not the Llama 2 \[INST\] one/);
+  assertOneLineError({ code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }, /tokenizer_config\.json: chat_template does not parse as Jinja/);
   const srv = await startServer(openLocalModel(other), { port: 0, tokenizerConfig: JSON.parse(readFileSync(path.join(other, 'tokenizer_config.json'), 'utf8')) });
   try {
     const c = await post(`${srv.url}/v1/chat/completions`, { messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
     assert.equal(c.status, 400);
-    assert.match(c.json().error.message, /not the Llama 2 \[INST\] one/);
+    assert.match(c.json().error.message, /does not parse as Jinja/);
     assert.equal((await post(`${srv.url}/v1/completions`, { prompt: 'hi', max_tokens: 2 })).status, 200);
   } finally {
     await srv.close();

@@ -80,3 +80,15 @@ export function saveTokenizer(dir: string, tok: Tokenizer, opts: { modelMaxLengt
   });
   writeFileAtomic(path.join(dir, 'tokenizer_config.json'), JSON.stringify(cfg, null, 2) + '\n');
 }
+
+/** tokenizer_config.json of the folder, when it has one (passed on to clients; its chat_template decides chat). */
+export function readTokenizerConfig(dir: string): Record<string, unknown> | null {
+  const file = path.join(dir, 'tokenizer_config.json');
+  if (!fs.existsSync(file)) return null;
+  try {
+    const c = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return typeof c === 'object' && c !== null && !Array.isArray(c) ? c : null;
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${jsonErrorText(e)})`);
+  }
+}

@@ -10,12 +10,12 @@ import type { Tokenizer } from './tokenizer.js';
  * piece alone would add a space; this keeps " The" as "▁The" and "\nWhat" as "\n" "What". When the
  * anchor and the text merge across their boundary (rare), falls back to encode(text).
  */
-export function continuationTokens(tok: Tokenizer, text: string, anchor = '.'): Int32Array {
+export function continuationTokens(tok: Tokenizer, text: string, anchor = '.', opts: { splitSpecial?: boolean } = {}): Int32Array {
   if (text === '') return new Int32Array(0);
-  const a = tok.encode(anchor);
-  const both = tok.encode(anchor + text);
+  const a = tok.encode(anchor, opts);
+  const both = tok.encode(anchor + text, opts);
   if (both.length > a.length && a.every((x, i) => both[i] === x)) return both.slice(a.length);
-  return tok.encode(text);
+  return tok.encode(text, opts);
 }
 
 export function concatTokens(...parts: ArrayLike<number>[]): Int32Array {
