@@ -8,8 +8,10 @@ import { importGguf, llamaConfigFromGguf } from '../io/gguf-llama.js';
 import { parseRopeScaling } from '../model/rope.js';
 import { readGgufHeader } from '../io/gguf.js';
 import { jsonErrorText } from '../util/json-error.js';
+import type { WeightDtype } from '../model/config.js';
+import { dtypeArg } from './train-flags.js';
 
-interface ImportGgufFlags { out: string; ropeScaling?: string; force: boolean; json: boolean }
+interface ImportGgufFlags { out: string; ropeScaling?: string; dtype?: WeightDtype; force: boolean; json: boolean }
 
 export function registerImport(program: Command): void {
   const imp = program.command('import').description('convert another format to a model folder (gguf: from llama.cpp)');
@@ -24,6 +26,7 @@ export function registerImport(program: Command): void {
     .argument('<file>', 'a .gguf file with general.architecture "llama"')
     .requiredOption('--out <dir>', 'model folder to create (written atomically)')
     .option('--rope-scaling <json>', 'rope_scaling of a file with a rope_freqs tensor (Llama 3.1 / 3.2), from the model\'s config.json; checked against the tensor')
+    .option('--dtype <name>', 'what the folder\'s weights are stored as: float32, bfloat16 or float16 (default: the file\'s F16 / BF16, float32 for F32 and quantized files)', dtypeArg)
     .option('--force', 'replace an existing model folder', false)
     .option('--json', 'print the summary as JSON', false)
     .action((file: string, f: ImportGgufFlags) => {
@@ -42,11 +45,11 @@ export function registerImport(program: Command): void {
         }
         ropeScaling = parseRopeScaling(raw, llamaConfigFromGguf(readGgufHeader(file)).head_dim, '--rope-scaling') ?? undefined;
       }
-      const s = importGguf(file, f.out, ropeScaling ? { ropeScaling } : {});
+      const s = importGguf(file, f.out, { ...(ropeScaling ? { ropeScaling } : {}), ...(f.dtype ? { dtype: f.dtype } : {}) });
       if (f.json) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       else {
         const types = Object.entries(s.types).map(([t, n]) => `${n} ${t}`).join(', ');
-        process.stdout.write(`wrote ${s.out}: ${s.parameters.toLocaleString('en-US')} parameters (from ${types} tensors), ${s.rope}, tokenizer from ${s.tokenizer}\n`);
+        process.stdout.write(`wrote ${s.out}: ${s.parameters.toLocaleString('en-US')} parameters (from ${types} tensors) as ${s.dtype}, ${s.rope}, tokenizer from ${s.tokenizer}${s.chatTemplate ? ' with its chat template' : ''}\n`);
       }
     });
 }

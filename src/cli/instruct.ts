@@ -2,6 +2,7 @@
 // `longctx instruct train` (supervised fine-tuning on them, §4.3).
 
 import type { Command } from 'commander';
+import type { WeightDtype } from '../model/config.js';
 import { InvalidArgumentError } from 'commander';
 import { openModel, type OpenedModel } from '../eval/open.js';
 import { ClozeGenerator } from '../instruct/cloze.js';
@@ -23,7 +24,7 @@ interface GenerateFlags {
 interface TrainFlags {
   from?: string; data: string[]; chat: string[]; out?: string; lossOnInput: boolean; seqLen?: number; batchSize: number; epochs?: number; steps?: number;
   lr?: number; minLr?: number; warmup?: number; seed: number; valFraction?: number; valData: string[]; evalEvery?: number; evalSequences?: number;
-  checkpointEvery?: number; keepCheckpoints: number; microBatch?: number; resume?: string; json: boolean; pretrainData?: string; pretrainShare?: number; kernels?: string;
+  checkpointEvery?: number; keepCheckpoints: number; microBatch?: number; dtype?: WeightDtype; resume?: string; json: boolean; pretrainData?: string; pretrainShare?: number; kernels?: string;
 }
 
 function fractionArg(flag: string): (v: string) => number {
@@ -203,7 +204,7 @@ answers (answers only, with or without --loss-on-input), printed before and afte
         keepCheckpoints: f.keepCheckpoints, valData: f.valData,
         ...definedOnly({
           valFraction: f.valFraction, seqLen: f.seqLen, epochs: f.epochs, steps: f.steps, lr: f.lr, minLr: f.minLr, warmup: f.warmup, evalEvery: f.evalEvery,
-          evalSequences: f.evalSequences, checkpointEvery: f.checkpointEvery, microBatch: f.microBatch, pretrainData: f.pretrainData, pretrainShare: f.pretrainShare,
+          evalSequences: f.evalSequences, checkpointEvery: f.checkpointEvery, microBatch: f.microBatch, pretrainData: f.pretrainData, pretrainShare: f.pretrainShare, dtype: f.dtype,
         }),
       }, trainEnv(f));
       printInstructSummary(s, f.json);

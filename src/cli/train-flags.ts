@@ -6,11 +6,22 @@ import { parseSourceWeights, parseUpsample } from '../data/mix.js';
 import type { CommonOptions } from '../recipes/pretrain.js';
 import type { TrainEnv, TrainSummary } from '../train/trainer.js';
 import { definedOnly } from '../util/defined.js';
+import { InvalidArgumentError } from 'commander';
+import { WEIGHT_DTYPES, type WeightDtype } from '../model/config.js';
+
+const DTYPE_ALIASES: Record<string, WeightDtype> = { float32: 'float32', f32: 'float32', fp32: 'float32', bfloat16: 'bfloat16', bf16: 'bfloat16', float16: 'float16', f16: 'float16', fp16: 'float16' };
+
+/** --dtype: a torch dtype name or its short form. */
+export function dtypeArg(v: string): WeightDtype {
+  const d = DTYPE_ALIASES[v.toLowerCase()];
+  if (!d) throw new InvalidArgumentError(`--dtype must be one of ${WEIGHT_DTYPES.join(', ')} (or bf16, f16, f32), got "${v}"`);
+  return d;
+}
 
 export interface CommonFlags {
   out?: string; seqLen?: number; schedule?: string; tokens?: number; tokensPerStep?: number; lr?: number; minLr?: number;
   warmup?: number; seed: number; evalEvery?: number; evalSequences: number; evalLens?: number[]; checkpointEvery?: number;
-  keepCheckpoints: number; microBatch?: number; mix?: string; upsample?: string; synthetic?: number; syntheticFirst?: number; syntheticRecall?: number; syntheticPasskey?: number; syntheticFirstSentence?: number; json: boolean; resume?: string; kernels?: string;
+  keepCheckpoints: number; microBatch?: number; dtype?: WeightDtype; mix?: string; upsample?: string; synthetic?: number; syntheticFirst?: number; syntheticRecall?: number; syntheticPasskey?: number; syntheticFirstSentence?: number; json: boolean; resume?: string; kernels?: string;
 }
 
 /**
@@ -22,6 +33,7 @@ export function addRunFlags(cmd: Command): Command {
     .option('--min-lr <x>', 'cosine floor (default lr/10)', floatArg('--min-lr', 0))
     .option('--warmup <steps>', 'linear warm-up steps (default 5% of the run)', intArg('--warmup', 0))
     .option('--checkpoint-every <steps>', 'checkpoint interval (default: 10 per run)', intArg('--checkpoint-every', 1))
+    .option('--dtype <name>', 'what the final model\'s weights are stored as: float32, bfloat16 or float16 (bf16, f16, f32 too; default: pretrain float32, extend and instruct train the base\'s; checkpoints stay float32)', dtypeArg)
     .option('--keep-checkpoints <n>', 'checkpoints kept on disk', intArg('--keep-checkpoints', 1), 2)
     .option('--micro-batch <n>', 'sequences per forward/backward (default: as many as memory allows, up to ~16k tokens)', intArg('--micro-batch', 1));
 }
@@ -65,7 +77,7 @@ export function commonOptions(f: CommonFlags): CommonOptions {
     out: f.out, schedule, tokens: f.tokens, tokensPerStep: f.tokensPerStep, lr: f.lr, minLr: f.minLr, warmup: f.warmup,
     seed: f.seed, evalEvery: f.evalEvery, evalSequences: f.evalSequences, evalLengths: f.evalLens,
     checkpointEvery: f.checkpointEvery, keepCheckpoints: f.keepCheckpoints, microBatch: f.microBatch,
-    ...definedOnly({ synthetic: f.synthetic, syntheticFirst: f.syntheticFirst, syntheticRecall: f.syntheticRecall, syntheticPasskey: f.syntheticPasskey, syntheticFirstSentence: f.syntheticFirstSentence }),
+    ...definedOnly({ dtype: f.dtype, synthetic: f.synthetic, syntheticFirst: f.syntheticFirst, syntheticRecall: f.syntheticRecall, syntheticPasskey: f.syntheticPasskey, syntheticFirstSentence: f.syntheticFirstSentence }),
     mix: {
       ...(f.mix ? { sourceWeights: parseSourceWeights(f.mix) } : {}),
       ...(f.upsample ? parseUpsample(f.upsample) : {}),

@@ -55,6 +55,15 @@ export class UnsupportedChatTemplateError extends Error {
   override name = 'UnsupportedChatTemplateError';
 }
 
+/** The chat template text of a tokenizer_config.json (a string, or the "default" of a list), or null (what GGUF export writes). */
+export function chatTemplateText(tokenizerConfig: Record<string, unknown> | null | undefined): string | null {
+  try {
+    return templateText(tokenizerConfig, 'tokenizer_config.json');
+  } catch {
+    return null;
+  }
+}
+
 /** The template text of tokenizer_config.json (a string, or the "default" of a list of named ones), or null. */
 function templateText(tokenizerConfig: Record<string, unknown> | null | undefined, where: string): string | null {
   const t = tokenizerConfig?.chat_template;

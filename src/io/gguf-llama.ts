@@ -13,18 +13,19 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { LlamaConfig } from '../model/config.js';
-import { ropeFrequencies, describeRope, type RopeScaling } from '../model/rope.js';
+import type { LlamaConfig, WeightDtype } from '../model/config.js';
+import { ropeFrequencies, describeRope, ntkTheta, type RopeScaling } from '../model/rope.js';
 import { ropeParamsOf, validateLlamaConfig } from '../model/config.js';
 import { parameterSpecs } from '../model/params.js';
 import { openModelFolder, saveModelFolder } from './hf.js';
 import { QUANT_TYPES, type QuantName } from './ggml-quants.js';
-import { loadTokenizer, tokenizerFromJSON } from '../data/tokenizer/load.js';
+import { loadTokenizer, readTokenizerConfig, tokenizerConfigObject, tokenizerFromJSON } from '../data/tokenizer/load.js';
+import { chatTemplateText } from '../data/chat-template.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import { parseByteToken } from '../data/tokenizer/bytes.js';
 import { GPT2_PATTERN, LLAMA3_PATTERN } from '../data/tokenizer/patterns.js';
 import {
-  GGML_F16, GGML_F32, GGML_TYPES, ggufArray, ggufBool, ggufF32, ggufString, ggufU32, writeGguf, readGgufHeader, ggufMeta, ggufShape, readGgufTensorF32,
+  GGML_BF16, GGML_F16, GGML_F32, GGML_TYPES, ggufArray, ggufBool, ggufF32, ggufString, ggufU32, writeGguf, readGgufHeader, ggufMeta, ggufShape, readGgufTensorF32,
   GgufValueType, GgufError, type GgufFile, type GgufTensorToWrite, type GgufValue,
 } from './gguf.js';
 
@@ -98,7 +99,7 @@ export function ropeToGguf(cfg: LlamaConfig, where: string): { kvs: KV[]; ropeFr
       return { kvs: [[k('type'), ggufString('linear')], [k('factor'), ggufF32(s.factor)]], ropeFreqs: null, theta: cfg.rope_theta };
     case 'ntk':
       // Static NTK is exactly a bigger base (rope.ts: theta * factor^(HS/(HS-2))), which llama.cpp has.
-      return { kvs: [], ropeFreqs: null, theta: cfg.rope_theta * Math.pow(s.factor, HS / (HS - 2)) };
+      return { kvs: [], ropeFreqs: null, theta: ntkTheta(cfg.rope_theta, s.factor, HS) };
     case 'dynamic':
       return refuse('dynamic NTK recomputes the base from the sequence length, which llama.cpp does not do; export a static rope_type (ntk or yarn) or evaluate with longctx');
     case 'yarn': {
@@ -244,11 +245,11 @@ export function tokenizerToGguf(tok: Tokenizer, vocabSize: number, where: string
 // Export
 
 /** What the matrices of an exported file are stored as (norms and rope_freqs stay F32, as llama.cpp's tools do). */
-export type GgufWeightType = 'F32' | 'F16' | QuantName;
-export const GGUF_WEIGHT_TYPES: readonly GgufWeightType[] = ['F32', 'F16', ...(Object.keys(QUANT_TYPES) as QuantName[])];
+export type GgufWeightType = 'F32' | 'F16' | 'BF16' | QuantName;
+export const GGUF_WEIGHT_TYPES: readonly GgufWeightType[] = ['F32', 'F16', 'BF16', ...(Object.keys(QUANT_TYPES) as QuantName[])];
 
 /** llama.cpp's llama_ftype (general.file_type) of a file whose matrices are all of one type. */
-const FILE_TYPE: Record<GgufWeightType, number> = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q4_K: 14, Q5_K: 16, Q6_K: 18 };
+const FILE_TYPE: Record<GgufWeightType, number> = { F32: 0, F16: 1, BF16: 32, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q4_K: 14, Q5_K: 16, Q6_K: 18 };
 
 export interface GgufExportOptions {
   /** what matrices are stored as (default F32); a matrix whose rows a quant's block does not divide falls back to Q8_0, else F16 */
@@ -274,11 +275,11 @@ export interface GgufExportSummary {
 
 /** The type a matrix with rows of `cols` weights is stored as when `type` is asked for. */
 function matrixType(type: GgufWeightType, cols: number): GgufWeightType {
-  if (type === 'F32' || type === 'F16') return type;
+  if (type === 'F32' || type === 'F16' || type === 'BF16') return type;
   if (cols % QUANT_TYPES[type].block === 0) return type;
   return cols % QUANT_TYPES.Q8_0.block === 0 ? 'Q8_0' : 'F16';
 }
-const ggmlTypeId = (t: GgufWeightType): number => (t === 'F32' ? GGML_F32 : t === 'F16' ? GGML_F16 : QUANT_TYPES[t].id);
+const ggmlTypeId = (t: GgufWeightType): number => (t === 'F32' ? GGML_F32 : t === 'F16' ? GGML_F16 : t === 'BF16' ? GGML_BF16 : QUANT_TYPES[t].id);
 
 /** The metadata of a llama model (without the tokenizer). */
 export function llamaGgufMetadata(cfg: LlamaConfig, name: string, fileType: number, where: string): { kvs: KV[]; ropeFreqs: Float32Array | null } {
@@ -323,6 +324,9 @@ export function exportGguf(modelDir: string, out: string, opts: GgufExportOption
   const name = opts.name ?? path.basename(path.basename(abs) === 'model' ? path.dirname(abs) : abs);
   const { kvs, ropeFreqs } = llamaGgufMetadata(cfg, name, fileType, modelDir);
   kvs.push(...tokenizerToGguf(tok, cfg.vocab_size, path.join(modelDir, 'tokenizer.json')).filter(([k]) => !(opts.ggmlVocabOnly && k === 'tokenizer.huggingface.json')));
+  // the chat template, where llama.cpp's chat and server look for it
+  const template = chatTemplateText(readTokenizerConfig(modelDir));
+  if (template !== null) kvs.push(['tokenizer.chat_template', ggufString(template)]);
 
   const flat = folder.loadWeights(); // (P)
   const tensors: GgufTensorToWrite[] = [];
@@ -567,6 +571,8 @@ export interface GgufImportOptions {
   ropeScaling?: RopeScaling;
   /** bytes the float32 weights may take (default: 80% of free memory) */
   maxBytes?: number;
+  /** what the folder's weights are stored as (default: the file's float type for its matrices, float32 for quantized ones) */
+  dtype?: WeightDtype;
 }
 
 export interface GgufImportSummary {
@@ -576,6 +582,9 @@ export interface GgufImportSummary {
   types: Record<string, number>;
   rope: string;
   tokenizer: 'tokenizer.huggingface.json' | 'tokenizer.ggml' | 'tokenizer.json beside the file';
+  dtype: WeightDtype;
+  /** whether the file's tokenizer.chat_template went into tokenizer_config.json */
+  chatTemplate: boolean;
 }
 
 /**
@@ -638,7 +647,15 @@ export function importGguf(file: string, out: string, opts: GgufImportOptions = 
   const [json, source]: [string, GgufImportSummary['tokenizer']] = typeof stored === 'string' ? [stored, 'tokenizer.huggingface.json']
     : fs.existsSync(beside) ? [fs.readFileSync(beside, 'utf8'), 'tokenizer.json beside the file']
       : [tokenizerJsonFromGgml(gguf), 'tokenizer.ggml'];
-  tokenizerFromGguf(gguf);
-  saveModelFolder(out, cfg, flat, { files: { 'tokenizer.json': json } });
-  return { out, parameters: P, types, rope: describeRope(ropeParamsOf(cfg)), tokenizer: source };
+  const tok = tokenizerFromGguf(gguf);
+  const files: Record<string, string> = { 'tokenizer.json': json };
+  // llama.cpp's chat template back where transformers and longctx read it
+  const template = ggufMeta(gguf, 'tokenizer.chat_template');
+  if (typeof template === 'string') files['tokenizer_config.json'] = JSON.stringify(tokenizerConfigObject(tok, { chat_template: template }), null, 2) + '\n';
+  // weights stored as the file stores them (F16 / BF16), unless asked; quantized ones as float32 (exact)
+  const matrixTypes = new Set([...gguf.tensors.values()].filter((t) => t.dims.length >= 2).map((t) => t.type));
+  const only = matrixTypes.size === 1 ? [...matrixTypes][0] : undefined;
+  const dtype = opts.dtype ?? (only === GGML_BF16 ? 'bfloat16' : only === GGML_F16 ? 'float16' : 'float32');
+  saveModelFolder(out, cfg, flat, { files, dtype });
+  return { out, parameters: P, types, rope: describeRope(ropeParamsOf(cfg)), tokenizer: source, dtype, chatTemplate: typeof template === 'string' };
 }

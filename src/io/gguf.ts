@@ -22,7 +22,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { writeFileAtomic } from '../util/atomic.js';
-import { f16ToF32, bf16ToF32, f32ToF16 } from './safetensors.js';
+import { f16ToF32, bf16ToF32, f32ToF16, f32ToBf16 } from './safetensors.js';
 import { dequantize, quantize, quantById, QUANT_TYPES } from './ggml-quants.js';
 
 export { f32ToF16 } from './safetensors.js';
@@ -372,7 +372,7 @@ export interface GgufTensorToWrite {
   name: string;
   /** row-major shape (HF order: [out, in]); written reversed as ggml ne */
   shape: number[];
-  /** F32 (0), F16 (1) or a ggml quant type id of ggml-quants.ts (its block must divide shape's last dimension) */
+  /** F32 (0), F16 (1), BF16 (30) or a ggml quant type id of ggml-quants.ts (its block must divide shape's last dimension) */
   type: number;
   /** float32 values; converted to F16 or quantized at write time */
   data: Float32Array;
@@ -499,9 +499,10 @@ export function ggufChunks(
     let payload: Uint8Array;
     if (t.type === GGML_F32) {
       payload = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    } else if (t.type === GGML_F16) {
-      const h = new Uint16Array(count); // (count) binary16 bits
-      for (let i = 0; i < count; i++) h[i] = f32ToF16(t.data[i]!);
+    } else if (t.type === GGML_F16 || t.type === GGML_BF16) {
+      const h = new Uint16Array(count); // (count) binary16 / bfloat16 bits
+      const conv = t.type === GGML_F16 ? f32ToF16 : f32ToBf16;
+      for (let i = 0; i < count; i++) h[i] = conv(t.data[i]!);
       payload = new Uint8Array(h.buffer);
     } else {
       const quant = quantById(t.type);

@@ -4,7 +4,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseLlamaConfig, llamaConfigToJSON, type LlamaConfig } from '../model/config.js';
+import { parseLlamaConfig, llamaConfigToJSON, type LlamaConfig, type WeightDtype } from '../model/config.js';
 import { parameterSpecs, type ParamSpec } from '../model/params.js';
 import { writeDirAtomic, writeFileChunks, dirAtomicLeftovers, type FileData } from '../util/atomic.js';
 import {
@@ -232,12 +232,52 @@ function firstNonFinite(x: Float32Array): number {
 export interface SaveExtra {
   /** name -> content; a list of chunks is written without concatenating (large tensors) */
   files?: Record<string, FileData>;
+  /** what the weights are stored as (default float32; config.json's torch_dtype says it) */
+  dtype?: WeightDtype;
+}
+
+const SAFETENSORS_DTYPE: Record<WeightDtype, 'F32' | 'BF16' | 'F16'> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' };
+
+function generationBase(data: FileData | undefined, dir: string): Record<string, unknown> {
+  if (data === undefined) return {};
+  const text = typeof data === 'string' ? data : Buffer.concat((data instanceof Uint8Array ? [data] : data).map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength))).toString('utf8');
+  const j = JSON.parse(text) as unknown;
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) fail(dir, 'the generation_config.json to carry over is not a JSON object', 'this is a bug in the caller');
+  return j as Record<string, unknown>;
+}
+
+/** Files of a Hugging Face model folder that a model trained from it keeps: its tokenizer's settings (chat template, special tokens) and generation defaults. */
+export const CARRIED_FILES = ['tokenizer_config.json', 'special_tokens_map.json', GENERATION_CONFIG_FILE] as const;
+
+/** CARRIED_FILES that `dir` has, as they are (each checked to be a JSON object). */
+export function carriedFiles(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of CARRIED_FILES) {
+    const p = path.join(dir, name);
+    if (!fs.existsSync(p)) continue;
+    const text = fs.readFileSync(p, 'utf8');
+    let j: unknown;
+    try {
+      j = JSON.parse(text);
+    } catch (e) {
+      fail(p, `not valid JSON (${jsonErrorText(e)})`, 'fix or remove the file');
+    }
+    if (typeof j !== 'object' || j === null || Array.isArray(j)) fail(p, 'not a JSON object', 'fix or remove the file');
+    out[name] = text;
+  }
+  return out;
+}
+
+/** The dtype a folder's weights are stored in when all are one float dtype of WEIGHT_DTYPES, else float32 (what extend and instruct write by default). */
+export function folderDtype(dir: string, cfg: LlamaConfig): WeightDtype {
+  const d = checkModelWeights(dir, cfg).dtypes;
+  return d.length === 1 && d[0] === 'BF16' ? 'bfloat16' : d.length === 1 && d[0] === 'F16' ? 'float16' : 'float32';
 }
 
 /**
  * Write a complete model folder atomically (writeDirAtomic: all or nothing; an existing folder at `dir`
  * is replaced as a whole, so pass every file it should keep in extra.files): config.json
- * (llamaConfigToJSON, 2-space JSON), model.safetensors (F32, metadata {format: "pt"}),
+ * (llamaConfigToJSON, 2-space JSON), model.safetensors (F32 or extra.dtype, metadata {format: "pt"}),
  * generation_config.json (bos/eos), then extra.files (tokenizer.json, trainer_state.json, ...).
  */
 export function saveModelFolder(dir: string, cfg: LlamaConfig, flat: Float32Array, extra: SaveExtra = {}): void {
@@ -246,8 +286,10 @@ export function saveModelFolder(dir: string, cfg: LlamaConfig, flat: Float32Arra
   if (flat.length !== total) {
     fail(dir, `parameter buffer has ${flat.length} floats but config needs ${total}`, 'this is a bug in the caller');
   }
-  const reserved = new Set([CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, GENERATION_CONFIG_FILE]);
-  const extraFiles = Object.entries(extra.files ?? {});
+  const reserved = new Set([CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE]);
+  // a generation_config.json given (the base model's) keeps its fields; the ids are the config's
+  const { [GENERATION_CONFIG_FILE]: baseGen, ...others } = extra.files ?? {};
+  const extraFiles = Object.entries(others);
   for (const [name] of extraFiles) {
     const parts = name.split(/[\\/]/);
     if (name === '' || path.isAbsolute(name) || parts.includes('..') || parts.includes('') || parts.includes('.')) {
@@ -255,15 +297,17 @@ export function saveModelFolder(dir: string, cfg: LlamaConfig, flat: Float32Arra
     }
     if (reserved.has(name)) fail(dir, `extra file "${name}" would overwrite a file the save writes itself`, 'drop it from extra.files');
   }
+  const dtype = extra.dtype ?? 'float32';
   const tensors: TensorToWrite[] = specs.map((s) => ({
     name: s.name,
     shape: s.shape,
     data: flat.subarray(s.offset, s.offset + s.size),
+    dtype: SAFETENSORS_DTYPE[dtype],
   }));
   writeDirAtomic(dir, (tmp) => {
-    writeFileChunks(path.join(tmp, CONFIG_FILE), JSON.stringify(llamaConfigToJSON(cfg), null, 2) + '\n');
+    writeFileChunks(path.join(tmp, CONFIG_FILE), JSON.stringify(llamaConfigToJSON(cfg, dtype), null, 2) + '\n');
     writeSafetensorsPlain(path.join(tmp, WEIGHTS_FILE), tensors, { format: 'pt' });
-    const gen = { bos_token_id: cfg.bos_token_id, eos_token_id: cfg.eos_token_ids && cfg.eos_token_ids.length > 1 ? cfg.eos_token_ids : cfg.eos_token_id };
+    const gen = { ...generationBase(baseGen, dir), bos_token_id: cfg.bos_token_id, eos_token_id: cfg.eos_token_ids && cfg.eos_token_ids.length > 1 ? cfg.eos_token_ids : cfg.eos_token_id };
     writeFileChunks(path.join(tmp, GENERATION_CONFIG_FILE), JSON.stringify(gen, null, 2) + '\n');
     for (const [name, content] of extraFiles) {
       const p = path.join(tmp, name);

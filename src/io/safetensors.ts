@@ -325,12 +325,21 @@ export interface TensorToWrite {
   name: string;
   shape: number[];
   data: Float32Array;
+  /** stored as (default F32); F16 and BF16 are rounded to nearest even at write time */
+  dtype?: 'F32' | 'F16' | 'BF16';
+}
+
+/** float32 -> bfloat16 bits, round to nearest even (NaN stays NaN, overflow goes to infinity as in PyTorch). */
+export function f32ToBf16(x: number): number {
+  const u = new Uint32Array(new Float32Array([x]).buffer)[0]!;
+  if ((u & 0x7f800000) === 0x7f800000 && (u & 0x7fffff) !== 0) return (u >>> 16) | 0x40; // quiet NaN
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
 /**
  * The bytes of a safetensors file as chunks: [8-byte length + header, tensor 0 bytes, tensor 1 bytes, ...].
- * Tensor chunks are views of the callers' arrays (no copy). All tensors F32, in the given order; the
- * header is padded with spaces so the data starts at a multiple of 8.
+ * F32 tensor chunks are views of the callers' arrays (no copy), F16/BF16 ones converted copies; in the
+ * given order; the header is padded with spaces so the data starts at a multiple of 8.
  */
 export function safetensorsChunks(path: string, tensors: readonly TensorToWrite[], metadata?: Record<string, string>): Uint8Array[] {
   assertLittleEndian();
@@ -354,8 +363,9 @@ export function safetensorsChunks(path: string, tensors: readonly TensorToWrite[
     if (count !== t.data.length) {
       fail(path, `tensor ${q(t.name)}: shape ${shapeStr(t.shape)} has ${count} elements but the data has ${t.data.length}`, 'fix the shape or the data');
     }
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
+    const bytes = t.data.length * (t.dtype === undefined || t.dtype === 'F32' ? 4 : 2);
+    header[t.name] = { dtype: t.dtype ?? 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   let json = JSON.stringify(header);
   const len = Buffer.byteLength(json, 'utf8');
@@ -365,7 +375,16 @@ export function safetensorsChunks(path: string, tensors: readonly TensorToWrite[
   new DataView(first.buffer).setBigUint64(0, BigInt(headerBytes.byteLength), true);
   first.set(headerBytes, 8);
   const chunks: Uint8Array[] = [first];
-  for (const t of tensors) chunks.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  for (const t of tensors) {
+    if (t.dtype === undefined || t.dtype === 'F32') {
+      chunks.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+      continue;
+    }
+    const h = new Uint16Array(t.data.length); // (count) half-width bits
+    const conv = t.dtype === 'F16' ? f32ToF16 : f32ToBf16;
+    for (let i = 0; i < h.length; i++) h[i] = conv(t.data[i]!);
+    chunks.push(new Uint8Array(h.buffer));
+  }
   return chunks;
 }
 

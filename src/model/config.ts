@@ -4,7 +4,7 @@
 //   B batch, T sequence, C hidden (hidden_size), NH query heads, NKV key/value heads,
 //   HS head size, F ffn size (intermediate_size), V vocab, L layers.
 
-import { parseRopeScaling, ropeScalingToJSON, type RopeScaling, type RopeParams } from './rope.js';
+import { ntkTheta, parseRopeScaling, ropeScalingToJSON, type RopeScaling, type RopeParams } from './rope.js';
 
 export interface LlamaConfig {
   vocab_size: number; // V
@@ -80,7 +80,7 @@ export function parseLlamaConfig(raw: unknown, where = 'config'): LlamaConfig {
     throw new ConfigError(`${where}: expected a JSON object with LlamaConfig fields`);
   }
   const obj = { ...(raw as Record<string, unknown>) }; // a copy: rope_parameters is folded in below
-  const known = new Set<string>([...NUMBER_KEYS, 'rope_scaling', 'tie_word_embeddings', 'rope_parameters', 'sliding_window', 'rope_interleaved']);
+  const known = new Set<string>([...NUMBER_KEYS, 'rope_scaling', 'tie_word_embeddings', 'rope_parameters', 'sliding_window', 'rope_interleaved', 'longctx_rope_scaling']);
   for (const key of Object.keys(obj)) {
     if (!known.has(key) && !IGNORED_KEYS.has(key)) {
       throw new ConfigError(`${where}: unknown field "${key}" (allowed: ${[...known].join(', ')})`);
@@ -175,6 +175,7 @@ export function parseLlamaConfig(raw: unknown, where = 'config'): LlamaConfig {
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
+  if (obj.longctx_rope_scaling !== undefined) restoreNtk(cfg, obj.longctx_rope_scaling, where);
   validateLlamaConfig(cfg, where);
   return cfg;
 }
@@ -218,7 +219,30 @@ export function validateLlamaConfig(cfg: LlamaConfig, where = 'config'): void {
 }
 
 /** The config.json object Hugging Face's LlamaForCausalLM expects. */
-export function llamaConfigToJSON(cfg: LlamaConfig): Record<string, unknown> {
+/**
+ * config.json's longctx_rope_scaling: the static NTK scaling whose equivalent base llamaConfigToJSON
+ * wrote as rope_theta (so transformers loads the file). Restored only when rope_theta still is that
+ * base; a file edited since is refused by name.
+ */
+function restoreNtk(cfg: LlamaConfig, raw: unknown, where: string): void {
+  const r = raw as { rope_type?: unknown; factor?: unknown; rope_theta?: unknown } | null;
+  if (typeof r !== 'object' || r === null || r.rope_type !== 'ntk' || typeof r.factor !== 'number' || typeof r.rope_theta !== 'number') {
+    throw new ConfigError(`${where}: field "longctx_rope_scaling" must be {"rope_type": "ntk", "factor", "rope_theta"} (written by longctx for static NTK), got ${JSON.stringify(raw)}`);
+  }
+  if (cfg.rope_scaling !== null) throw new ConfigError(`${where}: both "rope_scaling" and "longctx_rope_scaling" are set; keep one`);
+  const want = ntkTheta(r.rope_theta, r.factor, cfg.head_dim);
+  if (!(Math.abs(cfg.rope_theta - want) <= 1e-9 * want)) {
+    throw new ConfigError(`${where}: field "rope_theta" (${cfg.rope_theta}) is not the static NTK base of "longctx_rope_scaling" (${want}); the file was edited: remove longctx_rope_scaling to use rope_theta as it is`);
+  }
+  cfg.rope_theta = r.rope_theta;
+  cfg.rope_scaling = { rope_type: 'ntk', factor: r.factor };
+}
+
+/** The dtypes a model folder's weights are written in (config.json's torch_dtype names). */
+export type WeightDtype = 'float32' | 'bfloat16' | 'float16';
+export const WEIGHT_DTYPES: readonly WeightDtype[] = ['float32', 'bfloat16', 'float16'];
+
+export function llamaConfigToJSON(cfg: LlamaConfig, dtype: WeightDtype = 'float32'): Record<string, unknown> {
   return {
     architectures: ['LlamaForCausalLM'],
     model_type: 'llama',
@@ -233,15 +257,18 @@ export function llamaConfigToJSON(cfg: LlamaConfig): Record<string, unknown> {
     num_key_value_heads: cfg.num_key_value_heads,
     head_dim: cfg.head_dim,
     rms_norm_eps: cfg.rms_norm_eps,
-    rope_theta: cfg.rope_theta,
-    rope_scaling: ropeScalingToJSON(cfg.rope_scaling),
+    // static NTK is exactly a bigger base, which transformers loads; the scaling it came from rides
+    // along in a key transformers ignores and parseLlamaConfig reads back
+    ...(cfg.rope_scaling?.rope_type === 'ntk'
+      ? { rope_theta: ntkTheta(cfg.rope_theta, cfg.rope_scaling.factor, cfg.head_dim), rope_scaling: null, longctx_rope_scaling: { rope_type: 'ntk', factor: cfg.rope_scaling.factor, rope_theta: cfg.rope_theta } }
+      : { rope_theta: cfg.rope_theta, rope_scaling: ropeScalingToJSON(cfg.rope_scaling) }),
     max_position_embeddings: cfg.max_position_embeddings,
     tie_word_embeddings: cfg.tie_word_embeddings,
     bos_token_id: cfg.bos_token_id,
     eos_token_id: cfg.eos_token_ids && cfg.eos_token_ids.length > 1 ? cfg.eos_token_ids : cfg.eos_token_id,
     initializer_range: cfg.initializer_range,
     ...cfg.kept,
-    torch_dtype: 'float32',
+    torch_dtype: dtype,
   };
 }
 

@@ -224,6 +224,11 @@ function yarnMscale(scale: number, m = 1): number {
   return scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1;
 }
 
+/** Static NTK's base: exactly a bigger plain base, theta * factor^(HS/(HS-2)) (what config.json and GGUF files carry for it). */
+export function ntkTheta(theta: number, factor: number, headDim: number): number {
+  return theta * Math.pow(factor, headDim / (headDim - 2));
+}
+
 /**
  * invFreq and amplitude for a RoPE config. `seqLen` is the total sequence length being processed
  * (only `dynamic` and `longrope` depend on it).
@@ -248,7 +253,7 @@ export function ropeFrequencies(p: RopeParams, seqLen: number): RopeFrequencies 
     case 'ntk': {
       // The exponent HS/(HS-2) makes the lowest pair's frequency fall by exactly `factor`, while the
       // highest pair (i=0) keeps frequency 1: interpolate the slow pairs, extrapolate the fast ones.
-      freqs.invFreq = baseInvFreq(p.theta * Math.pow(s.factor, HS / (HS - 2)), HS);
+      freqs.invFreq = baseInvFreq(ntkTheta(p.theta, s.factor, HS), HS);
       return freqs;
     }
     case 'dynamic': {

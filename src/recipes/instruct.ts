@@ -8,10 +8,10 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { LlamaConfig } from '../model/config.js';
+import type { LlamaConfig, WeightDtype } from '../model/config.js';
 import { createModel, forward } from '../model/llama.js';
 import { parameterCount } from '../model/params.js';
-import { isModelFolder, openModelFolder } from '../io/hf.js';
+import { carriedFiles, folderDtype, isModelFolder, openModelFolder } from '../io/hf.js';
 import { loadTokenizer, readTokenizerConfig, tokenizerConfigObject } from '../data/tokenizer/load.js';
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
@@ -64,6 +64,8 @@ export interface InstructTrainOptions {
   evalSequences?: number;
   checkpointEvery?: number;
   keepCheckpoints: number;
+  /** what the final model's weights are stored as (default: the base's) */
+  dtype?: WeightDtype;
   microBatch?: number;
 }
 
@@ -124,19 +126,21 @@ function fileSha(file: string): string {
  * chat template, special tokens and the rest, as they were), else ours with the Llama 2 chat template
  * the model was tuned in.
  */
-function chatTokenizerFiles(tok: Tokenizer, T: number, base: Record<string, unknown> | null): TrainData['files'] {
-  return tokenizerFiles(tok, { ...tokenizerConfigObject(tok), ...(base ?? {}), model_max_length: T, chat_template: base?.chat_template ?? LLAMA2_CHAT_TEMPLATE });
+function chatTokenizerFiles(tok: Tokenizer, T: number, base: Record<string, unknown> | null, carried: Record<string, string>): TrainData['files'] {
+  return { ...carried, ...tokenizerFiles(tok, { ...tokenizerConfigObject(tok), ...(base ?? {}), model_max_length: T, chat_template: base?.chat_template ?? LLAMA2_CHAT_TEMPLATE }) };
 }
 
 /** The chat format of the model in `dir` (its tokenizer_config.json's template, else Llama 2's) and that config. */
-function formatOf(tok: Tokenizer, dir: string): { format: ChatFormat; config: Record<string, unknown> | null } {
+function formatOf(tok: Tokenizer, dir: string): { format: ChatFormat; config: Record<string, unknown> | null; carried: Record<string, string> } {
   const config = readTokenizerConfig(dir);
-  return { format: chatFormat(tok, config, path.join(dir, 'tokenizer_config.json')), config };
+  // special_tokens_map.json and generation_config.json go along with the tuned model too
+  const { 'tokenizer_config.json': _tc, ...carried } = carriedFiles(dir);
+  return { format: chatFormat(tok, config, path.join(dir, 'tokenizer_config.json')), config, carried };
 }
 
-function trainData(built: BuiltData, tok: Tokenizer, T: number, base: Record<string, unknown> | null): TrainData {
+function trainData(built: BuiltData, tok: Tokenizer, T: number, chat: { config: Record<string, unknown> | null; carried: Record<string, string> }): TrainData {
   return {
-    files: chatTokenizerFiles(tok, T, base),
+    files: chatTokenizerFiles(tok, T, chat.config, chat.carried),
     evalSet: (len, n) => {
       if (len !== T) throw new Error(`instruction validation sequences are built at length ${T}, not ${len}`);
       const count = Math.min(n, built.val.length);
@@ -245,13 +249,14 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainEnv): Prom
     evalLengths: evalSequences > 0 ? [T] : [], evalSequences: Math.max(1, evalSequences),
     checkpointEvery: o.checkpointEvery ?? Math.max(1, Math.round(steps / 10)),
     keepCheckpoints: o.keepCheckpoints, backend: io.backend.name, isa: io.backend.isa, threads: io.backend.threads, instruct: info,
+    ...((o.dtype ?? folderDtype(modelDir, base.config)) !== 'float32' ? { dtype: o.dtype ?? folderDtype(modelDir, base.config) } : {}),
   };
   lockRun(o.out);
   writeRunConfig(o.out, cfg);
 
   const m = createModel(model, io.backend, { weights: base.loadWeights() });
   const data = createSequenceIterator(built.train, { seqLen: T, batchSize: B, seed: o.seed, fingerprint: built.fingerprint });
-  const s = await train(o.out, cfg, trainData(built, tok, T, chat.config), {
+  const s = await train(o.out, cfg, trainData(built, tok, T, chat), {
     model: m, opt: createOptimizerState(parameterCount(model)), data, step: 0, tokens: 0, rng: new Rng(o.seed),
   }, io);
   if (!s.interrupted) writeAnswerLosses(o.out, cfg, built, io.backend);
@@ -285,7 +290,7 @@ export async function resumeInstruct(runDir: string, io: TrainEnv): Promise<Inst
   const { model, opt, state } = loadCheckpoint(ckpt, io.backend);
   truncateMetrics(runDir, state.step);
   const data = restoreSequenceIterator(built.train, state.data as SequenceIteratorState, built.fingerprint);
-  const s = await train(runDir, cfg, trainData(built, tok, T, chat.config), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng) }, io);
+  const s = await train(runDir, cfg, trainData(built, tok, T, chat), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng) }, io);
   if (!s.interrupted) writeAnswerLosses(runDir, cfg, built, io.backend);
   return { ...s, answerLoss: answerLoss(runDir, built.valSplit), counts: built.counts };
 }

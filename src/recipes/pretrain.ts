@@ -4,7 +4,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { presetConfig, ropeParamsOf, type LlamaConfig } from '../model/config.js';
+import { presetConfig, ropeParamsOf, type LlamaConfig, type WeightDtype } from '../model/config.js';
 import { createModel, initWeights } from '../model/llama.js';
 import { parameterCount } from '../model/params.js';
 import { describeRope, parseRopeScaling } from '../model/rope.js';
@@ -13,12 +13,12 @@ import { openDataset, type Dataset } from '../data/dataset.js';
 import { createBatchIterator, restoreBatchIterator, type BatchIteratorState } from '../data/pack.js';
 import type { MixOptions } from '../data/mix.js';
 import { checkSynthetic } from '../data/synthetic.js';
-import { openModelFolder, isModelFolder } from '../io/hf.js';
+import { openModelFolder, isModelFolder, folderDtype, carriedFiles } from '../io/hf.js';
 import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { parseSchedule, planStages } from '../train/curriculum.js';
 import { backendChange, latestCheckpoint, lockRun, readRunConfig, truncateMetrics, unlockRun, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, SUMMARY, type ExtendRunConfig, type PretrainRunConfig } from '../train/run.js';
-import { chooseMicroBatch, memoryBudget, train, validate, type TrainEnv, type TrainState, type TrainSummary } from '../train/trainer.js';
+import { chooseMicroBatch, memoryBudget, train, validate, type TrainData, type TrainEnv, type TrainState, type TrainSummary } from '../train/trainer.js';
 import { datasetTrainData, evalBatches } from '../train/text-data.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { Rng } from '../util/rng.js';
@@ -51,6 +51,8 @@ export interface CommonOptions {
   syntheticPasskey?: number;
   /** share of the synthetic rows that are first-sentence rows (data/first-sentence.ts); default 0 */
   syntheticFirstSentence?: number;
+  /** what the final model's weights are stored as (default: float32 for pretrain, the base's dtype for extend) */
+  dtype?: WeightDtype;
 }
 
 export interface PretrainOptions extends CommonOptions {
@@ -70,6 +72,8 @@ export interface ExtendOptions extends CommonOptions {
 
 export const PRETRAIN_LR = 1e-3;
 export const EXTEND_LR_RATIO = 1 / 3; // extension LR as a share of pretraining's (paper: 2e-5 after 3e-4)
+/** the paper's continual-pretraining peak for 7B/13B (§2.1): the default when extending a model folder that is not a longctx run */
+export const PAPER_EXTEND_LR = 2e-5;
 
 function refuseExisting(out: string): void {
   if (fs.existsSync(path.join(out, RESOLVED_CONFIG))) {
@@ -81,7 +85,8 @@ function refuseExisting(out: string): void {
 type TextRunConfig = PretrainRunConfig | ExtendRunConfig;
 
 /** Everything about the run that does not depend on which recipe it is. */
-function resolveRun(start: { kind: 'pretrain'; from: null } | { kind: 'extend'; from: string }, model: LlamaConfig, data: string, o: CommonOptions, baseLr: number, be: Backend): TextRunConfig {
+function resolveRun(start: { kind: 'pretrain'; from: null } | { kind: 'extend'; from: string }, model: LlamaConfig, data: string, o: CommonOptions, baseLr: number, be: Backend, baseDtype: WeightDtype = 'float32'): TextRunConfig {
+  const dtype = o.dtype ?? baseDtype;
   const schedule = parseSchedule(o.schedule);
   const synthetic = o.synthetic || o.syntheticFirst ? { share: o.synthetic ?? 0, ...(o.syntheticFirst ? { onlyBatches: o.syntheticFirst } : {}), ...(o.syntheticRecall ? { recall: o.syntheticRecall } : {}), ...(o.syntheticPasskey ? { passkey: o.syntheticPasskey } : {}), ...(o.syntheticFirstSentence ? { firstSentence: o.syntheticFirstSentence } : {}) } : undefined;
   checkSynthetic(synthetic, '--synthetic');
@@ -108,6 +113,7 @@ function resolveRun(start: { kind: 'pretrain'; from: null } | { kind: 'extend'; 
     evalSequences: o.evalSequences,
     checkpointEvery: o.checkpointEvery ?? Math.max(1, Math.round(totalSteps / 10)),
     keepCheckpoints: o.keepCheckpoints, backend: be.name, isa: be.isa, threads: be.threads,
+    ...(dtype !== 'float32' ? { dtype } : {}),
   };
 }
 
@@ -182,13 +188,29 @@ export async function extend(o: ExtendOptions, env: TrainEnv): Promise<TrainSumm
   const newLen = Math.max(...parseSchedule(o.schedule).map((e) => e.seqLen));
   const model: LlamaConfig = { ...base.config, ...extendedRope(base.config, o, newLen), max_position_embeddings: newLen };
   const tokensPerStep = o.tokensPerStep ?? fromRun?.tokensPerStep; // the paper keeps tokens per step
-  const baseLr = (fromRun?.lr.maxLr ?? PRETRAIN_LR) * EXTEND_LR_RATIO;
-  const cfg = resolveRun({ kind: 'extend', from: path.resolve(modelDir) }, model, data, { ...o, tokensPerStep, evalLengths: o.evalLengths ?? evalLengthsFor(base.config, o.schedule) }, baseLr, env.backend);
+  // a longctx run's own peak / 3 (its schedule's scale); any other model (Llama 2 from the Hub): the paper's 2e-5
+  const baseLr = fromRun ? fromRun.lr.maxLr * EXTEND_LR_RATIO : PAPER_EXTEND_LR;
+  // the extended model comes out as the base was stored (a BF16 Llama 2 stays BF16), unless --dtype says otherwise
+  const cfg = resolveRun({ kind: 'extend', from: path.resolve(modelDir) }, model, data, { ...o, tokensPerStep, evalLengths: o.evalLengths ?? evalLengthsFor(base.config, o.schedule) }, baseLr, env.backend, folderDtype(modelDir, base.config));
   lockRun(o.out);
   writeRunConfig(o.out, cfg);
 
   writeBaseEval(o.out, modelDir, base.config, weights, ds, cfg, env.backend);
-  return train(o.out, cfg, datasetTrainData(ds), startFresh(cfg, ds, weights, env.backend), env);
+  return train(o.out, cfg, withFiles(datasetTrainData(ds), baseFiles(modelDir, newLen)), startFresh(cfg, ds, weights, env.backend), env);
+}
+
+/**
+ * What the extended model keeps of its base folder: tokenizer_config.json (chat template, special
+ * tokens; model_max_length raised to the new length), special_tokens_map.json, generation_config.json.
+ */
+function baseFiles(modelDir: string, newLen: number): Record<string, string> {
+  const files = carriedFiles(modelDir);
+  const tc = files['tokenizer_config.json'];
+  if (tc !== undefined) {
+    const j = JSON.parse(tc) as Record<string, unknown>;
+    if (typeof j.model_max_length === 'number') files['tokenizer_config.json'] = JSON.stringify({ ...j, model_max_length: newLen }, null, 2) + '\n';
+  }
+  return files;
 }
 
 /** The base model as it was (its own RoPE) on the extension's held-out sequences: the line to beat. */
@@ -237,7 +259,8 @@ export async function resume(runDir: string, io: TrainEnv, change: { lr?: number
   }
   truncateMetrics(runDir, state.step);
   const data = restoreBatchIterator(ds, state.data as BatchIteratorState);
-  return train(runDir, cfg, datasetTrainData(ds), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng), seconds: state.seconds ?? 0 }, io);
+  // the files the run carries from its base (tokenizer_config.json, ...) are in every checkpoint
+  return train(runDir, cfg, withFiles(datasetTrainData(ds), carriedFiles(ckpt)), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng), seconds: state.seconds ?? 0 }, io);
 }
 
 /**
@@ -255,7 +278,12 @@ async function restart(runDir: string, cfg: TextRunConfig, io: TrainEnv): Promis
     weights = base.loadWeights();
     if (!fs.existsSync(path.join(runDir, 'base_eval.json'))) writeBaseEval(runDir, cfg.from, base.config, weights, ds, cfg, io.backend);
   }
-  return train(runDir, cfg, datasetTrainData(ds), startFresh(cfg, ds, weights, io.backend), io);
+  const files = cfg.kind === 'extend' ? baseFiles(cfg.from, cfg.model.max_position_embeddings) : {};
+  return train(runDir, cfg, withFiles(datasetTrainData(ds), files), startFresh(cfg, ds, weights, io.backend), io);
+}
+
+function withFiles(d: TrainData, files: Record<string, string>): TrainData {
+  return { ...d, files: { ...d.files, ...files } };
 }
 
 /** The run's summary when it finished every step and wrote its final model; null otherwise. */

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
 import { lockFolder, unlockFolder } from '../util/lock.js';
-import { parseLlamaConfig, type LlamaConfig } from '../model/config.js';
+import { parseLlamaConfig, WEIGHT_DTYPES, type LlamaConfig, type WeightDtype } from '../model/config.js';
 import { describeBackend, type Backend } from '../kernels/backend.js';
 import type { AdamWConfig } from './adamw.js';
 import type { ScheduleEntry, Stage } from './curriculum.js';
@@ -57,6 +57,8 @@ interface RunConfigCommon {
   evalSequences: number; // held-out sequences per length
   checkpointEvery: number;
   keepCheckpoints: number;
+  /** what the final model's weights are stored as (checkpoints stay float32); absent: float32 */
+  dtype?: WeightDtype;
   /** the kernels the run began on; isa and threads fix the reduction order (absent in runs of longctx before 0.1: unknown) */
   backend: string;
   isa?: string;
@@ -154,6 +156,7 @@ function checkRunConfigFields(cfg: RunConfig): void {
   if (!num(a.weightDecay)) bad('adam.weightDecay', 'a non-negative number');
   if (!num(a.gradClip)) bad('adam.gradClip', 'a non-negative number (0: no clipping)');
   if (typeof cfg.backend !== 'string') bad('backend', 'a backend name');
+  if (cfg.dtype !== undefined && !WEIGHT_DTYPES.includes(cfg.dtype)) bad('dtype', WEIGHT_DTYPES.join(', '));
   if (cfg.isa !== undefined && typeof cfg.isa !== 'string') bad('isa', 'an instruction-set name');
   if (cfg.threads !== undefined && !count(cfg.threads, 1)) bad('threads', 'a positive integer');
   if (cfg.kind === 'instruct') {

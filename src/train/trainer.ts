@@ -274,7 +274,7 @@ export async function train(runDir: string, cfg: RunConfig, data: TrainData, st:
     if (lastVal.size === 0) for (const m of evals) if (m.type === 'eval' && m.step === lastEvalStep) lastVal.set(m.seq_len, m.val_loss);
   }
   const modelDir = path.join(runDir, FINAL_MODEL);
-  if (done) saveModelFolder(modelDir, st.model.cfg, st.model.params.flat as Float32Array, { files });
+  if (done) saveModelFolder(modelDir, st.model.cfg, st.model.params.flat as Float32Array, { files, ...(cfg.dtype ? { dtype: cfg.dtype } : {}) });
   bar.finish(`loss ${lastLoss.toFixed(4)}`);
   const summary: TrainSummary = {
     steps: st.step, tokens: st.tokens,

@@ -15,7 +15,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { LlamaConfig } from '../../src/model/config.js';
@@ -197,7 +197,43 @@ test('CLI: export gguf --type q4_k and import gguf end to end; bad type, existin
   assert.match(i.stdout, /from 16 Q4_K, 5 F32 tensors/);
   assertOneLineError(longctx('import', 'gguf', gguf, '--out', out), /exists and is not empty.*--force/);
   assert.equal(longctx('import', 'gguf', gguf, '--out', out, '--force').code, 0);
-  assertOneLineError(longctx('export', 'gguf', model, '--out', path.join(dir, 'x.gguf'), '--type', 'q3_k'), /--type: unknown type "q3_k" \(choose from f32, f16, q4_0/);
+  assertOneLineError(longctx('export', 'gguf', model, '--out', path.join(dir, 'x.gguf'), '--type', 'q3_k'), /--type: unknown type "q3_k" \(choose from f32, f16, bf16, q4_0/);
   assertOneLineError(longctx('import', 'gguf', path.join(dir, 'missing.gguf'), '--out', path.join(dir, 'y')), /missing\.gguf: no such file/);
   assertOneLineError(longctx('import', 'gguf', gguf, '--out', path.join(dir, 'z'), '--rope-scaling', '{"rope_type":"llama3"'), /--rope-scaling: .*JSON/);
+});
+
+test('BF16: export --type bf16 loads in llama.cpp (general.file_type 32); import keeps bfloat16 and agrees with llama.cpp; the chat template goes into the file and comes back', async (t) => {
+  const gguf = path.join(dir, 'bf16.gguf');
+  const e = exportGguf(model, gguf, { type: 'BF16' });
+  assert.equal(e.fileType, 'BF16');
+  const g = readGgufHeader(gguf);
+  assert.equal(ggufMeta(g, 'general.file_type'), 32);
+  assert.equal(g.tensors.get('blk.0.attn_q.weight')!.type, 30);
+  const back = path.join(dir, 'back-bf16');
+  const s = importGguf(gguf, back);
+  assert.equal(s.dtype, 'bfloat16');
+  assert.equal(JSON.parse(readFileSync(path.join(back, 'config.json'), 'utf8')).torch_dtype, 'bfloat16');
+  const tokens = Int32Array.from({ length: 64 }, (_, i) => (i === 0 ? bpe.bosId : (i * 37) % cfg.vocab_size));
+  const lc = openLlamaCppModel(gguf, { threads: 1 });
+  open.push(lc);
+  const theirs = await lc.tokenLogprobs(tokens);
+  const ours = await openLocalModel(back).tokenLogprobs(tokens);
+  const ref = await openLocalModel(model).tokenLogprobs(tokens);
+  let d = 0, dq = 0;
+  for (let i = 0; i < ours.length; i++) { d = Math.max(d, Math.abs(ours[i]! - theirs[i]!)); dq = Math.max(dq, Math.abs(ours[i]! - ref[i]!)); }
+  t.diagnostic(`BF16: llama.cpp vs longctx on the same weights ${d.toFixed(4)}; vs float32 ${dq.toFixed(4)}`);
+  assert.ok(d <= 0.03, `BF16 max |diff| ${d}`);
+  // the chat template: tokenizer_config.json -> tokenizer.chat_template -> tokenizer_config.json
+  const template = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}";
+  writeFileSync(path.join(model, 'tokenizer_config.json'), JSON.stringify({ chat_template: template }));
+  try {
+    const withTemplate = path.join(dir, 'chat.gguf');
+    exportGguf(model, withTemplate);
+    assert.equal(ggufMeta(readGgufHeader(withTemplate), 'tokenizer.chat_template'), template);
+    const r = importGguf(withTemplate, path.join(dir, 'back-chat'));
+    assert.ok(r.chatTemplate);
+    assert.equal(JSON.parse(readFileSync(path.join(dir, 'back-chat', 'tokenizer_config.json'), 'utf8')).chat_template, template);
+  } finally {
+    rmSync(path.join(model, 'tokenizer_config.json'), { force: true });
+  }
 });

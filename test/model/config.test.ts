@@ -126,3 +126,21 @@ test('keys that do not change the computation are written back as they were; our
   // and they survive a second round trip
   assert.equal(parseLlamaConfig(llamaConfigToJSON(parseLlamaConfig(LLAMA2_7B))).kept?.transformers_version, '4.31.0.dev0');
 });
+
+test('static NTK is written as the equivalent rope_theta transformers loads (rope_scaling null), and read back as NTK; an edited base is refused', async () => {
+  const { ropeFrequencies } = await import('../../src/model/rope.js');
+  const { ropeParamsOf } = await import('../../src/model/config.js');
+  const cfg = parseLlamaConfig({ vocab_size: 64, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 1, num_attention_heads: 4, rope_theta: 10000, rope_scaling: { rope_type: 'ntk', factor: 4 } });
+  const json = llamaConfigToJSON(cfg);
+  assert.equal(json.rope_scaling, null);
+  assert.equal(json.rope_theta, 10000 * 4 ** (16 / 14)); // theta * factor^(HS/(HS-2)), HS = 16
+  assert.deepEqual(json.longctx_rope_scaling, { rope_type: 'ntk', factor: 4, rope_theta: 10000 });
+  // what transformers computes from the file (a plain base) is what longctx computes for NTK
+  const plain = { ...cfg, rope_theta: json.rope_theta as number, rope_scaling: null };
+  assert.deepEqual(ropeFrequencies(ropeParamsOf(plain), 64).invFreq, ropeFrequencies(ropeParamsOf(cfg), 64).invFreq);
+  const back = parseLlamaConfig(JSON.parse(JSON.stringify(json)), 'config.json');
+  assert.deepEqual(back.rope_scaling, { rope_type: 'ntk', factor: 4 });
+  assert.equal(back.rope_theta, 10000);
+  assert.throws(() => parseLlamaConfig({ ...json, rope_theta: 20000 }, 'x/config.json'), /x\/config\.json: field "rope_theta" \(20000\) is not the static NTK base of "longctx_rope_scaling".*remove longctx_rope_scaling/);
+  assert.throws(() => parseLlamaConfig({ ...json, longctx_rope_scaling: { rope_type: 'yarn' } }, 'c'), /field "longctx_rope_scaling" must be/);
+});

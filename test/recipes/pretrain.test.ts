@@ -220,6 +220,12 @@ test('extend: ABF and the longer context go into config.json; same tokens per st
   assert.deepEqual(resolved.evalLengths, [32, 128]);
   const baseEval = JSON.parse(readFileSync(path.join(ext, 'base_eval.json'), 'utf8'));
   assert.ok(Number.isFinite(baseEval.val_loss['128']));
+  assert.equal(resolved.lr.maxLr, 3e-3 / 3, 'from a run: its peak / 3');
+  // from a model folder that is not a longctx run (a Hub checkpoint): the paper's 2e-5
+  const plain = path.join(dir, 'ext-plain');
+  const p = run(['extend', '--from', path.join(base, 'model'), '--rope', 'abf', '--seq-len', '64', '--tokens', '256', '--eval-sequences', '1', '--out', plain]);
+  assert.equal(p.code, 0, p.stderr);
+  assert.equal(JSON.parse(readFileSync(path.join(plain, 'config.resolved.json'), 'utf8')).lr.maxLr, 2e-5);
   const summary = JSON.parse(r.stdout.trim().split('\n').pop()!);
   assert.equal(summary.type, 'summary');
   // PI writes HF's linear scaling with factor new/old
