@@ -15,8 +15,11 @@ import { refBackend } from '../../src/kernels/ref/index.js';
 import { saveModelFolder } from '../../src/io/hf.js';
 import { saveTokenizer } from '../../src/data/tokenizer/load.js';
 import { testTokenizer } from './oracle.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+const SCHEMA = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../schemas/results.schema.json');
 let dir = '';
 let model = '';
 
@@ -66,6 +69,14 @@ test('eval runs every task on a tiny model and writes results.json', () => {
   assert.deepEqual(JSON.parse(r.stdout), res);
   assert.equal(res.format, 'longctx-eval');
   assert.equal(res.version, 1);
+  // the published schema (schemas/results.schema.json) holds for every task's results
+  const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false });
+  (addFormats as unknown as (a: Ajv2020) => void)(ajv);
+  const compiled = ajv.compile(JSON.parse(readFileSync(SCHEMA, 'utf8')));
+  const valid = (x: unknown): boolean => compiled(x);
+  assert.ok(valid(res), JSON.stringify(compiled.errors));
+  assert.ok(!valid({ ...res, scores: [{ ...res.scores[0], stderr: -1 }] }), 'the schema rejects a negative standard error');
+  assert.ok(!valid({ ...res, tasks: { ...res.tasks, bogus: {} } }), 'the schema rejects an unknown task');
   assert.equal(res.model.trainedContext, 256);
   assert.equal(res.model.info.rope, 'rope(theta=10000)');
   assert.equal(res.model.info.config.rope_theta, 10000);
