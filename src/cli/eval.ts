@@ -2,13 +2,14 @@
 
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { journaled, type Journal } from '../eval/backends/journal.js';
+import { estimateEvalSeconds } from '../eval/estimate.js';
 
 /** a server's answers, kept as they arrive (eval/backends/journal.ts) */
 const CALLS_FILE = 'calls.jsonl';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { Progress } from '../util/progress.js';
+import { Progress, humanDuration } from '../util/progress.js';
 import { DEFAULT_CHUNK } from '../eval/backends/local.js';
 import { openModel } from '../eval/open.js';
 import { checkEvalMemory, MAX_EVAL_LEN } from '../eval/memory.js';
@@ -157,6 +158,10 @@ export function registerEval(program: Command): void {
     } catch (e) {
       await opened.close();
       throw e;
+    }
+    if (opened.config && !f.quiet && !f.json) {
+      const est = await estimateEvalSeconds(opened.model, opened.config, prepared.work, prepared.maxSeq);
+      process.stderr.write(`eval: ${prepared.work.toLocaleString('en-US')} tokens through the model, about ${humanDuration(est)} (estimated from a timed forward pass)\n`);
     }
     const bar = new Progress('eval', prepared.work, { unit: 'items', quiet: f.quiet });
     let results;

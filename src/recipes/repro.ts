@@ -36,6 +36,8 @@ import { evaluateModel, type EvaluateOptions } from './evaluate.js';
 import type { EvalResults } from '../eval/run.js';
 import { runStage, type StageOutcome } from './stages.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { benchTrain } from '../bench/train.js';
+import { humanDuration } from '../util/progress.js';
 import { presetConfig } from '../model/config.js';
 import { PAPER_GEOMETRY, scaledGeometry, type ScaledGeometry } from '../model/rope-geometry.js';
 import { renderReport } from '../report/html.js';
@@ -323,6 +325,22 @@ export async function extendStage(sh: Shared, p: ReproPreset, out: string, baseK
 }
 
 /** The positional-encoding ablation (paper §4.1, Table 5 / Figure 5b at laptop scale), over seeds. */
+/** Share of a repro's time its evaluations take beside training (measured: 12-16% for quick and default). */
+const EVAL_OVERHEAD = 0.15;
+
+/**
+ * How long a repro takes on `backend`: its training tokens at the base and the long length over
+ * the throughput of a timed training step of the repro's model at each (after one warm-up step:
+ * about a second), plus EVAL_OVERHEAD for the evaluations.
+ */
+export function estimateRepro(p: ReproPreset, backend: Backend, o: { scale: number; seeds: number; variants: number; ablation: boolean }): { seconds: number; baseRate: number; longRate: number } {
+  const model = { ...presetConfig(p.model), vocab_size: p.vocab, max_position_embeddings: p.longLen };
+  const rate = (T: number): number => benchTrain('estimate', { model, seq_len: T, batch_size: Math.max(1, Math.floor(p.tokensPerStep / T)) }, backend, { steps: 1, warmup: 1 }).tokens_per_second;
+  const baseRate = rate(p.baseLen), longRate = rate(p.longLen);
+  const train = (p.baseTokens * o.scale * (o.ablation ? 2 : 1)) / baseRate + (o.seeds * o.variants * p.extendTokens * o.scale) / longRate;
+  return { seconds: train * (1 + EVAL_OVERHEAD), baseRate, longRate };
+}
+
 export async function repro(o: ReproOptions): Promise<ReproOutcome> {
   const p = o.preset;
   const log = o.log ?? ((l: string) => process.stderr.write(`repro: ${l}\n`));
@@ -337,6 +355,11 @@ export async function repro(o: ReproOptions): Promise<ReproOutcome> {
   // tokenizer, data, base; per seed the base's eval and each variant's extension and eval; the ablation
   const ablation = p.ablateSynthetic && synthetic > 0 && !o.only;
   const total = 3 + seeds * (1 + 2 * variants.length) + (ablation ? 1 + seeds : 0);
+  // the time it will take, said before it starts (a folder whose base model is done is mostly cached: no estimate)
+  if (!fs.existsSync(path.join(o.out, 'runs', 'base', SUMMARY))) {
+    const est = estimateRepro(p, o.backend, { scale, seeds, variants: variants.length, ablation });
+    log(`${total} stages, about ${humanDuration(est.seconds)} on these kernels (estimated from timed training steps: ${Math.round(est.baseRate).toLocaleString('en-US')} tokens/s at ${p.baseLen}, ${Math.round(est.longRate).toLocaleString('en-US')} at ${p.longLen})`);
+  }
   const sh = await prepareShared(p, o.out, seed, log, o.quiet ?? false, o.backend, total);
 
   const baseDir = path.join(o.out, 'runs', 'base');

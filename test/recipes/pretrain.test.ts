@@ -223,7 +223,7 @@ test('extend: ABF and the longer context go into config.json; same tokens per st
   assert.equal(resolved.lr.maxLr, 3e-3 / 3, 'from a run: its peak / 3');
   // from a model folder that is not a longctx run (a Hub checkpoint): the paper's 2e-5
   const plain = path.join(dir, 'ext-plain');
-  const p = run(['extend', '--from', path.join(base, 'model'), '--rope', 'abf', '--seq-len', '64', '--tokens', '256', '--eval-sequences', '1', '--out', plain]);
+  const p = run(['extend', '--from', path.join(base, 'model'), '--data', data, '--rope', 'abf', '--seq-len', '64', '--tokens', '256', '--tokens-per-step', '128', '--eval-sequences', '1', '--out', plain]);
   assert.equal(p.code, 0, p.stderr);
   assert.equal(JSON.parse(readFileSync(path.join(plain, 'config.resolved.json'), 'utf8')).lr.maxLr, 2e-5);
   const summary = JSON.parse(r.stdout.trim().split('\n').pop()!);

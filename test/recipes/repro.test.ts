@@ -46,6 +46,8 @@ test('repro --quick: report.html with the runs\' figures, cached re-run, renders
   assert.ok(html.includes(ppl.toFixed(3)), `report.html lacks ABF's perplexity ${ppl.toFixed(3)} at 1024`);
   assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org)/, 'the page is self-contained');
 
+  // the estimate before the first stage (the first run only: a re-run is mostly cached)
+  assert.match(r.stderr, /repro: \d+ stages, about \d+ (s|min \d+ s|h \d+ min) on these kernels \(estimated from timed training steps: [\d,]+ tokens\/s at 256, [\d,]+ at 1024\)/);
   // everything cached: the second run recomputes nothing, on other kernels too (the kernels are not
   // part of a stage's identity: only its settings are)
   const mtime = statSync(path.join(out, 'runs', 'abf', 'model', 'model.safetensors')).mtimeMs;
