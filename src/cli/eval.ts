@@ -16,7 +16,7 @@ import { checkEvalMemory, MAX_EVAL_LEN } from '../eval/memory.js';
 import { openCorpus } from '../eval/corpus.js';
 import { readQaFile } from '../eval/probes/qa.js';
 import { readMcFile } from '../eval/probes/mc.js';
-import { RULER_TASKS, type RulerTaskName } from '../eval/probes/ruler.js';
+import { RULER_NAMES, RULER_TASKS, type RulerTaskName } from '../eval/probes/ruler.js';
 import { EVAL_TASKS, needsText, prepareEvaluation, type EvalInputs, type EvalSettings, type EvalTaskName, type PreparedEvaluation } from '../eval/run.js';
 import { formatSummary } from '../eval/summary.js';
 import { writeEvalOutputs } from '../recipes/evaluate.js';
@@ -48,6 +48,13 @@ function listArg<T extends string>(flag: string, allowed: readonly T[]): (v: str
   };
 }
 
+/** --ruler: subtasks by RULER's names (niah_multikey_1, vt, cwe) or ours. */
+function rulerArg(v: string): RulerTaskName[] {
+  const byName = new Map<string, RulerTaskName>(RULER_TASKS.flatMap((t) => [[t, t], [RULER_NAMES[t], t]] as [string, RulerTaskName][]));
+  const allowed = [...new Set(RULER_TASKS.flatMap((t) => [RULER_NAMES[t], t]))];
+  return [...new Set(listArg('--ruler', allowed)(v).map((s) => byName.get(s)!))];
+}
+
 function depthsArg(v: string): number[] {
   return v.split(',').map((s) => {
     const x = Number(s.trim());
@@ -77,7 +84,7 @@ export function registerEval(program: Command): void {
     .option('--qa-shots <k>', 'demonstrations per QA prompt', intArg('--qa-shots', 0), 0)
     .option('--qa-max-new <n>', 'tokens generated per QA answer', intArg('--qa-max-new', 1), 64)
     .option('--mc <file>', 'multiple-choice JSONL: {"question" | "context", "choices", "answer"}')
-    .option('--ruler <list>', `RULER subtasks: ${RULER_TASKS.join(', ')}`, listArg('--ruler', RULER_TASKS))
+    .option('--ruler <list>', `RULER subtasks: ${RULER_TASKS.map((t) => (RULER_NAMES[t] === t ? t : `${RULER_NAMES[t]} (or ${t})`)).join(', ')}`, rulerArg)
     .option('--limit <n>', 'only the first N lines of the QA / MC files', intArg('--limit', 1))
     .option('--ppl-min-len <n>', 'smallest context length of the loss-by-length table', intArg('--ppl-min-len', 1))
     .option('--copy-span <n>', 'tokens per repeated span of the copy probe (default 64, or max-len/8 as a power of two when smaller)', intArg('--copy-span', 2))

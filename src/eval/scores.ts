@@ -44,7 +44,7 @@ export function headlineScores(r: EvalResults): Score[] {
     out.push(...score('needle', 'hit', t.needle.examples.map((e) => e.hit)));
   }
   if (t.ruler) {
-    for (const [name, s] of Object.entries(t.ruler.subtasks)) if (s) out.push(...score(`ruler_${name}`, 'score', s.examples.map((e) => e.score)));
+    for (const s of Object.values(t.ruler.subtasks)) if (s) out.push(...score(`ruler_${s.rulerName}`, 'score', s.examples.map((e) => e.score)));
   }
   if (t.qa) {
     const gen = t.qa.examples.filter((e): e is Extract<typeof e, { f1: number }> => 'f1' in e);

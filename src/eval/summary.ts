@@ -39,9 +39,15 @@ export function formatSummary(r: EvalResults): string {
   if (t.passkey) out.push(`passkey        accuracy ${t.passkey.byLength.map((b) => `${b.length}${mark(b.beyondTrained)}:${pct(b.accuracy)}`).join('  ')}`);
   if (t.needle) out.push(`needle         recall ${t.needle.byLength.map((b) => `${b.length}${mark(b.beyondTrained)}:${pct(b.score)}`).join('  ')}; hit rate ${pct(t.needle.hitRate)}`);
   if (t.ruler) {
-    for (const [name, s] of Object.entries(t.ruler.subtasks)) {
-      if (s) out.push(`ruler ${name.padEnd(9)}${s.byLength.map((b) => `${b.length}${mark(b.beyondTrained)}:${pct(b.score)}`).join('  ')}`);
+    for (const s of Object.values(t.ruler.subtasks)) {
+      if (s) out.push(`ruler ${s.rulerName.padEnd(16)}${s.byLength.map((b) => `${b.length}${mark(b.beyondTrained)}:${pct(b.score)}`).join('  ')}`);
     }
+    const eff = t.ruler.effectiveLength;
+    out.push(`ruler effective length ${eff === null ? `none (below ${pct(t.ruler.effectiveThreshold)} at ${t.ruler.byLength[0]?.length ?? '?'})` : eff} (the longest length up to which the mean stays >= ${pct(t.ruler.effectiveThreshold)}, RULER's threshold)`);
+  }
+  for (const [name, r] of Object.entries(t)) {
+    const skipped = (r as { skipped?: { length: number; task?: string; reason: string }[] } | undefined)?.skipped;
+    if (skipped && skipped.length > 0) out.push(`${name} skipped  ${skipped.map((k) => `${k.task ? `${k.task} ` : ''}${k.length}`).join(', ')}: too short for the prompt without filler`);
   }
   if (t.qa) {
     const g = t.qa.generation, c = t.qa.choice;

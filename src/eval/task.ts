@@ -91,3 +91,38 @@ export function generateAnswers<E extends GenerationExample, R>(
     return score(e, answerText(model.tokenizer, ids));
   });
 }
+
+/** A cell of a grid (a length, for some tasks a subtask) that cannot be built: skipped with the reason, not an abort. */
+export interface SkippedCell {
+  length: number;
+  task?: string;
+  reason: string;
+}
+
+/** Thrown by an example builder when a length cannot hold the prompt without filler. */
+export class TooShortError extends Error {
+  constructor(readonly length: number, message: string) {
+    super(message);
+  }
+}
+
+/**
+ * Runs build(L) for each length; a TooShortError skips that length into `skipped` when given (an
+ * evaluation with several lengths keeps the others), else is thrown (a library call that asked for
+ * that length). Every length skipped is an error: nothing would be evaluated.
+ */
+export function buildLengths<T>(lengths: number[], build: (L: number) => T[], skipped?: SkippedCell[], task?: string): T[] {
+  const out: T[] = [];
+  const mine: SkippedCell[] = [];
+  for (const L of lengths) {
+    try {
+      out.push(...build(L));
+    } catch (e) {
+      if (!(e instanceof TooShortError) || !skipped) throw e;
+      mine.push({ length: L, ...(task !== undefined ? { task } : {}), reason: e.message });
+    }
+  }
+  if (skipped && mine.length === lengths.length && lengths.length > 0) throw new Error(`${mine[0]!.reason}; every length is too short`);
+  skipped?.push(...mine);
+  return out;
+}

@@ -130,7 +130,7 @@ test('eval runs every task on a tiny model and writes results.json', () => {
   assert.ok(Math.abs(scoreOf('passkey', 'acc').value - pkMean) < 1e-12 && Math.abs(scoreOf('passkey', 'acc').stderr! - pkSe) < 1e-12);
   const fsr = res.tasks['first-sentence'].examples.map((e: { rougeL: number }) => e.rougeL);
   assert.ok(Math.abs(scoreOf('first-sentence', 'rougeL').stderr! - meanSe(fsr)[1]) < 1e-12);
-  for (const [task, metric] of [['ppl', 'loss'], ['ppl', 'perplexity'], ['copy', 'gain'], ['needle', 'recall'], ['ruler_multikey', 'score'], ['qa', 'f1'], ['mc', 'acc']]) {
+  for (const [task, metric] of [['ppl', 'loss'], ['ppl', 'perplexity'], ['copy', 'gain'], ['needle', 'recall'], ['ruler_niah_multikey_1', 'score'], ['qa', 'f1'], ['mc', 'acc']]) {
     const sc = scoreOf(task!, metric!);
     assert.ok(sc && Number.isFinite(sc.value) && sc.n >= 1, `${task} ${metric}`);
   }

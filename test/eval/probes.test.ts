@@ -10,7 +10,7 @@ import path from 'node:path';
 import { openCorpus } from '../../src/eval/corpus.js';
 import { passkeyExamples, passkeyTask, scorePasskey, PASSKEY_FILLER, fillerPieces } from '../../src/eval/probes/passkey.js';
 import { needleExamples, needleTask, scoreNeedle } from '../../src/eval/probes/needle.js';
-import { rulerExamples, rulerTask, cweList } from '../../src/eval/probes/ruler.js';
+import { rulerExamples, rulerTask, cweList, effectiveLength } from '../../src/eval/probes/ruler.js';
 import { firstSentenceExamples, firstSentenceTask, documentStart } from '../../src/eval/probes/first-sentence.js';
 import { pplSequences, pplTask, summarizeLosses, targetContexts, targetInput, defaultTargetTokens } from '../../src/eval/probes/ppl.js';
 import { powerLaw } from '../../src/eval/powerlaw.js';
@@ -127,6 +127,23 @@ test('the oracle (reads each prompt perfectly) scores 1 on passkey, needle, ever
   assert.equal(nd.hitRate, 1);
   const ru = await runTask(rulerTask(m, docs, { lengths: [400, 1024], samples: 2, seed: 9 }));
   for (const [name, s] of Object.entries(ru.subtasks)) assert.equal(s!.score, 1, `ruler ${name}: ${JSON.stringify(s!.examples.find((e) => e.score < 1))}`);
+  // RULER's names and its effective context length (every score >= 85.6% up to it)
+  assert.deepEqual(Object.values(ru.subtasks).map((s) => s!.rulerName), ['niah_multikey_1', 'vt', 'cwe']);
+  assert.equal(ru.effectiveLength, 1024);
+  assert.equal(ru.effectiveThreshold, 0.856);
+  assert.equal(effectiveLength([{ length: 4096, score: 0.9 }, { length: 8192, score: 0.5 }, { length: 16384, score: 0.95 }]), 4096, 'the first fall ends it');
+  assert.equal(effectiveLength([{ length: 4096, score: 0.8 }]), null);
+  // a cell too short for its prompt is skipped with the reason; the other lengths are evaluated
+  const short = await runTask(rulerTask(m, docs, { lengths: [300, 1024], tasks: ['multikey', 'vt'], samples: 1, seed: 9 }));
+  assert.deepEqual(short.skipped?.map((k) => [k.task, k.length]), [['niah_multikey_1', 300]]);
+  assert.match(short.skipped![0]!.reason, /ruler multikey: length 300 is too short/);
+  assert.deepEqual(short.subtasks.multikey!.byLength.map((b) => b.length), [1024]);
+  assert.deepEqual(short.subtasks.vt!.byLength.map((b) => b.length), [300, 1024]);
+  assert.deepEqual(short.byLength.map((b) => b.length), [300, 1024], 'a length counts the subtasks built at it');
+  const pkShort = await runTask(passkeyTask(m, { ...grid, lengths: [20, 400] }));
+  assert.deepEqual(pkShort.skipped?.map((k) => k.length), [20]);
+  assert.deepEqual(pkShort.byLength.map((b) => b.length), [400]);
+  assert.throws(() => passkeyTask(m, { ...grid, lengths: [20] }), /passkey: length 20 is too short.*every length is too short/);
   const fs = await runTask(firstSentenceTask(m, docs, { lengths: [400, 1024], samples: 3, seed: 9 }));
   assert.equal(fs.rougeL, 1, JSON.stringify(fs.examples.find((e) => e.rougeL < 1)));
   // and a model that answers nothing useful scores 0

@@ -16,7 +16,7 @@ import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import type { TextDoc } from '../corpus.js';
 import { mean, rougeL } from '../metrics.js';
-import { generateAnswers, generationCost, type PreparedTask } from '../task.js';
+import { buildLengths, generateAnswers, generationCost, TooShortError, type PreparedTask, type SkippedCell } from '../task.js';
 import { bosTokens, buildHaystack, concatTokens, continuationTokens, deriveSeed, insertAtDepths, newlineIds, splitSentences, type Haystack } from '../text.js';
 import { gridSummary, type GridCell, type GridOptions } from './passkey.js';
 
@@ -58,6 +58,8 @@ export interface NeedleExample {
 
 export interface NeedleResult {
   task: 'needle';
+  /** lengths too short for the needle and the question, left out with the reason (absent when none) */
+  skipped?: SkippedCell[];
   needle: string;
   question: string;
   /** mean ROUGE-L recall of the answer (0..1) */
@@ -69,19 +71,24 @@ export interface NeedleResult {
   examples: { length: number; depth: number; actualDepth: number; firstDoc: string; output: string; score: number; hit: number }[];
 }
 
-export function needleExamples(tok: Tokenizer, docs: TextDoc[], opts: GridOptions): NeedleExample[] {
+export function needleExamples(tok: Tokenizer, docs: TextDoc[], opts: GridOptions, skipped?: SkippedCell[]): NeedleExample[] {
   const bos = bosTokens(tok);
   const needle = continuationTokens(tok, NEEDLE);
   const question = continuationTokens(tok, NEEDLE_QUESTION);
   const maxNew = continuationTokens(tok, ' ' + NEEDLE_ANSWER).length + 8;
   const maxL = Math.max(...opts.lengths);
   const out: NeedleExample[] = [];
+  // lengths too short for the needle and the question are skipped (or thrown without `skipped`)
+  const fixed = bos.length + needle.length + question.length;
+  const lengths = buildLengths(opts.lengths, (L) => {
+    if (L < fixed) throw new TooShortError(L, `needle: length ${L} is too short (the needle and question take ${fixed} tokens)`);
+    return [L];
+  }, skipped);
   for (let s = 0; s < (opts.samples ?? 1); s++) {
     // one haystack per sample, shared by every cell: the grid then varies only length and depth
     const { hay, firstDoc } = textHaystack(tok, docs, maxL, deriveSeed(opts.seed ?? 0, 'needle', s));
-    for (const L of opts.lengths) {
-      const H = L - bos.length - needle.length - question.length;
-      if (H < 0) throw new Error(`needle: length ${L} is too short (the needle and question take ${L - H} tokens)`);
+    for (const L of lengths) {
+      const H = L - fixed;
       for (const depth of opts.depths) {
         const body = insertAtDepths(hay, H, [{ depth, tokens: needle }]);
         out.push({ length: L, depth, actualDepth: body.depths[0]!, sample: s, firstDoc, prompt: concatTokens(bos, body.tokens, question), maxNew });
@@ -96,7 +103,9 @@ export function scoreNeedle(output: string): { score: number; hit: number } {
 }
 
 export function needleTask(model: EvalModel, docs: TextDoc[], opts: GridOptions): PreparedTask<NeedleResult> {
-  const examples = needleExamples(model.tokenizer, docs, opts);
+  const skipped: SkippedCell[] = [];
+  const examples = needleExamples(model.tokenizer, docs, opts, skipped);
+  const lengths = opts.lengths.filter((L) => !skipped.some((k) => k.length === L));
   const stop = newlineIds(model.tokenizer);
   const trained = opts.trainedContext ?? model.trainedContext ?? Infinity;
   return {
@@ -106,11 +115,12 @@ export function needleTask(model: EvalModel, docs: TextDoc[], opts: GridOptions)
       const scored = await generateAnswers(model, examples, tick, stop, (e, output) => ({
         length: e.length, depth: e.depth, actualDepth: e.actualDepth, firstDoc: e.firstDoc, output, ...scoreNeedle(output),
       }));
-      const { grid, byLength } = gridSummary(opts.lengths, opts.depths, scored, (e) => e.score, trained);
+      const { grid, byLength } = gridSummary(lengths, opts.depths, scored, (e) => e.score, trained);
       return {
         task: 'needle', needle: NEEDLE.trim(), question: NEEDLE_QUESTION.trim(),
         score: mean(scored.map((e) => e.score)), hitRate: mean(scored.map((e) => e.hit)),
         grid, byLength, examples: scored,
+        ...(skipped.length > 0 ? { skipped } : {}),
       };
     },
   };

@@ -17,7 +17,7 @@ import { PASSKEY_QUESTION, PASSKEY_TASK, passkeyAnswer, passkeyFact, randomPassk
 import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import { mean } from '../metrics.js';
-import { generateAnswers, generationCost, type PreparedTask } from '../task.js';
+import { buildLengths, generateAnswers, generationCost, TooShortError, type PreparedTask, type SkippedCell } from '../task.js';
 import { bosTokens, buildHaystack, concatTokens, continuationTokens, deriveSeed, insertAtDepths, newlineIds, type Haystack } from '../text.js';
 
 // the format is shared with the passkey training rows (data/passkey.ts); the filler is the test's own
@@ -57,6 +57,8 @@ export interface GridCell {
 export interface PasskeyResult {
   task: 'passkey';
   accuracy: number;
+  /** lengths too short for the prompt without filler, left out with the reason (absent when none) */
+  skipped?: SkippedCell[];
   grid: GridCell[];
   byLength: { length: number; accuracy: number; n: number; beyondTrained: boolean }[];
   examples: { length: number; depth: number; actualDepth: number; passkey: string; output: string; correct: number }[];
@@ -79,19 +81,19 @@ function filler(tok: Tokenizer, need: number): Haystack {
   return fillerCache.hay;
 }
 
-export function passkeyExamples(tok: Tokenizer, opts: GridOptions): PasskeyExample[] {
+export function passkeyExamples(tok: Tokenizer, opts: GridOptions, skipped?: SkippedCell[]): PasskeyExample[] {
   const head = concatTokens(bosTokens(tok), tok.encode(PASSKEY_TASK));
   const question = continuationTokens(tok, PASSKEY_QUESTION);
   const hay = filler(tok, Math.max(...opts.lengths));
-  const out: PasskeyExample[] = [];
-  for (const L of opts.lengths) {
+  return buildLengths(opts.lengths, (L) => {
+    const out: PasskeyExample[] = [];
     for (const depth of opts.depths) {
       for (let s = 0; s < (opts.samples ?? 2); s++) {
         const rng = new Rng(deriveSeed(opts.seed ?? 0, 'passkey', L, depth, s));
         const passkey = randomPasskey(rng);
         const info = continuationTokens(tok, passkeyFact(passkey));
         const H = L - head.length - info.length - question.length;
-        if (H < 0) throw new Error(`passkey: length ${L} is too short (the prompt without filler takes ${L - H} tokens)`);
+        if (H < 0) throw new TooShortError(L, `passkey: length ${L} is too short (the prompt without filler takes ${L - H} tokens)`);
         const body = insertAtDepths(hay, H, [{ depth, tokens: info }]);
         out.push({
           length: L, depth, actualDepth: body.depths[0]!, sample: s, passkey, filler: H,
@@ -100,8 +102,8 @@ export function passkeyExamples(tok: Tokenizer, opts: GridOptions): PasskeyExamp
         });
       }
     }
-  }
-  return out;
+    return out;
+  }, skipped);
 }
 
 /** 1 when the first number in the output is the passkey. */
@@ -127,7 +129,9 @@ export function gridSummary<E extends { length: number; depth: number }>(lengths
 }
 
 export function passkeyTask(model: EvalModel, opts: GridOptions): PreparedTask<PasskeyResult> {
-  const examples = passkeyExamples(model.tokenizer, opts);
+  const skipped: SkippedCell[] = [];
+  const examples = passkeyExamples(model.tokenizer, opts, skipped);
+  const lengths = opts.lengths.filter((L) => !skipped.some((k) => k.length === L));
   const stop = newlineIds(model.tokenizer);
   const trained = opts.trainedContext ?? model.trainedContext ?? Infinity;
   return {
@@ -137,11 +141,12 @@ export function passkeyTask(model: EvalModel, opts: GridOptions): PreparedTask<P
       const scored = await generateAnswers(model, examples, tick, stop, (e, output) => ({
         length: e.length, depth: e.depth, actualDepth: e.actualDepth, passkey: e.passkey, output, correct: scorePasskey(output, e.passkey),
       }));
-      const { grid, byLength } = gridSummary(opts.lengths, opts.depths, scored, (e) => e.correct, trained);
+      const { grid, byLength } = gridSummary(lengths, opts.depths, scored, (e) => e.correct, trained);
       return {
         task: 'passkey', accuracy: mean(scored.map((e) => e.correct)), grid,
         byLength: byLength.map((b) => ({ length: b.length, accuracy: b.score, n: b.n, beyondTrained: b.beyondTrained })),
         examples: scored,
+        ...(skipped.length > 0 ? { skipped } : {}),
       };
     },
   };

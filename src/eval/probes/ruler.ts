@@ -20,13 +20,30 @@ import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import type { EvalModel } from '../model.js';
 import type { TextDoc } from '../corpus.js';
 import { mean, stringMatchAll } from '../metrics.js';
-import { generateAnswers, generationCost, type PreparedTask } from '../task.js';
+import { buildLengths, generateAnswers, generationCost, TooShortError, type PreparedTask, type SkippedCell } from '../task.js';
 import { bosTokens, buildHaystack, concatTokens, continuationTokens, deriveSeed, distinctWords, insertAtDepths, newlineIds, type Haystack } from '../text.js';
 import { PASSKEY_FILLER, fillerPieces } from './passkey.js';
 import { textHaystack } from './needle.js';
 
 export const RULER_TASKS = ['multikey', 'vt', 'cwe'] as const;
 export type RulerTaskName = (typeof RULER_TASKS)[number];
+/** RULER's own names for them (its synthetic.yaml), accepted by --ruler and written in results */
+export const RULER_NAMES: Record<RulerTaskName, string> = { multikey: 'niah_multikey_1', vt: 'vt', cwe: 'cwe' };
+/**
+ * RULER's threshold for the effective context length: Llama-2-7B's average score at 4K (85.6%); a
+ * model's effective length is the longest length up to which every score stays at or above it.
+ */
+export const RULER_THRESHOLD = 0.856;
+
+/** The longest of `byLength`'s lengths up to which every score is >= threshold (null when the shortest already falls below). */
+export function effectiveLength(byLength: readonly { length: number; score: number }[], threshold = RULER_THRESHOLD): number | null {
+  let best: number | null = null;
+  for (const b of [...byLength].sort((x, y) => x.length - y.length)) {
+    if (!(b.score >= threshold)) break;
+    best = b.length;
+  }
+  return best;
+}
 
 export interface RulerOptions {
   lengths: number[];
@@ -47,6 +64,8 @@ export interface RulerExample {
 }
 
 export interface RulerSubResult {
+  /** the task's name in RULER (niah_multikey_1, vt, cwe) */
+  rulerName: string;
   score: number;
   byLength: { length: number; score: number; n: number; beyondTrained: boolean }[];
   examples: { length: number; sample: number; references: string[]; output: string; score: number }[];
@@ -57,6 +76,11 @@ export interface RulerResult {
   /** mean of the subtasks' scores */
   score: number;
   byLength: { length: number; score: number; beyondTrained: boolean }[];
+  /** RULER's effective context length over byLength (null: below the threshold already at the shortest length) */
+  effectiveLength: number | null;
+  effectiveThreshold: number;
+  /** (subtask, length) cells too short for the prompt without filler, left out with the reason (absent when none) */
+  skipped?: SkippedCell[];
   subtasks: Partial<Record<RulerTaskName, RulerSubResult>>;
 }
 
@@ -66,7 +90,7 @@ const CWE_HEAD = 'Below is a numbered list of words. In these words, some appear
 const CWE_QUESTION = '\nQuestion: What are the 10 most common words in the above list? Answer: The top 10 words that appear most often in the list are:';
 
 function tooShort(task: string, L: number, fixed: number): Error {
-  return new Error(`ruler ${task}: length ${L} is too short (the prompt without filler takes ${fixed} tokens)`);
+  return new TooShortError(L, `ruler ${task}: length ${L} is too short (the prompt without filler takes ${fixed} tokens)`);
 }
 
 function multikeyExample(tok: Tokenizer, hay: Haystack, words: string[], L: number, rng: Rng): Omit<RulerExample, 'task' | 'length' | 'sample'> {
@@ -148,7 +172,7 @@ export function cweList(tok: Tokenizer, words: string[], budget: number, rng: Rn
     let maxOther = 0;
     for (const [w, c] of counts) if (!common.includes(w)) maxOther = Math.max(maxOther, c);
     const references = common.filter((w) => (counts.get(w) ?? 0) > maxOther);
-    if (references.length === 0 || complete < 20) throw new Error(`ruler cwe: ${budget} tokens are too few for a word list (at least 20 items are needed)`);
+    if (references.length === 0 || complete < 20) throw new TooShortError(budget, `ruler cwe: ${budget} tokens are too few for a word list (at least 20 items are needed)`);
     return { tokens: concatTokens(...parts).subarray(0, budget), references, items: complete, fcw, fucw };
   }
 }
@@ -162,7 +186,7 @@ function cweExample(tok: Tokenizer, words: string[], L: number, rng: Rng): Omit<
   return { prompt: concatTokens(head, list.tokens, question), references: list.references, maxNew: continuationTokens(tok, ' ' + list.references.join(', ')).length + 8 };
 }
 
-export function rulerExamples(tok: Tokenizer, docs: TextDoc[], opts: RulerOptions): RulerExample[] {
+export function rulerExamples(tok: Tokenizer, docs: TextDoc[], opts: RulerOptions, skipped?: SkippedCell[]): RulerExample[] {
   const tasks = opts.tasks ?? [...RULER_TASKS];
   const samples = opts.samples ?? 4;
   const seed = opts.seed ?? 0;
@@ -172,14 +196,16 @@ export function rulerExamples(tok: Tokenizer, docs: TextDoc[], opts: RulerOption
   const noise = tasks.includes('vt') ? buildHaystack(tok, fillerPieces(PASSKEY_FILLER), maxL) : null;
   const out: RulerExample[] = [];
   for (const task of tasks) {
-    for (let s = 0; s < samples; s++) {
-      const hay = task === 'multikey' ? textHaystack(tok, docs, maxL, deriveSeed(seed, 'ruler-hay', s)).hay : noise;
-      for (const L of opts.lengths) {
-        const rng = new Rng(deriveSeed(seed, 'ruler', task, L, s));
-        const ex = task === 'multikey' ? multikeyExample(tok, hay!, words, L, rng) : task === 'vt' ? vtExample(tok, hay!, L, rng) : cweExample(tok, words, L, rng);
-        out.push({ task, length: L, sample: s, ...ex });
-      }
-    }
+    const hays = Array.from({ length: samples }, (_, s) => (task === 'multikey' ? textHaystack(tok, docs, maxL, deriveSeed(seed, 'ruler-hay', s)).hay : noise));
+    // a length too short for this subtask's prompt is skipped for it (with the reason), not the whole eval
+    const built = buildLengths(opts.lengths, (L) => Array.from({ length: samples }, (_, s) => {
+      const rng = new Rng(deriveSeed(seed, 'ruler', task, L, s));
+      const ex = task === 'multikey' ? multikeyExample(tok, hays[s]!, words, L, rng) : task === 'vt' ? vtExample(tok, hays[s]!, L, rng) : cweExample(tok, words, L, rng);
+      return { task, length: L, sample: s, ...ex };
+    }), skipped, RULER_NAMES[task]);
+    // the order of a run over every (sample, length): sample-major, as before
+    built.sort((a, b) => a.sample - b.sample || opts.lengths.indexOf(a.length) - opts.lengths.indexOf(b.length));
+    out.push(...built);
   }
   return out;
 }
@@ -189,7 +215,9 @@ export function scoreRuler(output: string, references: string[]): number {
 }
 
 export function rulerTask(model: EvalModel, docs: TextDoc[], opts: RulerOptions): PreparedTask<RulerResult> {
-  const examples = rulerExamples(model.tokenizer, docs, opts);
+  const skipped: SkippedCell[] = [];
+  const examples = rulerExamples(model.tokenizer, docs, opts, skipped);
+  const built = (task: RulerTaskName, length: number): boolean => !skipped.some((k) => k.task === RULER_NAMES[task] && k.length === length);
   const tasks = opts.tasks ?? [...RULER_TASKS];
   const stop = newlineIds(model.tokenizer);
   const trained = opts.trainedContext ?? model.trainedContext ?? Infinity;
@@ -204,8 +232,9 @@ export function rulerTask(model: EvalModel, docs: TextDoc[], opts: RulerOptions)
       for (const task of tasks) {
         const mine = scored.filter((x) => x.task === task);
         subtasks[task] = {
+          rulerName: RULER_NAMES[task],
           score: mean(mine.map((x) => x.score)),
-          byLength: opts.lengths.map((length) => {
+          byLength: opts.lengths.filter((length) => built(task, length)).map((length) => {
             const xs = mine.filter((x) => x.length === length).map((x) => x.score);
             return { length, score: mean(xs), n: xs.length, beyondTrained: length > trained };
           }),
@@ -213,11 +242,18 @@ export function rulerTask(model: EvalModel, docs: TextDoc[], opts: RulerOptions)
         };
       }
       const subs = Object.values(subtasks);
+      // a length's score averages the subtasks that could be built at it
+      const byLength = opts.lengths.filter((length) => subs.some((s) => s.byLength.some((b) => b.length === length))).map((length) => ({
+        length, score: mean(subs.flatMap((s) => s.byLength.filter((b) => b.length === length).map((b) => b.score))), beyondTrained: length > trained,
+      }));
       return {
         task: 'ruler',
         score: mean(subs.map((s) => s.score)),
-        byLength: opts.lengths.map((length, i) => ({ length, score: mean(subs.map((s) => s.byLength[i]!.score)), beyondTrained: length > trained })),
+        byLength,
+        effectiveLength: effectiveLength(byLength),
+        effectiveThreshold: RULER_THRESHOLD,
         subtasks,
+        ...(skipped.length > 0 ? { skipped } : {}),
       };
     },
   };
