@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import type { WeightDtype } from '../model/config.js';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { openModel, type OpenedModel } from '../eval/open.js';
 import { ClozeGenerator } from '../instruct/cloze.js';
 import { selfInstruct, type SelfInstructCounts } from '../instruct/generate.js';
@@ -22,8 +22,8 @@ interface GenerateFlags {
 }
 
 interface TrainFlags {
-  from?: string; data: string[]; chat: string[]; out?: string; lossOnInput: boolean; seqLen?: number; batchSize: number; epochs?: number; steps?: number;
-  lr?: number; minLr?: number; warmup?: number; seed: number; valFraction?: number; valData: string[]; evalEvery?: number; evalSequences?: number;
+  from?: string; pairs: string[]; data: string[]; chat: string[]; out?: string; lossOnInput: boolean; seqLen?: number; batchSize: number; epochs?: number; steps?: number;
+  lr?: number; minLr?: number; warmup?: number; seed: number; valFraction?: number; valPairs: string[]; valData: string[]; evalEvery?: number; evalSequences?: number;
   checkpointEvery?: number; keepCheckpoints: number; microBatch?: number; dtype?: WeightDtype; resume?: string; json: boolean; pretrainData?: string; pretrainShare?: number; kernels?: string;
 }
 
@@ -35,7 +35,7 @@ function fractionArg(flag: string): (v: string) => number {
   };
 }
 
-/** Repeatable and comma-separated: --data a.jsonl --data b.jsonl or --data a.jsonl,b.jsonl */
+/** Repeatable and comma-separated: --pairs a.jsonl --pairs b.jsonl or --pairs a.jsonl,b.jsonl */
 function collect(v: string, prev: string[]): string[] {
   return [...prev, ...v.split(',').map((s) => s.trim()).filter((s) => s !== '')];
 }
@@ -145,7 +145,8 @@ from a sentence of the chunk, so the flow runs offline with no chat model at han
   instruct
     .command('distill')
     .description('turn self-instruct records into chat data that teaches a model to be the generator: the generation turns (prompt with chunk -> tagged question and answer) and the verification turns (yes, and no for wrong answers)')
-    .option('--data <file>', 'self-instruct JSONL (instruct generate --out; its .docs.jsonl and .rejected.jsonl beside it); repeatable or comma-separated', collect, [])
+    .option('--pairs <file>', 'self-instruct JSONL (instruct generate --out; its .docs.jsonl and .rejected.jsonl beside it); repeatable or comma-separated', collect, [])
+    .addOption(new Option('--data <file>').argParser(collect).default([]).hideHelp()) // the older name of --pairs
     .option('--out <file>', 'chat JSONL to write ({"messages": [...], "task": "generate" | "verify"} per line), for instruct train --chat')
     .option('--negatives <n>', 'per verified pair, verification turns with another pair\'s answer and a "no" verdict', intArg('--negatives', 0), 1)
     .option('--seed <n>', 'seed of the wrong answers\' choice', intArg('--seed', 0), 0)
@@ -155,9 +156,9 @@ The paper's generator is Llama 2 Chat. A model trained here from scratch follows
 on this data (instruct train --chat) it learns the generation prompt's <question>/<answer> format
 and the verification prompt's yes/no, and can then serve as a generator itself. The teacher can
 be any generator, e.g. a big model behind a server, or --generator cloze offline.`)
-    .action((f: { data: string[]; out?: string; negatives: number; seed: number; json: boolean }) => {
+    .action((f: { pairs: string[]; data: string[]; out?: string; negatives: number; seed: number; json: boolean }) => {
       if (!f.out) throw new Error('--out is required (the chat JSONL file to write)');
-      const c = distill({ data: f.data, out: f.out, negatives: f.negatives, seed: f.seed });
+      const c = distill({ data: [...f.pairs, ...f.data], out: f.out, negatives: f.negatives, seed: f.seed });
       if (f.json) {
         process.stdout.write(JSON.stringify(c) + '\n');
         return;
@@ -170,7 +171,8 @@ be any generator, e.g. a big model behind a server, or --generator cloze offline
     .command('train')
     .description('supervised fine-tuning on self-instruct pairs (the whole document + question -> answer, one per sequence) and short chat data (packed), loss on answers, or with --loss-on-input on the long inputs too (paper Table 9)')
     .option('--from <run|model>', 'the model to tune: a run folder (its model/) or a model folder with tokenizer.json')
-    .option('--data <file>', 'self-instruct JSONL (instruct generate --out; its .docs.jsonl beside it); repeatable or comma-separated', collect, [])
+    .option('--pairs <file>', 'self-instruct question-answer pairs: JSONL of instruct generate --out (its .docs.jsonl beside it); repeatable or comma-separated', collect, [])
+    .addOption(new Option('--data <file>').argParser(collect).default([]).hideHelp()) // the older name of --pairs
     .option('--chat <file>', 'short instruction data: JSONL of {"messages": [{"role", "content"}, ...]} (system?, user, assistant, ...); repeatable', collect, [])
     .option('--out <dir>', 'run folder to create')
     .option('--pretrain-data <dir>', 'Table 9\'s "+ pretrain data mix": a data prepare folder (same tokenizer) whose training split adds plain LM sequences')
@@ -182,8 +184,9 @@ be any generator, e.g. a big model behind a server, or --generator cloze offline
     .option('--steps <n>', 'optimizer steps (instead of --epochs)', intArg('--steps', 1))
     .option('--lr <x>', `peak learning rate (default: the --from run's, else ${SFT_LR} as Llama 2's SFT)`, floatArg('--lr', 0))
     .option('--seed <n>', 'seed of the data order and the held-out split', intArg('--seed', 0), 0)
-    .option('--val-fraction <x>', `share of the self-instruct pairs held out to measure the answer loss, whole documents (default ${VAL_FRACTION}; 0 with --val-data)`, fractionArg('--val-fraction'))
-    .option('--val-data <file>', 'self-instruct JSONL whose pairs are the validation set instead (never trained on); repeatable', collect, [])
+    .option('--val-fraction <x>', `share of the self-instruct pairs held out to measure the answer loss, whole documents (default ${VAL_FRACTION}; 0 with --val-pairs)`, fractionArg('--val-fraction'))
+    .option('--val-pairs <file>', 'self-instruct JSONL whose pairs are the validation set instead (never trained on); repeatable', collect, [])
+    .addOption(new Option('--val-data <file>').argParser(collect).default([]).hideHelp()) // the older name of --val-pairs
     .option('--eval-every <steps>', 'validation interval (default: 10 evaluations per run)', intArg('--eval-every', 1))
     .option('--eval-sequences <n>', 'validation sequences (default: all held-out pairs, at most 64)', intArg('--eval-sequences', 1))
     .option('--resume <run>', 'continue RUN from its last checkpoint (same data, checked); of the other flags only --kernels applies')
@@ -197,11 +200,12 @@ answers (answers only, with or without --loss-on-input), printed before and afte
       if (f.resume) return printInstructSummary(await resumeInstruct(f.resume, trainEnv(f)), f.json);
       if (!f.from) throw new Error('--from is required (a run folder or a model folder)');
       if (!f.out) throw new Error('--out is required (the run folder to create)');
-      if (f.data.length === 0 && f.chat.length === 0) throw new Error('give --data (self-instruct JSONL from instruct generate) and/or --chat (chat JSONL)');
+      const pairs = [...f.pairs, ...f.data], valPairs = [...f.valPairs, ...f.valData];
+      if (pairs.length === 0 && f.chat.length === 0) throw new Error('give --pairs (self-instruct JSONL from instruct generate) and/or --chat (chat JSONL)');
       if (f.epochs !== undefined && f.steps !== undefined) throw new Error('give either --epochs or --steps, not both');
       const s = await instructTrain({
-        from: f.from, data: f.data, chat: f.chat, out: f.out, lossOnInput: f.lossOnInput, batchSize: f.batchSize, seed: f.seed,
-        keepCheckpoints: f.keepCheckpoints, valData: f.valData,
+        from: f.from, data: pairs, chat: f.chat, out: f.out, lossOnInput: f.lossOnInput, batchSize: f.batchSize, seed: f.seed,
+        keepCheckpoints: f.keepCheckpoints, valData: valPairs,
         ...definedOnly({
           valFraction: f.valFraction, seqLen: f.seqLen, epochs: f.epochs, steps: f.steps, lr: f.lr, minLr: f.minLr, warmup: f.warmup, evalEvery: f.evalEvery,
           evalSequences: f.evalSequences, checkpointEvery: f.checkpointEvery, microBatch: f.microBatch, pretrainData: f.pretrainData, pretrainShare: f.pretrainShare, dtype: f.dtype,

@@ -83,7 +83,7 @@ export function createSequenceIterator(seqs: Sequence[], o: { seqLen: number; ba
 /** Continue from state() over the same built data (checked by fingerprint). */
 export function restoreSequenceIterator(seqs: Sequence[], state: SequenceIteratorState, fingerprint: string): SequenceIterator {
   if (!state || state.version !== 1 || state.kind !== 'instruct') throw new Error('the checkpoint\'s data position is not an instruction-tuning one');
-  if (state.fingerprint !== fingerprint) throw new Error('the training data builds differently from when the run started (fingerprint differs); resume with the same --data / --chat files and settings');
+  if (state.fingerprint !== fingerprint) throw new Error('the training data builds differently from when the run started (fingerprint differs); resume with the same --pairs / --chat files and settings');
   for (const k of ['epoch', 'pos', 'batches', 'seed'] as const) {
     if (!Number.isInteger(state[k]) || state[k] < 0) throw new Error(`the checkpoint's data position: ${k} must be a non-negative integer`);
   }

@@ -201,7 +201,7 @@ export function readPairs(files: string[]): { pairs: (PairRecord & { question: s
     }
     readAppendLog<PairRecord>(file).forEach((r, i) => {
       const where = `${file}: record ${i + 1}`;
-      if (r.status !== 'verified') throw new Error(`${where} has status ${JSON.stringify(r.status)}; --data takes the verified pairs (OUT of instruct generate), not its .rejected.jsonl`);
+      if (r.status !== 'verified') throw new Error(`${where} has status ${JSON.stringify(r.status)}; --pairs takes the verified pairs (OUT of instruct generate), not its .rejected.jsonl`);
       if (typeof r.question !== 'string' || typeof r.answer !== 'string' || typeof r.doc !== 'string') throw new Error(`${where} has no question, answer or doc`);
       if (r.kind !== 'normal' && r.kind !== 'short') throw new Error(`${where}: kind must be "normal" or "short", got ${JSON.stringify(r.kind)}`);
       if (!docs.has(r.doc)) throw new Error(`${where} points to document ${r.doc}, which ${docsFile} does not hold`);
@@ -239,7 +239,7 @@ export function pretrainSequences(tok: Tokenizer, dir: string, n: number, T: num
 /**
  * Split a self-instruct file by document: ceil(valFraction * documents) of them (at least one, never
  * all), in a seeded order, go with their pairs to `valOut`, the rest to `trainOut`; each gets its
- * .docs.jsonl. So `--val-data valOut` never asks about a document `--data trainOut` trains on.
+ * .docs.jsonl. So `--val-pairs valOut` never asks about a document `--pairs trainOut` trains on.
  */
 export function splitPairsByDocument(file: string, trainOut: string, valOut: string, valFraction: number, seed: number): { train: number; val: number } {
   const { pairs, docs } = readPairs([file]);
@@ -261,8 +261,8 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
   const T = o.seqLen;
   if (!(Number.isInteger(T) && T >= 8)) throw new Error(`--seq-len must be an integer >= 8, got ${T}`);
   if (!(o.valFraction >= 0 && o.valFraction < 1)) throw new Error(`--val-fraction must be in [0, 1), got ${o.valFraction}`);
-  if (o.valData && o.valData.length > 0 && o.valFraction > 0) throw new Error('give --val-data (pairs to validate on) or --val-fraction (a share of --data held out), not both');
-  if (o.data.length === 0 && o.chat.length === 0) throw new Error('no training data: give --data (self-instruct JSONL) and/or --chat (chat JSONL)');
+  if (o.valData && o.valData.length > 0 && o.valFraction > 0) throw new Error('give --val-pairs (pairs to validate on) or --val-fraction (a share of --pairs held out), not both');
+  if (o.data.length === 0 && o.chat.length === 0) throw new Error('no training data: give --pairs (self-instruct JSONL) and/or --chat (chat JSONL)');
   const pad = tok.eosId >= 0 ? tok.eosId : 0;
   const format = o.format ?? chatFormat(tok, null);
   const counts: BuildCounts = {
@@ -332,7 +332,7 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
     const trained = new Set([...new Set(unique.filter((p) => !heldDocs.has(p.doc)).map((p) => p.doc))].map((d) => sha256(docs.get(d)!)));
     const shared = [...external.docs].filter(([, text]) => trained.has(sha256(text))).map(([name]) => name);
     if (shared.length > 0) {
-      throw new Error(`--val-data: ${shared.length} of its documents are training documents of --data (e.g. ${shared[0]}); generate validation pairs from other documents (another --sources)`);
+      throw new Error(`--val-pairs: ${shared.length} of its documents are training documents of --pairs (e.g. ${shared[0]}); generate validation pairs from other documents (another --sources)`);
     }
     const before = val.length;
     const ordered = external.pairs.map((p) => ({ p, h: deriveSeed(o.seed, p.doc, p.span?.[0] ?? 0, p.span?.[1] ?? 0, p.question) }))
@@ -344,7 +344,7 @@ export function buildInstructData(tok: Tokenizer, o: BuildOptions): BuiltData {
       counts.longVal++;
       val.push(toSequence(ex.ids, longScored(ex.roles, false), T, pad, 'long'));
     }
-    if (val.length === before) throw new Error(`--val-data ${o.valData!.join(',')}: no pair makes a validation sequence (${external.pairs.length} pairs: duplicates of --data pairs, or too long for --seq-len ${T})`);
+    if (val.length === before) throw new Error(`--val-pairs ${o.valData!.join(',')}: no pair makes a validation sequence (${external.pairs.length} pairs: duplicates of --pairs pairs, or too long for --seq-len ${T})`);
   }
   if (heldDocs.size > 0 && val.length === 0) {
     throw new Error(`the held-out documents' pairs are all too long for --seq-len ${T} even without their document; raise --seq-len`);

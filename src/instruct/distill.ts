@@ -127,9 +127,9 @@ export function distillConversations(o: Omit<DistillOptions, 'out'>): { lines: D
 
 /** Write the conversations to `out` (JSONL, atomically: a crash leaves the old file or none). */
 export function distill(o: DistillOptions): DistillCounts {
-  if (o.data.length === 0) throw new Error('--data is required (the JSONL of instruct generate --out)');
+  if (o.data.length === 0) throw new Error('--pairs is required (the JSONL of instruct generate --out)');
   const inputs = o.data.flatMap((f) => Object.values(sidecarPaths(f)).map((x) => path.resolve(x)));
-  if (inputs.includes(path.resolve(o.out))) throw new Error(`--out ${o.out} is one of the --data files or beside them (.docs.jsonl, .rejected.jsonl); choose another file`);
+  if (inputs.includes(path.resolve(o.out))) throw new Error(`--out ${o.out} is one of the --pairs files or beside them (.docs.jsonl, .rejected.jsonl); choose another file`);
   const { lines, counts } = distillConversations(o);
   if (lines.length === 0) throw new Error(`${o.data.join(', ')}: no verified or rejected pair to learn from (unparseable replies teach nothing)`);
   writeFileAtomic(o.out, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');

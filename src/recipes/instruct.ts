@@ -205,14 +205,14 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainEnv): Prom
     return { file: path.resolve(f), sha256: fileSha(f), docs: path.resolve(docs), docsSha256: fs.existsSync(docs) ? fileSha(docs) : '' };
   });
   const info: InstructRunInfo = {
-    data: pairFiles('--data', o.data),
+    data: pairFiles('--pairs', o.data),
     chat: o.chat.map((f) => {
       if (!fs.existsSync(f)) throw new Error(`--chat ${f}: no such file`);
       return { file: path.resolve(f), sha256: fileSha(f) };
     }),
     lossOnInput: o.lossOnInput, valFraction: o.valFraction ?? (o.valData && o.valData.length > 0 ? 0 : VAL_FRACTION), epochs: o.epochs ?? SFT_EPOCHS, fingerprint: '', counts: {},
   };
-  if (o.valData && o.valData.length > 0) info.valData = pairFiles('--val-data', o.valData);
+  if (o.valData && o.valData.length > 0) info.valData = pairFiles('--val-pairs', o.valData);
   if (o.pretrainData !== undefined) {
     const share = o.pretrainShare ?? PRETRAIN_SHARE;
     if (!(share > 0 && share < 1)) throw new Error(`--pretrain-share must be in (0, 1), got ${share}`);
@@ -270,7 +270,7 @@ export async function resumeInstruct(runDir: string, io: TrainEnv): Promise<Inst
   lockRun(runDir);
   const info = cfg.instruct;
   for (const d of [...info.data, ...(info.valData ?? [])]) {
-    if (!fs.existsSync(d.file) || fileSha(d.file) !== d.sha256) throw new Error(`${d.file}: missing or changed since the run started; resuming needs the same --data (or start a new run)`);
+    if (!fs.existsSync(d.file) || fileSha(d.file) !== d.sha256) throw new Error(`${d.file}: missing or changed since the run started; resuming needs the same --pairs (or start a new run)`);
     if (d.docsSha256 && (!fs.existsSync(d.docs) || fileSha(d.docs) !== d.docsSha256)) throw new Error(`${d.docs}: missing or changed since the run started; resuming needs the same documents`);
   }
   for (const c of info.chat) {

@@ -147,7 +147,7 @@ test('bad inputs are one-line errors naming the file', () => {
   const rejected = path.join(dir, 'r.jsonl');
   writeFileSync(rejected, JSON.stringify({ v: 1, doc: docs[0]!.doc, span: [0, 1], seed: 0, kind: 'normal', status: 'rejected', question: 'q', answer: 'a' }) + '\n');
   writeFileSync(path.join(dir, 'r.docs.jsonl'), '');
-  assert.throws(() => buildInstructData(tok, { data: [rejected], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 0 }), /r\.jsonl: record 1 has status "rejected"; --data takes the verified pairs/);
+  assert.throws(() => buildInstructData(tok, { data: [rejected], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 0 }), /r\.jsonl: record 1 has status "rejected"; --pairs takes the verified pairs/);
   const lonely = path.join(dir, 'lonely.jsonl');
   writeFileSync(lonely, '');
   assert.throws(() => buildInstructData(tok, { data: [lonely], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 0 }), /lonely\.docs\.jsonl: missing/);
@@ -231,18 +231,18 @@ test('held out by document: no held-out pair\'s document is a training input; --
   assert.equal(v.train.length, 8);
   assert.equal(v.valSplit, 'held-out');
   assert.deepEqual(v.val.map((s) => scored(s).trim()).sort(), otherQA.map((x) => x.a).sort());
-  assert.throws(() => buildInstructData(tok, { data: [`${many}.jsonl`], chat: [], seqLen: T, lossOnInput: false, valFraction: 0.1, seed: 4, valData: [valFile] }), /--val-data .* or --val-fraction .*, not both/);
+  assert.throws(() => buildInstructData(tok, { data: [`${many}.jsonl`], chat: [], seqLen: T, lossOnInput: false, valFraction: 0.1, seed: 4, valData: [valFile] }), /--val-pairs .* or --val-fraction .*, not both/);
   // validation pairs about documents the run trains on are refused (they would measure memory)
   const mixedDocs = writePairs(dir, 'overlap', docs, [{ doc: 1, q: 'Another question?', a: 'Another answer.' }]);
   assert.throws(() => buildInstructData(tok, { data: [`${many}.jsonl`], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 4, valData: [mixedDocs] }),
-    /--val-data: 3 of its documents are training documents of --data \(e\.g\. /);
+    /--val-pairs: 3 of its documents are training documents of --pairs \(e\.g\. /);
   // and a --val-data that gives no sequence (all its pairs duplicate training pairs) is an error, not a silent "no validation"
   const twoDocs = writePairs(dir, 'two', docs.slice(0, 2), [{ doc: 0, q: 'Q0?', a: 'A0.' }, { doc: 1, q: 'Q1?', a: 'A1.' }]);
   const oneDoc = writePairs(dir, 'one', docs.slice(2), [{ doc: 0, q: 'Q2?', a: 'A2.' }]);
   assert.equal(buildInstructData(tok, { data: [twoDocs], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 4, valData: [oneDoc] }).val.length, 1);
   assert.throws(() => buildInstructData(tok, { data: [twoDocs, oneDoc], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 4, valData: [oneDoc] }),
-    /--val-data: 1 of its documents are training documents/);
+    /--val-pairs: 1 of its documents are training documents/);
   const tooLong = writePairs(dir, 'toolong', docs.slice(2), [{ doc: 0, q: 'Why? '.repeat(100), a: 'A2.' }]);
   assert.throws(() => buildInstructData(tok, { data: [twoDocs], chat: [], seqLen: T, lossOnInput: false, valFraction: 0, seed: 4, valData: [tooLong] }),
-    /--val-data .*toolong\.jsonl: no pair makes a validation sequence \(1 pairs: duplicates of --data pairs, or too long for --seq-len 256\)/);
+    /--val-pairs .*toolong\.jsonl: no pair makes a validation sequence \(1 pairs: duplicates of --pairs pairs, or too long for --seq-len 256\)/);
 });

@@ -114,7 +114,7 @@ test('a chunk cut short to fit the generator (chunk_end) is the chunk the turns 
 
 test('longctx instruct distill writes chat data the builder packs, prints the counts; one-line errors', () => {
   const out = path.join(dir, 'chat.jsonl');
-  const r = longctx('instruct', 'distill', '--data', data, '--out', out);
+  const r = longctx('instruct', 'distill', '--pairs', data, '--out', out);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, `13 conversations in ${out}: 4 generation, 4 verification "yes", 1 verification "no" (the generator's own), 4 verification "no" with another pair's answer\n`);
   const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as DistillLine);
@@ -124,8 +124,8 @@ test('longctx instruct distill writes chat data the builder packs, prints the co
   assert.equal(built.counts.conversations + built.counts.shortDropped, 13);
   assert.ok(built.counts.conversations >= 9, JSON.stringify(built.counts));
 
-  assertOneLineError(longctx('instruct', 'distill', '--data', data, '--out', data), /--out .* is one of the --data files/);
-  assertOneLineError(longctx('instruct', 'distill', '--data', data, '--out', sidecarPaths(data).docs), /--out .* is one of the --data files or beside them/);
+  assertOneLineError(longctx('instruct', 'distill', '--pairs', data, '--out', data), /--out .* is one of the --pairs files/);
+  assertOneLineError(longctx('instruct', 'distill', '--data', data, '--out', sidecarPaths(data).docs), /--out .* is one of the --pairs files or beside them/); // --data: the older name still works
   assertOneLineError(longctx('instruct', 'distill', '--data', path.join(dir, 'none.jsonl'), '--out', path.join(dir, 'x.jsonl')), /none\.jsonl: no such file/);
   const neg = longctx('instruct', 'distill', '--data', data, '--out', path.join(dir, 'y.jsonl'), '--negatives', '-1');
   assert.equal(neg.code, 1);

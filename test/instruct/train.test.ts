@@ -50,7 +50,7 @@ before(async () => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('instruct train: the answer loss falls; run folder with metrics, checkpoints, model/ with a chat template', () => {
-  const r = longctx('instruct', 'train', '--from', folder, '--data', data, '--chat', chat, '--out', run(), '--batch-size', '4', '--steps', '40',
+  const r = longctx('instruct', 'train', '--from', folder, '--pairs', data, '--chat', chat, '--out', run(), '--batch-size', '4', '--steps', '40',
     '--lr', '3e-3', '--val-fraction', '0', '--eval-every', '10');
   assert.equal(r.code, 0, r.stderr);
   const m = /answer loss \(training answers \(no pair held out\)\): ([\d.]+) before -> ([\d.]+) after/.exec(r.stdout);
@@ -76,7 +76,7 @@ test('instruct train: the answer loss falls; run folder with metrics, checkpoint
   assertOneLineError(longctx('instruct', 'train', '--from', folder, '--data', data, '--out', run()), /already holds a run; continue it with longctx instruct train --resume/);
   assertOneLineError(longctx('instruct', 'train', '--from', folder, '--data', data, '--out', path.join(dir, 'x'), '--seq-len', '512'), /--seq-len 512 is longer than the model's context of 256/);
   assertOneLineError(longctx('pretrain', '--resume', run()), /instruction-tuning run; continue it with longctx instruct train --resume/);
-  assertOneLineError(longctx('instruct', 'train', '--from', folder, '--out', path.join(dir, 'y')), /give --data .* and\/or --chat/);
+  assertOneLineError(longctx('instruct', 'train', '--from', folder, '--out', path.join(dir, 'y')), /give --pairs .* and\/or --chat/);
 });
 
 test('longctx chat with piped stdin: greedy answers as the model gives them, /reset forgets, /exit quits', async () => {
