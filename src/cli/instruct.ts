@@ -147,7 +147,7 @@ from a sentence of the chunk, so the flow runs offline with no chat model at han
     .description('turn self-instruct records into chat data that teaches a model to be the generator: the generation turns (prompt with chunk -> tagged question and answer) and the verification turns (yes, and no for wrong answers)')
     .option('--pairs <file>', 'self-instruct JSONL (instruct generate --out; its .docs.jsonl and .rejected.jsonl beside it); repeatable or comma-separated', collect, [])
     .addOption(new Option('--data <file>').argParser(collect).default([]).hideHelp()) // the older name of --pairs
-    .option('--out <file>', 'chat JSONL to write ({"messages": [...], "task": "generate" | "verify"} per line), for instruct train --chat')
+    .option('--out <file>', 'chat JSONL to write ({"messages": [...], "task": "generate" | "verify"} per line), for instruct train --chat (required)')
     .option('--negatives <n>', 'per verified pair, verification turns with another pair\'s answer and a "no" verdict', intArg('--negatives', 0), 1)
     .option('--seed <n>', 'seed of the wrong answers\' choice', intArg('--seed', 0), 0)
     .option('--json', 'print the counts as JSON', false)
@@ -170,11 +170,11 @@ be any generator, e.g. a big model behind a server, or --generator cloze offline
   addRunFlags(instruct
     .command('train')
     .description('supervised fine-tuning on self-instruct pairs (the whole document + question -> answer, one per sequence) and short chat data (packed), loss on answers, or with --loss-on-input on the long inputs too (paper Table 9)')
-    .option('--from <run|model>', 'the model to tune: a run folder (its model/) or a model folder with tokenizer.json')
+    .option('--from <run|model>', 'the model to tune: a run folder (its model/) or a model folder with tokenizer.json (required unless --resume)')
     .option('--pairs <file>', 'self-instruct question-answer pairs: JSONL of instruct generate --out (its .docs.jsonl beside it); repeatable or comma-separated', collect, [])
     .addOption(new Option('--data <file>').argParser(collect).default([]).hideHelp()) // the older name of --pairs
     .option('--chat <file>', 'short instruction data: JSONL of {"messages": [{"role", "content"}, ...]} (system?, user, assistant, ...); repeatable', collect, [])
-    .option('--out <dir>', 'run folder to create')
+    .option('--out <dir>', 'run folder to create (required unless --resume)')
     .option('--pretrain-data <dir>', 'Table 9\'s "+ pretrain data mix": a data prepare folder (same tokenizer) whose training split adds plain LM sequences')
     .option('--pretrain-share <x>', `share of the training sequences from --pretrain-data (default ${PRETRAIN_SHARE})`, floatArg('--pretrain-share', 0))
     .option('--loss-on-input', 'LM loss on the long inputs as well as the answers (the paper\'s better setting, Table 9)', false)

@@ -23,7 +23,8 @@ export function buildProgram(): Command {
   const program = new Command('longctx')
     .description('Extend LLaMA-architecture models to long context (RoPE ABF, "Llama 2 Long") and measure whether it worked.')
     .version(VERSION)
-    .showHelpAfterError('(run with --help for usage)');
+    // commander's own errors (a missing or unknown option, a bad value) in the style of ours: one line
+    .configureOutput({ outputError: (text, write) => write(`${commanderError(text)}\n`) });
   registerInit(program);
   registerInfo(program);
   registerRope(program);
@@ -38,7 +39,25 @@ export function buildProgram(): Command {
   registerInstruct(program);
   registerChat(program);
   registerPlan(program);
+  markRequired(program);
   return program;
+}
+
+/** "error: required option '--out <dir>' not specified" -> "longctx: --out is required (see --help)", and so on. */
+export function commanderError(text: string): string {
+  const t = text.replace(/^error: /, '').trim();
+  const missing = /^required option '(--[\w-]+)[^']*' not specified$/.exec(t);
+  if (missing) return `longctx: ${missing[1]} is required (see --help)`;
+  // a value our parser refused: its message says it all
+  const invalid = /^(?:option '[^']*' argument|command-argument value) '.*?' is invalid(?: for argument '[^']*')?\. ([\s\S]+)$/.exec(t);
+  if (invalid) return `longctx: ${invalid[1]!.replace(/\s+/g, ' ')}`;
+  return `longctx: ${t.replace(/'(--[\w-]+)(?: <[^>]+>)?'/g, '$1')}${/--help/.test(t) ? '' : ' (see --help)'}`;
+}
+
+/** --help says which options are required: commander's mandatory ones get "(required)". */
+function markRequired(cmd: Command): void {
+  for (const o of cmd.options) if (o.mandatory && !/\(required\)$/.test(o.description)) o.description += ' (required)';
+  for (const c of cmd.commands) markRequired(c);
 }
 
 async function main(): Promise<void> {

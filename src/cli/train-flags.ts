@@ -40,10 +40,10 @@ export function addRunFlags(cmd: Command): Command {
 
 export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
   return addRunFlags(cmd)
-    .option('--out <dir>', 'run folder to create')
+    .option('--out <dir>', 'run folder to create (required unless --resume)')
     .option('--seq-len <n>', 'train at one sequence length (same as --schedule N)', intArg('--seq-len', 1))
     .option('--schedule <list>', 'length curriculum LENGTH:SHARE,... e.g. 256:0.8,2048:0.2 (paper §4.4)')
-    .option('--tokens <n>', 'training tokens in total', intArg('--tokens', 1))
+    .option('--tokens <n>', 'training tokens in total (required unless --resume)', intArg('--tokens', 1))
     .option('--tokens-per-step <n>', 'tokens per optimizer step, constant across lengths (default max(8192, 4 x longest length); extend: the base run\'s)', intArg('--tokens-per-step', 1))
     .option('--lr <x>', `peak learning rate (default ${defaults.lr})`, floatArg('--lr', 0))
     .option('--seed <n>', 'seed for initialisation and data order', intArg('--seed', 0), 0)

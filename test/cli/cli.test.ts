@@ -135,3 +135,12 @@ test('numeric flags are decimal and non-empty: "", hex, spaces and integers past
   assert.equal(r.code, 1);
   assert.match(r.stderr, /--lr must be a decimal number >= 0, got ""/);
 });
+
+test('commander\'s own errors read like ours (one line, "longctx: ..."); --help marks required options', () => {
+  assertOneLineError(longctx('export', 'gguf', 'some-model'), /^longctx: --out is required \(see --help\)$/);
+  assertOneLineError(longctx('plan', '--model', 'llama2-7b', '--tokens', '1e9', '--no-such-flag'), /^longctx: unknown option --no-such-flag \(see --help\)$/);
+  assertOneLineError(longctx('pretrain', '--dtype', 'int8'), /^longctx: --dtype must be one of float32, bfloat16, float16/);
+  assertOneLineError(longctx('no-such-command'), /^longctx: unknown command 'no-such-command'/);
+  assert.match(longctx('export', 'gguf', '--help').stdout, /--out <file>\s+output \.gguf file \(written\s+atomically\)\s+\(required\)/);
+  assert.match(longctx('pretrain', '--help').stdout, /--out <dir>\s+run folder to create\s+\(required\s+unless\s+--resume\)/);
+});
