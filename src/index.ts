@@ -31,5 +31,5 @@ export { selfInstruct, chunkSpans, sidecarPaths, readAppendLog, type SelfInstruc
 export { buildInstructData, longExample, toSequence, readChatFile, readPairs, type BuildOptions, type BuiltData, type Sequence } from './instruct/build.js';
 export { generationPrompt, verifyPrompt, longInstanceParts, parseQAPair, parseVerdict, type PromptKind, type QAPair } from './instruct/prompts.js';
 export { instructTrain, resumeInstruct, type InstructTrainOptions, type InstructSummary } from './recipes/instruct.js';
-export { llama2ChatTokens, llama2TrainingTokens, chatTemplateOf, LLAMA2_CHAT_TEMPLATE, type ChatMessage } from './data/chat-template.js';
+export { llama2ChatTokens, llama2TrainingTokens, chatTemplateOf, chatFormat, LLAMA2_CHAT_TEMPLATE, type ChatMessage, type ChatFormat } from './data/chat-template.js';
 export { openModel, resolveModelDir, type OpenModelOptions, type OpenedModel, type Engine } from './eval/open.js';
