@@ -6,7 +6,7 @@ import { parseSourceWeights, parseUpsample } from '../data/mix.js';
 import type { CommonOptions } from '../recipes/pretrain.js';
 import type { TrainEnv, TrainSummary } from '../train/trainer.js';
 import { definedOnly } from '../util/defined.js';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { WEIGHT_DTYPES, type WeightDtype } from '../model/config.js';
 
 const DTYPE_ALIASES: Record<string, WeightDtype> = { float32: 'float32', f32: 'float32', fp32: 'float32', bfloat16: 'bfloat16', bf16: 'bfloat16', float16: 'float16', f16: 'float16', fp16: 'float16' };
@@ -20,7 +20,7 @@ export function dtypeArg(v: string): WeightDtype {
 
 export interface CommonFlags {
   out?: string; seqLen?: number; schedule?: string; tokens?: number; tokensPerStep?: number; lr?: number; minLr?: number;
-  warmup?: number; seed: number; evalEvery?: number; evalSequences: number; evalLens?: number[]; checkpointEvery?: number;
+  warmup?: number; seed: number; evalEvery?: number; evalSequences: number; evalLengths?: number[]; evalLens?: number[]; checkpointEvery?: number;
   keepCheckpoints: number; microBatch?: number; dtype?: WeightDtype; mix?: string; upsample?: string; synthetic?: number; syntheticFirst?: number; syntheticRecall?: number; syntheticPasskey?: number; syntheticFirstSentence?: number; json: boolean; resume?: string; kernels?: string;
 }
 
@@ -49,7 +49,8 @@ export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
     .option('--seed <n>', 'seed for initialisation and data order', intArg('--seed', 0), 0)
     .option('--eval-every <steps>', 'validation interval (default: 10 evaluations per run)', intArg('--eval-every', 1))
     .option('--eval-sequences <n>', 'held-out sequences per length for validation', intArg('--eval-sequences', 1), 8)
-    .option('--eval-lens <list>', 'validation lengths (default: every length of the schedule; extend adds the base length)', intListArg('--eval-lens'))
+    .option('--eval-lengths <list>', 'validation lengths, in tokens (default: every length of the schedule; extend adds the base length)', intListArg('--eval-lengths'))
+    .addOption(new Option('--eval-lens <list>').argParser(intListArg('--eval-lens')).hideHelp()) // the older name
 
     .option('--mix <list>', 'mix weights per source, e.g. moby-dick=2,sotu=1 (as in `data stats --mix`)')
     .option('--upsample <spec>', 'up-sample documents longer than LENGTH by FACTOR, e.g. 2048x3 (the paper up-weights long texts)')
@@ -75,7 +76,7 @@ export function commonOptions(f: CommonFlags): CommonOptions {
   if (f.schedule && f.seqLen !== undefined) throw new Error('give either --seq-len or --schedule, not both');
   return {
     out: f.out, schedule, tokens: f.tokens, tokensPerStep: f.tokensPerStep, lr: f.lr, minLr: f.minLr, warmup: f.warmup,
-    seed: f.seed, evalEvery: f.evalEvery, evalSequences: f.evalSequences, evalLengths: f.evalLens,
+    seed: f.seed, evalEvery: f.evalEvery, evalSequences: f.evalSequences, evalLengths: f.evalLengths ?? f.evalLens,
     checkpointEvery: f.checkpointEvery, keepCheckpoints: f.keepCheckpoints, microBatch: f.microBatch,
     ...definedOnly({ dtype: f.dtype, synthetic: f.synthetic, syntheticFirst: f.syntheticFirst, syntheticRecall: f.syntheticRecall, syntheticPasskey: f.syntheticPasskey, syntheticFirstSentence: f.syntheticFirstSentence }),
     mix: {
