@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Rng } from '../../src/util/rng.js';
+import { mutate } from '../io/mutate.js';
 import { tinyConfig } from '../../src/model/config.js';
 import { createModel, initWeights } from '../../src/model/llama.js';
 import { refBackend } from '../../src/kernels/ref/index.js';
@@ -28,34 +28,6 @@ const MUTATIONS = Number(process.env.LONGCTX_FUZZ_CLI ?? 3); // per file and kin
 const MAX_RSS = 400 * 2 ** 20;
 // the child reports its own peak RSS on fd 3 as it exits, however it exits
 const RSS_HOOK = 'data:text/javascript,' + encodeURIComponent("import fs from 'node:fs'; process.on('exit', () => { try { fs.writeSync(3, String(process.resourceUsage().maxRSS * 1024)); } catch {} });");
-
-function mutate(bytes: Buffer, kind: 'flip' | 'truncate' | 'field', k: number): Buffer {
-  const rng = new Rng(7919 * k + kind.length);
-  const b = Buffer.from(bytes);
-  if (kind === 'flip') {
-    for (let i = 0, n = 1 + rng.nextInt(8); i < n; i++) {
-      const at = rng.nextFloat() < 0.5 ? rng.nextInt(Math.min(4096, b.length)) : rng.nextInt(b.length);
-      b[at] = b[at]! ^ (1 << rng.nextInt(8));
-    }
-    return b;
-  }
-  if (kind === 'truncate') return b.subarray(0, rng.nextInt(b.length));
-  const j = JSON.parse(b.toString('utf8')) as unknown;
-  const values: unknown[] = [null, -1, 0, 1e30, 'x', [], {}, true, 0.5, 2 ** 40];
-  const holders: [Record<string | number, unknown>, string | number][] = [];
-  const walk = (x: unknown, depth: number): void => {
-    if (depth > 5 || x === null || typeof x !== 'object') return;
-    for (const [key, v] of Object.entries(x as Record<string, unknown>).slice(0, 100)) {
-      holders.push([x as Record<string | number, unknown>, Array.isArray(x) ? Number(key) : key]);
-      walk(v, depth + 1);
-    }
-  };
-  walk(j, 0);
-  if (holders.length === 0) return b;
-  const [h, key] = holders[rng.nextInt(holders.length)]!;
-  h[key] = values[rng.nextInt(values.length)];
-  return Buffer.from(JSON.stringify(j));
-}
 
 /** Every file under root except those under `skip`, with its size and mtime. */
 function snapshot(root: string, skip: string): Map<string, string> {
