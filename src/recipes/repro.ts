@@ -89,6 +89,8 @@ export interface ReproPreset {
   pplSequences: number;
   /** spans of the copy probe (each at every distance) */
   copySpans: number;
+  /** also the needle-in-a-haystack grid (the report's heatmap); quick leaves it out for time */
+  needle: boolean;
   retrievalSamples: number;
   /** curriculum: total tokens of each schedule */
   curriculumTokens: number;
@@ -105,14 +107,14 @@ export const REPRO_PRESETS: Record<ReproPreset['name'], ReproPreset> = {
     name: 'quick', sources: 'moby-dick,sotu', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.8, syntheticPasskey: 0.6, syntheticFirstSentence: 0.3, seeds: 2, variants: ['rope', 'pi', 'abf'], ablateSynthetic: false,
     baseLen: 256, baseTokens: 5_324_800, baseLr: 1e-3, tokensPerStep: 4096,
     longLen: 1024, extendTokens: 204_800,
-    evalMaxLen: 2048, pplSequences: 4, copySpans: 8, retrievalSamples: 2, curriculumTokens: 600_000,
+    evalMaxLen: 2048, pplSequences: 4, copySpans: 8, needle: false, retrievalSamples: 2, curriculumTokens: 600_000,
     instructSteps: 40, instructBatch: 4, instructLr: 2e-3, instructCtx: 512,
   },
   default: {
     name: 'default', sources: 'moby-dick,sotu,code', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.4, syntheticPasskey: 0.6, syntheticFirstSentence: 0.3, seeds: 3, variants: ['rope', 'pi', 'abf', 'xpos-abf'], ablateSynthetic: true,
     baseLen: 256, baseTokens: 20_480_000, baseLr: 1e-3, tokensPerStep: 4096,
     longLen: 2048, extendTokens: 2_097_152,
-    evalMaxLen: 4096, pplSequences: 8, copySpans: 16, retrievalSamples: 4, curriculumTokens: 4_000_000,
+    evalMaxLen: 4096, pplSequences: 8, copySpans: 16, needle: true, retrievalSamples: 4, curriculumTokens: 4_000_000,
     instructSteps: 150, instructBatch: 8, instructLr: 2e-3, instructCtx: 512,
   },
   // The default's model and lengths (the shape known to learn copying in this budget) with the
@@ -121,7 +123,7 @@ export const REPRO_PRESETS: Record<ReproPreset['name'], ReproPreset> = {
     name: 'full', sources: 'moby-dick,sotu,code', vocab: 1024, model: 'repro', synthetic: 0.5, syntheticFirst: 0.4, syntheticPasskey: 0.6, syntheticFirstSentence: 0.3, seeds: 5, variants: [...REPRO_VARIANTS], ablateSynthetic: true,
     baseLen: 256, baseTokens: 20_480_000, baseLr: 1e-3, tokensPerStep: 4096,
     longLen: 2048, extendTokens: 2_097_152,
-    evalMaxLen: 4096, pplSequences: 16, copySpans: 32, retrievalSamples: 8, curriculumTokens: 4_000_000,
+    evalMaxLen: 4096, pplSequences: 16, copySpans: 32, needle: true, retrievalSamples: 8, curriculumTokens: 4_000_000,
     instructSteps: 150, instructBatch: 8, instructLr: 2e-3, instructCtx: 512,
   },
 };
@@ -376,7 +378,7 @@ export async function repro(o: ReproOptions): Promise<ReproOutcome> {
   });
   for (let k = 0; k < seeds; k++) {
     const s = seed + k;
-    const evalOpts = evalOptsFor(s, ['ppl', 'copy', 'first-sentence', 'passkey']);
+    const evalOpts = evalOptsFor(s, ['ppl', 'copy', 'first-sentence', 'passkey', ...(p.needle ? ['needle' as const] : [])]);
     const baseEvalDir = path.join(o.out, 'eval', seededName('base', k));
     runs.push({ variant: 'base', seed: s, label: VARIANT_LABELS.base, runDir: baseDir, evalDir: baseEvalDir, summary: base.summary, results: await evalStage(sh, `eval ${seededName('base', k)}`, baseDir, base.key, baseEvalDir, evalOpts) });
     for (const v of variants) {
