@@ -77,7 +77,11 @@ export function registerExport(program: Command): void {
     .option('--seed <n>', 'plan: seed', intArg('--seed', 0), 0)
     .action((run: string | undefined, f: RecipeFlags) => {
       if (!(ENGINES as readonly string[]).includes(f.engine)) throw new Error(`--engine must be ${ENGINES.join(' or ')}, got "${f.engine}"`);
-      if (existsSync(f.out) && readdirSync(f.out).length > 0 && !f.force) throw new Error(`${f.out} exists and is not empty; choose another --out or pass --force to replace it`);
+      if (existsSync(f.out) && readdirSync(f.out).length > 0) {
+        if (!f.force) throw new Error(`${f.out} exists and is not empty; choose another --out or pass --force to replace it`);
+        // --force replaces the whole folder: only ever one this command wrote
+        if (!existsSync(path.join(f.out, 'settings.json'))) throw new Error(`${f.out} is not a recipe folder (no settings.json); --force replaces recipe folders only: choose another --out`);
+      }
       const input = run !== undefined ? recipeOfRun(run, f) : recipeOfPlan(f);
       const e = engineRecipe(input, { engine: f.engine as Engine, gpus: parseGpus(f.gpus), withoutSynthetic: f.withoutSynthetic });
       writeEngineRecipe(f.out, e);

@@ -45,7 +45,8 @@ export function buildProgram(): Command {
 
 /** "error: required option '--out <dir>' not specified" -> "longctx: --out is required (see --help)", and so on. */
 export function commanderError(text: string): string {
-  const t = text.replace(/^error: /, '').trim();
+  // commander puts its suggestion on a line of its own: fold it into the one line
+  const t = text.replace(/^error: /, '').trim().replace(/\s*\n\(Did you mean (.+?)\?\)$/, '; did you mean $1?');
   const missing = /^required option '(--[\w-]+)[^']*' not specified$/.exec(t);
   if (missing) return `longctx: ${missing[1]} is required (see --help)`;
   // a value our parser refused: its message says it all

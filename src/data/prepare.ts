@@ -238,7 +238,7 @@ export function prepareData(opts: PrepareOptions): PrepareResult {
 function prepareLocked(opts: PrepareOptions, out: string, oldRead: Manifest | null, tok: Tokenizer, bpt: 2 | 4, s: { valFraction: number; seed: number; shardTokens: number; log: (line: string) => void }): PrepareResult {
   const { valFraction, seed, shardTokens, log } = s;
   // read again under the lock: a writer that finished meanwhile may have written it
-  let old = oldRead ?? readManifest(out);
+  let old = readManifest(out) ?? oldRead;
   fs.mkdirSync(path.join(out, 'shards'), { recursive: true });
 
   const key = createHash('sha256').update(JSON.stringify({ tok: tok.hash(), valFraction, seed, shardTokens, v: SHARD_VERSION })).digest('hex');

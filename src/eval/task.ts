@@ -109,9 +109,10 @@ export class TooShortError extends Error {
 /**
  * Runs build(L) for each length; a TooShortError skips that length into `skipped` when given (an
  * evaluation with several lengths keeps the others), else is thrown (a library call that asked for
- * that length). Every length skipped is an error: nothing would be evaluated.
+ * that length). Every length skipped is an error (nothing would be evaluated) unless opts.allowNone
+ * (a task of several parts, each skipped alone, checks that some part remains).
  */
-export function buildLengths<T>(lengths: number[], build: (L: number) => T[], skipped?: SkippedCell[], task?: string): T[] {
+export function buildLengths<T>(lengths: number[], build: (L: number) => T[], skipped?: SkippedCell[], task?: string, opts: { allowNone?: boolean } = {}): T[] {
   const out: T[] = [];
   const mine: SkippedCell[] = [];
   for (const L of lengths) {
@@ -122,7 +123,7 @@ export function buildLengths<T>(lengths: number[], build: (L: number) => T[], sk
       mine.push({ length: L, ...(task !== undefined ? { task } : {}), reason: e.message });
     }
   }
-  if (skipped && mine.length === lengths.length && lengths.length > 0) throw new Error(`${mine[0]!.reason}; every length is too short`);
+  if (skipped && !opts.allowNone && mine.length === lengths.length && lengths.length > 0) throw new Error(`${mine[0]!.reason}; every length is too short`);
   skipped?.push(...mine);
   return out;
 }

@@ -131,6 +131,11 @@ const sh = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replac
 function megatron(r: RecipeInput, o: RecipeOptions, notCarried: string[]): EngineRecipe {
   const m = r.model;
   const refuse = (what: string): never => { throw new RecipeError(`${r.origin}: ${what} cannot be expressed with Megatron-LM's pretrain_gpt.py flags`); };
+  if (r.stages.length > 1) {
+    // its scheduler counts samples and checks --global-batch-size against the checkpoint's on load:
+    // a stage at another length (another batch of sequences, at equal tokens) cannot resume the cosine
+    throw new RecipeError(`${r.origin}: a sequence-length curriculum (${r.stages.map((st) => st.seqLen).join(' -> ')}) cannot be expressed with Megatron-LM's pretrain_gpt.py flags (its learning-rate scheduler counts samples and refuses a checkpoint saved at another global batch size, so the cosine cannot continue across lengths); export a one-length run`);
+  }
   if (!Number.isInteger(m.rope_theta)) refuse(`RoPE base ${m.rope_theta} (--rotary-base is an integer)`);
   const s = m.rope_scaling;
   const settings: EngineSetting[] = [];
@@ -260,7 +265,7 @@ function megatronReadme(r: RecipeInput, o: RecipeOptions, notCarried: string[]):
       '# 2. the starting checkpoint: Hugging Face folder -> Megatron (Megatron-Bridge)',
       `python Megatron-Bridge/examples/conversion/convert_checkpoints.py import --hf-model ${sh(from)} --megatron-path "$CKPT" --torch-dtype bfloat16`,
     ] : ['# 2. from scratch: no starting checkpoint']),
-    '# 3. train, stage by stage (each resumes the previous one\'s checkpoint; the schedule spans all stages)',
+    '# 3. train',
     ...stages,
     '# 4. back to a Hugging Face folder, for longctx eval and everything else',
     `python Megatron-Bridge/examples/conversion/convert_checkpoints.py export --hf-model ${sh(from)} --megatron-path "$CKPT" --hf-path out-hf`,
@@ -268,7 +273,7 @@ function megatronReadme(r: RecipeInput, o: RecipeOptions, notCarried: string[]):
     '```',
     '',
     'Every flag and the recipe field it comes from: settings.json. Written for Megatron-Core >= 0.14 (`--attention-backend`); `--rotary-base` is read at launch (the HF converter does not carry rope_theta).',
-    ...(r.from !== null ? ['', 'Stage 1 loads the converted model with `--finetune --no-load-optim --no-load-rng` (fresh optimizer and step counter, as longctx extend does); later stages resume the checkpoint with its optimizer state at a new `--seq-length` and `--global-batch-size` (equal tokens per step).'] : []),
+    ...(r.from !== null ? ['', 'The run loads the converted model with `--finetune --no-load-optim --no-load-rng` (a fresh optimizer and step counter, as longctx extend does): relaunch an interrupted run without those three flags, so it resumes its own checkpoint.'] : []),
     '',
     'Not carried:',
     ...notCarried.map((n) => `- ${n}`),

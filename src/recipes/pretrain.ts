@@ -201,15 +201,20 @@ export async function extend(o: ExtendOptions, env: TrainEnv): Promise<TrainSumm
 
 /**
  * What the extended model keeps of its base folder: tokenizer_config.json (chat template, special
- * tokens; model_max_length raised to the new length), special_tokens_map.json, generation_config.json.
+ * tokens; model_max_length raised to the new length), special_tokens_map.json, generation_config.json
+ * (max_length raised likewise).
  */
 function baseFiles(modelDir: string, newLen: number): Record<string, string> {
   const files = carriedFiles(modelDir);
-  const tc = files['tokenizer_config.json'];
-  if (tc !== undefined) {
-    const j = JSON.parse(tc) as Record<string, unknown>;
-    if (typeof j.model_max_length === 'number') files['tokenizer_config.json'] = JSON.stringify({ ...j, model_max_length: newLen }, null, 2) + '\n';
-  }
+  // the lengths they state are the base's: raised to the new one (transformers' generate() caps at max_length)
+  const raise = (name: string, key: string): void => {
+    const text = files[name];
+    if (text === undefined) return;
+    const j = JSON.parse(text) as Record<string, unknown>;
+    if (typeof j[key] === 'number') files[name] = JSON.stringify({ ...j, [key]: newLen }, null, 2) + '\n';
+  };
+  raise('tokenizer_config.json', 'model_max_length');
+  raise('generation_config.json', 'max_length');
   return files;
 }
 

@@ -25,27 +25,38 @@ export function lockFolder(dir: string, busy: (pid: number) => string): void {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, LOCK);
   for (let tries = 0; tries < 3; tries++) {
+    let taken = false;
     try {
       fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
-      held.add(file);
-      removeStaleTempsIn(dir); // the folder is ours now: what killed writers left half-written goes
-      if (!exitHook) {
-        process.on('exit', () => { for (const f of held) releaseIfOurs(f); });
-        exitHook = true;
-      }
-      return;
+      taken = true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`${file}: cannot write the folder's lock file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    if (taken) {
+      hold(file);
+      removeStaleTempsIn(dir); // the folder is ours now: what killed writers left half-written goes
+      return;
     }
     let pid = NaN;
     try {
       pid = Number(fs.readFileSync(file, 'utf8').trim());
     } catch { /* removed meanwhile: try again */ }
-    if (pid === process.pid) return;
+    if (pid === process.pid) {
+      hold(file); // ours (or a pid reused across runs, as PID 1 in a container): released at exit like any other
+      return;
+    }
     if (Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid)) throw new Error(`${dir}: ${busy(pid)}`);
     fs.rmSync(file, { force: true }); // its writer died
   }
   throw new Error(`${dir}: could not take the lock file ${file}; remove it if no process is writing the folder`);
+}
+
+function hold(file: string): void {
+  held.add(file);
+  if (!exitHook) {
+    process.on('exit', () => { for (const f of held) releaseIfOurs(f); });
+    exitHook = true;
+  }
 }
 
 /** Releases DIR/lock if this process holds it. */

@@ -141,6 +141,9 @@ test('commander\'s own errors read like ours (one line, "longctx: ..."); --help 
   assertOneLineError(longctx('plan', '--model', 'llama2-7b', '--tokens', '1e9', '--no-such-flag'), /^longctx: unknown option --no-such-flag \(see --help\)$/);
   assertOneLineError(longctx('pretrain', '--dtype', 'int8'), /^longctx: --dtype must be one of float32, bfloat16, float16/);
   assertOneLineError(longctx('no-such-command'), /^longctx: unknown command 'no-such-command'/);
+  // commander's suggestions join the one line
+  assertOneLineError(longctx('evl'), /^longctx: unknown command 'evl'; did you mean eval\?/);
+  assertOneLineError(longctx('plan', '--model', 'llama2-7b', '--tokens', '1e9', '--mfuu', '0.4'), /^longctx: unknown option --mfuu; did you mean --mfu\?/);
   assert.match(longctx('export', 'gguf', '--help').stdout, /--out <file>\s+output \.gguf file \(written\s+atomically\)\s+\(required\)/);
   assert.match(longctx('pretrain', '--help').stdout, /--out <dir>\s+run folder to create\s+\(required\s+unless\s+--resume\)/);
 });

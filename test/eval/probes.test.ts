@@ -140,6 +140,11 @@ test('the oracle (reads each prompt perfectly) scores 1 on passkey, needle, ever
   assert.deepEqual(short.subtasks.multikey!.byLength.map((b) => b.length), [1024]);
   assert.deepEqual(short.subtasks.vt!.byLength.map((b) => b.length), [300, 1024]);
   assert.deepEqual(short.byLength.map((b) => b.length), [300, 1024], 'a length counts the subtasks built at it');
+  // a subtask too long for every length is skipped alone; the others run
+  const noKeys = await runTask(rulerTask(m, docs, { lengths: [300], tasks: ['multikey', 'vt'], samples: 1, seed: 9 }));
+  assert.deepEqual(Object.keys(noKeys.subtasks), ['vt']);
+  assert.deepEqual(noKeys.skipped?.map((k) => [k.task, k.length]), [['niah_multikey_1', 300]]);
+  assert.throws(() => rulerTask(m, docs, { lengths: [200], tasks: ['multikey', 'cwe'], samples: 1 }), /no RULER subtask fits any length/);
   const pkShort = await runTask(passkeyTask(m, { ...grid, lengths: [20, 400] }));
   assert.deepEqual(pkShort.skipped?.map((k) => k.length), [20]);
   assert.deepEqual(pkShort.byLength.map((b) => b.length), [400]);

@@ -16,7 +16,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -155,9 +155,25 @@ test('eval URL against the vLLM-shaped server equals the local eval; interrupted
     assert.ok(asked <= total - kept + 1, `the re-run asked ${asked} of ${total} (kept ${kept})`);
     const c = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8'));
     assert.deepEqual(c.tasks, a.tasks);
-    // --restart asks everything again
-    const restart = await longctxAsync('eval', v.url, ...common, '--out', path.join(dir, 'restart'), '--restart');
+    // --restart asks everything again: cut a run off again, then restart it
+    const out2 = path.join(dir, 'cut2');
+    v.failAfter = v.completions + Math.floor(total / 2);
+    assert.equal((await longctxAsync('eval', v.url, ...common, '--out', out2)).code, 1);
+    assert.ok(readFileSync(path.join(out2, 'calls.jsonl'), 'utf8').length > 0);
+    v.failAfter = Infinity;
+    const before2 = v.completions;
+    const restart = await longctxAsync('eval', v.url, ...common, '--out', out2, '--restart');
     assert.equal(restart.code, 0, restart.stderr);
+    assert.equal(v.completions - before2, total, 'every call asked again');
+    // a torn last line (a kill mid-append) is cut off and the run goes on from the rest
+    const out3 = path.join(dir, 'cut3');
+    v.failAfter = v.completions + Math.floor(total / 2);
+    assert.equal((await longctxAsync('eval', v.url, ...common, '--out', out3)).code, 1);
+    appendFileSync(path.join(out3, 'calls.jsonl'), '{"k":"torn');
+    v.failAfter = Infinity;
+    const torn = await longctxAsync('eval', v.url, ...common, '--out', out3);
+    assert.equal(torn.code, 0, torn.stderr);
+    assert.deepEqual(JSON.parse(readFileSync(path.join(out3, 'results.json'), 'utf8')).tasks, a.tasks);
   } finally {
     await v.close();
   }

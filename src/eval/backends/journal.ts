@@ -5,7 +5,7 @@
 // URL, model id, tokenizer) makes a changed setting simply miss. Every finished example is kept
 // this way, whatever task it belongs to, without the probes knowing.
 //
-// A torn last line (a kill mid-append) is ignored. The journal is not a cache across models: a
+// A torn last line (a kill mid-append) is cut off when the journal is opened. The journal is not a cache across models: a
 // different served model under the same id and tokenizer would be answered from it, so `eval
 // --restart` ignores it, and eval removes it once results.json is written.
 
@@ -31,7 +31,13 @@ export function journaled(model: EvalModel, file: string, identity: unknown, opt
   const known = new Map<string, number[]>();
   if (opts.restart) fs.rmSync(file, { force: true });
   else if (fs.existsSync(file)) {
-    for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    let text = fs.readFileSync(file, 'utf8');
+    // a kill mid-append leaves a torn last line: cut it, so the next answer starts on a line of its own
+    if (text !== '' && !text.endsWith('\n')) {
+      text = text.slice(0, text.lastIndexOf('\n') + 1);
+      fs.truncateSync(file, Buffer.byteLength(text));
+    }
+    for (const line of text.split('\n')) {
       if (line === '') continue;
       try {
         const e = JSON.parse(line) as Entry;
@@ -50,7 +56,12 @@ export function journaled(model: EvalModel, file: string, identity: unknown, opt
     }
     const v = Array.from(await compute());
     known.set(k, v);
-    fs.appendFileSync(file, JSON.stringify({ k, v } satisfies Entry) + '\n');
+    try {
+      fs.appendFileSync(file, JSON.stringify({ k, v } satisfies Entry) + '\n');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new Error(`${file}: cannot keep the server's answer (${code === 'ENOSPC' ? 'no space left on the device' : (e as Error).message}); the answers kept so far are intact: free some space and run again`);
+    }
     journal.misses++;
     return v;
   };

@@ -202,11 +202,13 @@ export function rulerExamples(tok: Tokenizer, docs: TextDoc[], opts: RulerOption
       const rng = new Rng(deriveSeed(seed, 'ruler', task, L, s));
       const ex = task === 'multikey' ? multikeyExample(tok, hays[s]!, words, L, rng) : task === 'vt' ? vtExample(tok, hays[s]!, L, rng) : cweExample(tok, words, L, rng);
       return { task, length: L, sample: s, ...ex };
-    }), skipped, RULER_NAMES[task]);
+    }), skipped, RULER_NAMES[task], { allowNone: skipped !== undefined });
     // the order of a run over every (sample, length): sample-major, as before
     built.sort((a, b) => a.sample - b.sample || opts.lengths.indexOf(a.length) - opts.lengths.indexOf(b.length));
     out.push(...built);
   }
+  // a subtask too long for every length is skipped alone; none left is an error
+  if (out.length === 0 && skipped && skipped.length > 0) throw new Error(`${skipped[0]!.reason}; no RULER subtask fits any length`);
   return out;
 }
 
@@ -231,6 +233,7 @@ export function rulerTask(model: EvalModel, docs: TextDoc[], opts: RulerOptions)
       const subtasks: RulerResult['subtasks'] = {};
       for (const task of tasks) {
         const mine = scored.filter((x) => x.task === task);
+        if (mine.length === 0) continue; // too long for every length: in `skipped`
         subtasks[task] = {
           rulerName: RULER_NAMES[task],
           score: mean(mine.map((x) => x.score)),
@@ -242,7 +245,8 @@ export function rulerTask(model: EvalModel, docs: TextDoc[], opts: RulerOptions)
         };
       }
       const subs = Object.values(subtasks);
-      // a length's score averages the subtasks that could be built at it
+      // a length's score averages the subtasks that could be built at it (where one is skipped, the
+      // mean is over the others: `skipped` says which)
       const byLength = opts.lengths.filter((length) => subs.some((s) => s.byLength.some((b) => b.length === length))).map((length) => ({
         length, score: mean(subs.flatMap((s) => s.byLength.filter((b) => b.length === length).map((b) => b.score))), beyondTrained: length > trained,
       }));
