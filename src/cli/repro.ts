@@ -25,7 +25,7 @@ function addFlags(cmd: Command, out: string): Command {
     .option('--out <dir>', 'output folder (stages are cached there; re-running skips finished ones)', out)
     .option('--token-scale <x>', 'multiply every training budget (e.g. 0.5 for a faster, noisier run)', floatArg('--token-scale', 0), 1)
     .option('--seed <n>', 'seed for data, initialisation and evaluation examples (extension seeds count up from it)', intArg('--seed', 0), 0)
-    .option('--seeds <n>', 'training seeds of every extension, each evaluated on its own examples (default: the preset\'s: 3; --quick 2, --full 5)', intArg('--seeds', 1))
+    .option('--seeds <n>', 'training seeds of every extension, each evaluated on its own examples (default: the preset\'s: 3; --quick 1, --full 5)', intArg('--seeds', 1))
     .option('--theta-literal', 'the paper\'s RoPE bases 10,000 -> 500,000 instead of its geometry kept at our lengths (longctx rope --geometry)', false)
     .option('--synthetic <share>', 'share of training rows that are synthetic (passkey, first-sentence and repeat rows), with a copying warm-up first in the base run (default 0.5; 0 = the paper\'s data only)', floatArg('--synthetic', 0))
     .option('--quiet', 'no progress bars', false);
