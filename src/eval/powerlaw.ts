@@ -334,5 +334,11 @@ export function assessFit(fit: PowerLawFit | null, c: readonly number[], L: read
   if (!(fit.beta >= betaMin)) return { status: 'flat', reason: `beta = ${fit.beta.toPrecision(3)} is ~0 (< ${betaMin})` };
   if (!fit.converged) return { status: 'failed', reason: 'the fit did not converge' };
   if (!(fit.r2 >= r2Min)) return { status: 'failed', reason: `R^2 = ${fit.r2.toFixed(3)} is below ${r2Min}: the law does not describe these points` };
+  // a parameter pinned at its bound (gamma at 0 or at the lowest loss, alpha astronomically large)
+  // means the points fix no floor: the curve is then a straight line in ln c, and beta is not the
+  // law's exponent
+  if (fit.flags.includes('gamma-at-bound') || fit.flags.includes('beta-at-bound')) {
+    return { status: 'failed', reason: `the fit pins ${fit.flags.includes('gamma-at-bound') ? 'gamma' : 'beta'} at its bound (gamma ${fit.gamma.toPrecision(3)}, alpha ${fit.alpha.toPrecision(3)}): the points fix no floor, so beta is not the law's exponent` };
+  }
   return { status: 'ok', reason: null };
 }

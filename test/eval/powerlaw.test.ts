@@ -96,6 +96,13 @@ test('assessFit: ok for the law, flagged flat or failed otherwise, with the reas
   assert.match(assessFit(fitPowerLaw(C, tiny), C, tiny).reason!, /falls by only 0\.00\d+ nats from c = 16 to 32768 \(< 0\.01\)/);
   // a real fall, but within the paired noise
   assert.match(assessFit(fitPowerLaw(C, L), C, L, { dropSe: 10 }).reason!, /within 2 standard errors/);
+  // a straight line in ln c (what repro --quick's ABF model gave: 5.77 -> 5.54 nats): the fit pins gamma at
+  // its bound with an astronomical alpha, so beta (~0.01) is not a power law's exponent: failed
+  const line = C.map((c) => 5.9 - 0.1 * Math.log(c));
+  const lineFit = fitPowerLaw(C, line)!;
+  assert.ok(lineFit.flags.includes('gamma-at-bound'), JSON.stringify(lineFit.flags));
+  assert.match(assessFit(lineFit, C, line).reason!, /pins gamma at its bound .*the points fix no floor/);
+  assert.equal(assessFit(lineFit, C, line).status, 'failed');
   // the thresholds are options
   assert.equal(assessFit(fitPowerLaw(C, L), C, L, { r2Min: 1.1 }).status, 'failed');
   assert.equal(assessFit(fitPowerLaw(C, L), C, L, { betaMin: 0.6 }).status, 'flat');
