@@ -10,6 +10,7 @@ import { NATIVE_ISAS, type Isa } from '../kernels/native.js';
 import { benchTrain, readBenchConfig } from '../bench/train.js';
 import { runPythonPeer } from '../bench/peer.js';
 import { benchGemm, type GemmBenchResult, type GemmShape } from '../bench/gemm.js';
+import { benchDecode } from '../bench/decode.js';
 import { intArg, floatArg, bytes, kernelsFlag, kernelsOption } from './args.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -112,5 +113,25 @@ export function registerBench(program: Command): void {
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
       process.stderr.write(`${name}: ${result.tokens_per_second.toFixed(0)} tokens/s on ${result.backend} (${result.isa}, ${result.threads} threads), ${result.achieved_gflops.toFixed(1)} GFLOPS, peak RSS ${bytes(result.peak_rss_bytes)}` +
         (peerTps ? `; PyTorch ${peerTps.toFixed(0)} tokens/s, ratio ${(result.tokens_per_second / peerTps).toFixed(2)}x` : '') + '\n');
+    });
+  bench
+    .command('decode')
+    .description('prefill and greedy decode of a bench config\'s model through the KV cache: tokens/s, bytes read per token and their rate against a copy of memory measured in the same run')
+    .requiredOption('--config <name|file>', 'bench config: small, medium, long4k, long16k (shipped in bench/configs/), or a file {model: <HF config.json fields>, ...}')
+    .option('--prompt <n>', 'prompt tokens (prefilled)', intArg('--prompt', 1), 256)
+    .option('--new <n>', 'tokens decoded one at a time (the median step is reported)', intArg('--new', 2), 64)
+    .option('--json', 'print only the JSON result', false)
+    .addOption(kernelsOption())
+    .action((o: { config: string; prompt: number; new: number; json: boolean; kernels?: string }) => {
+      const configFile = benchConfigPath(o.config);
+      const bc = readBenchConfig(configFile);
+      const name = path.basename(configFile, '.json');
+      const cfg = { ...bc.model, max_position_embeddings: Math.max(bc.model.max_position_embeddings, o.prompt + o.new) };
+      const r = benchDecode(name, cfg, kernelsFlag(o), { prompt: o.prompt, generate: o.new });
+      process.stdout.write(JSON.stringify({ ...r, decode_step_seconds: o.json ? r.decode_step_seconds : undefined }, null, 2) + '\n');
+      if (!o.json) {
+        process.stderr.write(`${name}: prefill ${r.prefill_tokens_per_second.toFixed(0)} tokens/s, decode ${r.decode_tokens_per_second.toFixed(1)} tokens/s on ${r.backend} (${r.isa}, ${r.threads} threads); ` +
+          `${bytes(r.bytes_per_token)} read per token = ${r.decode_gb_per_second.toFixed(1)} GB/s, ${(100 * r.fraction_of_copy).toFixed(0)}% of a memory copy's ${r.copy_gb_per_second.toFixed(1)} GB/s (one thread)\n`);
+      }
     });
 }
