@@ -1,5 +1,7 @@
 // Flag parsers shared by the subcommands: each names the flag in its error.
 
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseBackendChoice, selectBackend } from '../kernels/native.js';
 import type { Backend } from '../kernels/backend.js';
@@ -80,4 +82,15 @@ export function kernelsFlag(f: { kernels?: string }): Backend {
   const isa = process.env.LONGCTX_ISA ?? '';
   if (isa !== '') return selectBackend(parseBackendChoice(isa, 'LONGCTX_ISA'));
   return selectBackend(parseBackendChoice(process.env.LONGCTX_BACKEND ?? '', 'LONGCTX_BACKEND'));
+}
+
+/**
+ * An --out folder a command is about to replace as a whole: new or empty is fine; one with content
+ * needs --force, and --force replaces only a folder this kind of command writes (it holds `marker`),
+ * never a home or project folder.
+ */
+export function checkOutFolder(out: string, force: boolean, marker: string, kind: string): void {
+  if (!existsSync(out) || readdirSync(out).length === 0) return;
+  if (!force) throw new Error(`${out} exists and is not empty; choose another --out or pass --force to replace it`);
+  if (!existsSync(path.join(out, marker))) throw new Error(`${out} is not a ${kind} folder (no ${marker}); --force replaces ${kind} folders only: choose another --out`);
 }

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { NATIVE_ISAS, type Isa } from '../kernels/native.js';
-import { benchTrain, readBenchConfig } from '../bench/train.js';
+import { benchTrain, readBenchConfig, type BenchConfig } from '../bench/train.js';
 import { runPythonPeer } from '../bench/peer.js';
 import { benchGemm, type GemmBenchResult, type GemmShape } from '../bench/gemm.js';
 import { benchDecode } from '../bench/decode.js';
@@ -18,7 +18,12 @@ const PEER_SCRIPT = path.join(PACKAGE_ROOT, 'bench/peers/torch_train.py');
 /** the benchmark configs that ship with the package (bench/configs/NAME.json) */
 const BENCH_CONFIGS = path.join(PACKAGE_ROOT, 'bench/configs');
 
-/** --config small (a shipped config) or a path to a config file. */
+/** --config small (a shipped config) or a path to a config file: the config and its name. */
+function benchConfig(v: string): { bc: BenchConfig; name: string } {
+  const file = benchConfigPath(v);
+  return { bc: readBenchConfig(file), name: path.basename(file, '.json') };
+}
+
 function benchConfigPath(v: string): string {
   if (/^[a-z0-9-]+$/i.test(v) && !existsSync(v)) {
     const shipped = path.join(BENCH_CONFIGS, `${v}.json`);
@@ -89,10 +94,8 @@ export function registerBench(program: Command): void {
     .option('--json', 'print only the JSON result', false)
     .addOption(kernelsOption())
     .action((o: TrainOptions) => {
-      const configFile = benchConfigPath(o.config);
-      const bc = readBenchConfig(configFile);
+      const { bc, name } = benchConfig(o.config);
       const be = kernelsFlag(o);
-      const name = path.basename(configFile, '.json');
       const result = benchTrain(name, bc, be, {
         steps: o.steps, warmup: o.warmup, peakGflops: o.peakGflops ?? null,
         onStep: (i, s) => { if (!o.json) process.stderr.write(`  ${i < 0 ? 'warm-up' : `step ${i + 1}/${o.steps}`}: ${s.toFixed(3)} s\n`); },
@@ -123,9 +126,7 @@ export function registerBench(program: Command): void {
     .option('--json', 'print only the JSON result', false)
     .addOption(kernelsOption())
     .action((o: { config: string; prompt: number; new: number; json: boolean; kernels?: string }) => {
-      const configFile = benchConfigPath(o.config);
-      const bc = readBenchConfig(configFile);
-      const name = path.basename(configFile, '.json');
+      const { bc, name } = benchConfig(o.config);
       const cfg = { ...bc.model, max_position_embeddings: Math.max(bc.model.max_position_embeddings, o.prompt + o.new) };
       const r = benchDecode(name, cfg, kernelsFlag(o), { prompt: o.prompt, generate: o.new });
       process.stdout.write(JSON.stringify({ ...r, decode_step_seconds: o.json ? r.decode_step_seconds : undefined }, null, 2) + '\n');

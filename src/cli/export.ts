@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { exportGguf, GGUF_WEIGHT_TYPES, type GgufWeightType } from '../io/gguf-llama.js';
 import { readGgufHeader } from '../io/gguf.js';
-import { bytes } from './args.js';
+import { bytes, checkOutFolder, floatArg, intArg } from './args.js';
 import { resolveModelDir } from '../eval/open.js';
 import { engineRecipe, writeEngineRecipe, ENGINES, type Engine, type RecipeInput } from '../recipes/engine-recipe.js';
 import { readRunConfig } from '../train/run.js';
@@ -13,9 +13,7 @@ import { llamaAdamW } from '../train/adamw.js';
 import { parseGpus } from '../model/scale-plan.js';
 import { PRESETS, presetConfig } from '../model/config.js';
 import { readModelConfig } from '../io/hf.js';
-import { floatArg, intArg } from './args.js';
 import path from 'node:path';
-import { readdirSync } from 'node:fs';
 
 interface ExportGgufFlags { out: string; type?: string; f16: boolean; name?: string; force: boolean; json: boolean }
 
@@ -53,8 +51,8 @@ export function registerExport(program: Command): void {
   exp
     .command('recipe')
     .description(
-      'write a run\'s settings (or a plan at scale) as a ready run for Megatron-LM (pretrain_gpt.py launch scripts, one per ' +
-        'curriculum stage) or torchtitan (a TOML job and the model flavor), with the data export and checkpoint conversion ' +
+      'write a run\'s settings (or a plan at scale) as a ready run for Megatron-LM (a pretrain_gpt.py launch script) ' +
+        'or torchtitan (a TOML job and the model flavor), with the data export and checkpoint conversion ' +
         'commands in a README and every setting traced to its source field in settings.json; settings the engine cannot ' +
         'express are refused by name',
     )
@@ -77,11 +75,7 @@ export function registerExport(program: Command): void {
     .option('--seed <n>', 'plan: seed', intArg('--seed', 0), 0)
     .action((run: string | undefined, f: RecipeFlags) => {
       if (!(ENGINES as readonly string[]).includes(f.engine)) throw new Error(`--engine must be ${ENGINES.join(' or ')}, got "${f.engine}"`);
-      if (existsSync(f.out) && readdirSync(f.out).length > 0) {
-        if (!f.force) throw new Error(`${f.out} exists and is not empty; choose another --out or pass --force to replace it`);
-        // --force replaces the whole folder: only ever one this command wrote
-        if (!existsSync(path.join(f.out, 'settings.json'))) throw new Error(`${f.out} is not a recipe folder (no settings.json); --force replaces recipe folders only: choose another --out`);
-      }
+      checkOutFolder(f.out, f.force, 'settings.json', 'recipe');
       const input = run !== undefined ? recipeOfRun(run, f) : recipeOfPlan(f);
       const e = engineRecipe(input, { engine: f.engine as Engine, gpus: parseGpus(f.gpus), withoutSynthetic: f.withoutSynthetic });
       writeEngineRecipe(f.out, e);

@@ -1,13 +1,13 @@
 // `longctx import gguf FILE --out DIR`: a llama.cpp GGUF file (quantized too) as a model folder, so a
 // model a user has only as a GGUF can be continue-pretrained, extended and evaluated by longctx.
 
-import { existsSync, readdirSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { importGguf, llamaConfigFromGguf } from '../io/gguf-llama.js';
 import { parseRopeScaling } from '../model/rope.js';
 import { readGgufHeader } from '../io/gguf.js';
 import { jsonErrorText } from '../util/json-error.js';
+import { checkOutFolder } from './args.js';
 import type { WeightDtype } from '../model/config.js';
 import { dtypeArg } from './train-flags.js';
 
@@ -31,10 +31,7 @@ export function registerImport(program: Command): void {
     .option('--json', 'print the summary as JSON', false)
     .action((file: string, f: ImportGgufFlags) => {
       if (!existsSync(file)) throw new Error(`${file}: no such file`);
-      if (existsSync(f.out) && readdirSync(f.out).length > 0) {
-        if (!f.force) throw new Error(`${f.out} exists and is not empty; choose another --out or pass --force to replace it`);
-        if (!existsSync(path.join(f.out, 'config.json'))) throw new Error(`${f.out} is not a model folder (no config.json); --force replaces model folders only: choose another --out`);
-      }
+      checkOutFolder(f.out, f.force, 'config.json', 'model');
       let ropeScaling;
       if (f.ropeScaling !== undefined) {
         let raw: unknown;

@@ -1,7 +1,6 @@
 // `longctx init`: a randomly initialised model as a Hugging Face model folder.
 
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { PRESETS, llamaConfigToJSON, parseLlamaConfig, presetConfig, type LlamaConfig } from '../model/config.js';
 import { createModel, initWeights } from '../model/llama.js';
@@ -11,7 +10,7 @@ import { saveModelFolder } from '../io/hf.js';
 import { tokenizerConfigObject } from '../data/tokenizer/load.js';
 import { trainBpe } from '../data/tokenizer/train.js';
 import { parseSources, readSources } from '../data/sources.js';
-import { intArg, floatArg, human } from './args.js';
+import { checkOutFolder, intArg, floatArg, human } from './args.js';
 import { tokenizerFromFile } from '../io/gguf-llama.js';
 
 interface InitOptions { preset: string; config?: string; tokenizer?: string; out: string; seed: number; ropeTheta?: number; maxPosition?: number; force: boolean }
@@ -55,11 +54,7 @@ export function registerInit(program: Command): void {
       if (o.ropeTheta !== undefined) cfg.rope_theta = o.ropeTheta;
       if (o.maxPosition !== undefined) cfg.max_position_embeddings = o.maxPosition;
       cfg = parseLlamaConfig(llamaConfigToJSON(cfg), 'init options'); // re-validate after overrides
-      if (existsSync(o.out) && readdirSync(o.out).length > 0) {
-        if (!o.force) throw new Error(`${o.out} exists and is not empty; choose another --out or pass --force to replace it`);
-        // --force replaces the whole folder: only ever a model folder, never a home or project folder
-        if (!existsSync(path.join(o.out, 'config.json'))) throw new Error(`${o.out} is not a model folder (no config.json); --force replaces model folders only: choose another --out`);
-      }
+      checkOutFolder(o.out, o.force, 'config.json', 'model');
       const P = parameterCount(cfg);
       if (P > 2e9) throw new Error(`preset has ${human(P)} parameters; init writes fp32 weights and is meant for models up to ~2B (use info for estimates)`);
       const m = createModel(cfg, refBackend);

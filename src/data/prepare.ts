@@ -220,25 +220,23 @@ export function prepareData(opts: PrepareOptions): PrepareResult {
   const bpt = bytesPerTokenFor(tok.vocabSize);
 
   // the output folder: new, empty, or one of ours
-  let old: Manifest | null = null;
   if (fs.existsSync(out)) {
     if (!fs.statSync(out).isDirectory()) throw new Error(`${out}: exists and is not a folder`);
-    old = readManifest(out);
-    if (!old && !onlyPrepareLeftovers(out)) throw new Error(`${out}: not empty and has no manifest.json; give an empty or new --out folder`);
+    if (!readManifest(out) && !onlyPrepareLeftovers(out)) throw new Error(`${out}: not empty and has no manifest.json; give an empty or new --out folder`);
   }
   // one writer: a second prepare into this folder would race on shards and the manifest
   lockFolder(out, (pid) => `another process (pid ${pid}) is preparing this data folder; wait for it to finish or stop it, then run again`);
   try {
-    return prepareLocked(opts, out, old, tok, bpt, { valFraction, seed, shardTokens, log });
+    return prepareLocked(opts, out, tok, bpt, { valFraction, seed, shardTokens, log });
   } finally {
     unlockFolder(out);
   }
 }
 
-function prepareLocked(opts: PrepareOptions, out: string, oldRead: Manifest | null, tok: Tokenizer, bpt: 2 | 4, s: { valFraction: number; seed: number; shardTokens: number; log: (line: string) => void }): PrepareResult {
+function prepareLocked(opts: PrepareOptions, out: string, tok: Tokenizer, bpt: 2 | 4, s: { valFraction: number; seed: number; shardTokens: number; log: (line: string) => void }): PrepareResult {
   const { valFraction, seed, shardTokens, log } = s;
-  // read again under the lock: a writer that finished meanwhile may have written it
-  let old = readManifest(out) ?? oldRead;
+  // read under the lock: a writer that finished meanwhile may have written it
+  let old = readManifest(out);
   fs.mkdirSync(path.join(out, 'shards'), { recursive: true });
 
   const key = createHash('sha256').update(JSON.stringify({ tok: tok.hash(), valFraction, seed, shardTokens, v: SHARD_VERSION })).digest('hex');

@@ -103,6 +103,13 @@ export function engineRecipe(r: RecipeInput, o: RecipeOptions): EngineRecipe {
     notCarried.push(`synthetic rows (share ${r.synthetic.share} of the training rows): a laptop-scale deviation (data/synthetic.ts); the exported data holds the documents only`);
   }
   if (!(o.gpus.kind in GPUS)) throw new RecipeError(`--gpus: unknown GPU kind ${o.gpus.kind}`);
+  if (r.stages.length > 1) {
+    // neither engine continues one run across sequence lengths: Megatron's scheduler counts samples
+    // and refuses a checkpoint saved at another global batch size (equal tokens, other sequences per
+    // step), torchtitan sizes a checkpoint's RoPE buffer to its one seq_len
+    const engine = o.engine === 'megatron' ? "with Megatron-LM's pretrain_gpt.py flags (its learning-rate scheduler counts samples and refuses a checkpoint saved at another global batch size, so the cosine cannot continue across lengths)" : 'in a torchtitan llama3 job (a job trains at one seq_len and sizes its checkpoint\'s RoPE buffer to it)';
+    throw new RecipeError(`${r.origin}: a sequence-length curriculum (${r.stages.map((st) => st.seqLen).join(' -> ')}) cannot be expressed ${engine}; export a one-length run`);
+  }
   return o.engine === 'megatron' ? megatron(r, o, notCarried) : torchtitan(r, o, notCarried);
 }
 
@@ -131,11 +138,6 @@ const sh = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replac
 function megatron(r: RecipeInput, o: RecipeOptions, notCarried: string[]): EngineRecipe {
   const m = r.model;
   const refuse = (what: string): never => { throw new RecipeError(`${r.origin}: ${what} cannot be expressed with Megatron-LM's pretrain_gpt.py flags`); };
-  if (r.stages.length > 1) {
-    // its scheduler counts samples and checks --global-batch-size against the checkpoint's on load:
-    // a stage at another length (another batch of sequences, at equal tokens) cannot resume the cosine
-    throw new RecipeError(`${r.origin}: a sequence-length curriculum (${r.stages.map((st) => st.seqLen).join(' -> ')}) cannot be expressed with Megatron-LM's pretrain_gpt.py flags (its learning-rate scheduler counts samples and refuses a checkpoint saved at another global batch size, so the cosine cannot continue across lengths); export a one-length run`);
-  }
   if (!Number.isInteger(m.rope_theta)) refuse(`RoPE base ${m.rope_theta} (--rotary-base is an integer)`);
   const s = m.rope_scaling;
   const settings: EngineSetting[] = [];
@@ -286,8 +288,7 @@ function megatronReadme(r: RecipeInput, o: RecipeOptions, notCarried: string[]):
 
 function torchtitan(r: RecipeInput, o: RecipeOptions, notCarried: string[]): EngineRecipe {
   const m = r.model;
-  const refuse = (what: string, hint = ''): never => { throw new RecipeError(`${r.origin}: ${what} cannot be expressed in a torchtitan llama3 job${hint}`); };
-  if (r.stages.length > 1) refuse(`a sequence-length curriculum (${r.stages.map((s) => s.seqLen).join(' -> ')})`, ' (a job trains at one seq_len and sizes its checkpoint\'s RoPE buffer to it); export a one-length run or use --engine megatron');
+  const refuse = (what: string): never => { throw new RecipeError(`${r.origin}: ${what} cannot be expressed in a torchtitan llama3 job`); };
   if (m.rope_scaling !== null) refuse(`RoPE ${describeRope(ropeParamsOf(m))} (torchtitan's llama3 model has plain RoPE with a base)`);
   if (m.head_dim * m.num_attention_heads !== m.hidden_size) refuse(`head size ${m.head_dim} with ${m.num_attention_heads} heads and hidden size ${m.hidden_size} (torchtitan derives the head size as dim / n_heads)`);
   if (m.tie_word_embeddings) refuse('tied input and output embeddings');

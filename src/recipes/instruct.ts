@@ -240,6 +240,7 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainEnv): Prom
   }
   const lr = o.lr ?? fromRun?.lr.maxLr ?? SFT_LR;
   const evalSequences = Math.min(built.val.length, o.evalSequences ?? 64);
+  const dtype = o.dtype ?? folderDtype(modelDir, base.config); // the final weights as the base stores them, unless asked
   const cfg: RunConfig = {
     version: 1, kind: 'instruct', model, from: path.resolve(modelDir),
     schedule: [{ seqLen: T, share: 1 }], stages, tokens: steps * tokensPerStep, tokensPerStep, microBatch: [microBatch],
@@ -249,7 +250,7 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainEnv): Prom
     evalLengths: evalSequences > 0 ? [T] : [], evalSequences: Math.max(1, evalSequences),
     checkpointEvery: o.checkpointEvery ?? Math.max(1, Math.round(steps / 10)),
     keepCheckpoints: o.keepCheckpoints, backend: io.backend.name, isa: io.backend.isa, threads: io.backend.threads, instruct: info,
-    ...((o.dtype ?? folderDtype(modelDir, base.config)) !== 'float32' ? { dtype: o.dtype ?? folderDtype(modelDir, base.config) } : {}),
+    ...(dtype !== 'float32' ? { dtype } : {}),
   };
   lockRun(o.out);
   writeRunConfig(o.out, cfg);
