@@ -34,6 +34,11 @@
     ["target_arch=='x64'", {
       "targets": [
         {
+          "target_name": "longctx_avx512bf16",
+          "defines": ["LC_ISA=avx512bf16"],
+          "cflags_cc": ["<@(lc_common)", "-march=skylake-avx512", "-mavx512bf16", "-mtune=generic"]
+        },
+        {
           "target_name": "longctx_avx2",
           "defines": ["LC_ISA=avx2"],
           "cflags_cc": ["<@(lc_common)", "-march=haswell", "-mtune=generic"]

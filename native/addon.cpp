@@ -30,25 +30,31 @@ const int32_t* i32(const Napi::CallbackInfo& info, size_t i, const char* what) {
 }
 
 int64_t num(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().Int64Value(); }
+
+// An optional trailing "bf16" flag: the products in bfloat16 with float32 sums (gemm.h), else float32.
+lc::Precision prec(const Napi::CallbackInfo& info, size_t i) {
+  return info.Length() > i && info[i].ToBoolean() ? lc::Precision::bf16 : lc::Precision::fp32;
+}
 float flt(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().FloatValue(); }
 
 Napi::Value Sgemm(const Napi::CallbackInfo& info) {
-  // (transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+  // (transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc[, bf16])
   lc::sgemm(info[0].ToBoolean(), info[1].ToBoolean(), num(info, 2), num(info, 3), num(info, 4), flt(info, 5),
             f32(info, 6, "A"), num(info, 7), f32(info, 8, "B"), num(info, 9), flt(info, 10), f32(info, 11, "C"),
-            num(info, 12));
+            num(info, 12), true, prec(info, 13));
   return info.Env().Undefined();
 }
 
 
 // Each binding: (outputs..., inputs..., dims...) exactly as src/kernels/backend.ts orders them.
 Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
-  lc::matmul_forward(f32(info, 0, "out"), f32(info, 1, "inp"), f32(info, 2, "w"), num(info, 3), num(info, 4), num(info, 5));
+  lc::matmul_forward(f32(info, 0, "out"), f32(info, 1, "inp"), f32(info, 2, "w"), num(info, 3), num(info, 4), num(info, 5),
+                     prec(info, 6));
   return info.Env().Undefined();
 }
 Napi::Value MatmulBackward(const Napi::CallbackInfo& info) {
   lc::matmul_backward(f32_or_null(info, 0, "dinp"), f32(info, 1, "dw"), f32(info, 2, "dout"), f32(info, 3, "inp"),
-                      f32(info, 4, "w"), num(info, 5), num(info, 6), num(info, 7));
+                      f32(info, 4, "w"), num(info, 5), num(info, 6), num(info, 7), prec(info, 8));
   return info.Env().Undefined();
 }
 Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
@@ -105,10 +111,11 @@ Napi::Value Accumulate(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
-  // (losses, dx|null, dw|null, x, w, targets, dloss, N, C, V)
+  // (losses, dx|null, dw|null, x, w, targets, dloss, N, C, V[, bf16])
   try {
     lc::cross_entropy(f32(info, 0, "losses"), f32_or_null(info, 1, "dx"), f32_or_null(info, 2, "dw"), f32(info, 3, "x"),
-                      f32(info, 4, "w"), i32(info, 5, "targets"), flt(info, 6), num(info, 7), num(info, 8), num(info, 9));
+                      f32(info, 4, "w"), i32(info, 5, "targets"), flt(info, 6), num(info, 7), num(info, 8), num(info, 9),
+                      prec(info, 10));
   } catch (const std::range_error& e) {
     throw Napi::RangeError::New(info.Env(), e.what());
   }
@@ -135,6 +142,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("threads", lc::pool().size());
   o.Set("gemmKernel", lc::sgemm_kernel_name());
+  o.Set("bf16Native", lc::bf16_native());  // bf16 products on vdpbf16ps (else rounded operands, float32 FMAs)
 #ifdef LC_ISA
   o.Set("isa", LC_STR(LC_ISA));  // the instruction set this build was compiled for
 #endif
@@ -150,7 +158,7 @@ Napi::Value Cpu(const Napi::CallbackInfo& info) {
   o.Set("avx2", __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") != 0);
   o.Set("avx512", __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
                       __builtin_cpu_supports("avx512vl") != 0);
-  o.Set("avx512bf16", __builtin_cpu_supports("avx512bf16") != 0);
+  o.Set("avx512bf16", o.Get("avx512").ToBoolean() && __builtin_cpu_supports("avx512bf16"));
 #else
   o.Set("avx2", false);
   o.Set("avx512", false);

@@ -46,7 +46,11 @@ using vf = __m512;
 constexpr int VW = 16;                 // lanes
 constexpr int MR = 12, NR = 32;        // 24 zmm accumulators + 2 B vectors + 1 broadcast
 constexpr int KC_DEF = 384, MC_DEF = 96, NC_DEF = 4096;
+#if defined(__AVX512BF16__)
+constexpr const char* KERNEL_NAME = "avx512bf16";
+#else
 constexpr const char* KERNEL_NAME = "avx512";
+#endif
 inline vf vzero() { return _mm512_setzero_ps(); }
 inline vf vset1(float x) { return _mm512_set1_ps(x); }
 inline vf vload(const float* p) { return _mm512_load_ps(p); }
@@ -112,6 +116,50 @@ inline void cpu_relax() {
   _mm_pause();
 #endif
 }
+
+// ---------------------------------------------------------------------------------------------
+// bfloat16 operands (Precision::bf16). Operands are packed as float32 panels first (the same
+// packing code for both precisions), then each panel of width W (W floats per k) is converted in
+// place:
+//  - with AVX512-BF16: into k pairs, the operand layout of vdpbf16ps: the 32-bit slot (kp, c) holds
+//    op[2kp][c] in its low half and op[2kp+1][c] in its high half (an odd last k pairs with 0).
+//    Pair row kp overwrites float row kp, which is read (as row 2kp or 2kp+1) before it is written.
+//  - elsewhere: into float32 values rounded to bfloat16, run through the float32 micro-kernel.
+// Rounding is to nearest even; NaN stays NaN; vdpbf16ps itself flushes denormal inputs to zero.
+#if defined(__AVX512BF16__)
+constexpr bool BF16_NATIVE = true;
+
+void to_bf16_panel(float* panel, int64_t kc, int W) {
+  uint32_t* out = reinterpret_cast<uint32_t*>(panel);
+  for (int64_t kp = 0; kp < (kc + 1) / 2; kp++) {
+    const float* lo = panel + 2 * kp * W;
+    const float* hi = lo + W;
+    const bool has_hi = 2 * kp + 1 < kc;
+    for (int c = 0; c < W; c += 16) {
+      const __mmask16 m = W - c >= 16 ? __mmask16(0xffff) : __mmask16((1u << (W - c)) - 1);
+      const __m512 l = _mm512_maskz_loadu_ps(m, lo + c);
+      const __m512 h = has_hi ? _mm512_maskz_loadu_ps(m, hi + c) : _mm512_setzero_ps();
+      const __m512i lw = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(l));
+      const __m512i hw = _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(h)), 16);
+      _mm512_mask_storeu_epi32(out + kp * W + c, m, _mm512_or_si512(lw, hw));
+    }
+  }
+}
+#else
+constexpr bool BF16_NATIVE = false;
+
+void to_bf16_panel(float* panel, int64_t kc, int W) {
+  const int64_t n = kc * W;
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t u;
+    std::memcpy(&u, panel + i, 4);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    const uint32_t quiet_nan = (u | 0x00400000u) & 0xffff0000u;
+    const uint32_t r = (u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded;
+    std::memcpy(panel + i, &r, 4);
+  }
+}
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Blocking. The AVX2 defaults were measured on the target (AMD EPYC Zen 3: L1d 32 KiB, L2 512 KiB
@@ -308,31 +356,8 @@ void pack_b_panel(bool transB, const float* B, int64_t ldb, int64_t p0, int64_t 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Micro-kernel: C (mr, nr) = alpha * Ap (MR, kc) @ Bp (kc, NR) + beta * C, for mr <= MR, nr <= NR.
-// beta == 0 never reads C.
-LC_INLINE void micro_kernel(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C,
-                            int64_t ldc, int mr, int nr, float alpha, float beta) {
-  vf acc[MR][NV];
-  LC_UNROLL for (int i = 0; i < MR; i++) {
-    LC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = vzero();
-  }
-  for (int i = 0; i < mr; i++) {  // C is read (beta != 0) or written after the loop: start fetching it
-    __builtin_prefetch(C + i * ldc, 1);
-    __builtin_prefetch(C + i * ldc + nr - 1, 1);
-  }
-
-#pragma GCC unroll 4
-  for (int64_t k = 0; k < kc; k++) {
-    vf b[NV];
-    LC_UNROLL for (int v = 0; v < NV; v++) b[v] = vload(Bp + v * VW);
-    LC_UNROLL for (int i = 0; i < MR; i++) {
-      const vf a = vbcast(Ap + i);
-      LC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = vfma(a, b[v], acc[i][v]);
-    }
-    Ap += MR;
-    Bp += NR;
-  }
-
+// C (mr, nr) = alpha * acc + beta * C for mr <= MR, nr <= NR; beta == 0 never reads C.
+LC_INLINE void store_tile(vf (&acc)[MR][NV], float* C, int64_t ldc, int mr, int nr, float alpha, float beta) {
   const vf va = vset1(alpha);
   if (mr == MR && nr == NR) {
     if (beta == 0.f) {
@@ -371,6 +396,64 @@ LC_INLINE void micro_kernel(int64_t kc, const float* __restrict Ap, const float*
     }
   }
 }
+
+// Micro-kernel: C (mr, nr) = alpha * Ap (MR, kc) @ Bp (kc, NR) + beta * C, for mr <= MR, nr <= NR.
+// beta == 0 never reads C.
+LC_INLINE void micro_kernel(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C,
+                            int64_t ldc, int mr, int nr, float alpha, float beta) {
+  vf acc[MR][NV];
+  LC_UNROLL for (int i = 0; i < MR; i++) {
+    LC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = vzero();
+  }
+  for (int i = 0; i < mr; i++) {  // C is read (beta != 0) or written after the loop: start fetching it
+    __builtin_prefetch(C + i * ldc, 1);
+    __builtin_prefetch(C + i * ldc + nr - 1, 1);
+  }
+
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; k++) {
+    vf b[NV];
+    LC_UNROLL for (int v = 0; v < NV; v++) b[v] = vload(Bp + v * VW);
+    LC_UNROLL for (int i = 0; i < MR; i++) {
+      const vf a = vbcast(Ap + i);
+      LC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = vfma(a, b[v], acc[i][v]);
+    }
+    Ap += MR;
+    Bp += NR;
+  }
+
+  store_tile(acc, C, ldc, mr, nr, alpha, beta);
+}
+
+#if defined(__AVX512BF16__)
+// The same tile from bf16 pair panels (to_bf16_panel): one vdpbf16ps per (row, vector) and k pair
+// does the work of two FMAs.
+LC_INLINE void micro_kernel_bf16(int64_t kc, const float* Apf, const float* Bpf, float* C, int64_t ldc, int mr, int nr,
+                                 float alpha, float beta) {
+  const int32_t* __restrict Ap = reinterpret_cast<const int32_t*>(Apf);
+  const int32_t* __restrict Bp = reinterpret_cast<const int32_t*>(Bpf);
+  vf acc[MR][NV];
+  LC_UNROLL for (int i = 0; i < MR; i++) {
+    LC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = vzero();
+  }
+  for (int i = 0; i < mr; i++) {
+    __builtin_prefetch(C + i * ldc, 1);
+    __builtin_prefetch(C + i * ldc + nr - 1, 1);
+  }
+#pragma GCC unroll 4
+  for (int64_t kp = 0; kp < (kc + 1) / 2; kp++) {
+    __m512bh b[NV];
+    LC_UNROLL for (int v = 0; v < NV; v++) b[v] = (__m512bh)_mm512_load_si512(Bp + v * VW);
+    LC_UNROLL for (int i = 0; i < MR; i++) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(Ap[i]);
+      LC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], a, b[v]);
+    }
+    Ap += MR;
+    Bp += NR;
+  }
+  store_tile(acc, C, ldc, mr, nr, alpha, beta);
+}
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Matrix-vector products (M == 1 or N == 1: decoding, a single row or column). Packing would cost
@@ -565,6 +648,7 @@ struct Problem {
   float beta;
   float* C;
   int64_t ldc;
+  bool bf16;  // Precision::bf16: operands rounded to bfloat16 as they are packed
 };
 
 // Splits `units` into `parts` near-equal contiguous ranges; returns range `idx` as [b, e).
@@ -715,6 +799,7 @@ void sgemm_packed(const Problem& p, int nt) {
       for (int64_t jp; (jp = st.pack_next.fetch_add(1, std::memory_order_relaxed)) < np;) {
         const int64_t j = jp * NR;
         pack_b_panel(p.transB, p.B, p.ldb, pc, kc, jc + j, std::min<int64_t>(NR, nc - j), bp + jp * kc * NR);
+        if (p.bf16) to_bf16_panel(bp + jp * kc * NR, kc, NR);
         st.pack_done.fetch_add(1, std::memory_order_release);
       }
       spin_until([&] { return st.pack_done.load(std::memory_order_acquire) == np; });
@@ -728,6 +813,9 @@ void sgemm_packed(const Problem& p, int nt) {
         const int64_t jp0 = h.jp0 + sub * h.sublen, jp1 = std::min(h.jp1, jp0 + h.sublen);
         if (a_step != s || a_ic != ic) {
           pack_a(p.transA, p.A, p.lda, ic, mc, pc, kc, apack);
+          if (p.bf16) {
+            for (int64_t ir = 0; ir < mc; ir += MR) to_bf16_panel(apack + ir * kc, kc, MR);
+          }
           a_step = s;
           a_ic = ic;
         }
@@ -737,7 +825,14 @@ void sgemm_packed(const Problem& p, int nt) {
           const float* bpanel = bp + jp * kc * NR;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
-            micro_kernel(kc, apack + ir * kc, bpanel, p.C + (ic + ir) * p.ldc + jc + j, p.ldc, mr, nr, p.alpha, beta);
+            float* c = p.C + (ic + ir) * p.ldc + jc + j;
+#if defined(__AVX512BF16__)
+            if (p.bf16) {
+              micro_kernel_bf16(kc, apack + ir * kc, bpanel, c, p.ldc, mr, nr, p.alpha, beta);
+              continue;
+            }
+#endif
+            micro_kernel(kc, apack + ir * kc, bpanel, c, p.ldc, mr, nr, p.alpha, beta);
           }
         }
         // Raise to s (never lower: this unit's run in the next jc block, which has no dependence on
@@ -769,22 +864,23 @@ void sgemm_packed(const Problem& p, int nt) {
 }  // namespace
 
 void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, bool threaded) {
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc, bool threaded, Precision prec) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.f) {  // BLAS convention: A and B are not read
     scale_c(M, N, beta, C, ldc);
     return;
   }
-  if (M == 1 || N == 1) {
+  const bool bf16 = prec == Precision::bf16;  // every product packed, so every operand is rounded
+  if ((M == 1 || N == 1) && !bf16) {
     sgemv_path(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threaded);
     return;
   }
   const double flops = static_cast<double>(M) * N * K;
-  if (flops <= 16.0 * 16 * 16 || (M < 4 && N < 4)) {
+  if ((flops <= 16.0 * 16 * 16 || (M < 4 && N < 4)) && !bf16) {
     sgemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  const Problem p{transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc};
+  const Problem p{transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bf16};
   int nt = threaded ? pool().size() : 1;
   // Below ~64^3 waking a second thread costs more than it saves.
   if (flops < 64.0 * 64 * 64) nt = 1;
@@ -792,5 +888,7 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
 }
 
 const char* sgemm_kernel_name() { return KERNEL_NAME; }
+
+bool bf16_native() { return BF16_NATIVE; }
 
 }  // namespace lc

@@ -209,17 +209,18 @@ void adamw(float* params, const float* grads, float* m, float* v, int64_t n, con
   });
 }
 
-void matmul_forward(float* out, const float* inp, const float* w, int64_t N, int64_t C, int64_t OC) {
-  sgemm(false, true, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+void matmul_forward(float* out, const float* inp, const float* w, int64_t N, int64_t C, int64_t OC, Precision prec) {
+  sgemm(false, true, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC, true, prec);
 }
 
-void matmul_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int64_t N, int64_t C, int64_t OC) {
-  if (dinp) sgemm(false, false, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);  // dinp (N,C) += dout @ w
-  sgemm(true, false, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);             // dw (OC,C) += dout^T @ inp
+void matmul_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int64_t N, int64_t C,
+                     int64_t OC, Precision prec) {
+  if (dinp) sgemm(false, false, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C, true, prec);  // dinp (N,C) += dout @ w
+  sgemm(true, false, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C, true, prec);             // dw (OC,C) += dout^T @ inp
 }
 
 void cross_entropy(float* losses, float* dx, float* dw, const float* x, const float* w, const int32_t* targets,
-                   float dloss, int64_t N, int64_t C, int64_t V) {
+                   float dloss, int64_t N, int64_t C, int64_t V, Precision prec) {
   for (int64_t n = 0; n < N; n++) {
     int32_t t = targets[n];
     if (t != -100 && (t < 0 || t >= V)) {
@@ -233,7 +234,7 @@ void cross_entropy(float* losses, float* dx, float* dw, const float* x, const fl
   const bool backward = dx != nullptr;
   for (int64_t r0 = 0; r0 < N; r0 += R) {
     const int64_t rows = std::min(R, N - r0);
-    sgemm(false, true, rows, V, C, 1.0f, x + r0 * C, C, w, C, 0.0f, logits.data(), V);
+    sgemm(false, true, rows, V, C, 1.0f, x + r0 * C, C, w, C, 0.0f, logits.data(), V, true, prec);
     for_rows(rows, V, [&](int64_t a, int64_t b, int) {
       for (int64_t i = a; i < b; i++) {
         float* z = logits.data() + i * V;
@@ -256,8 +257,8 @@ void cross_entropy(float* losses, float* dx, float* dw, const float* x, const fl
       }
     });
     if (backward) {
-      sgemm(false, false, rows, C, V, 1.0f, logits.data(), V, w, C, 1.0f, dx + r0 * C, C);  // dx += dlogits @ w
-      sgemm(true, false, V, C, rows, 1.0f, logits.data(), V, x + r0 * C, C, 1.0f, dw, C);   // dw += dlogits^T @ x
+      sgemm(false, false, rows, C, V, 1.0f, logits.data(), V, w, C, 1.0f, dx + r0 * C, C, true, prec);  // dx += dlogits @ w
+      sgemm(true, false, V, C, rows, 1.0f, logits.data(), V, x + r0 * C, C, 1.0f, dw, C, true, prec);   // dw += dlogits^T @ x
     }
   }
 }

@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "gemm.h"
+
 namespace lc {
 
 struct AdamWStep { float lr, beta1, beta2, eps, weight_decay; int64_t step; };
@@ -21,10 +23,12 @@ void accumulate(float* acc, const float* a, int64_t n);
 double sum_squares(const float* a, int64_t n);
 void scale(float* a, float s, int64_t n);
 void adamw(float* params, const float* grads, float* m, float* v, int64_t n, const AdamWStep& s);
-void matmul_forward(float* out, const float* inp, const float* w, int64_t N, int64_t C, int64_t OC);
-void matmul_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int64_t N, int64_t C, int64_t OC);
+// The matmuls (and the LM head inside cross_entropy) compute in `prec` (gemm.h); every buffer stays float32.
+void matmul_forward(float* out, const float* inp, const float* w, int64_t N, int64_t C, int64_t OC, Precision prec);
+void matmul_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int64_t N, int64_t C,
+                     int64_t OC, Precision prec);
 void cross_entropy(float* losses, float* dx, float* dw, const float* x, const float* w, const int32_t* targets,
-                   float dloss, int64_t N, int64_t C, int64_t V);  // dx/dw null: forward only
+                   float dloss, int64_t N, int64_t C, int64_t V, Precision prec);  // dx/dw null: forward only
 
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                        int64_t B, int64_t Tq, int64_t Tk, int64_t NH, int64_t NKV, int64_t HS);

@@ -1,4 +1,4 @@
-// Builds the native addon (node-gyp, per-ISA (scalar, AVX2, AVX-512)) during `npm ci`. A failed build is not a failed
+// Builds the native addon (node-gyp, per-ISA (scalar, AVX2, AVX-512, AVX-512 + BF16)) during `npm ci`. A failed build is not a failed
 // install: longctx then says so once at run time and uses the reference backend. Set
 // LONGCTX_REQUIRE_NATIVE=1 to make a failed build fail the install instead.
 import { spawnSync } from 'node:child_process';
@@ -16,7 +16,7 @@ function nodeGypCommand() {
 
 const [cmd, pre] = nodeGypCommand();
 const started = Date.now();
-process.stderr.write('longctx: building the native addon (C++17, per-ISA (scalar, AVX2, AVX-512))...\n');
+process.stderr.write('longctx: building the native addon (C++17, per-ISA (scalar, AVX2, AVX-512, AVX-512 + BF16))...\n');
 const r = spawnSync(cmd, [...pre, 'rebuild', '--release'], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
 if (r.status === 0) {
   process.stderr.write(`longctx: native addon built in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);

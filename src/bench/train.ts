@@ -3,7 +3,7 @@
 // same step in PyTorch (the peer) measured in the same sitting. Figures only; nothing here passes or fails.
 
 import { readFileSync } from 'node:fs';
-import type { Backend } from '../kernels/backend.js';
+import type { Backend, Precision } from '../kernels/backend.js';
 import { parseLlamaConfig, type LlamaConfig } from '../model/config.js';
 import { createModel, initWeights } from '../model/llama.js';
 import { parameterCount } from '../model/params.js';
@@ -49,6 +49,8 @@ export interface TrainBenchResult {
   /** the instruction set of the kernels (float64 for the reference) */
   isa: string;
   threads: number | null;
+  /** what the matmuls computed in */
+  precision: Precision;
   parameters: number;
   seq_len: number;
   batch_size: number;
@@ -97,7 +99,7 @@ export function benchTrain(name: string, bc: BenchConfig, be: Backend, opts: Tra
   const achieved = (flopsPerToken * B * T) / med / 1e9;
   const peak = opts.peakGflops ?? null;
   return {
-    config: name, backend: be.name, isa: be.isa, threads: be.threads, parameters: parameterCount(cfg),
+    config: name, backend: be.name, isa: be.isa, threads: be.threads, precision: be.precision, parameters: parameterCount(cfg),
     seq_len: T, batch_size: B, steps, step_seconds: med, step_seconds_all: times,
     tokens_per_second: (B * T) / med, flops_per_token: flopsPerToken, achieved_gflops: achieved,
     mfu: peak ? achieved / peak : null, peak_gflops: peak,

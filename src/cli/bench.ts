@@ -11,7 +11,7 @@ import { benchTrain, readBenchConfig, type BenchConfig } from '../bench/train.js
 import { runPythonPeer } from '../bench/peer.js';
 import { benchGemm, type GemmBenchResult, type GemmShape } from '../bench/gemm.js';
 import { benchDecode } from '../bench/decode.js';
-import { intArg, floatArg, bytes, kernelsFlag, kernelsOption } from './args.js';
+import { intArg, floatArg, bytes, kernelsFlag, kernelsOption, precisionOption } from './args.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const PEER_SCRIPT = path.join(PACKAGE_ROOT, 'bench/peers/torch_train.py');
@@ -59,7 +59,7 @@ export function gemmMarkdown(r: GemmBenchResult): string {
   return lines.join('\n') + '\n';
 }
 
-interface TrainOptions { config: string; steps: number; warmup: number; peer: boolean; peakGflops?: number; json: boolean; kernels?: string }
+interface TrainOptions { config: string; steps: number; warmup: number; peer: boolean; peakGflops?: number; json: boolean; kernels?: string; precision: string }
 
 export function registerBench(program: Command): void {
   const bench = program.command('bench').description('performance benchmarks: figures, never pass/fail');
@@ -93,13 +93,18 @@ export function registerBench(program: Command): void {
     .option('--peak-gflops <x>', 'fp32 ceiling of this machine for MFU (e.g. OpenBLAS sgemm GFLOPS measured by `bench gemm`)', floatArg('--peak-gflops', 0))
     .option('--json', 'print only the JSON result', false)
     .addOption(kernelsOption())
+    .addOption(precisionOption().default('fp32', 'fp32; bf16 times the fp32 step too, in the same run, for the speed-up'))
     .action((o: TrainOptions) => {
       const { bc, name } = benchConfig(o.config);
       const be = kernelsFlag(o);
-      const result = benchTrain(name, bc, be, {
+      const time = (b: typeof be) => benchTrain(name, bc, b, {
         steps: o.steps, warmup: o.warmup, peakGflops: o.peakGflops ?? null,
-        onStep: (i, s) => { if (!o.json) process.stderr.write(`  ${i < 0 ? 'warm-up' : `step ${i + 1}/${o.steps}`}: ${s.toFixed(3)} s\n`); },
+        onStep: (i, s) => { if (!o.json) process.stderr.write(`  ${b.precision} ${i < 0 ? 'warm-up' : `step ${i + 1}/${o.steps}`}: ${s.toFixed(3)} s\n`); },
       });
+      // bf16 is measured beside fp32 on the same kernels, same initial weights and batches: the
+      // speed-up and the two losses after the same steps come from one sitting.
+      const fp32 = be.precision === 'bf16' ? time(be.withPrecision('fp32')) : null;
+      const result = time(be);
       let peer: unknown = null;
       if (o.peer) {
         if (!o.json) process.stderr.write('  running the PyTorch peer...\n');
@@ -108,13 +113,18 @@ export function registerBench(program: Command): void {
         }, 3_600_000);
       }
       const peerTps = (peer as { tokens_per_second?: number } | null)?.tokens_per_second;
-      const out = { ...result, peer, ratio_to_peer: peerTps ? result.tokens_per_second / peerTps : null };
+      const out = {
+        ...result,
+        ...(fp32 ? { fp32, speedup_vs_fp32: result.tokens_per_second / fp32.tokens_per_second } : {}),
+        peer, ratio_to_peer: peerTps ? result.tokens_per_second / peerTps : null,
+      };
       if (o.json) {
         process.stdout.write(JSON.stringify(out, null, 2) + '\n');
         return;
       }
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
-      process.stderr.write(`${name}: ${result.tokens_per_second.toFixed(0)} tokens/s on ${result.backend} (${result.isa}, ${result.threads} threads), ${result.achieved_gflops.toFixed(1)} GFLOPS, peak RSS ${bytes(result.peak_rss_bytes)}` +
+      if (fp32) process.stderr.write(`${name}: fp32 ${fp32.tokens_per_second.toFixed(0)} tokens/s (loss after ${o.warmup + o.steps} steps ${fp32.loss.toFixed(4)}); bf16 below (loss ${result.loss.toFixed(4)}): ${(result.tokens_per_second / fp32.tokens_per_second).toFixed(2)}x\n`);
+      process.stderr.write(`${name}: ${result.precision} ${result.tokens_per_second.toFixed(0)} tokens/s on ${result.backend} (${result.isa}, ${result.threads} threads), ${result.achieved_gflops.toFixed(1)} GFLOPS, peak RSS ${bytes(result.peak_rss_bytes)}` +
         (peerTps ? `; PyTorch ${peerTps.toFixed(0)} tokens/s, ratio ${(result.tokens_per_second / peerTps).toFixed(2)}x` : '') + '\n');
     });
   bench

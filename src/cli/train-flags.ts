@@ -1,7 +1,7 @@
 // Flags shared by `pretrain` and `extend`: schedule, budget, optimizer, evaluation, checkpoints, mix.
 
 import type { Command } from 'commander';
-import { addKernelsFlag, intArg, floatArg, intListArg, kernelsFlag } from './args.js';
+import { addKernelsFlag, intArg, floatArg, intListArg, kernelsFlag, precisionOption } from './args.js';
 import { parseSourceWeights, parseUpsample } from '../data/mix.js';
 import type { CommonOptions } from '../recipes/pretrain.js';
 import type { TrainEnv, TrainSummary } from '../train/trainer.js';
@@ -21,7 +21,7 @@ export function dtypeArg(v: string): WeightDtype {
 export interface CommonFlags {
   out?: string; seqLen?: number; schedule?: string; tokens?: number; tokensPerStep?: number; lr?: number; minLr?: number;
   warmup?: number; seed: number; evalEvery?: number; evalSequences: number; evalLengths?: number[]; evalLens?: number[]; checkpointEvery?: number;
-  keepCheckpoints: number; microBatch?: number; dtype?: WeightDtype; mix?: string; upsample?: string; synthetic?: number; syntheticFirst?: number; syntheticRecall?: number; syntheticPasskey?: number; syntheticFirstSentence?: number; json: boolean; resume?: string; kernels?: string;
+  keepCheckpoints: number; microBatch?: number; dtype?: WeightDtype; mix?: string; upsample?: string; synthetic?: number; syntheticFirst?: number; syntheticRecall?: number; syntheticPasskey?: number; syntheticFirstSentence?: number; json: boolean; resume?: string; kernels?: string; precision?: string;
 }
 
 /**
@@ -30,6 +30,7 @@ export interface CommonFlags {
  */
 export function addRunFlags(cmd: Command): Command {
   return addKernelsFlag(cmd)
+    .addOption(precisionOption())
     .option('--min-lr <x>', 'cosine floor (default lr/10)', floatArg('--min-lr', 0))
     .option('--warmup <steps>', 'linear warm-up steps (default 5% of the run)', intArg('--warmup', 0))
     .option('--checkpoint-every <steps>', 'checkpoint interval (default: 10 per run)', intArg('--checkpoint-every', 1))
@@ -64,7 +65,7 @@ export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
 }
 
 /** Where the run computes (--kernels, resolved here once) and how it reports. */
-export function trainEnv(f: { kernels?: string; json: boolean }): TrainEnv {
+export function trainEnv(f: { kernels?: string; precision?: string; json: boolean }): TrainEnv {
   return { backend: kernelsFlag(f), json: f.json };
 }
 

@@ -19,12 +19,26 @@ export interface AdamWStep {
   step: number; // 1-based, for bias correction
 }
 
+/**
+ * What the matmuls (every linear layer and the LM head) compute in. fp32: float32 operands. bf16,
+ * mixed precision: their operands rounded to bfloat16, products summed in float32; weights,
+ * gradients, AdamW state, activations and everything outside the matmuls stay float32. On a CPU
+ * with AVX512-BF16 the native kernels use its dot-product instruction (about twice the float32
+ * rate); elsewhere they round and multiply in float32 (same numbers, no speed-up). The reference
+ * rounds the same operands, so it stays the oracle.
+ */
+export type Precision = 'fp32' | 'bf16';
+export const PRECISIONS: readonly Precision[] = ['fp32', 'bf16'];
+
 export interface Backend {
   readonly name: string;
   /** the instruction set the kernels were compiled for ("avx512", "avx2", "scalar"; "float64" for the reference) */
   readonly isa: string;
   /** worker threads: with the ISA, what fixes the order of the reductions (and so the last bits of a run) */
   readonly threads: number;
+  readonly precision: Precision;
+  /** The same kernels computing in another precision. */
+  withPrecision(p: Precision): Backend;
 
   /** out (N, OC) = inp (N, C) @ w (OC, C)^T */
   matmulForward(out: Buf, inp: Buf, w: Buf, N: number, C: number, OC: number): void;
@@ -102,6 +116,6 @@ export function scoredTargets(targets: Int32Array): number {
 }
 
 /** "native (avx512, 2 threads)": what a run records and a resume compares. */
-export function describeBackend(be: Pick<Backend, 'name' | 'isa' | 'threads'>): string {
-  return `${be.name} (${be.isa}, ${be.threads} thread${be.threads === 1 ? '' : 's'})`;
+export function describeBackend(be: Pick<Backend, 'name' | 'isa' | 'threads'> & { precision?: Precision }): string {
+  return `${be.name} (${be.isa}, ${be.threads} thread${be.threads === 1 ? '' : 's'}${be.precision === 'bf16' ? ', bf16 matmuls' : ''})`;
 }

@@ -5,23 +5,23 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AdamWStep, Backend } from './backend.js';
+import type { AdamWStep, Backend, Precision } from './backend.js';
 import type { Buf } from './buf.js';
 import { refBackend } from './ref/index.js';
 
 /** The raw addon: float32 buffers and integers in the order of native/addon.cpp. */
 export interface NativeAddon {
-  info(): { threads: number; gemmKernel: string; isa?: string };
+  info(): { threads: number; gemmKernel: string; isa?: string; bf16Native?: boolean };
   /** what this CPU can run (CPUID) */
   cpu(): { avx2: boolean; avx512: boolean; avx512bf16: boolean };
   /** C (M, N) = alpha * op(A) @ op(B) + beta * C, row-major; transposed operands are stored (K, M) / (N, K). */
   sgemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
-    A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number): void;
+    A: Float32Array, lda: number, B: Float32Array, ldb: number, beta: number, C: Float32Array, ldc: number, bf16?: boolean): void;
   [op: string]: unknown;
 }
 
 /** The builds of the addon (binding.gyp), fastest first: one shared object per instruction set. */
-export const NATIVE_ISAS = ['avx512', 'avx2', 'scalar'] as const;
+export const NATIVE_ISAS = ['avx512bf16', 'avx512', 'avx2', 'scalar'] as const;
 export type Isa = (typeof NATIVE_ISAS)[number];
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -85,15 +85,15 @@ export function nativeLoadError(): string | null {
 }
 
 /** The Backend interface over the addon. Float32Array buffers only (the reference takes Float64Array). */
-export function nativeBackendFrom(a: NativeAddon): Backend {
+export function nativeBackendFrom(a: NativeAddon, precision: Precision = 'fp32'): Backend {
   const fn = <T extends (...args: never[]) => unknown>(name: string): T => {
     const f = a[name];
     if (typeof f !== 'function') throw new Error(`native addon lacks "${name}"; rebuild it with \`npm run build:native\``);
     return f as T;
   };
   type F = Float32Array;
-  const matmulForward = fn<(o: F, i: F, w: F, N: number, C: number, OC: number) => void>('matmulForward');
-  const matmulBackward = fn<(di: F | null, dw: F, d: F, i: F, w: F, N: number, C: number, OC: number) => void>('matmulBackward');
+  const matmulForward = fn<(o: F, i: F, w: F, N: number, C: number, OC: number, bf16: boolean) => void>('matmulForward');
+  const matmulBackward = fn<(di: F | null, dw: F, d: F, i: F, w: F, N: number, C: number, OC: number, bf16: boolean) => void>('matmulBackward');
   const rmsnormForward = fn<(o: F, r: F, i: F, w: F, N: number, C: number, eps: number) => void>('rmsnormForward');
   const rmsnormBackward = fn<(di: F, dw: F, d: F, i: F, w: F, r: F, N: number, C: number) => void>('rmsnormBackward');
   const ropeForward = fn<(x: F, c: F, s: F, B: number, T: number, NX: number, HS: number) => void>('ropeForward');
@@ -106,7 +106,7 @@ export function nativeBackendFrom(a: NativeAddon): Backend {
   const embeddingBackward = fn<(dt: F, d: F, t: Int32Array, N: number, C: number) => void>('embeddingBackward');
   const add = fn<(o: F, x: F, y: F, n: number) => void>('add');
   const accumulate = fn<(acc: F, x: F, n: number) => void>('accumulate');
-  const crossEntropy = fn<(l: F, dx: F | null, dw: F | null, x: F, w: F, t: Int32Array, dloss: number, N: number, C: number, V: number) => void>('crossEntropy');
+  const crossEntropy = fn<(l: F, dx: F | null, dw: F | null, x: F, w: F, t: Int32Array, dloss: number, N: number, C: number, V: number, bf16: boolean) => void>('crossEntropy');
   const adamw = fn<(p: F, g: F, m: F, v: F, n: number, lr: number, b1: number, b2: number, eps: number, wd: number, step: number) => void>('adamw');
   const sumSquares = fn<(x: F, n: number) => number>('sumSquares');
   const scale = fn<(x: F, s: number, n: number) => void>('scale');
@@ -114,12 +114,15 @@ export function nativeBackendFrom(a: NativeAddon): Backend {
   // throws a TypeError naming the argument otherwise.
   const f = (b: Buf): F => b as F;
   const { threads, gemmKernel, isa } = a.info();
-  return {
+  const bf16 = precision === 'bf16';
+  const be: Backend = {
     name: 'native',
     isa: isa ?? gemmKernel,
     threads,
-    matmulForward: (o, i, w, N, C, OC) => matmulForward(f(o), f(i), f(w), N, C, OC),
-    matmulBackward: (di, dw, d, i, w, N, C, OC) => matmulBackward(di && f(di), f(dw), f(d), f(i), f(w), N, C, OC),
+    precision,
+    withPrecision: (p) => (p === precision ? be : nativeBackendFrom(a, p)),
+    matmulForward: (o, i, w, N, C, OC) => matmulForward(f(o), f(i), f(w), N, C, OC, bf16),
+    matmulBackward: (di, dw, d, i, w, N, C, OC) => matmulBackward(di && f(di), f(dw), f(d), f(i), f(w), N, C, OC, bf16),
     rmsnormForward: (o, r, i, w, N, C, eps) => rmsnormForward(f(o), f(r), f(i), f(w), N, C, eps),
     rmsnormBackward: (di, dw, d, i, w, r, N, C) => rmsnormBackward(f(di), f(dw), f(d), f(i), f(w), f(r), N, C),
     ropeForward: (x, c, s, B, T, NX, HS) => ropeForward(f(x), f(c), f(s), B, T, NX, HS),
@@ -133,12 +136,13 @@ export function nativeBackendFrom(a: NativeAddon): Backend {
     embeddingBackward: (dt, d, t, N, C) => embeddingBackward(f(dt), f(d), t, N, C),
     add: (o, x, y, n) => add(f(o), f(x), f(y), n),
     accumulate: (acc, x, n) => accumulate(f(acc), f(x), n),
-    crossEntropyForward: (l, x, w, t, N, C, V) => crossEntropy(f(l), null, null, f(x), f(w), t, 0, N, C, V),
-    crossEntropyForwardBackward: (l, dx, dw, x, w, t, dloss, N, C, V) => crossEntropy(f(l), f(dx), f(dw), f(x), f(w), t, dloss, N, C, V),
+    crossEntropyForward: (l, x, w, t, N, C, V) => crossEntropy(f(l), null, null, f(x), f(w), t, 0, N, C, V, bf16),
+    crossEntropyForwardBackward: (l, dx, dw, x, w, t, dloss, N, C, V) => crossEntropy(f(l), f(dx), f(dw), f(x), f(w), t, dloss, N, C, V, bf16),
     adamw: (p, g, m, v, n, s: AdamWStep) => adamw(f(p), f(g), f(m), f(v), n, s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, s.step),
     sumSquares: (x, n) => sumSquares(f(x), n),
     scale: (x, s, n) => scale(f(x), s, n),
   };
+  return be;
 }
 
 let warned = false;
@@ -158,14 +162,14 @@ export function parseBackendChoice(v: string, where: string): BackendChoice {
  * cannot load. The CLI resolves the choice once (--kernels, then LONGCTX_ISA and LONGCTX_BACKEND)
  * and passes the backend down: nothing below it reads the environment.
  */
-export function selectBackend(choice: BackendChoice = 'auto'): Backend {
-  if (choice === 'ref') return refBackend;
+export function selectBackend(choice: BackendChoice = 'auto', precision: Precision = 'fp32'): Backend {
+  if (choice === 'ref') return refBackend.withPrecision(precision);
   const addon = loadNativeAddon(choice === 'auto' || choice === 'native' ? undefined : choice);
-  if (addon) return nativeBackendFrom(addon);
+  if (addon) return nativeBackendFrom(addon, precision);
   if (choice !== 'auto') throw new Error(`the ${choice} kernels are unavailable: ${nativeLoadError()} (run \`npm run build:native\`, or use --kernels ref)`);
   if (!warned) {
     warned = true;
     process.stderr.write(`longctx: native addon unavailable (${nativeLoadError()}); using the slower reference backend\n`);
   }
-  return refBackend;
+  return refBackend.withPrecision(precision);
 }

@@ -18,7 +18,7 @@ import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { planStages } from '../train/curriculum.js';
 import {
-  backendChange, latestCheckpoint, lockRun, readMetrics, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type InstructRunInfo, type RunConfig,
+  backendChange, backendRecord, withRunPrecision, latestCheckpoint, lockRun, readMetrics, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type InstructRunInfo, type RunConfig,
 } from '../train/run.js';
 import { chooseMicroBatch, memoryBudget, tokenizerFiles, train, type TrainData, type TrainEnv, type TrainSummary } from '../train/trainer.js';
 import { LLAMA2_CHAT_TEMPLATE, chatFormat, type ChatFormat } from '../data/chat-template.js';
@@ -249,7 +249,7 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainEnv): Prom
     evalEvery: o.evalEvery ?? Math.max(1, Math.round(steps / 10)),
     evalLengths: evalSequences > 0 ? [T] : [], evalSequences: Math.max(1, evalSequences),
     checkpointEvery: o.checkpointEvery ?? Math.max(1, Math.round(steps / 10)),
-    keepCheckpoints: o.keepCheckpoints, backend: io.backend.name, isa: io.backend.isa, threads: io.backend.threads, instruct: info,
+    keepCheckpoints: o.keepCheckpoints, ...backendRecord(io.backend), instruct: info,
     ...(dtype !== 'float32' ? { dtype } : {}),
   };
   lockRun(o.out);
@@ -265,8 +265,9 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainEnv): Prom
 }
 
 /** Continue an instruction-tuning run from its last checkpoint: same data (checked), same batches. */
-export async function resumeInstruct(runDir: string, io: TrainEnv): Promise<InstructSummary> {
+export async function resumeInstruct(runDir: string, env: TrainEnv): Promise<InstructSummary> {
   const cfg = readRunConfig(runDir);
+  const io = withRunPrecision(cfg, env);
   if (cfg.kind !== 'instruct' || !cfg.instruct) throw new Error(`${runDir} is a ${cfg.kind} run; continue it with longctx ${cfg.kind} --resume ${runDir}`);
   lockRun(runDir);
   const info = cfg.instruct;

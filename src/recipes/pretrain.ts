@@ -17,7 +17,7 @@ import { openModelFolder, isModelFolder, folderDtype, carriedFiles } from '../io
 import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { parseSchedule, planStages } from '../train/curriculum.js';
-import { backendChange, latestCheckpoint, lockRun, readRunConfig, truncateMetrics, unlockRun, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, SUMMARY, type ExtendRunConfig, type PretrainRunConfig } from '../train/run.js';
+import { backendChange, backendRecord, withRunPrecision, latestCheckpoint, lockRun, readRunConfig, truncateMetrics, unlockRun, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, SUMMARY, type ExtendRunConfig, type PretrainRunConfig } from '../train/run.js';
 import { chooseMicroBatch, memoryBudget, train, validate, type TrainData, type TrainEnv, type TrainState, type TrainSummary } from '../train/trainer.js';
 import { datasetTrainData, evalBatches } from '../train/text-data.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -112,7 +112,7 @@ function resolveRun(start: { kind: 'pretrain'; from: null } | { kind: 'extend'; 
     evalLengths: o.evalLengths ?? [...new Set(schedule.map((e) => e.seqLen))],
     evalSequences: o.evalSequences,
     checkpointEvery: o.checkpointEvery ?? Math.max(1, Math.round(totalSteps / 10)),
-    keepCheckpoints: o.keepCheckpoints, backend: be.name, isa: be.isa, threads: be.threads,
+    keepCheckpoints: o.keepCheckpoints, ...backendRecord(be),
     ...(dtype !== 'float32' ? { dtype } : {}),
   };
 }
@@ -235,8 +235,9 @@ function evalLengthsFor(base: LlamaConfig, schedule: string): number[] {
 }
 
 /** Continue a run from its last checkpoint with the same data order and RNG state. */
-export async function resume(runDir: string, io: TrainEnv, change: { lr?: number } = {}): Promise<TrainSummary> {
+export async function resume(runDir: string, env: TrainEnv, change: { lr?: number } = {}): Promise<TrainSummary> {
   const cfg = readRunConfig(runDir);
+  const io = withRunPrecision(cfg, env);
   const moved = backendChange(cfg, io.backend);
   if (moved && !io.json) process.stderr.write(`${runDir}: ${moved}\n`);
   if (cfg.kind === 'instruct') throw new Error(`${runDir} is an instruction-tuning run; continue it with longctx instruct train --resume ${runDir}`);

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
 import { lockFolder, unlockFolder } from '../util/lock.js';
 import { parseLlamaConfig, WEIGHT_DTYPES, type LlamaConfig, type WeightDtype } from '../model/config.js';
-import { describeBackend, type Backend } from '../kernels/backend.js';
+import { describeBackend, PRECISIONS, type Backend, type Precision } from '../kernels/backend.js';
 import type { AdamWConfig } from './adamw.js';
 import type { ScheduleEntry, Stage } from './curriculum.js';
 import type { MixOptions } from '../data/mix.js';
@@ -63,6 +63,8 @@ interface RunConfigCommon {
   backend: string;
   isa?: string;
   threads?: number;
+  /** what the matmuls computed in (--precision); absent: fp32. A resume keeps it, whatever the command line says. */
+  precision?: Precision;
 }
 
 /** A run on prepared text (data prepare): its folder, mix and synthetic rows. */
@@ -159,6 +161,7 @@ function checkRunConfigFields(cfg: RunConfig): void {
   if (cfg.dtype !== undefined && !WEIGHT_DTYPES.includes(cfg.dtype)) bad('dtype', WEIGHT_DTYPES.join(', '));
   if (cfg.isa !== undefined && typeof cfg.isa !== 'string') bad('isa', 'an instruction-set name');
   if (cfg.threads !== undefined && !count(cfg.threads, 1)) bad('threads', 'a positive integer');
+  if (cfg.precision !== undefined && !PRECISIONS.includes(cfg.precision)) bad('precision', PRECISIONS.join(' or '));
   if (cfg.kind === 'instruct') {
     if (typeof cfg.from !== 'string') bad('from', 'the path of the model folder it tunes');
     const info = cfg.instruct as unknown;
@@ -247,6 +250,16 @@ export function truncateMetrics(dir: string, step: number): void {
   writeFileAtomic(file, kept.length ? kept.join('\n') + '\n' : '');
 }
 
+/** The run's recorded precision on the kernels the resuming command chose. */
+export function withRunPrecision<E extends { backend: Backend }>(cfg: Pick<RunConfig, 'precision'>, io: E): E {
+  return { ...io, backend: io.backend.withPrecision(cfg.precision ?? 'fp32') };
+}
+
+/** config.resolved.json's record of the kernels a run starts on. */
+export function backendRecord(be: Backend): Pick<RunConfig, 'backend' | 'isa' | 'threads' | 'precision'> {
+  return { backend: be.name, isa: be.isa, threads: be.threads, ...(be.precision !== 'fp32' ? { precision: be.precision } : {}) };
+}
+
 /**
  * One line when a run continues on other kernels than it began on (another backend, ISA or thread
  * count changes the reduction order, so the continuation is not bit-for-bit the uninterrupted run's);
@@ -256,5 +269,5 @@ export function backendChange(cfg: Pick<RunConfig, 'backend' | 'isa' | 'threads'
   const known = cfg.isa !== undefined && cfg.threads !== undefined;
   if (cfg.backend === be.name && (!known || (cfg.isa === be.isa && cfg.threads === be.threads))) return null;
   const began = known ? describeBackend({ name: cfg.backend, isa: cfg.isa!, threads: cfg.threads! }) : `the ${cfg.backend} backend`;
-  return `began on ${began}, continues on ${describeBackend(be)}: the result will differ from an uninterrupted run in the last bits`;
+  return `began on ${began}, continues on ${describeBackend({ name: be.name, isa: be.isa, threads: be.threads })}: the result will differ from an uninterrupted run in the last bits`;
 }

@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import type { NativeAddon } from '../../src/kernels/native.js';
 import { Rng } from '../../src/util/rng.js';
 import { nativeBuilds } from './load.js';
+import { roundBf16 } from '../../src/kernels/ref/bf16.js';
 
 // every build this CPU runs (avx512, avx2, scalar), each against the float64 loop
 const builds = nativeBuilds();
@@ -59,9 +60,13 @@ function makeProblem(rng: Rng, c: Case): Problem {
   return { M, N, K, ta, tb, alpha: c.alpha ?? 1, beta, A, lda, B, ldb, C, ldc };
 }
 
-/** float64 reference: alpha * op(A) @ op(B) + beta * C (beta == 0 ignores C). Returns (M, N) dense. */
-function reference(p: Problem): Float64Array {
-  const { M, N, K, ta, tb, alpha, beta, A, lda, B, ldb, C, ldc } = p;
+/**
+ * float64 reference: alpha * op(A) @ op(B) + beta * C (beta == 0 ignores C). Returns (M, N) dense.
+ * `round` is applied to every operand element (bf16: roundBf16, what the kernel does as it packs).
+ */
+function reference(p: Problem, round: (x: number) => number = (x) => x): Float64Array {
+  const { M, N, K, ta, tb, alpha, beta, ldc } = p;
+  const A = Float64Array.from(p.A, round), B = Float64Array.from(p.B, round), { lda, ldb, C } = p;
   const out = new Float64Array(M * N);
   for (let i = 0; i < M; i++) {
     for (let j = 0; j < N; j++) {
@@ -77,16 +82,20 @@ function reference(p: Problem): Float64Array {
   return out;
 }
 
-function run(a: NativeAddon, p: Problem): Float32Array {
+function run(a: NativeAddon, p: Problem, bf16 = false): Float32Array {
   const C = p.C.slice();
-  a.sgemm(p.ta, p.tb, p.M, p.N, p.K, p.alpha, p.A, p.lda, p.B, p.ldb, p.beta, C, p.ldc);
+  a.sgemm(p.ta, p.tb, p.M, p.N, p.K, p.alpha, p.A, p.lda, p.B, p.ldb, p.beta, C, p.ldc, bf16);
   return C;
 }
 
-function checkCase(a: NativeAddon, rng: Rng, c: Case): void {
+/**
+ * bf16: the same check against the reference on bf16-rounded operands, so the tolerance stays
+ * float32's (the sums are float32 in both modes; only the operands are rounded).
+ */
+function checkCase(a: NativeAddon, rng: Rng, c: Case, bf16 = false): void {
   const p = makeProblem(rng, c);
-  const ref = reference(p);
-  const got = run(a, p);
+  const ref = reference(p, bf16 ? roundBf16 : undefined);
+  const got = run(a, p, bf16);
   const what = `${c.trans} M=${c.M} N=${c.N} K=${c.K} alpha=${p.alpha} beta=${p.beta} pad=${c.pad ?? 0}`;
   const opAmax = maxAbs(p.A), opBmax = maxAbs(p.B); // padding is random too: an upper bound
   const scale = Math.abs(p.alpha) * opAmax * opBmax + (p.beta === 0 ? 0 : Math.abs(p.beta) * maxAbs(p.C));
@@ -158,6 +167,36 @@ for (const { isa, addon: a } of builds) {
       }
     });
   }
+
+  test(`[${isa}] native sgemm bf16 (operands rounded to bfloat16, float32 sums): every shape and transpose against the reference on rounded operands`, () => {
+    const rng = new Rng(81);
+    for (const trans of TRANS) {
+      // matrix-vector and tiny shapes too: in bf16 every product is packed (and so rounded)
+      for (const [M, N, K] of [[1, 1, 1], [3, 5, 7], [12, 32, 5], [13, 33, 6], [49, 17, 65], [97, 65, 40], [20, 24, 383], [8, 31, 513], [1, 300, 200], [100, 1, 300], [203, 157, 300], [9, 2100, 13]] as const) {
+        checkCase(a, rng, { M, N, K, trans }, true);
+      }
+      checkCase(a, rng, { M: 17, N: 33, K: 65, trans, alpha: 2.5, beta: 0.3, pad: 3 }, true);
+    }
+  });
+
+  test(`[${isa}] native sgemm bf16: the rounding happens (results differ from float32 by bfloat16's error), NaN and Inf propagate`, () => {
+    const rng = new Rng(91);
+    const p = makeProblem(rng, { M: 64, N: 64, K: 256, trans: 'NT', beta: 0 });
+    const fp32 = run(a, p), bf16 = run(a, p, true), exact = reference(p);
+    let e32 = 0, e16 = 0;
+    for (let i = 0; i < fp32.length; i++) {
+      e32 = Math.max(e32, Math.abs(fp32[i]! - exact[i]!));
+      e16 = Math.max(e16, Math.abs(bf16[i]! - exact[i]!));
+    }
+    // bfloat16 keeps 8 significant bits: each product is off by ~2^-8 relative, sums of 256 by ~0.1 here
+    assert.ok(e16 > 100 * e32 && e16 > 1e-3 && e16 < 0.5, `bf16 error ${e16} vs float32 error ${e32}`);
+    p.A[5 * p.lda + 7] = NaN;
+    p.B[9 * p.ldb + 3] = Infinity;
+    const C = run(a, p, true);
+    for (let j = 0; j < p.N; j++) assert.ok(Number.isNaN(C[5 * p.ldc + j]!), `row 5 must be NaN, C[5][${j}] = ${C[5 * p.ldc + j]}`);
+    for (let i = 0; i < p.M; i++) if (i !== 5) assert.ok(!Number.isFinite(C[i * p.ldc + 9]!), `column 9 must not be finite, C[${i}][9] = ${C[i * p.ldc + 9]}`);
+    assert.ok(Number.isFinite(C[0]!));
+  });
 
   test(`[${isa}] native sgemm: beta 1 accumulates over repeated calls`, () => {
     const rng = new Rng(41);

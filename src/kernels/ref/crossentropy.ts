@@ -38,7 +38,7 @@ export function crossEntropyForward(losses: Buf, x: Buf, w: Buf, targets: Int32A
 
 /** dlogits = dloss * (softmax - onehot); dx (N, C) += dlogits @ W; dw (V, C) += dlogits^T @ x */
 export function crossEntropyForwardBackward(losses: Buf, dx: Buf, dw: Buf, x: Buf, w: Buf, targets: Int32Array,
-  dloss: number, N: number, C: number, V: number): void {
+  dloss: number, N: number, C: number, V: number, roundOperand: (g: number) => number = (g) => g): void {
   const logits = new Float64Array(V); // (V)
   const dxRow = new Float64Array(C); // (C)
   for (let n = 0; n < N; n++) {
@@ -50,7 +50,7 @@ export function crossEntropyForwardBackward(losses: Buf, dx: Buf, dw: Buf, x: Bu
     losses[n] = lse - logits[target]!;
     dxRow.fill(0);
     for (let o = 0; o < V; o++) {
-      const g = dloss * (Math.exp(logits[o]! - lse) - (o === target ? 1 : 0));
+      const g = roundOperand(dloss * (Math.exp(logits[o]! - lse) - (o === target ? 1 : 0)));
       const wr = o * C;
       for (let c = 0; c < C; c++) {
         dxRow[c]! += g * w[wr + c]!;

@@ -1,0 +1,52 @@
+// `bench train --precision bf16` and `bench decode`: the figures come out, consistent with each other (bytes per token x tokens/s =
+// GB/s; the fraction is their ratio to the copy bandwidth measured in the same run).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { longctx } from './bin.js';
+
+test('bench decode prints prefill and decode rates and the bytes read per token against a memory copy', () => {
+  const r = longctx('bench', 'decode', '--config', 'small', '--prompt', '32', '--new', '8', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.config, 'small');
+  assert.equal(j.decode_step_seconds.length, 8);
+  assert.ok(j.prefill_tokens_per_second > 0 && j.decode_tokens_per_second > 0 && j.copy_gb_per_second > 0);
+  // 4 bytes per weight + K and V of 6 layers x 8 heads x 32 at a context of 32 + 4
+  assert.equal(j.bytes_per_token, 4 * j.parameters + 2 * 6 * 36 * 8 * 32 * 4);
+  assert.ok(Math.abs(j.decode_gb_per_second - (j.bytes_per_token * j.decode_tokens_per_second) / 1e9) < 1e-9 * j.decode_gb_per_second);
+  assert.ok(Math.abs(j.fraction_of_copy - j.decode_gb_per_second / j.copy_gb_per_second) < 1e-12);
+  const bad = longctx('bench', 'decode', '--config', 'small', '--new', '1');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^longctx: --new must be an integer >= 2/);
+});
+
+test('bench train --precision bf16: fp32 and bf16 timed in one run on the same kernels, weights and batches; their losses agree', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'longctx-bench-'));
+  try {
+    const cfg = path.join(dir, 'tiny.json');
+    writeFileSync(cfg, JSON.stringify({
+      model: { vocab_size: 512, hidden_size: 64, intermediate_size: 176, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 128, tie_word_embeddings: false },
+      seq_len: 128, batch_size: 2,
+    }));
+    const r = longctx('bench', 'train', '--config', cfg, '--steps', '2', '--warmup', '1', '--precision', 'bf16', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.precision, 'bf16');
+    assert.equal(j.fp32.precision, 'fp32');
+    assert.equal(j.isa, j.fp32.isa);
+    assert.ok(j.tokens_per_second > 0 && j.fp32.tokens_per_second > 0);
+    assert.ok(Math.abs(j.speedup_vs_fp32 - j.tokens_per_second / j.fp32.tokens_per_second) < 1e-12);
+    // 3 steps from the same initial weights on the same random batches: the losses differ by bfloat16's rounding only
+    assert.notEqual(j.loss, j.fp32.loss);
+    assert.ok(Math.abs(j.loss - j.fp32.loss) < 0.01 * j.fp32.loss, `bf16 loss ${j.loss} vs fp32 ${j.fp32.loss}`);
+    const plain = JSON.parse(longctx('bench', 'train', '--config', cfg, '--steps', '1', '--warmup', '0', '--json').stdout);
+    assert.equal(plain.precision, 'fp32');
+    assert.equal(plain.fp32, undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
