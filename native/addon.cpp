@@ -77,13 +77,13 @@ Napi::Value RopeBackward(const Napi::CallbackInfo& info) {
 }
 Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   lc::attention_forward(f32(info, 0, "out"), f32(info, 1, "lse"), f32(info, 2, "q"), f32(info, 3, "k"), f32(info, 4, "v"),
-                        num(info, 5), num(info, 6), num(info, 7), num(info, 8), num(info, 9), num(info, 10));
+                        num(info, 5), num(info, 6), num(info, 7), num(info, 8), num(info, 9), num(info, 10), prec(info, 11));
   return info.Env().Undefined();
 }
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   lc::attention_backward(f32(info, 0, "dq"), f32(info, 1, "dk"), f32(info, 2, "dv"), f32(info, 3, "dout"), f32(info, 4, "out"),
                          f32(info, 5, "lse"), f32(info, 6, "q"), f32(info, 7, "k"), f32(info, 8, "v"), num(info, 9),
-                         num(info, 10), num(info, 11), num(info, 12), num(info, 13));
+                         num(info, 10), num(info, 11), num(info, 12), num(info, 13), prec(info, 14));
   return info.Env().Undefined();
 }
 Napi::Value SwigluForward(const Napi::CallbackInfo& info) {

@@ -180,6 +180,173 @@ void tile_acc(const float* A, int64_t ars, int64_t axs, int64_t nr, int64_t nx, 
   }
 }
 
+// The bf16 tile functions, declared in every build so that the attention templates below compile;
+// they are defined, and the bf16 instantiations used, only in the avx512bf16 build.
+using pair_t = uint32_t;
+void bf16_rows(pair_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t n, int64_t m);
+void bf16_row_pairs(pair_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t n, int64_t m);
+void bf16_panels(pair_t* out, const float* x, int64_t n, int64_t ld, int64_t HS);
+void tile_qk_bf16(const pair_t* A, int64_t lda, int64_t nq, const pair_t* panels, int64_t np, int64_t HS, float alpha,
+                  float* C, int64_t ldc);
+void tile_acc_bf16(const pair_t* A, int64_t ars, int64_t axs, int64_t nr, int64_t nxp, const pair_t* B, int64_t ldb,
+                   int64_t HS, float* C, int64_t ldc);
+
+#if defined(__AVX512BF16__)
+// ---------------------------------------------------------------------------------------------
+// bfloat16 tiles (Precision::bf16 on the avx512bf16 build; HS a multiple of 16). The same six
+// products, their operands rounded to bfloat16 and held as 32-bit pairs of consecutive elements
+// along the contraction (the low half first), the operand layout of vdpbf16ps; sums in float32.
+// An odd count pairs its last element with 0.
+
+// dst[r * ldd + cp] = pair(src[r * ld + 2cp], src[r * ld + 2cp + 1]), r < n, 2cp < m:
+// rows converted in place order (pairs along each row).
+void bf16_rows(pair_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t n, int64_t m) {
+  for (int64_t r = 0; r < n; r++) {
+    const float* s = src + r * ld;
+    pair_t* d = dst + r * ldd;
+    for (int64_t c = 0; c < m; c += 32) {
+      const int64_t rem = std::min<int64_t>(32, m - c);
+      const __mmask16 lo = rem >= 16 ? __mmask16(0xffff) : __mmask16((1u << rem) - 1);
+      const __mmask16 hi = rem > 16 ? __mmask16((1u << (rem - 16)) - 1) : __mmask16(0);
+      // cvtne2ps_pbh(a, b): b's 16 values first, then a's
+      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, s + c + 16), _mm512_maskz_loadu_ps(lo, s + c));
+      const int64_t np = (rem + 1) / 2;
+      _mm512_mask_storeu_epi32(d + c / 2, np >= 16 ? __mmask16(0xffff) : __mmask16((1u << np) - 1), (__m512i)v);
+    }
+  }
+}
+
+// dst[xp * ldd + c] = pair(src[2xp * ld + c], src[(2xp + 1) * ld + c]), 2xp < n, c < m:
+// pairs across consecutive rows (for products that contract over rows).
+void bf16_row_pairs(pair_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t n, int64_t m) {
+  for (int64_t xp = 0; xp < (n + 1) / 2; xp++) {
+    const float* lo = src + 2 * xp * ld;
+    const float* hi = lo + ld;
+    const bool has_hi = 2 * xp + 1 < n;
+    for (int64_t c = 0; c < m; c += 16) {
+      const __mmask16 mk = m - c >= 16 ? __mmask16(0xffff) : __mmask16((1u << (m - c)) - 1);
+      const __m512 l = _mm512_maskz_loadu_ps(mk, lo + c);
+      const __m512 h = has_hi ? _mm512_maskz_loadu_ps(mk, hi + c) : _mm512_setzero_ps();
+      const __m512i w = _mm512_or_si512(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(l)),
+                                        _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(h)), 16));
+      _mm512_mask_storeu_epi32(dst + xp * ldd + c, mk, w);
+    }
+  }
+}
+
+// Key panels for S = Q K^T (and dP = dO V^T): rows x[0..n) -> ceil(n / PW) panels of (HS / 2, PW)
+// pairs along HS: out[(p * HS2 + dp) * PW + j] = pair(x[p * PW + j][2dp], x[p * PW + j][2dp + 1]).
+void bf16_panels(pair_t* out, const float* x, int64_t n, int64_t ld, int64_t HS) {
+  const int64_t HS2 = HS / 2, np = (n + PW - 1) / PW;
+  thread_local std::vector<pair_t> row;
+  row.resize(HS2);
+  for (int64_t p = 0; p < np; p++) {
+    pair_t* o = out + p * HS2 * PW;
+    for (int64_t j = 0; j < PW; j++) {
+      const int64_t r = p * PW + j;
+      if (r < n) {
+        bf16_rows(row.data(), HS2, x + r * ld, ld, 1, HS);
+        for (int64_t dp = 0; dp < HS2; dp++) o[dp * PW + j] = row[dp];
+      } else {
+        for (int64_t dp = 0; dp < HS2; dp++) o[dp * PW + j] = 0;
+      }
+    }
+  }
+}
+
+// C rows [0, R) x NP panels of 16 columns = alpha * A (R, HS) @ panels^T; A rows of pairs (lda pairs apart).
+template <int R, int NP>
+LC_INLINE void micro_qk_bf16(const pair_t* A, int64_t lda, const pair_t* P, int64_t HS2, float alpha, float* C, int64_t ldc) {
+  __m512 acc[R][NP];
+  LC_UNROLL for (int r = 0; r < R; r++)
+    LC_UNROLL for (int p = 0; p < NP; p++) acc[r][p] = _mm512_setzero_ps();
+  for (int64_t dp = 0; dp < HS2; dp++) {
+    __m512bh b[NP];
+    LC_UNROLL for (int p = 0; p < NP; p++) b[p] = (__m512bh)_mm512_loadu_si512(P + (p * HS2 + dp) * PW);
+    LC_UNROLL for (int r = 0; r < R; r++) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(A[r * lda + dp]));
+      LC_UNROLL for (int p = 0; p < NP; p++) acc[r][p] = _mm512_dpbf16_ps(acc[r][p], a, b[p]);
+    }
+  }
+  const __m512 s = _mm512_set1_ps(alpha);
+  LC_UNROLL for (int r = 0; r < R; r++)
+    LC_UNROLL for (int p = 0; p < NP; p++) _mm512_storeu_ps(C + r * ldc + p * PW, _mm512_mul_ps(acc[r][p], s));
+}
+
+template <int NP>
+void qk_rows_bf16(const pair_t* A, int64_t lda, int64_t nq, const pair_t* P, int64_t HS2, float alpha, float* C, int64_t ldc) {
+  int64_t i = 0;
+  for (; i + 6 <= nq; i += 6) micro_qk_bf16<6, NP>(A + i * lda, lda, P, HS2, alpha, C + i * ldc, ldc);
+  const pair_t* a = A + i * lda;
+  float* c = C + i * ldc;
+  switch (nq - i) {
+    case 5: micro_qk_bf16<5, NP>(a, lda, P, HS2, alpha, c, ldc); break;
+    case 4: micro_qk_bf16<4, NP>(a, lda, P, HS2, alpha, c, ldc); break;
+    case 3: micro_qk_bf16<3, NP>(a, lda, P, HS2, alpha, c, ldc); break;
+    case 2: micro_qk_bf16<2, NP>(a, lda, P, HS2, alpha, c, ldc); break;
+    case 1: micro_qk_bf16<1, NP>(a, lda, P, HS2, alpha, c, ldc); break;
+    default: break;
+  }
+}
+
+// C (nq, PW * np) = alpha * A (nq, HS) @ panels^T (bf16_panels), A rows from bf16_rows.
+void tile_qk_bf16(const pair_t* A, int64_t lda, int64_t nq, const pair_t* panels, int64_t np, int64_t HS, float alpha,
+                  float* C, int64_t ldc) {
+  const int64_t HS2 = HS / 2;
+  int64_t p = 0;
+  for (; p + 2 <= np; p += 2) qk_rows_bf16<2>(A, lda, nq, panels + p * HS2 * PW, HS2, alpha, C + p * PW, ldc);
+  if (p < np) qk_rows_bf16<1>(A, lda, nq, panels + p * HS2 * PW, HS2, alpha, C + p * PW, ldc);
+}
+
+// C rows [0, R) x NV*16 columns += sum_xp A(r, xp) . B[xp][cols] (pairs), A(r, xp) = A[r * ars + xp * axs].
+template <int R, int NV>
+LC_INLINE void micro_acc_bf16(const pair_t* A, int64_t ars, int64_t axs, int64_t nxp, const pair_t* B, int64_t ldb,
+                              float* C, int64_t ldc) {
+  __m512 acc[R][NV];
+  LC_UNROLL for (int r = 0; r < R; r++)
+    LC_UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t xp = 0; xp < nxp; xp++) {
+    __m512bh b[NV];
+    LC_UNROLL for (int v = 0; v < NV; v++) b[v] = (__m512bh)_mm512_loadu_si512(B + xp * ldb + 16 * v);
+    LC_UNROLL for (int r = 0; r < R; r++) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(A[r * ars + xp * axs]));
+      LC_UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
+    }
+  }
+  LC_UNROLL for (int r = 0; r < R; r++)
+    LC_UNROLL for (int v = 0; v < NV; v++) {
+      float* c = C + r * ldc + 16 * v;
+      _mm512_storeu_ps(c, _mm512_add_ps(acc[r][v], _mm512_loadu_ps(c)));
+    }
+}
+
+template <int NV>
+void acc_rows_bf16(const pair_t* A, int64_t ars, int64_t axs, int64_t nr, int64_t nxp, const pair_t* B, int64_t ldb,
+                   float* C, int64_t ldc) {
+  int64_t r0 = 0;
+  for (; r0 + 6 <= nr; r0 += 6) micro_acc_bf16<6, NV>(A + r0 * ars, ars, axs, nxp, B, ldb, C + r0 * ldc, ldc);
+  const pair_t* a = A + r0 * ars;
+  float* c = C + r0 * ldc;
+  switch (nr - r0) {
+    case 5: micro_acc_bf16<5, NV>(a, ars, axs, nxp, B, ldb, c, ldc); break;
+    case 4: micro_acc_bf16<4, NV>(a, ars, axs, nxp, B, ldb, c, ldc); break;
+    case 3: micro_acc_bf16<3, NV>(a, ars, axs, nxp, B, ldb, c, ldc); break;
+    case 2: micro_acc_bf16<2, NV>(a, ars, axs, nxp, B, ldb, c, ldc); break;
+    case 1: micro_acc_bf16<1, NV>(a, ars, axs, nxp, B, ldb, c, ldc); break;
+    default: break;
+  }
+}
+
+// C (nr, HS) += A (nr, nx) @ B (nx, HS): A(r, xp) pairs at A[r * ars + xp * axs], B rows of pairs
+// (bf16_row_pairs, ldb pairs apart), nxp = ceil(nx / 2).
+void tile_acc_bf16(const pair_t* A, int64_t ars, int64_t axs, int64_t nr, int64_t nxp, const pair_t* B, int64_t ldb,
+                   int64_t HS, float* C, int64_t ldc) {
+  int64_t c0 = 0;
+  for (; c0 + 32 <= HS; c0 += 32) acc_rows_bf16<2>(A, ars, axs, nr, nxp, B + c0, ldb, C + c0, ldc);
+  if (c0 < HS) acc_rows_bf16<1>(A, ars, axs, nr, nxp, B + c0, ldb, C + c0, ldc);
+}
+#endif
+
 // dst (n, HS) contiguous = rows of src at stride ld. Tile operands read row by row must be
 // contiguous: rows NH*HS floats apart (2 KiB for 8 heads of 64) all fall into two L1 sets.
 void gather_rows(float* dst, const float* src, int64_t n, int64_t ld, int64_t HS) {
@@ -213,6 +380,28 @@ std::vector<float> packed_heads(const float* x, int64_t B, int64_t T, int64_t NK
   return out;
 }
 
+// bf16: every (batch, kv head)'s rows of x (B, T, NKV, HS) as key panels, out (B, NKV, np, HS / 2, PW).
+std::vector<pair_t> bf16_panel_heads(const float* x, int64_t B, int64_t T, int64_t NKV, int64_t HS) {
+  const int64_t np = (T + PW - 1) / PW, per = np * (HS / 2) * PW;
+  std::vector<pair_t> out(static_cast<size_t>(B * NKV * per));
+  run_tasks(B * NKV, [&](int64_t bk, int) {
+    const int64_t b = bk / NKV, kh = bk % NKV;
+    bf16_panels(out.data() + bk * per, x + (b * T * NKV + kh) * HS, T, NKV * HS, HS);
+  });
+  return out;
+}
+
+// bf16: every (batch, kv head)'s rows of x as pairs of consecutive rows, out (B, NKV, ceil(T / 2), HS).
+std::vector<pair_t> bf16_pair_heads(const float* x, int64_t B, int64_t T, int64_t NKV, int64_t HS) {
+  const int64_t per = (T + 1) / 2 * HS;
+  std::vector<pair_t> out(static_cast<size_t>(B * NKV * per));
+  run_tasks(B * NKV, [&](int64_t bk, int) {
+    const int64_t b = bk / NKV, kh = bk % NKV;
+    bf16_row_pairs(out.data() + bk * per, HS, x + (b * T * NKV + kh) * HS, NKV * HS, T, HS);
+  });
+  return out;
+}
+
 // Sets S[i][j] = -inf where key k0 + j lies after query q0 + i (absolute positions).
 void causal_mask(float* S, int64_t nq, int64_t nk, int64_t q0abs, int64_t k0) {
   for (int64_t i = 0; i < nq; i++) {
@@ -220,10 +409,11 @@ void causal_mask(float* S, int64_t nq, int64_t nk, int64_t q0abs, int64_t k0) {
     for (int64_t j = std::max<int64_t>(first_masked, 0); j < nk; j++) S[i * Bc + j] = -INFINITY;
   }
 }
-}  // namespace
 
-void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
-                       int64_t B, int64_t Tq, int64_t Tk, int64_t NH, int64_t NKV, int64_t HS) {
+// BF: the two products in bfloat16 (S = Q K^T from bf16 panels, O += P V from bf16 pairs).
+template <bool BF>
+void attention_forward_impl(float* out, float* lse, const float* q, const float* k, const float* v,
+                            int64_t B, int64_t Tq, int64_t Tk, int64_t NH, int64_t NKV, int64_t HS) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
   const int64_t group = NH / NKV, offset = Tk - Tq;
   const int64_t ldq = NH * HS, ldk = NKV * HS;
@@ -232,27 +422,38 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   // Packing pays off when many query rows reuse the keys. A few rows (decoding from a KV cache:
   // Tq = 1 per generated token) read each key once, so copying the whole cache first would cost as
   // much as the attention itself: they take dot products against K and V in place.
-  const bool direct = Tq < PW;
-  const std::vector<float> kpack = direct ? std::vector<float>() : packed_heads(k, B, Tk, NKV, HS);     // (B, NKV, npk, HS, PW)
-  const std::vector<float> vcont = direct ? std::vector<float>() : contiguous_heads(v, B, Tk, NKV, HS);  // (B, NKV, Tk, HS)
+  const bool direct = !BF && Tq < PW;  // (bf16 is chosen only for Tq >= PW)
+  const std::vector<float> kpack = direct || BF ? std::vector<float>() : packed_heads(k, B, Tk, NKV, HS);     // (B, NKV, npk, HS, PW)
+  const std::vector<float> vcont = direct || BF ? std::vector<float>() : contiguous_heads(v, B, Tk, NKV, HS);  // (B, NKV, Tk, HS)
+  const std::vector<pair_t> kbf = BF ? bf16_panel_heads(k, B, Tk, NKV, HS) : std::vector<pair_t>();  // (B, NKV, npk, HS/2, PW)
+  const std::vector<pair_t> vbf = BF ? bf16_pair_heads(v, B, Tk, NKV, HS) : std::vector<pair_t>();   // (B, NKV, ceil(Tk/2), HS)
   const float *kp = kpack.data(), *vc = vcont.data();
   run_tasks(B * NH * nqb, [&](int64_t task, int) {
     // most expensive tiles (last query blocks) first
     const int64_t qb = nqb - 1 - task % nqb, bh = task / nqb, b = bh / NH, h = bh % NH, kh = h / group;
     const int64_t q0 = qb * Br, nq = std::min(Br, Tq - q0);
     thread_local std::vector<float> S, O, m, l;
+    thread_local std::vector<pair_t> Qb, Pb;
     S.resize(Br * Bc);       // (Br, Bc) scores, then probabilities
     O.assign(Br * HS, 0.f);  // (Br, HS) unnormalised output
     m.assign(Br, -INFINITY);
     l.assign(Br, 0.f);
     const float* qt = q + ((b * Tq + q0) * NH + h) * HS;
-    const float* kph = direct ? nullptr : kp + (b * NKV + kh) * npk * HS * PW;
+    const float* kph = direct || BF ? nullptr : kp + (b * NKV + kh) * npk * HS * PW;
+    if constexpr (BF) {
+      Qb.resize(Br * HS / 2);  // (Br, HS/2) this tile's queries
+      Pb.resize(Br * Bc / 2);  // (Br, Bc/2) probabilities
+      bf16_rows(Qb.data(), HS / 2, qt, ldq, nq, HS);
+    }
     const int64_t kmax = q0 + nq - 1 + offset;  // last key any query of the tile sees
     for (int64_t k0 = 0; k0 <= kmax; k0 += Bc) {
       const int64_t nk = std::min({Bc, Tk - k0, kmax - k0 + 1});
       const float* vt = direct ? v + ((b * Tk + k0) * NKV + kh) * HS : vc + ((b * NKV + kh) * Tk + k0) * HS;
       const int64_t ldv = direct ? ldk : HS;
-      if (direct) {
+      if constexpr (BF) {
+        tile_qk_bf16(Qb.data(), HS / 2, nq, kbf.data() + ((b * NKV + kh) * npk + k0 / PW) * (HS / 2) * PW, (nk + PW - 1) / PW, HS,
+                     scale, S.data(), Bc);
+      } else if (direct) {
         const float* kt = k + ((b * Tk + k0) * NKV + kh) * HS;
         for (int64_t i = 0; i < nq; i++)
           for (int64_t j = 0; j < nk; j++) S[i * Bc + j] = scale * dot(qt + i * ldq, kt + j * ldk, HS);
@@ -269,7 +470,13 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
           for (int64_t d = 0; d < HS; d++) O[i * HS + d] *= alpha;
         m[i] = mnew;
       }
-      tile_acc(S.data(), Bc, 1, nq, nk, vt, ldv, HS, O.data(), HS);  // O += P V
+      if constexpr (BF) {  // O += P V
+        bf16_rows(Pb.data(), Bc / 2, S.data(), Bc, nq, nk);
+        tile_acc_bf16(Pb.data(), Bc / 2, 1, nq, (nk + 1) / 2, vbf.data() + ((b * NKV + kh) * ((Tk + 1) / 2) + k0 / 2) * HS, HS, HS,
+                      O.data(), HS);
+      } else {
+        tile_acc(S.data(), Bc, 1, nq, nk, vt, ldv, HS, O.data(), HS);  // O += P V
+      }
     }
     for (int64_t i = 0; i < nq; i++) {
       float* o = out + ((b * Tq + q0 + i) * NH + h) * HS;
@@ -280,20 +487,39 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   });
 }
 
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
-                        const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS) {
+// BF: the four products in bfloat16, their operands paired along each product's contraction.
+template <bool BF>
+void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
+                             const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t NH, int64_t NKV,
+                             int64_t HS) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
   const int64_t group = NH / NKV;
   const int64_t ldq = NH * HS, ldk = NKV * HS;
   const int64_t np = (T + PW - 1) / PW;
-  const std::vector<float> kpack = packed_heads(k, B, T, NKV, HS);  // (B, NKV, np, HS, PW)
-  const std::vector<float> vpack = packed_heads(v, B, T, NKV, HS);  // (B, NKV, np, HS, PW)
+  const int64_t HS2 = HS / 2, T2 = (T + 1) / 2;
+  const std::vector<float> kpack = BF ? std::vector<float>() : packed_heads(k, B, T, NKV, HS);  // (B, NKV, np, HS, PW)
+  const std::vector<float> vpack = BF ? std::vector<float>() : packed_heads(v, B, T, NKV, HS);  // (B, NKV, np, HS, PW)
+  const std::vector<pair_t> kbf = BF ? bf16_panel_heads(k, B, T, NKV, HS) : std::vector<pair_t>();  // (B, NKV, np, HS/2, PW)
+  const std::vector<pair_t> vbf = BF ? bf16_panel_heads(v, B, T, NKV, HS) : std::vector<pair_t>();  // (B, NKV, np, HS/2, PW)
+  const std::vector<pair_t> kpairs = BF ? bf16_pair_heads(k, B, T, NKV, HS) : std::vector<pair_t>();  // (B, NKV, T/2, HS)
   const float *kp = kpack.data(), *vp = vpack.data();
   // One task per (batch, key/value head): it owns dk/dv of that head and dq of the query heads
   // sharing it, so no two threads ever add into the same gradient rows.
   run_tasks(B * NKV, [&](int64_t task, int) {
     const int64_t b = task / NKV, kh = task % NKV;
     thread_local std::vector<float> P, dP, D, Kc, Qc, dOc, dQc, dKc, dVc;
+    // bf16 operands: queries and output gradients as rows (pairs along HS) and as row pairs, the
+    // tile's P^T, dS and dS^T as pairs along their contraction
+    thread_local std::vector<pair_t> Qb, dOb, Qp, dOp, Ptb, dSb, dStb;
+    if constexpr (BF) {
+      Qb.resize(T * HS2);   // (T, HS/2)
+      dOb.resize(T * HS2);  // (T, HS/2)
+      Qp.resize(T2 * HS);   // (T/2, HS)
+      dOp.resize(T2 * HS);  // (T/2, HS)
+      Ptb.resize(Br / 2 * Bc);  // (Br/2, Bc): P^T pairs along queries
+      dSb.resize(Br * Bc / 2);  // (Br, Bc/2): dS pairs along keys
+      dStb.resize(Br / 2 * Bc); // (Br/2, Bc): dS^T pairs along queries
+    }
     P.resize(Br * Bc);     // (Br, Bc) probabilities
     dP.resize(Br * Bc);    // (Br, Bc) dP, then dS
     D.resize(T);           // (T) rowsum(dout * out) per query
@@ -303,13 +529,22 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
     dQc.assign(T * HS, 0.f);  // (T, HS) its query gradient
     dKc.assign(T * HS, 0.f);  // (T, HS) key gradient, summed over the group's query heads
     dVc.assign(T * HS, 0.f);  // (T, HS) value gradient, likewise
-    const float* kph = kp + task * np * HS * PW;
-    const float* vph = vp + task * np * HS * PW;
+    const float* kph = BF ? nullptr : kp + task * np * HS * PW;
+    const float* vph = BF ? nullptr : vp + task * np * HS * PW;
+    const pair_t* kbh = BF ? kbf.data() + task * np * HS2 * PW : nullptr;
+    const pair_t* vbh = BF ? vbf.data() + task * np * HS2 * PW : nullptr;
+    const pair_t* kph2 = BF ? kpairs.data() + task * T2 * HS : nullptr;
     gather_rows(Kc.data(), k + (b * T * NKV + kh) * HS, T, ldk, HS);
     for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
       gather_rows(Qc.data(), q + (b * T * NH + h) * HS, T, ldq, HS);
       gather_rows(dOc.data(), dout + (b * T * NH + h) * HS, T, ldq, HS);
       for (int64_t t = 0; t < T; t++) D[t] = dot(dOc.data() + t * HS, out + ((b * T + t) * NH + h) * HS, HS);
+      if constexpr (BF) {
+        bf16_rows(Qb.data(), HS2, Qc.data(), HS, T, HS);
+        bf16_rows(dOb.data(), HS2, dOc.data(), HS, T, HS);
+        bf16_row_pairs(Qp.data(), HS, Qc.data(), HS, T, HS);
+        bf16_row_pairs(dOp.data(), HS, dOc.data(), HS, T, HS);
+      }
       std::fill(dQc.begin(), dQc.end(), 0.f);
       const float* L = lse + (b * NH + h) * T;
       for (int64_t k0 = 0; k0 < T; k0 += Bc) {
@@ -322,19 +557,36 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
           const float* qt = Qc.data() + q0 * HS;
           const float* dot_ = dOc.data() + q0 * HS;
           float* dqt = dQc.data() + q0 * HS;
-          tile_qk(qt, HS, nq, kph + (k0 / PW) * HS * PW, npt, HS, scale, P.data(), Bc);  // S = scale Q K^T
+          if constexpr (BF) {
+            tile_qk_bf16(Qb.data() + q0 * HS2, HS2, nq, kbh + (k0 / PW) * HS2 * PW, npt, HS, scale, P.data(), Bc);
+          } else {
+            tile_qk(qt, HS, nq, kph + (k0 / PW) * HS * PW, npt, HS, scale, P.data(), Bc);  // S = scale Q K^T
+          }
           if (k0 + nk - 1 > q0) causal_mask(P.data(), nq, nk, q0, k0);
           for (int64_t i = 0; i < nq; i++) exp_shift_sum(P.data() + i * Bc, P.data() + i * Bc, L[q0 + i], nk);
-          tile_acc(P.data(), 1, Bc, nk, nq, dot_, HS, HS, dvt, HS);               // dV += P^T dO
-          tile_qk(dot_, HS, nq, vph + (k0 / PW) * HS * PW, npt, HS, 1.f, dP.data(), Bc);  // dP = dO V^T
+          if constexpr (BF) {
+            bf16_row_pairs(Ptb.data(), Bc, P.data(), Bc, nq, nk);  // A(j, ip) = Ptb[ip * Bc + j]
+            tile_acc_bf16(Ptb.data(), 1, Bc, nk, (nq + 1) / 2, dOp.data() + q0 / 2 * HS, HS, HS, dvt, HS);  // dV += P^T dO
+            tile_qk_bf16(dOb.data() + q0 * HS2, HS2, nq, vbh + (k0 / PW) * HS2 * PW, npt, HS, 1.f, dP.data(), Bc);  // dP = dO V^T
+          } else {
+            tile_acc(P.data(), 1, Bc, nk, nq, dot_, HS, HS, dvt, HS);               // dV += P^T dO
+            tile_qk(dot_, HS, nq, vph + (k0 / PW) * HS * PW, npt, HS, 1.f, dP.data(), Bc);  // dP = dO V^T
+          }
           for (int64_t i = 0; i < nq; i++) {  // dS, times the score scale both its uses need
             const float Di = D[q0 + i];
             float* ds = dP.data() + i * Bc;
             const float* p = P.data() + i * Bc;
             for (int64_t j = 0; j < nk; j++) ds[j] = scale * p[j] * (ds[j] - Di);
           }
-          tile_acc(dP.data(), Bc, 1, nq, nk, kt, HS, HS, dqt, HS);  // dQ += scale dS K
-          tile_acc(dP.data(), 1, Bc, nk, nq, qt, HS, HS, dkt, HS);  // dK += scale dS^T Q
+          if constexpr (BF) {
+            bf16_rows(dSb.data(), Bc / 2, dP.data(), Bc, nq, nk);
+            tile_acc_bf16(dSb.data(), Bc / 2, 1, nq, (nk + 1) / 2, kph2 + k0 / 2 * HS, HS, HS, dqt, HS);  // dQ += scale dS K
+            bf16_row_pairs(dStb.data(), Bc, dP.data(), Bc, nq, nk);
+            tile_acc_bf16(dStb.data(), 1, Bc, nk, (nq + 1) / 2, Qp.data() + q0 / 2 * HS, HS, HS, dkt, HS);  // dK += scale dS^T Q
+          } else {
+            tile_acc(dP.data(), Bc, 1, nq, nk, kt, HS, HS, dqt, HS);  // dQ += scale dS K
+            tile_acc(dP.data(), 1, Bc, nk, nq, qt, HS, HS, dkt, HS);  // dK += scale dS^T Q
+          }
         }
       }
       scatter_add_rows(dq + (b * T * NH + h) * HS, dQc.data(), T, ldq, HS);
@@ -342,6 +594,37 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
     scatter_add_rows(dk + (b * T * NKV + kh) * HS, dKc.data(), T, ldk, HS);
     scatter_add_rows(dv + (b * T * NKV + kh) * HS, dVc.data(), T, ldk, HS);
   });
+}
+
+// bf16 runs the bf16 tiles on the avx512bf16 build when HS is a multiple of 16 and the queries fill a
+// panel (training, prefill); otherwise (other builds, decoding) attention stays float32.
+bool bf16_tiles(Precision prec, int64_t HS, int64_t Tq) {
+#if defined(__AVX512BF16__)
+  return prec == Precision::bf16 && HS % 16 == 0 && Tq >= PW;
+#else
+  (void)prec, (void)HS, (void)Tq;
+  return false;
+#endif
+}
+
+}  // namespace
+
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
+                       int64_t B, int64_t Tq, int64_t Tk, int64_t NH, int64_t NKV, int64_t HS, Precision prec) {
+#if defined(__AVX512BF16__)
+  if (bf16_tiles(prec, HS, Tq)) return attention_forward_impl<true>(out, lse, q, k, v, B, Tq, Tk, NH, NKV, HS);
+#endif
+  (void)bf16_tiles;
+  attention_forward_impl<false>(out, lse, q, k, v, B, Tq, Tk, NH, NKV, HS);
+}
+
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
+                        const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS,
+                        Precision prec) {
+#if defined(__AVX512BF16__)
+  if (bf16_tiles(prec, HS, T)) return attention_backward_impl<true>(dq, dk, dv, dout, out, lse, q, k, v, B, T, NH, NKV, HS);
+#endif
+  attention_backward_impl<false>(dq, dk, dv, dout, out, lse, q, k, v, B, T, NH, NKV, HS);
 }
 
 }  // namespace lc

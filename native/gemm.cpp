@@ -145,6 +145,28 @@ void to_bf16_panel(float* panel, int64_t kc, int W) {
     }
   }
 }
+
+// Packs k pairs straight from a source whose rows are k (row k at src + k * ld, w valid columns):
+// dst[kp * W + c] = pair(src[2kp][c], src[2kp + 1][c]), zero past w and past kc. The same slots
+// to_bf16_panel makes from a float32 panel, without the float32 pass (op(A) of a TN product and
+// op(B) of an NN one are stored this way).
+void pack_pairs_from_rows(const float* src, int64_t ld, int64_t kc, int W, int w, uint32_t* dst) {
+  for (int64_t kp = 0; kp < (kc + 1) / 2; kp++) {
+    const float* lo = src + 2 * kp * ld;
+    const float* hi = lo + ld;
+    const bool has_hi = 2 * kp + 1 < kc;
+    for (int c = 0; c < W; c += 16) {
+      const int valid = std::max(0, std::min(16, w - c));
+      const __mmask16 m = valid >= 16 ? __mmask16(0xffff) : __mmask16((1u << valid) - 1);
+      const __m512 l = _mm512_maskz_loadu_ps(m, lo + c);
+      const __m512 h = has_hi ? _mm512_maskz_loadu_ps(m, hi + c) : _mm512_setzero_ps();
+      const __m512i lw = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(l));
+      const __m512i hw = _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(h)), 16);
+      const __mmask16 out = W - c >= 16 ? __mmask16(0xffff) : __mmask16((1u << (W - c)) - 1);
+      _mm512_mask_storeu_epi32(dst + kp * W + c, out, _mm512_or_si512(lw, hw));
+    }
+  }
+}
 #else
 constexpr bool BF16_NATIVE = false;
 
@@ -798,7 +820,15 @@ void sgemm_packed(const Problem& p, int nt) {
       }
       for (int64_t jp; (jp = st.pack_next.fetch_add(1, std::memory_order_relaxed)) < np;) {
         const int64_t j = jp * NR;
-        pack_b_panel(p.transB, p.B, p.ldb, pc, kc, jc + j, std::min<int64_t>(NR, nc - j), bp + jp * kc * NR);
+        const int64_t nr = std::min<int64_t>(NR, nc - j);
+#if defined(__AVX512BF16__)
+        if (p.bf16 && !p.transB) {
+          pack_pairs_from_rows(p.B + pc * p.ldb + jc + j, p.ldb, kc, NR, static_cast<int>(nr), reinterpret_cast<uint32_t*>(bp + jp * kc * NR));
+          st.pack_done.fetch_add(1, std::memory_order_release);
+          continue;
+        }
+#endif
+        pack_b_panel(p.transB, p.B, p.ldb, pc, kc, jc + j, nr, bp + jp * kc * NR);
         if (p.bf16) to_bf16_panel(bp + jp * kc * NR, kc, NR);
         st.pack_done.fetch_add(1, std::memory_order_release);
       }
@@ -812,9 +842,19 @@ void sgemm_packed(const Problem& p, int nt) {
         const int64_t ic = h.m0 + icb * h.mc, mc = std::min(h.mc, h.m1 - ic);
         const int64_t jp0 = h.jp0 + sub * h.sublen, jp1 = std::min(h.jp1, jp0 + h.sublen);
         if (a_step != s || a_ic != ic) {
-          pack_a(p.transA, p.A, p.lda, ic, mc, pc, kc, apack);
-          if (p.bf16) {
-            for (int64_t ir = 0; ir < mc; ir += MR) to_bf16_panel(apack + ir * kc, kc, MR);
+#if defined(__AVX512BF16__)
+          if (p.bf16 && p.transA) {
+            for (int64_t ir = 0; ir < mc; ir += MR) {
+              pack_pairs_from_rows(p.A + pc * p.lda + ic + ir, p.lda, kc, MR, static_cast<int>(std::min<int64_t>(MR, mc - ir)),
+                                   reinterpret_cast<uint32_t*>(apack + ir * kc));
+            }
+          } else
+#endif
+          {
+            pack_a(p.transA, p.A, p.lda, ic, mc, pc, kc, apack);
+            if (p.bf16) {
+              for (int64_t ir = 0; ir < mc; ir += MR) to_bf16_panel(apack + ir * kc, kc, MR);
+            }
           }
           a_step = s;
           a_ic = ic;

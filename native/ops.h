@@ -30,9 +30,12 @@ void matmul_backward(float* dinp, float* dw, const float* dout, const float* inp
 void cross_entropy(float* losses, float* dx, float* dw, const float* x, const float* w, const int32_t* targets,
                    float dloss, int64_t N, int64_t C, int64_t V, Precision prec);  // dx/dw null: forward only
 
+// bf16: the score and output products in bfloat16 on the avx512bf16 build (HS a multiple of 16,
+// at least 16 query rows); float32 elsewhere.
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
-                       int64_t B, int64_t Tq, int64_t Tk, int64_t NH, int64_t NKV, int64_t HS);
+                       int64_t B, int64_t Tq, int64_t Tk, int64_t NH, int64_t NKV, int64_t HS, Precision prec);
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
-                        const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS);
+                        const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS,
+                        Precision prec);
 
 }  // namespace lc

@@ -98,8 +98,8 @@ export function nativeBackendFrom(a: NativeAddon, precision: Precision = 'fp32')
   const rmsnormBackward = fn<(di: F, dw: F, d: F, i: F, w: F, r: F, N: number, C: number) => void>('rmsnormBackward');
   const ropeForward = fn<(x: F, c: F, s: F, B: number, T: number, NX: number, HS: number) => void>('ropeForward');
   const ropeBackward = fn<(x: F, c: F, s: F, B: number, T: number, NX: number, HS: number) => void>('ropeBackward');
-  const attentionForward = fn<(o: F, l: F, q: F, k: F, v: F, B: number, Tq: number, Tk: number, NH: number, NKV: number, HS: number) => void>('attentionForward');
-  const attentionBackward = fn<(dq: F, dk: F, dv: F, d: F, o: F, l: F, q: F, k: F, v: F, B: number, T: number, NH: number, NKV: number, HS: number) => void>('attentionBackward');
+  const attentionForward = fn<(o: F, l: F, q: F, k: F, v: F, B: number, Tq: number, Tk: number, NH: number, NKV: number, HS: number, bf16: boolean) => void>('attentionForward');
+  const attentionBackward = fn<(dq: F, dk: F, dv: F, d: F, o: F, l: F, q: F, k: F, v: F, B: number, T: number, NH: number, NKV: number, HS: number, bf16: boolean) => void>('attentionBackward');
   const swigluForward = fn<(o: F, g: F, u: F, N: number) => void>('swigluForward');
   const swigluBackward = fn<(dg: F, du: F, d: F, g: F, u: F, N: number) => void>('swigluBackward');
   const embeddingForward = fn<(o: F, t: Int32Array, tab: F, N: number, C: number) => void>('embeddingForward');
@@ -127,9 +127,9 @@ export function nativeBackendFrom(a: NativeAddon, precision: Precision = 'fp32')
     rmsnormBackward: (di, dw, d, i, w, r, N, C) => rmsnormBackward(f(di), f(dw), f(d), f(i), f(w), f(r), N, C),
     ropeForward: (x, c, s, B, T, NX, HS) => ropeForward(f(x), f(c), f(s), B, T, NX, HS),
     ropeBackward: (x, c, s, B, T, NX, HS) => ropeBackward(f(x), f(c), f(s), B, T, NX, HS),
-    attentionForward: (o, l, q, k, v, B, Tq, Tk, NH, NKV, HS) => attentionForward(f(o), f(l), f(q), f(k), f(v), B, Tq, Tk, NH, NKV, HS),
+    attentionForward: (o, l, q, k, v, B, Tq, Tk, NH, NKV, HS) => attentionForward(f(o), f(l), f(q), f(k), f(v), B, Tq, Tk, NH, NKV, HS, bf16),
     attentionBackward: (dq, dk, dv, d, o, l, q, k, v, B, T, NH, NKV, HS) =>
-      attentionBackward(f(dq), f(dk), f(dv), f(d), f(o), f(l), f(q), f(k), f(v), B, T, NH, NKV, HS),
+      attentionBackward(f(dq), f(dk), f(dv), f(d), f(o), f(l), f(q), f(k), f(v), B, T, NH, NKV, HS, bf16),
     swigluForward: (o, g, u, N) => swigluForward(f(o), f(g), f(u), N),
     swigluBackward: (dg, du, d, g, u, N) => swigluBackward(f(dg), f(du), f(d), f(g), f(u), N),
     embeddingForward: (o, t, tab, N, C) => embeddingForward(f(o), t, f(tab), N, C),

@@ -17,7 +17,7 @@ import { Rng } from '../../src/util/rng.js';
 import { nativeBuilds } from './load.js';
 import { roundBf16 } from '../../src/kernels/ref/bf16.js';
 
-// every build this CPU runs (avx512, avx2, scalar), each against the float64 loop
+// every build this CPU runs (avx512bf16, avx512, avx2, scalar), each against the float64 loop
 const builds = nativeBuilds();
 if (builds.length === 0) test('native sgemm', { skip: 'native addon unavailable (LONGCTX_ALLOW_NO_NATIVE=1)' }, () => {});
 

@@ -1,6 +1,6 @@
 // The native backends for tests: a missing addon FAILS the suite (a skipped parity check hides a
 // broken build) unless LONGCTX_ALLOW_NO_NATIVE=1 says the fallback is intended. nativeBuilds() is
-// every build this CPU runs (avx512, avx2, scalar), so each is checked against the reference.
+// every build this CPU runs (avx512bf16, avx512, avx2, scalar), so each is checked against the reference.
 
 import assert from 'node:assert/strict';
 import { loadNativeAddon, nativeBackendFrom, nativeLoadError, supportedIsas, type Isa, type NativeAddon } from '../../src/kernels/native.js';

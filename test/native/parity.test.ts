@@ -5,7 +5,7 @@
 // backend and returns the outputs to compare with a per-output tolerance
 // |native - ref| <= atol + rtol * |ref| (NaN/Inf never passes). A failure prints the build, the op,
 // the output and the shape. float32 storage bounds the agreement: ~1e-7 relative per operation,
-// growing ~sqrt(K) in sums. Every build this CPU runs (avx512, avx2, scalar) goes through the table.
+// growing ~sqrt(K) in sums. Every build this CPU runs (avx512bf16, avx512, avx2, scalar) goes through the table.
 
 import { test } from 'node:test';
 import { refBackend as ref } from '../../src/kernels/ref/index.js';
@@ -104,6 +104,12 @@ const OPS: OpCase[] = [
       return { out, lse, dq, dk, dv };
     },
     tol: ({ T }) => ({ out: [1e-4, 1e-5], lse: [1e-5, 1e-5], dq: [1e-3, 2e-5 * Math.sqrt(T!)], dk: [1e-3, 2e-5 * Math.sqrt(T!)], dv: [1e-3, 2e-5 * Math.sqrt(T!)] }),
+    // bf16 tiles (avx512bf16 build, HS a multiple of 16) round the probabilities tile by tile
+    // before normalising, the reference after: same precision, other bits. Measured: out within
+    // 1e-2, lse 5e-7 (same rounded q and k), gradients within 2e-2 at |values| up to ~10; other
+    // builds and head sizes stay float32, one bfloat16 rounding away from the reference's bf16 mode.
+    // A mistake in a bf16 tile (a swapped pair, a wrong panel) is off by O(1).
+    bf16Tol: () => ({ out: [1e-2, 2e-2], lse: [1e-3, 1e-2], dq: [2e-2, 4e-2], dk: [2e-2, 4e-2], dv: [2e-2, 4e-2] }),
   },
   {
     op: 'attention against a KV cache (Tq < Tk)',

@@ -4,12 +4,16 @@
 
 import type { Buf } from '../buf.js';
 
+const same = (x: number): number => x;
+
 /**
  * out (B, Tq, NH, HS), lse (B, NH, Tq); q (B, Tq, NH, HS), k/v (B, Tk, NKV, HS).
  * Query t (at absolute position t + Tk - Tq) attends to keys 0 .. t + Tk - Tq.
+ * `round` is applied to the probabilities where they enter the product with V (bf16: the caller
+ * rounds q, k and v too).
  */
 export function attentionForward(out: Buf, lse: Buf, q: Buf, k: Buf, v: Buf,
-  B: number, Tq: number, Tk: number, NH: number, NKV: number, HS: number): void {
+  B: number, Tq: number, Tk: number, NH: number, NKV: number, HS: number, round: (x: number) => number = same): void {
   const scale = 1 / Math.sqrt(HS);
   const group = NH / NKV; // query heads sharing one key/value head
   const offset = Tk - Tq;
@@ -38,7 +42,7 @@ export function attentionForward(out: Buf, lse: Buf, q: Buf, k: Buf, v: Buf,
         }
         acc.fill(0);
         for (let j = 0; j <= last; j++) {
-          const p = scores[j]! / sum;
+          const p = round(scores[j]! / sum);
           const vo = ((b * Tk + j) * NKV + kh) * HS;
           for (let d = 0; d < HS; d++) acc[d]! += p * v[vo + d]!;
         }
@@ -52,9 +56,11 @@ export function attentionForward(out: Buf, lse: Buf, q: Buf, k: Buf, v: Buf,
 /**
  * With p_j = exp(s_j - lse), s_j = scale * q.k_j, o = sum_j p_j v_j and D = dout.o:
  *   dv_j += p_j dout;  ds_j = p_j (dout.v_j - D);  dq += scale ds_j k_j;  dk_j += scale ds_j q
+ * `round` is applied to p_j and scale ds_j where they enter products (bf16: the caller rounds q, k,
+ * v and dout too).
  */
 export function attentionBackward(dq: Buf, dk: Buf, dv: Buf, dout: Buf, out: Buf, lse: Buf, q: Buf, k: Buf, v: Buf,
-  B: number, T: number, NH: number, NKV: number, HS: number): void {
+  B: number, T: number, NH: number, NKV: number, HS: number, round: (x: number) => number = same): void {
   const scale = 1 / Math.sqrt(HS);
   const group = NH / NKV;
   const dqAcc = new Float64Array(HS); // (HS)
@@ -76,9 +82,9 @@ export function attentionBackward(dq: Buf, dk: Buf, dv: Buf, dout: Buf, out: Buf
             dpv += dout[qo + d]! * v[ko + d]!;
           }
           const p = Math.exp(dot * scale - l);
-          const ds = p * (dpv - D) * scale;
+          const ds = round(p * (dpv - D) * scale), pr = round(p);
           for (let d = 0; d < HS; d++) {
-            dv[ko + d]! += p * dout[qo + d]!;
+            dv[ko + d]! += pr * dout[qo + d]!;
             dqAcc[d]! += ds * k[ko + d]!;
             dk[ko + d]! += ds * q[qo + d]!;
           }

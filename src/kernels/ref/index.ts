@@ -23,19 +23,25 @@ function refBackendFor(precision: Precision): Backend {
     withPrecision: (p: Precision) => (p === 'bf16' ? refBf16 : refBackend),
     rmsnormForward, rmsnormBackward,
     ropeForward, ropeBackward,
-    attentionForward, attentionBackward,
     swigluForward, swigluBackward,
     embeddingForward, embeddingBackward,
     add, accumulate,
     adamw, sumSquares, scale,
   };
   if (precision === 'fp32') {
-    return { ...shared, matmulForward, matmulBackward, crossEntropyForward, crossEntropyForwardBackward };
+    return { ...shared, matmulForward, matmulBackward, attentionForward, attentionBackward, crossEntropyForward, crossEntropyForwardBackward };
   }
-  // bf16: every operand of a matmul rounded (the gradients flowing back into one too), sums in float64.
+  // bf16: every operand of a matmul rounded (the gradients flowing back into one too), sums in
+  // float64. In attention: q, k, v, dout and the probabilities and score gradients where they
+  // enter a product (the native kernels round unnormalised probabilities, tile by tile: the same
+  // precision, not the same bits).
   const r = (b: Buf, n: number): Float64Array => bf16Copy(b, n);
   return {
     ...shared,
+    attentionForward: (out, lse, q, k, v, B, Tq, Tk, NH, NKV, HS) =>
+      attentionForward(out, lse, r(q, B * Tq * NH * HS), r(k, B * Tk * NKV * HS), r(v, B * Tk * NKV * HS), B, Tq, Tk, NH, NKV, HS, roundBf16),
+    attentionBackward: (dq, dk, dv, dout, out, lse, q, k, v, B, T, NH, NKV, HS) =>
+      attentionBackward(dq, dk, dv, r(dout, B * T * NH * HS), out, lse, r(q, B * T * NH * HS), r(k, B * T * NKV * HS), r(v, B * T * NKV * HS), B, T, NH, NKV, HS, roundBf16),
     matmulForward: (out, inp, w, N, C, OC) => matmulForward(out, r(inp, N * C), r(w, OC * C), N, C, OC),
     matmulBackward: (dinp, dw, dout, inp, w, N, C, OC) =>
       matmulBackward(dinp, dw, r(dout, N * OC), r(inp, N * C), r(w, OC * C), N, C, OC),
