@@ -1,6 +1,7 @@
 #include "pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -9,32 +10,61 @@
 
 namespace lc {
 
+// Waking a sleeping thread (futex) costs 10-50 us on these VMs, more than a whole small kernel:
+// decoding calls ~100 kernels per token, each a few tens of microseconds. So a worker that finishes
+// a job spins for a short while (kSpin) watching for the next one before it sleeps, and the caller
+// spins briefly for the workers to finish before it sleeps. The mutex and condition variables are
+// the fallback for longer gaps; the generation counter is only changed under the mutex, so a
+// worker that stops spinning and goes to sleep cannot miss a job.
+namespace {
+constexpr auto kSpin = std::chrono::microseconds(100);
+
+inline void pause_cpu() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Spins until pred() or kSpin has passed; returns pred()'s last value.
+template <class Pred>
+bool spin_for(Pred pred) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; i++) {
+    if (pred()) return true;
+    pause_cpu();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) return pred();
+  }
+}
+}  // namespace
+
 struct ThreadPool::Impl {
   std::mutex mu;
   std::condition_variable wake, done;
-  const std::function<void(int)>* job = nullptr;
-  uint64_t generation = 0;
-  int pending = 0;
-  bool stop = false;
+  const std::function<void(int)>* job = nullptr;  // written before generation is raised (release)
+  std::atomic<uint64_t> generation{0};
+  std::atomic<int> pending{0};
+  std::atomic<bool> stop{false};
   std::vector<std::thread> workers;
 };
 
 ThreadPool::ThreadPool(int threads) : impl_(new Impl), nthreads_(threads < 1 ? 1 : threads) {
   for (int tid = 1; tid < nthreads_; tid++) {
     impl_->workers.emplace_back([this, tid] {
+      Impl& im = *impl_;
       uint64_t seen = 0;
       for (;;) {
-        const std::function<void(int)>* job;
-        {
-          std::unique_lock<std::mutex> lock(impl_->mu);
-          impl_->wake.wait(lock, [&] { return impl_->stop || impl_->generation != seen; });
-          if (impl_->stop) return;
-          seen = impl_->generation;
-          job = impl_->job;
+        auto ready = [&] { return im.stop.load(std::memory_order_acquire) || im.generation.load(std::memory_order_acquire) != seen; };
+        if (!spin_for(ready)) {
+          std::unique_lock<std::mutex> lock(im.mu);
+          im.wake.wait(lock, ready);
         }
-        (*job)(tid);
-        std::lock_guard<std::mutex> lock(impl_->mu);
-        if (--impl_->pending == 0) impl_->done.notify_one();
+        if (im.stop.load(std::memory_order_acquire)) return;
+        seen = im.generation.load(std::memory_order_acquire);
+        (*im.job)(tid);
+        if (im.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          std::lock_guard<std::mutex> lock(im.mu);
+          im.done.notify_one();
+        }
       }
     });
   }
@@ -43,7 +73,7 @@ ThreadPool::ThreadPool(int threads) : impl_(new Impl), nthreads_(threads < 1 ? 1
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->stop = true;
+    impl_->stop.store(true, std::memory_order_release);
   }
   impl_->wake.notify_all();
   for (auto& t : impl_->workers) t.join();
@@ -55,16 +85,19 @@ void ThreadPool::run(const std::function<void(int)>& fn) {
     fn(0);
     return;
   }
+  Impl& im = *impl_;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->job = &fn;
-    impl_->pending = nthreads_ - 1;
-    impl_->generation++;
+    std::lock_guard<std::mutex> lock(im.mu);
+    im.job = &fn;
+    im.pending.store(nthreads_ - 1, std::memory_order_relaxed);
+    im.generation.fetch_add(1, std::memory_order_release);
   }
-  impl_->wake.notify_all();
+  im.wake.notify_all();
   fn(0);
-  std::unique_lock<std::mutex> lock(impl_->mu);
-  impl_->done.wait(lock, [&] { return impl_->pending == 0; });
+  auto finished = [&] { return im.pending.load(std::memory_order_acquire) == 0; };
+  if (spin_for(finished)) return;
+  std::unique_lock<std::mutex> lock(im.mu);
+  im.done.wait(lock, finished);
 }
 
 static int default_threads() {

@@ -8,10 +8,20 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { longctx } from './bin.js';
 
-test('bench decode prints prefill and decode rates and the bytes read per token against a memory copy', () => {
-  const r = longctx('bench', 'decode', '--config', 'small', '--prompt', '32', '--new', '8', '--json');
+test('bench decode prints prefill and decode rates, the bytes read per token against memory read and copy rates, and llama.cpp beside (--peer)', (t) => {
+  const r = longctx('bench', 'decode', '--config', 'small', '--prompt', '32', '--new', '8', '--json', '--peer');
+  if (r.code !== 0 && /node-llama-cpp|llama\.cpp/.test(r.stderr) && process.env.LONGCTX_ALLOW_NO_LLAMACPP === '1') {
+    t.skip(`llama.cpp unavailable: ${r.stderr.trim()}`);
+    return;
+  }
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
+  assert.ok(j.read_gb_per_second > 0 && j.copy_threads_gb_per_second > 0);
+  assert.ok(Math.abs(j.fraction_of_read - j.decode_gb_per_second / j.read_gb_per_second) < 1e-12);
+  // llama.cpp on the same model as F32 and F16 files: F16 weights are half the F32 file
+  assert.deepEqual(j.peer.map((p: { type: string }) => p.type), ['F32', 'F16']);
+  for (const p of j.peer) assert.ok(p.prefill_tokens_per_second > 0 && p.decode_tokens_per_second > 0 && p.threads === j.threads, JSON.stringify(p));
+  assert.ok(j.peer[1].file_bytes < 0.6 * j.peer[0].file_bytes && j.peer[0].file_bytes > 4 * j.parameters);
   assert.equal(j.config, 'small');
   assert.equal(j.decode_step_seconds.length, 8);
   assert.ok(j.prefill_tokens_per_second > 0 && j.decode_tokens_per_second > 0 && j.copy_gb_per_second > 0);

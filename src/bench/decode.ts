@@ -29,6 +29,15 @@ export interface DecodeBenchResult {
   copy_gb_per_second: number; // median of 5 copies
   /** decode_gb_per_second / copy_gb_per_second */
   fraction_of_copy: number;
+  /**
+   * Read bandwidth on the backend's own threads: its sumSquares over 256 MiB (a streaming read, as a
+   * decode step's weights are). A read stream moves more bytes per second than a copy counts (a
+   * copy also pays for reading each destination line before it writes it), so this is the tighter
+   * yardstick.
+   */
+  read_gb_per_second: number;
+  /** decode_gb_per_second / read_gb_per_second */
+  fraction_of_read: number;
 }
 
 /** Median seconds of `f` over `n` runs. */
@@ -42,6 +51,14 @@ function medianSeconds(n: number, f: () => void): number {
   return t.sort((a, b) => a - b)[Math.floor(n / 2)]!;
 }
 
+/** Read bandwidth (GB/s) of `be`'s sumSquares over `bytes` (default 256 MiB), median of 5. */
+export function readBandwidth(be: Backend, bytes = 256 * 2 ** 20): number {
+  const n = bytes / 4;
+  const a = new Float32Array(n).fill(1); // (n) touched, so pages exist
+  be.sumSquares(a, n); // warm-up
+  return bytes / medianSeconds(5, () => be.sumSquares(a, n)) / 1e9;
+}
+
 /** Copy bandwidth of this machine (GB/s, read + write bytes) over `bytes` (default 256 MiB: far beyond any cache). */
 export function copyBandwidth(bytes = 256 * 2 ** 20): number {
   const n = bytes / 4;
@@ -52,14 +69,25 @@ export function copyBandwidth(bytes = 256 * 2 ** 20): number {
   return (2 * bytes) / s / 1e9;
 }
 
+/** The benchmark's model (weights from seed 0) and prompt (random ids, seed 0): the same for us and a peer. */
+export function decodeInputs(cfg: LlamaConfig, be: Backend, prompt: number): { model: ReturnType<typeof createModel>; tokens: Int32Array } {
+  const model = createModel(cfg, be);
+  initWeights(model, 0);
+  const rng = new Rng(0);
+  return { model, tokens: Int32Array.from({ length: prompt }, () => rng.nextInt(cfg.vocab_size)) }; // tokens (prompt)
+}
+
+/** K and V bytes (float32) a decode step reads at the median step's context. */
+export function kvBytesAtMedianStep(cfg: LlamaConfig, prompt: number, generate: number): number {
+  const ctx = prompt + Math.floor(generate / 2);
+  return 2 * cfg.num_hidden_layers * ctx * cfg.num_key_value_heads * cfg.head_dim * 4;
+}
+
 export function benchDecode(name: string, cfg: LlamaConfig, be: Backend, opts: { prompt: number; generate: number }): DecodeBenchResult {
   const { prompt, generate } = opts;
   if (prompt + generate > cfg.max_position_embeddings) throw new Error(`--prompt ${prompt} + --new ${generate} exceeds the model's context of ${cfg.max_position_embeddings}`);
-  const m = createModel(cfg, be);
-  initWeights(m, 0);
+  const { model: m, tokens } = decodeInputs(cfg, be, prompt);
   const P = parameterCount(cfg);
-  const rng = new Rng(0);
-  const tokens = Int32Array.from({ length: prompt }, () => rng.nextInt(cfg.vocab_size)); // (prompt)
   // a warm-up of a few steps in a cache of its own, so the timed run starts warm
   const warm = createKVCache(m, 8);
   forwardCached(m, warm, tokens.subarray(0, 4), true);
@@ -76,14 +104,13 @@ export function benchDecode(name: string, cfg: LlamaConfig, be: Backend, opts: {
     steps.push(Number(process.hrtime.bigint() - s0) / 1e9);
   }
   const med = [...steps].sort((a, b) => a - b)[Math.floor(steps.length / 2)]!;
-  const ctx = prompt + Math.floor(generate / 2); // the median step's context, about
-  const kvBytes = 2 * cfg.num_hidden_layers * ctx * cfg.num_key_value_heads * cfg.head_dim * 4;
-  const bytes = 4 * P + kvBytes;
+  const bytes = 4 * P + kvBytesAtMedianStep(cfg, prompt, generate);
   const decodeGbs = bytes / med / 1e9;
-  const copy = copyBandwidth();
+  const copy = copyBandwidth(), read = readBandwidth(be);
   return {
     config: name, backend: be.name, isa: be.isa, threads: be.threads, parameters: P, prompt, generated: generate,
     prefill_tokens_per_second: prompt / prefill, decode_tokens_per_second: 1 / med, decode_step_seconds: steps,
     bytes_per_token: bytes, decode_gb_per_second: decodeGbs, copy_gb_per_second: copy, fraction_of_copy: decodeGbs / copy,
+    read_gb_per_second: read, fraction_of_read: decodeGbs / read,
   };
 }

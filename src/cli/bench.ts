@@ -10,7 +10,9 @@ import { NATIVE_ISAS, type Isa } from '../kernels/native.js';
 import { benchTrain, readBenchConfig, type BenchConfig } from '../bench/train.js';
 import { runPythonPeer } from '../bench/peer.js';
 import { benchGemm, type GemmBenchResult, type GemmShape } from '../bench/gemm.js';
-import { benchDecode } from '../bench/decode.js';
+import { benchDecode, decodeInputs, kvBytesAtMedianStep } from '../bench/decode.js';
+import { llamaCppDecode } from '../bench/decode-peer.js';
+import { copyBandwidthThreads } from '../bench/copy.js';
 import { intArg, floatArg, bytes, kernelsFlag, kernelsOption, precisionOption } from './args.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -133,16 +135,30 @@ export function registerBench(program: Command): void {
     .requiredOption('--config <name|file>', 'bench config: small, medium, long4k, long16k (shipped in bench/configs/), or a file {model: <HF config.json fields>, ...}')
     .option('--prompt <n>', 'prompt tokens (prefilled)', intArg('--prompt', 1), 256)
     .option('--new <n>', 'tokens decoded one at a time (the median step is reported)', intArg('--new', 2), 64)
+    .option('--peer', 'also time llama.cpp (node-llama-cpp\'s CPU build) on the same model exported as F32 and F16 GGUF files, same prompt and threads', false)
     .option('--json', 'print only the JSON result', false)
     .addOption(kernelsOption())
-    .action((o: { config: string; prompt: number; new: number; json: boolean; kernels?: string }) => {
+    .action(async (o: { config: string; prompt: number; new: number; json: boolean; peer: boolean; kernels?: string }) => {
       const { bc, name } = benchConfig(o.config);
       const cfg = { ...bc.model, max_position_embeddings: Math.max(bc.model.max_position_embeddings, o.prompt + o.new) };
-      const r = benchDecode(name, cfg, kernelsFlag(o), { prompt: o.prompt, generate: o.new });
-      process.stdout.write(JSON.stringify({ ...r, decode_step_seconds: o.json ? r.decode_step_seconds : undefined }, null, 2) + '\n');
+      const be = kernelsFlag(o);
+      const r0 = benchDecode(name, cfg, be, { prompt: o.prompt, generate: o.new });
+      // the copy again with as many threads as the decode used: the machine's bandwidth, not one core's
+      const copyAll = be.threads > 1 ? await copyBandwidthThreads(be.threads) : r0.copy_gb_per_second;
+      const r = { ...r0, copy_threads_gb_per_second: copyAll, fraction_of_threads_copy: r0.decode_gb_per_second / copyAll };
+      let peer = null;
+      if (o.peer) {
+        if (!o.json) process.stderr.write('  running llama.cpp on the same model (F32 and F16 GGUF)...\n');
+        const { model, tokens } = decodeInputs(cfg, be, o.prompt);
+        peer = await llamaCppDecode(cfg, model.params.flat as Float32Array, tokens, o.new, be.threads, kvBytesAtMedianStep(cfg, o.prompt, o.new));
+      }
+      process.stdout.write(JSON.stringify({ ...r, decode_step_seconds: o.json ? r.decode_step_seconds : undefined, ...(peer ? { peer } : {}) }, null, 2) + '\n');
       if (!o.json) {
         process.stderr.write(`${name}: prefill ${r.prefill_tokens_per_second.toFixed(0)} tokens/s, decode ${r.decode_tokens_per_second.toFixed(1)} tokens/s on ${r.backend} (${r.isa}, ${r.threads} threads); ` +
-          `${bytes(r.bytes_per_token)} read per token = ${r.decode_gb_per_second.toFixed(1)} GB/s, ${(100 * r.fraction_of_copy).toFixed(0)}% of a memory copy's ${r.copy_gb_per_second.toFixed(1)} GB/s (one thread)\n`);
+          `${bytes(r.bytes_per_token)} read per token = ${r.decode_gb_per_second.toFixed(1)} GB/s, ${(100 * r.fraction_of_read).toFixed(0)}% of a memory read's ${r.read_gb_per_second.toFixed(1)} GB/s (${r.threads} threads); a copy moves ${r.copy_gb_per_second.toFixed(1)} GB/s on one thread, ${r.copy_threads_gb_per_second.toFixed(1)} on ${r.threads}\n`);
+        for (const p of peer ?? []) {
+          process.stderr.write(`${name}: llama.cpp ${p.type}: prefill ${p.prefill_tokens_per_second.toFixed(0)} tokens/s, decode ${p.decode_tokens_per_second.toFixed(1)} tokens/s (${p.threads} threads), ${p.decode_gb_per_second.toFixed(1)} GB/s; ours / llama.cpp: prefill ${(r.prefill_tokens_per_second / p.prefill_tokens_per_second).toFixed(2)}x, decode ${(r.decode_tokens_per_second / p.decode_tokens_per_second).toFixed(2)}x\n`);
+        }
       }
     });
 }
