@@ -128,11 +128,94 @@ void acc_rows(const float* A, int64_t ars, int64_t axs, int64_t nr, int64_t nx, 
 }
 #endif
 
+#if defined(__AVX512F__)
+// The float32 tiles at AVX-512 width: a 16-key panel is one register row, so S = Q K^T takes two
+// panels at a time (12 accumulators), and the accumulating product 16 or 32 columns.
+
+// C rows [0, R) x NP panels of 16 columns = alpha * A (R, HS) @ panels^T.
+template <int R, int NP>
+LC_INLINE void micro_qk16(const float* A, int64_t lda, const float* P, int64_t HS, float alpha, float* C, int64_t ldc) {
+  __m512 acc[R][NP];
+  LC_UNROLL for (int r = 0; r < R; r++)
+    LC_UNROLL for (int p = 0; p < NP; p++) acc[r][p] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < HS; d++) {
+    __m512 b[NP];
+    LC_UNROLL for (int p = 0; p < NP; p++) b[p] = _mm512_loadu_ps(P + (p * HS + d) * PW);
+    LC_UNROLL for (int r = 0; r < R; r++) {
+      const __m512 a = _mm512_set1_ps(A[r * lda + d]);
+      LC_UNROLL for (int p = 0; p < NP; p++) acc[r][p] = _mm512_fmadd_ps(a, b[p], acc[r][p]);
+    }
+  }
+  const __m512 s = _mm512_set1_ps(alpha);
+  LC_UNROLL for (int r = 0; r < R; r++)
+    LC_UNROLL for (int p = 0; p < NP; p++) _mm512_storeu_ps(C + r * ldc + p * PW, _mm512_mul_ps(acc[r][p], s));
+}
+
+template <int NP>
+void qk_rows16(const float* A, int64_t lda, int64_t nq, const float* P, int64_t HS, float alpha, float* C, int64_t ldc) {
+  int64_t i = 0;
+  for (; i + 6 <= nq; i += 6) micro_qk16<6, NP>(A + i * lda, lda, P, HS, alpha, C + i * ldc, ldc);
+  const float* a = A + i * lda;
+  float* c = C + i * ldc;
+  switch (nq - i) {
+    case 5: micro_qk16<5, NP>(a, lda, P, HS, alpha, c, ldc); break;
+    case 4: micro_qk16<4, NP>(a, lda, P, HS, alpha, c, ldc); break;
+    case 3: micro_qk16<3, NP>(a, lda, P, HS, alpha, c, ldc); break;
+    case 2: micro_qk16<2, NP>(a, lda, P, HS, alpha, c, ldc); break;
+    case 1: micro_qk16<1, NP>(a, lda, P, HS, alpha, c, ldc); break;
+    default: break;
+  }
+}
+
+// C rows [0, R) x NV*16 columns += sum_x A(r, x) * B[x][cols], A(r, x) = A[r * ars + x * axs].
+template <int R, int NV>
+LC_INLINE void micro_acc16(const float* A, int64_t ars, int64_t axs, int64_t nx, const float* B, int64_t ldb,
+                           float* C, int64_t ldc) {
+  __m512 acc[R][NV];
+  LC_UNROLL for (int r = 0; r < R; r++)
+    LC_UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t x = 0; x < nx; x++) {
+    __m512 b[NV];
+    LC_UNROLL for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_ps(B + x * ldb + 16 * v);
+    LC_UNROLL for (int r = 0; r < R; r++) {
+      const __m512 a = _mm512_set1_ps(A[r * ars + x * axs]);
+      LC_UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+  LC_UNROLL for (int r = 0; r < R; r++)
+    LC_UNROLL for (int v = 0; v < NV; v++) {
+      float* c = C + r * ldc + 16 * v;
+      _mm512_storeu_ps(c, _mm512_add_ps(acc[r][v], _mm512_loadu_ps(c)));
+    }
+}
+
+template <int NV>
+void acc_rows16(const float* A, int64_t ars, int64_t axs, int64_t nr, int64_t nx, const float* B, int64_t ldb,
+                float* C, int64_t ldc) {
+  int64_t r0 = 0;
+  for (; r0 + 6 <= nr; r0 += 6) micro_acc16<6, NV>(A + r0 * ars, ars, axs, nx, B, ldb, C + r0 * ldc, ldc);
+  const float* a = A + r0 * ars;
+  float* c = C + r0 * ldc;
+  switch (nr - r0) {
+    case 5: micro_acc16<5, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
+    case 4: micro_acc16<4, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
+    case 3: micro_acc16<3, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
+    case 2: micro_acc16<2, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
+    case 1: micro_acc16<1, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
+    default: break;
+  }
+}
+#endif
+
 // C (nq, PW * np) = alpha * A (nq, HS) @ panels^T; panels from pack_panels. Columns past the
 // packed rows come out 0.
 void tile_qk(const float* A, int64_t lda, int64_t nq, const float* panels, int64_t np, int64_t HS, float alpha,
              float* C, int64_t ldc) {
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX512F__)
+  int64_t p = 0;
+  for (; p + 2 <= np; p += 2) qk_rows16<2>(A, lda, nq, panels + p * HS * PW, HS, alpha, C + p * PW, ldc);
+  if (p < np) qk_rows16<1>(A, lda, nq, panels + p * HS * PW, HS, alpha, C + p * PW, ldc);
+#elif defined(__AVX2__) && defined(__FMA__)
   for (int64_t p = 0; p < np; p++) {
     const float* P = panels + p * HS * PW;
     int64_t i = 0;
@@ -162,6 +245,14 @@ void tile_qk(const float* A, int64_t lda, int64_t nq, const float* panels, int64
 // C (nr, HS) += A (nr, nx) @ B (nx, HS), A(r, x) = A[r * ars + x * axs], B row-major (ldb).
 void tile_acc(const float* A, int64_t ars, int64_t axs, int64_t nr, int64_t nx, const float* B, int64_t ldb,
               int64_t HS, float* C, int64_t ldc) {
+#if defined(__AVX512F__)
+  if (HS % 16 == 0) {
+    int64_t c0 = 0;
+    for (; c0 + 32 <= HS; c0 += 32) acc_rows16<2>(A, ars, axs, nr, nx, B + c0, ldb, C + c0, ldc);
+    if (c0 < HS) acc_rows16<1>(A, ars, axs, nr, nx, B + c0, ldb, C + c0, ldc);
+    return;
+  }
+#endif
 #if defined(__AVX2__) && defined(__FMA__)
   if (HS % 8 == 0) {
     int64_t c0 = 0;
