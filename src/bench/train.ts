@@ -64,6 +64,29 @@ export interface TrainBenchResult {
   peak_gflops: number | null;
   peak_rss_bytes: number;
   loss: number;
+  /**
+   * The same backend's matmul at 1024^3 (out = x @ W^T, the forward's shape), in the same precision,
+   * timed in the same run: the ceiling a training step's GFLOPS is held against. null on the reference.
+   */
+  gemm_gflops: number | null;
+  /** achieved_gflops / gemm_gflops */
+  fraction_of_gemm: number | null;
+}
+
+/** GFLOPS of be.matmulForward at n x n x n, median of 9 calls after one warm-up. */
+export function matmulGflops(be: Backend, n = 1024): number {
+  const rng = new Rng(1);
+  const x = Float32Array.from({ length: n * n }, () => rng.nextFloat() - 0.5); // (n, n)
+  const w = Float32Array.from({ length: n * n }, () => rng.nextFloat() - 0.5); // (n, n)
+  const out = new Float32Array(n * n); // (n, n)
+  be.matmulForward(out, x, w, n, n, n);
+  const t: number[] = [];
+  for (let i = 0; i < 9; i++) {
+    const t0 = process.hrtime.bigint();
+    be.matmulForward(out, x, w, n, n, n);
+    t.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  return (2 * n * n * n) / t.sort((a, b) => a - b)[4]! / 1e9;
 }
 
 export interface TrainBenchOptions {
@@ -71,6 +94,8 @@ export interface TrainBenchOptions {
   warmup?: number;
   peakGflops?: number | null; // the machine's practical fp32 ceiling for MFU
   onStep?: (i: number, seconds: number) => void;
+  /** time the backend's GEMM too (default true; estimates that need only tokens/s skip it) */
+  gemmCeiling?: boolean;
 }
 
 export function benchTrain(name: string, bc: BenchConfig, be: Backend, opts: TrainBenchOptions = {}): TrainBenchResult {
@@ -98,11 +123,13 @@ export function benchTrain(name: string, bc: BenchConfig, be: Backend, opts: Tra
   const flopsPerToken = trainingFlopsPerToken(cfg, T);
   const achieved = (flopsPerToken * B * T) / med / 1e9;
   const peak = opts.peakGflops ?? null;
+  const gemm = be.name === 'native' && opts.gemmCeiling !== false ? matmulGflops(be) : null;
   return {
     config: name, backend: be.name, isa: be.isa, threads: be.threads, precision: be.precision, parameters: parameterCount(cfg),
     seq_len: T, batch_size: B, steps, step_seconds: med, step_seconds_all: times,
     tokens_per_second: (B * T) / med, flops_per_token: flopsPerToken, achieved_gflops: achieved,
     mfu: peak ? achieved / peak : null, peak_gflops: peak,
     peak_rss_bytes: process.resourceUsage().maxRSS * 1024, loss,
+    gemm_gflops: gemm, fraction_of_gemm: gemm ? achieved / gemm : null,
   };
 }

@@ -337,7 +337,7 @@ const EVAL_OVERHEAD = 0.15;
  */
 export function estimateRepro(p: ReproPreset, backend: Backend, o: { scale: number; seeds: number; variants: number; ablation: boolean }): { seconds: number; baseRate: number; longRate: number } {
   const model = { ...presetConfig(p.model), vocab_size: p.vocab, max_position_embeddings: p.longLen };
-  const rate = (T: number): number => benchTrain('estimate', { model, seq_len: T, batch_size: Math.max(1, Math.floor(p.tokensPerStep / T)) }, backend, { steps: 1, warmup: 1 }).tokens_per_second;
+  const rate = (T: number): number => benchTrain('estimate', { model, seq_len: T, batch_size: Math.max(1, Math.floor(p.tokensPerStep / T)) }, backend, { steps: 1, warmup: 1, gemmCeiling: false }).tokens_per_second;
   const baseRate = rate(p.baseLen), longRate = rate(p.longLen);
   const train = (p.baseTokens * o.scale * (o.ablation ? 2 : 1)) / baseRate + (o.seeds * o.variants * p.extendTokens * o.scale) / longRate;
   return { seconds: train * (1 + EVAL_OVERHEAD), baseRate, longRate };
