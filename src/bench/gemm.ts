@@ -93,18 +93,18 @@ function cpuFlags(): Set<string> {
   }
 }
 
-// OPENBLAS_CORETYPE values worth trying here: autodetection, then the AVX2 kernels, then the
-// AVX-512 ones only where the CPU has AVX-512 (forcing them elsewhere would crash). A user's own
-// OPENBLAS_CORETYPE is respected as the only candidate.
+// OPENBLAS_CORETYPE values worth trying here: autodetection (the variable unset), the
+// environment's own value if it sets one (an environment can hold OpenBLAS to an older kernel than
+// the CPU runs: the best of all is the peer, not whatever the shell says), the AVX2 kernels, and the
+// AVX-512 ones only where the CPU has AVX-512 (forcing them elsewhere would crash).
 function coretypeCandidates(): string[] {
   const own = process.env.OPENBLAS_CORETYPE;
-  if (own) return [own];
   const flags = cpuFlags();
-  const out = ['auto'];
+  const out = ['auto', ...(own ? [own] : [])];
   if (flags.has('avx2') && flags.has('fma')) out.push('ZEN', 'HASWELL');
   if (flags.has('avx512f') && flags.has('avx512bw') && flags.has('avx512vl') && flags.has('avx512dq')) out.push('SKYLAKEX');
   if (flags.has('avx512_bf16')) out.push('COOPERLAKE', 'SAPPHIRERAPIDS');
-  return out;
+  return out.filter((c, i) => out.findIndex((d) => d.toLowerCase() === c.toLowerCase()) === i);
 }
 
 // One Python process times a list of cases with numpy.matmul (into a preallocated output, operands
@@ -167,12 +167,12 @@ print(json.dumps({"times": times, **blas_info()}))
 interface PeerReply { times: number[][]; numpy: string; core: string | null; config: string | null; lib: string | null }
 
 function runPeer(cases: GemmCase[], repeats: number, threads: number, coretype: string): PeerReply | null {
-  const env: Record<string, string> = {
+  const env: Record<string, string | undefined> = {
     LONGCTX_GEMM_PEER: JSON.stringify({ cases, repeats, warmup: WARMUP, warmup_s: WARMUP_S }),
     OPENBLAS_NUM_THREADS: String(threads),
     OMP_NUM_THREADS: String(threads),
   };
-  if (coretype !== 'auto') env.OPENBLAS_CORETYPE = coretype;
+  env.OPENBLAS_CORETYPE = coretype === 'auto' ? undefined : coretype;
   const r = runPythonPeer(PEER_SCRIPT, env, 600_000) as PeerReply | null;
   return r && Array.isArray(r.times) && r.times.length === cases.length ? r : null;
 }

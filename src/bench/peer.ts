@@ -30,7 +30,17 @@ export function peerError(): string | null {
  * the last non-empty stdout line, or null when python3 is absent, the script fails or times out,
  * or its output is not JSON.
  */
-export function runPythonPeer(script: string, env: Record<string, string> = {}, timeoutMs = 600_000): unknown | null {
+/** process.env with `env` applied: a string sets a variable, undefined removes it. */
+function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...process.env };
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete out[k];
+    else out[k] = v;
+  }
+  return out;
+}
+
+export function runPythonPeer(script: string, env: Record<string, string | undefined> = {}, timeoutMs = 600_000): unknown | null {
   const py = pythonPath();
   if (!py) {
     lastError = `peer unavailable: ${process.env.LONGCTX_PYTHON || DEFAULT_PYTHON} not found`;
@@ -38,7 +48,7 @@ export function runPythonPeer(script: string, env: Record<string, string> = {}, 
   }
   const r = spawnSync(py, ['-'], {
     input: script,
-    env: { ...process.env, ...env },
+    env: childEnv(env),
     encoding: 'utf8',
     timeout: timeoutMs,
     maxBuffer: 64 * 1024 * 1024,

@@ -118,11 +118,11 @@ function checkCase(a: NativeAddon, rng: Rng, c: Case, bf16 = false): void {
 }
 
 // Sizes: tiny, 1 x N x K, prime-ish, and just below / at / above the micro-tile (MR 4/6/12, NR 4/16/32),
-// the MC block (48 rows on AVX2; 96 on AVX-512) and KC (512; 384 on AVX-512).
+// the MC block (48 rows on AVX2; 144 on AVX-512) and KC (512 on both; 384 before).
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 37, 19], [1, 300, 200], [2, 3, 1], [3, 5, 7], [4, 4, 4], [5, 15, 9], [6, 16, 8], [7, 17, 10],
   [11, 31, 3], [12, 32, 5], [13, 33, 6], [17, 33, 65], [100, 1, 300], [1, 100, 1], [25, 47, 1],
-  [47, 15, 33], [48, 16, 64], [49, 17, 65], [95, 63, 31], [97, 65, 40], [130, 70, 90],
+  [47, 15, 33], [48, 16, 64], [49, 17, 65], [95, 63, 31], [97, 65, 40], [130, 70, 90], [143, 33, 20], [145, 35, 21],
   [20, 24, 383], [9, 40, 384], [10, 18, 385], [13, 35, 511], [7, 33, 512], [8, 31, 513], [5, 17, 1025],
   // matrix-vector products (M == 1 or N == 1 take their own path), threaded above ~64K elements
   [1, 700, 300], [700, 1, 300], [1, 1, 5000], [1, 2100, 40], [1, 33, 2000], [2000, 1, 33],
