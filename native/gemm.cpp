@@ -167,6 +167,57 @@ void pack_pairs_from_rows(const float* src, int64_t ld, int64_t kc, int W, int w
     }
   }
 }
+
+// In place: r[c] = column c of the 16 x 16 matrix of 32-bit elements whose rows were r[0..16).
+inline void transpose16x16_epi32(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; i++) {  // 32-bit interleave within 128-bit lanes
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {  // 64-bit: u[4i + j] lane L = column 4L + j of rows 4i..4i+3
+    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int j = 0; j < 4; j++) {  // gather lane L of the four row groups: column 4L + j
+    const __m512i v = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88), w = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xDD);
+    const __m512i x = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88), y = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xDD);
+    r[j] = _mm512_shuffle_i32x4(v, x, 0x88);
+    r[8 + j] = _mm512_shuffle_i32x4(v, x, 0xDD);
+    r[4 + j] = _mm512_shuffle_i32x4(w, y, 0x88);
+    r[12 + j] = _mm512_shuffle_i32x4(w, y, 0xDD);
+  }
+}
+
+// Packs k pairs from a source whose rows are the panel's rows (row i at src + i * ld, k along it,
+// w valid rows): dst[kp * W + i] = pair(src[i][2kp], src[i][2kp + 1]), zero past w and past kc.
+// The pair is adjacent in memory, so each row converts 32 floats into 16 pairs at once and 16 x 16
+// transposes put them in panel order (op(A) of NN / NT products and op(B) of NT ones are stored
+// this way); the same slots to_bf16_panel makes, without the float32 pass.
+void pack_pairs_from_cols(const float* src, int64_t ld, int64_t kc, int W, int w, uint32_t* dst) {
+  for (int i0 = 0; i0 < W; i0 += 16) {
+    const int lanes = std::min(16, W - i0), valid = std::max(0, std::min(16, w - i0));
+    const __mmask16 store = lanes >= 16 ? __mmask16(0xffff) : __mmask16((1u << lanes) - 1);
+    for (int64_t k0 = 0; k0 < kc; k0 += 32) {
+      const int64_t rem = std::min<int64_t>(32, kc - k0);
+      const __mmask16 lo = rem >= 16 ? __mmask16(0xffff) : __mmask16((1u << rem) - 1);
+      const __mmask16 hi = rem > 16 ? __mmask16((1u << (rem - 16)) - 1) : __mmask16(0);
+      __m512i r[16];
+      for (int i = 0; i < 16; i++) {
+        if (i < valid) {
+          const float* s = src + (i0 + i) * ld + k0;
+          r[i] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, s + 16), _mm512_maskz_loadu_ps(lo, s));
+        } else {
+          r[i] = _mm512_setzero_si512();
+        }
+      }
+      transpose16x16_epi32(r);
+      for (int64_t c = 0; c < (rem + 1) / 2; c++) _mm512_mask_storeu_epi32(dst + (k0 / 2 + c) * W + i0, store, r[c]);
+    }
+  }
+}
 #else
 constexpr bool BF16_NATIVE = false;
 
@@ -822,8 +873,13 @@ void sgemm_packed(const Problem& p, int nt) {
         const int64_t j = jp * NR;
         const int64_t nr = std::min<int64_t>(NR, nc - j);
 #if defined(__AVX512BF16__)
-        if (p.bf16 && !p.transB) {
-          pack_pairs_from_rows(p.B + pc * p.ldb + jc + j, p.ldb, kc, NR, static_cast<int>(nr), reinterpret_cast<uint32_t*>(bp + jp * kc * NR));
+        if (p.bf16) {
+          uint32_t* dst = reinterpret_cast<uint32_t*>(bp + jp * kc * NR);
+          if (p.transB) {
+            pack_pairs_from_cols(p.B + (jc + j) * p.ldb + pc, p.ldb, kc, NR, static_cast<int>(nr), dst);
+          } else {
+            pack_pairs_from_rows(p.B + pc * p.ldb + jc + j, p.ldb, kc, NR, static_cast<int>(nr), dst);
+          }
           st.pack_done.fetch_add(1, std::memory_order_release);
           continue;
         }
@@ -843,10 +899,15 @@ void sgemm_packed(const Problem& p, int nt) {
         const int64_t jp0 = h.jp0 + sub * h.sublen, jp1 = std::min(h.jp1, jp0 + h.sublen);
         if (a_step != s || a_ic != ic) {
 #if defined(__AVX512BF16__)
-          if (p.bf16 && p.transA) {
+          if (p.bf16) {
             for (int64_t ir = 0; ir < mc; ir += MR) {
-              pack_pairs_from_rows(p.A + pc * p.lda + ic + ir, p.lda, kc, MR, static_cast<int>(std::min<int64_t>(MR, mc - ir)),
-                                   reinterpret_cast<uint32_t*>(apack + ir * kc));
+              const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
+              uint32_t* dst = reinterpret_cast<uint32_t*>(apack + ir * kc);
+              if (p.transA) {
+                pack_pairs_from_rows(p.A + pc * p.lda + ic + ir, p.lda, kc, MR, mr, dst);
+              } else {
+                pack_pairs_from_cols(p.A + (ic + ir) * p.lda + pc, p.lda, kc, MR, mr, dst);
+              }
             }
           } else
 #endif
