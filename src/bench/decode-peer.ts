@@ -50,7 +50,8 @@ export async function llamaCppDecode(cfg: LlamaConfig, weights: Float32Array, pr
         const marks: bigint[] = [];
         let last = prompt.length;
         const t0 = process.hrtime.bigint();
-        await m.generate(prompt, generate, { onProgress: (done) => { if (done > last) { last = done; marks.push(process.hrtime.bigint()); } } });
+        const got = await m.generate(prompt, generate, { onProgress: (done) => { if (done > last) { last = done; marks.push(process.hrtime.bigint()); } } });
+        marks.length = Math.min(marks.length, got.length); // an early end-of-sequence stop reports the total once more
         // the first mark follows the prompt and the first token's pick; each next one, one decode step
         const prefill = Number(marks[0]! - t0) / 1e9;
         const steps = marks.slice(1).map((t, i) => Number(t - marks[i]!) / 1e9);

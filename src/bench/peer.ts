@@ -25,11 +25,6 @@ export function peerError(): string | null {
   return lastError;
 }
 
-/**
- * Runs `script` with python3 (env: process.env plus `env`) and returns the JSON value printed on
- * the last non-empty stdout line, or null when python3 is absent, the script fails or times out,
- * or its output is not JSON.
- */
 /** process.env with `env` applied: a string sets a variable, undefined removes it. */
 function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...process.env };
@@ -40,6 +35,11 @@ function childEnv(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
   return out;
 }
 
+/**
+ * Runs `script` with python3 (env: process.env with `env` applied) and returns the JSON value printed
+ * on the last non-empty stdout line, or null when python3 is absent, the script fails or times out,
+ * or its output is not JSON.
+ */
 export function runPythonPeer(script: string, env: Record<string, string | undefined> = {}, timeoutMs = 600_000): unknown | null {
   const py = pythonPath();
   if (!py) {

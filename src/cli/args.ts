@@ -78,8 +78,8 @@ export function kernelsOption(): Option {
 
 /** --precision: what the matmuls compute in (training commands and bench train). */
 export function precisionOption(): Option {
-  return new Option('--precision <p>', 'fp32, or bf16: mixed precision (matmul operands in bfloat16, float32 sums; weights, gradients and AdamW state stay float32): about 1.5x the fp32 training step on CPUs with AVX512-BF16, no faster elsewhere')
-    .choices([...PRECISIONS]).default('fp32');
+  return new Option('--precision <p>', 'fp32 (default), or bf16: mixed precision (matmul operands in bfloat16, float32 sums; weights, gradients and AdamW state stay float32): about 1.5x the fp32 training step on CPUs with AVX512-BF16, no faster elsewhere')
+    .choices([...PRECISIONS]);  // absent: fp32 for a new run, the recorded one for --resume
 }
 
 /**

@@ -95,7 +95,7 @@ export function registerBench(program: Command): void {
     .option('--peak-gflops <x>', 'fp32 ceiling of this machine for MFU (e.g. OpenBLAS sgemm GFLOPS measured by `bench gemm`)', floatArg('--peak-gflops', 0))
     .option('--json', 'print only the JSON result', false)
     .addOption(kernelsOption())
-    .addOption(precisionOption().default('fp32', 'fp32; bf16 times the fp32 step too, in the same run, for the speed-up'))
+    .addOption(precisionOption().default('fp32', 'fp32; with bf16 the fp32 step is timed too, in the same run, for the speed-up'))
     .action((o: TrainOptions) => {
       const { bc, name } = benchConfig(o.config);
       const be = kernelsFlag(o);

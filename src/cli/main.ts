@@ -49,10 +49,10 @@ export function commanderError(text: string): string {
   const t = text.replace(/^error: /, '').trim().replace(/\s*\n\(Did you mean (.+?)\?\)$/, '; did you mean $1?');
   const missing = /^required option '(--[\w-]+)[^']*' not specified$/.exec(t);
   if (missing) return `longctx: ${missing[1]} is required (see --help)`;
-  // a value our parser refused: its message says it all
   // commander's own .choices() check names neither the option nor the value: say both
   const choice = /^option '(--[\w-]+)[^']*' argument '(.*?)' is invalid\. Allowed choices are (.+?)\.?$/.exec(t);
   if (choice) return `longctx: ${choice[1]} must be one of ${choice[3]}, got "${choice[2]}"`;
+  // a value our parser refused: its message says it all
   const invalid = /^(?:option '[^']*' argument|command-argument value) '.*?' is invalid(?: for argument '[^']*')?\. ([\s\S]+)$/.exec(t);
   if (invalid) return `longctx: ${invalid[1]!.replace(/\s+/g, ' ')}`;
   return `longctx: ${t.replace(/'(--[\w-]+)(?: <[^>]+>)?'/g, '$1')}${/--help/.test(t) ? '' : ' (see --help)'}`;

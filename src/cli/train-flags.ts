@@ -5,6 +5,7 @@ import { addKernelsFlag, intArg, floatArg, intListArg, kernelsFlag, precisionOpt
 import { parseSourceWeights, parseUpsample } from '../data/mix.js';
 import type { CommonOptions } from '../recipes/pretrain.js';
 import type { TrainEnv, TrainSummary } from '../train/trainer.js';
+import { readRunConfig, RESOLVED_CONFIG } from '../train/run.js';
 import { definedOnly } from '../util/defined.js';
 import { InvalidArgumentError, Option } from 'commander';
 import { WEIGHT_DTYPES, type WeightDtype } from '../model/config.js';
@@ -64,8 +65,15 @@ export function addTrainFlags(cmd: Command, defaults: { lr: string }): Command {
     .option('--json', 'JSON lines (metrics) on stdout instead of a progress bar', false);
 }
 
-/** Where the run computes (--kernels, resolved here once) and how it reports. */
-export function trainEnv(f: { kernels?: string; precision?: string; json: boolean }): TrainEnv {
+/**
+ * Where the run computes (--kernels, resolved here once) and how it reports. A --resume keeps the
+ * run's recorded precision: a --precision that says otherwise is named and ignored.
+ */
+export function trainEnv(f: { kernels?: string; precision?: string; json: boolean; resume?: string }): TrainEnv {
+  if (f.resume && f.precision !== undefined) {
+    const recorded = readRunConfig(f.resume).precision ?? 'fp32';
+    if (recorded !== f.precision) process.stderr.write(`${f.resume}: the run computes in ${recorded} (recorded in ${RESOLVED_CONFIG}); --precision ${f.precision} is ignored on --resume\n`);
+  }
   return { backend: kernelsFlag(f), json: f.json };
 }
 

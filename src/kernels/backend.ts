@@ -22,10 +22,13 @@ export interface AdamWStep {
 /**
  * What the matmuls (every linear layer and the LM head) compute in. fp32: float32 operands. bf16,
  * mixed precision: their operands rounded to bfloat16, products summed in float32; weights,
- * gradients, AdamW state, activations and everything outside the matmuls stay float32. On a CPU
- * with AVX512-BF16 the native kernels use its dot-product instruction (about twice the float32
- * rate); elsewhere they round and multiply in float32 (same numbers, no speed-up). The reference
- * rounds the same operands, so it stays the oracle.
+ * gradients, AdamW state, activations, norms and softmax stay float32. On a CPU with AVX512-BF16
+ * the native kernels use its dot-product instruction (about twice the float32 rate) and run
+ * attention's four products in bfloat16 too (head size a multiple of 16, 16+ query rows); other
+ * builds round the matmul operands the same way and multiply in float32 (no speed-up) and keep
+ * attention float32, so a bf16 run differs between those builds by bfloat16's rounding of
+ * attention, not only in the last bits. The reference rounds every one of those operands,
+ * attention's included (kernels/ref/bf16.ts): the oracle of the bf16 hardware path.
  */
 export type Precision = 'fp32' | 'bf16';
 export const PRECISIONS: readonly Precision[] = ['fp32', 'bf16'];

@@ -265,9 +265,12 @@ export function backendRecord(be: Backend): Pick<RunConfig, 'backend' | 'isa' | 
  * count changes the reduction order, so the continuation is not bit-for-bit the uninterrupted run's);
  * null when they are the same or the run did not record them.
  */
-export function backendChange(cfg: Pick<RunConfig, 'backend' | 'isa' | 'threads'>, be: Pick<Backend, 'name' | 'isa' | 'threads'>): string | null {
+export function backendChange(cfg: Pick<RunConfig, 'backend' | 'isa' | 'threads' | 'precision'>, be: Pick<Backend, 'name' | 'isa' | 'threads'>): string | null {
   const known = cfg.isa !== undefined && cfg.threads !== undefined;
   if (cfg.backend === be.name && (!known || (cfg.isa === be.isa && cfg.threads === be.threads))) return null;
   const began = known ? describeBackend({ name: cfg.backend, isa: cfg.isa!, threads: cfg.threads! }) : `the ${cfg.backend} backend`;
-  return `began on ${began}, continues on ${describeBackend({ name: be.name, isa: be.isa, threads: be.threads })}: the result will differ from an uninterrupted run in the last bits`;
+  const bf16Tiles = (isa: string | undefined, name: string): boolean => name === 'native' && isa === 'avx512bf16';
+  const attentionMoves = cfg.precision === 'bf16' && bf16Tiles(cfg.isa, cfg.backend) !== bf16Tiles(be.isa, be.name);
+  return `began on ${began}, continues on ${describeBackend({ name: be.name, isa: be.isa, threads: be.threads })}: the result will differ from an uninterrupted run ` +
+    (attentionMoves ? 'by bfloat16\'s rounding of attention (its products are bfloat16 on the avx512bf16 build only)' : 'in the last bits');
 }

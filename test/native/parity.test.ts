@@ -90,7 +90,8 @@ const OPS: OpCase[] = [
     // 8 / 24 (an 8-column register tile), 16 / 32 / 64 (16-column tiles); GQA 4/4, 4/2, 4/1, 8/2
     op: 'flash attention',
     shapes: [[4, 4], [4, 2], [4, 1], [8, 2]].flatMap(([NH, NKV]) =>
-      [[1, 1, 8], [2, 7, 6], [1, 64, 16], [2, 65, 12], [1, 150, 32], [1, 97, 24], [1, 200, 64]].map(([B, T, HS]) => ({ B: B!, T: T!, HS: HS!, NH: NH!, NKV: NKV! }))),
+      // odd T with HS 16 / 32 (17, 65, 97): bf16 tiles whose last pair has no second row
+      [[1, 1, 8], [2, 7, 6], [1, 64, 16], [2, 65, 12], [1, 150, 32], [1, 97, 24], [1, 200, 64], [1, 17, 16], [1, 65, 16], [2, 97, 32]].map(([B, T, HS]) => ({ B: B!, T: T!, HS: HS!, NH: NH!, NKV: NKV! }))),
     inputs: ({ B, T, HS, NH, NKV }, rng) => ({ q: rand(rng, B! * T! * NH! * HS!), k: rand(rng, B! * T! * NKV! * HS!), v: rand(rng, B! * T! * NKV! * HS!), d: rand(rng, B! * T! * NH! * HS!) }),
     run: (be, x, { B, T, HS, NH, NKV }) => {
       const q = f32(x, 'q'), k = f32(x, 'k'), v = f32(x, 'v');
@@ -121,6 +122,8 @@ const OPS: OpCase[] = [
       return { out, lse };
     },
     tol: () => ({ out: [1e-4, 1e-5], lse: [1e-5, 1e-5] }),
+    // Tq 65 runs the bf16 tiles (avx512bf16) against 130 cached keys; Tq < 16 stays float32
+    bf16Tol: () => ({ out: [1e-2, 2e-2], lse: [1e-3, 1e-2] }),
   },
   {
     op: 'swiglu and the elementwise ops',

@@ -182,6 +182,7 @@ test('--precision bf16: the loss curve stays within 2% of fp32\'s, the run recor
   writeFileSync(path.join(moved, 'checkpoints', 'latest'), 'step-00000110');
   const resumed = run(['pretrain', '--resume', moved, '--precision', 'fp32']);
   assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stderr, /the run computes in bf16 \(recorded in config\.resolved\.json\); --precision fp32 is ignored on --resume/);
   assert.deepEqual(train(moved), b);
   const bad = run([...PRETRAIN, '--data', data, '--out', path.join(dir, 'bad'), '--precision', 'fp16']);
   assert.equal(bad.code, 1);
