@@ -275,7 +275,9 @@ void tile_acc(const float* A, int64_t ars, int64_t axs, int64_t nr, int64_t nx, 
 // they are defined, and the bf16 instantiations used, only in the avx512bf16 build.
 using pair_t = uint32_t;
 void bf16_rows(pair_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t n, int64_t m);
-void bf16_row_pairs(pair_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t n, int64_t m);
+#if !defined(__AVX512BF16__)
+void bf16_row_pairs(pair_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t n, int64_t m, int64_t width);  // simd.h
+#endif
 void bf16_panels(pair_t* out, const float* x, int64_t n, int64_t ld, int64_t HS);
 void tile_qk_bf16(const pair_t* A, int64_t lda, int64_t nq, const pair_t* panels, int64_t np, int64_t HS, float alpha,
                   float* C, int64_t ldc);
@@ -303,24 +305,6 @@ void bf16_rows(pair_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t n
       const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, s + c + 16), _mm512_maskz_loadu_ps(lo, s + c));
       const int64_t np = (rem + 1) / 2;
       _mm512_mask_storeu_epi32(d + c / 2, np >= 16 ? __mmask16(0xffff) : __mmask16((1u << np) - 1), (__m512i)v);
-    }
-  }
-}
-
-// dst[xp * ldd + c] = pair(src[2xp * ld + c], src[(2xp + 1) * ld + c]), 2xp < n, c < m:
-// pairs across consecutive rows (for products that contract over rows).
-void bf16_row_pairs(pair_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t n, int64_t m) {
-  for (int64_t xp = 0; xp < (n + 1) / 2; xp++) {
-    const float* lo = src + 2 * xp * ld;
-    const float* hi = lo + ld;
-    const bool has_hi = 2 * xp + 1 < n;
-    for (int64_t c = 0; c < m; c += 16) {
-      const __mmask16 mk = m - c >= 16 ? __mmask16(0xffff) : __mmask16((1u << (m - c)) - 1);
-      const __m512 l = _mm512_maskz_loadu_ps(mk, lo + c);
-      const __m512 h = has_hi ? _mm512_maskz_loadu_ps(mk, hi + c) : _mm512_setzero_ps();
-      const __m512i w = _mm512_or_si512(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(l)),
-                                        _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(h)), 16));
-      _mm512_mask_storeu_epi32(dst + xp * ldd + c, mk, w);
     }
   }
 }
@@ -488,7 +472,7 @@ std::vector<pair_t> bf16_pair_heads(const float* x, int64_t B, int64_t T, int64_
   std::vector<pair_t> out(static_cast<size_t>(B * NKV * per));
   run_tasks(B * NKV, [&](int64_t bk, int) {
     const int64_t b = bk / NKV, kh = bk % NKV;
-    bf16_row_pairs(out.data() + bk * per, HS, x + (b * T * NKV + kh) * HS, NKV * HS, T, HS);
+    bf16_row_pairs(out.data() + bk * per, HS, x + (b * T * NKV + kh) * HS, NKV * HS, T, HS, HS);
   });
   return out;
 }
@@ -633,8 +617,8 @@ void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout,
       if constexpr (BF) {
         bf16_rows(Qb.data(), HS2, Qc.data(), HS, T, HS);
         bf16_rows(dOb.data(), HS2, dOc.data(), HS, T, HS);
-        bf16_row_pairs(Qp.data(), HS, Qc.data(), HS, T, HS);
-        bf16_row_pairs(dOp.data(), HS, dOc.data(), HS, T, HS);
+        bf16_row_pairs(Qp.data(), HS, Qc.data(), HS, T, HS, HS);
+        bf16_row_pairs(dOp.data(), HS, dOc.data(), HS, T, HS, HS);
       }
       std::fill(dQc.begin(), dQc.end(), 0.f);
       const float* L = lse + (b * NH + h) * T;
@@ -656,7 +640,7 @@ void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout,
           if (k0 + nk - 1 > q0) causal_mask(P.data(), nq, nk, q0, k0);
           for (int64_t i = 0; i < nq; i++) exp_shift_sum(P.data() + i * Bc, P.data() + i * Bc, L[q0 + i], nk);
           if constexpr (BF) {
-            bf16_row_pairs(Ptb.data(), Bc, P.data(), Bc, nq, nk);  // A(j, ip) = Ptb[ip * Bc + j]
+            bf16_row_pairs(Ptb.data(), Bc, P.data(), Bc, nq, nk, nk);  // A(j, ip) = Ptb[ip * Bc + j]
             tile_acc_bf16(Ptb.data(), 1, Bc, nk, (nq + 1) / 2, dOp.data() + q0 / 2 * HS, HS, HS, dvt, HS);  // dV += P^T dO
             tile_qk_bf16(dOb.data() + q0 * HS2, HS2, nq, vbh + (k0 / PW) * HS2 * PW, npt, HS, 1.f, dP.data(), Bc);  // dP = dO V^T
           } else {
@@ -672,7 +656,7 @@ void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout,
           if constexpr (BF) {
             bf16_rows(dSb.data(), Bc / 2, dP.data(), Bc, nq, nk);
             tile_acc_bf16(dSb.data(), Bc / 2, 1, nq, (nk + 1) / 2, kph2 + k0 / 2 * HS, HS, HS, dqt, HS);  // dQ += scale dS K
-            bf16_row_pairs(dStb.data(), Bc, dP.data(), Bc, nq, nk);
+            bf16_row_pairs(dStb.data(), Bc, dP.data(), Bc, nq, nk, nk);
             tile_acc_bf16(dStb.data(), 1, Bc, nk, (nq + 1) / 2, Qp.data() + q0 / 2 * HS, HS, HS, dkt, HS);  // dK += scale dS^T Q
           } else {
             tile_acc(dP.data(), Bc, 1, nq, nk, kt, HS, HS, dqt, HS);  // dQ += scale dS K

@@ -146,28 +146,6 @@ void to_bf16_panel(float* panel, int64_t kc, int W) {
   }
 }
 
-// Packs k pairs straight from a source whose rows are k (row k at src + k * ld, w valid columns):
-// dst[kp * W + c] = pair(src[2kp][c], src[2kp + 1][c]), zero past w and past kc. The same slots
-// to_bf16_panel makes from a float32 panel, without the float32 pass (op(A) of a TN product and
-// op(B) of an NN one are stored this way).
-void pack_pairs_from_rows(const float* src, int64_t ld, int64_t kc, int W, int w, uint32_t* dst) {
-  for (int64_t kp = 0; kp < (kc + 1) / 2; kp++) {
-    const float* lo = src + 2 * kp * ld;
-    const float* hi = lo + ld;
-    const bool has_hi = 2 * kp + 1 < kc;
-    for (int c = 0; c < W; c += 16) {
-      const int valid = std::max(0, std::min(16, w - c));
-      const __mmask16 m = valid >= 16 ? __mmask16(0xffff) : __mmask16((1u << valid) - 1);
-      const __m512 l = _mm512_maskz_loadu_ps(m, lo + c);
-      const __m512 h = has_hi ? _mm512_maskz_loadu_ps(m, hi + c) : _mm512_setzero_ps();
-      const __m512i lw = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(l));
-      const __m512i hw = _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(h)), 16);
-      const __mmask16 out = W - c >= 16 ? __mmask16(0xffff) : __mmask16((1u << (W - c)) - 1);
-      _mm512_mask_storeu_epi32(dst + kp * W + c, out, _mm512_or_si512(lw, hw));
-    }
-  }
-}
-
 // In place: r[c] = column c of the 16 x 16 matrix of 32-bit elements whose rows were r[0..16).
 inline void transpose16x16_epi32(__m512i r[16]) {
   __m512i t[16], u[16];
@@ -878,7 +856,7 @@ void sgemm_packed(const Problem& p, int nt) {
           if (p.transB) {
             pack_pairs_from_cols(p.B + (jc + j) * p.ldb + pc, p.ldb, kc, NR, static_cast<int>(nr), dst);
           } else {
-            pack_pairs_from_rows(p.B + pc * p.ldb + jc + j, p.ldb, kc, NR, static_cast<int>(nr), dst);
+            bf16_row_pairs(dst, NR, p.B + pc * p.ldb + jc + j, p.ldb, kc, nr, NR);  // op(B) rows are k
           }
           st.pack_done.fetch_add(1, std::memory_order_release);
           continue;
@@ -904,7 +882,7 @@ void sgemm_packed(const Problem& p, int nt) {
               const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
               uint32_t* dst = reinterpret_cast<uint32_t*>(apack + ir * kc);
               if (p.transA) {
-                pack_pairs_from_rows(p.A + pc * p.lda + ic + ir, p.lda, kc, MR, mr, dst);
+                bf16_row_pairs(dst, MR, p.A + pc * p.lda + ic + ir, p.lda, kc, mr, MR);  // A's rows are k
               } else {
                 pack_pairs_from_cols(p.A + (ic + ir) * p.lda + pc, p.lda, kc, MR, mr, dst);
               }

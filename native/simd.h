@@ -1,6 +1,7 @@
 // Small vector helpers shared by the ops: a vectorised exp (scalar expf would cost as much as the
 // matmuls around it in SwiGLU and softmax), dot products and axpy that the compiler vectorises.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #if (defined(__AVX2__) && defined(__FMA__)) || defined(__AVX512F__)
@@ -116,6 +117,31 @@ static inline double exp_shift_sum(float* y, const float* x, float shift, int64_
 
 // sigmoid-based SwiGLU pieces need exp(-g); this fills y with exp(x) elementwise.
 static inline void exp_inplace(float* y, const float* x, int64_t n) { exp_shift_sum(y, x, 0.f, n); }
+
+#if defined(__AVX512BF16__)
+// bfloat16 pairs across consecutive rows, the operand layout of vdpbf16ps for a product that
+// contracts over rows: dst[xp * ldd + c] = (bf16(src[2xp][c]) | bf16(src[2xp + 1][c]) << 16) for
+// 2xp < n and c < m (src rows ld apart; an odd last row pairs with 0), and 0 for m <= c < width.
+// Round to nearest even (vcvtneps2bf16). Used by the GEMM's packing and attention's bf16 tiles.
+static inline void bf16_row_pairs(uint32_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t n, int64_t m,
+                                  int64_t width) {
+  for (int64_t xp = 0; xp < (n + 1) / 2; xp++) {
+    const float* lo = src + 2 * xp * ld;
+    const float* hi = lo + ld;
+    const bool has_hi = 2 * xp + 1 < n;
+    for (int64_t c = 0; c < width; c += 16) {
+      const int64_t valid = std::max<int64_t>(0, std::min<int64_t>(16, m - c));
+      const __mmask16 mk = valid >= 16 ? __mmask16(0xffff) : __mmask16((1u << valid) - 1);
+      const __m512 l = _mm512_maskz_loadu_ps(mk, lo + c);
+      const __m512 h = has_hi ? _mm512_maskz_loadu_ps(mk, hi + c) : _mm512_setzero_ps();
+      const __m512i w = _mm512_or_si512(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(l)),
+                                        _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(h)), 16));
+      const __mmask16 out = width - c >= 16 ? __mmask16(0xffff) : __mmask16((1u << (width - c)) - 1);
+      _mm512_mask_storeu_epi32(dst + xp * ldd + c, out, w);
+    }
+  }
+}
+#endif
 
 static inline float dot(const float* a, const float* b, int64_t n) {
   float acc[16] = {0};
