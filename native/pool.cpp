@@ -32,7 +32,12 @@ bool spin_for(Pred pred) {
   for (int i = 0;; i++) {
     if (pred()) return true;
     pause_cpu();
-    if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) return pred();
+    if ((i & 63) == 63) {
+      if (std::chrono::steady_clock::now() > until) return pred();
+      // with more threads than free cores (LONGCTX_THREADS above the core count, other processes)
+      // a spinning thread may hold the core the awaited one needs: let it run
+      std::this_thread::yield();
+    }
   }
 }
 }  // namespace
