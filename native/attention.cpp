@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "ops.h"
@@ -45,6 +46,24 @@ void run_tasks(int64_t n, F&& task) {
     for (int64_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) task(i, tid);
   });
 }
+
+// The register-tiled kernels take their row count as a template parameter: tile(R, r0) runs rows
+// [r0, r0 + R) for R = MR while MR rows remain, then once for the last 1..MR-1 rows (R is a
+// std::integral_constant, so each count is its own fully unrolled kernel).
+template <typename F>
+LC_INLINE void row_tiles(int64_t n, F&& tile) {
+  int64_t r0 = 0;
+  for (; r0 + MR <= n; r0 += MR) tile(std::integral_constant<int, MR>{}, r0);
+  switch (n - r0) {
+    case 5: tile(std::integral_constant<int, 5>{}, r0); break;
+    case 4: tile(std::integral_constant<int, 4>{}, r0); break;
+    case 3: tile(std::integral_constant<int, 3>{}, r0); break;
+    case 2: tile(std::integral_constant<int, 2>{}, r0); break;
+    case 1: tile(std::integral_constant<int, 1>{}, r0); break;
+    default: break;
+  }
+}
+static_assert(MR == 6, "row_tiles' tail covers 1..5 rows");
 
 // Packs rows x[0..n) (each HS floats, row stride ld) into ceil(n / PW) panels of (HS, PW):
 // out[(p * HS + d) * PW + j] = x[p * PW + j][d], zero past n.
@@ -113,18 +132,7 @@ LC_INLINE void micro_acc(const float* A, int64_t ars, int64_t axs, int64_t nx, c
 template <int NV>
 void acc_rows(const float* A, int64_t ars, int64_t axs, int64_t nr, int64_t nx, const float* B, int64_t ldb,
               float* C, int64_t ldc) {
-  int64_t r0 = 0;
-  for (; r0 + MR <= nr; r0 += MR) micro_acc<MR, NV>(A + r0 * ars, ars, axs, nx, B, ldb, C + r0 * ldc, ldc);
-  const float* a = A + r0 * ars;
-  float* c = C + r0 * ldc;
-  switch (nr - r0) {
-    case 5: micro_acc<5, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
-    case 4: micro_acc<4, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
-    case 3: micro_acc<3, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
-    case 2: micro_acc<2, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
-    case 1: micro_acc<1, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
-    default: break;
-  }
+  row_tiles(nr, [&](auto R, int64_t r0) LC_INLINE_LAMBDA { micro_acc<decltype(R)::value, NV>(A + r0 * ars, ars, axs, nx, B, ldb, C + r0 * ldc, ldc); });
 }
 #endif
 
@@ -153,18 +161,7 @@ LC_INLINE void micro_qk16(const float* A, int64_t lda, const float* P, int64_t H
 
 template <int NP>
 void qk_rows16(const float* A, int64_t lda, int64_t nq, const float* P, int64_t HS, float alpha, float* C, int64_t ldc) {
-  int64_t i = 0;
-  for (; i + 6 <= nq; i += 6) micro_qk16<6, NP>(A + i * lda, lda, P, HS, alpha, C + i * ldc, ldc);
-  const float* a = A + i * lda;
-  float* c = C + i * ldc;
-  switch (nq - i) {
-    case 5: micro_qk16<5, NP>(a, lda, P, HS, alpha, c, ldc); break;
-    case 4: micro_qk16<4, NP>(a, lda, P, HS, alpha, c, ldc); break;
-    case 3: micro_qk16<3, NP>(a, lda, P, HS, alpha, c, ldc); break;
-    case 2: micro_qk16<2, NP>(a, lda, P, HS, alpha, c, ldc); break;
-    case 1: micro_qk16<1, NP>(a, lda, P, HS, alpha, c, ldc); break;
-    default: break;
-  }
+  row_tiles(nq, [&](auto R, int64_t i) LC_INLINE_LAMBDA { micro_qk16<decltype(R)::value, NP>(A + i * lda, lda, P, HS, alpha, C + i * ldc, ldc); });
 }
 
 // C rows [0, R) x NV*16 columns += sum_x A(r, x) * B[x][cols], A(r, x) = A[r * ars + x * axs].
@@ -192,18 +189,7 @@ LC_INLINE void micro_acc16(const float* A, int64_t ars, int64_t axs, int64_t nx,
 template <int NV>
 void acc_rows16(const float* A, int64_t ars, int64_t axs, int64_t nr, int64_t nx, const float* B, int64_t ldb,
                 float* C, int64_t ldc) {
-  int64_t r0 = 0;
-  for (; r0 + 6 <= nr; r0 += 6) micro_acc16<6, NV>(A + r0 * ars, ars, axs, nx, B, ldb, C + r0 * ldc, ldc);
-  const float* a = A + r0 * ars;
-  float* c = C + r0 * ldc;
-  switch (nr - r0) {
-    case 5: micro_acc16<5, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
-    case 4: micro_acc16<4, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
-    case 3: micro_acc16<3, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
-    case 2: micro_acc16<2, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
-    case 1: micro_acc16<1, NV>(a, ars, axs, nx, B, ldb, c, ldc); break;
-    default: break;
-  }
+  row_tiles(nr, [&](auto R, int64_t r0) LC_INLINE_LAMBDA { micro_acc16<decltype(R)::value, NV>(A + r0 * ars, ars, axs, nx, B, ldb, C + r0 * ldc, ldc); });
 }
 #endif
 
@@ -218,18 +204,7 @@ void tile_qk(const float* A, int64_t lda, int64_t nq, const float* panels, int64
 #elif defined(__AVX2__) && defined(__FMA__)
   for (int64_t p = 0; p < np; p++) {
     const float* P = panels + p * HS * PW;
-    int64_t i = 0;
-    for (; i + MR <= nq; i += MR) micro_qk<MR>(A + i * lda, lda, P, HS, alpha, C + i * ldc + p * PW, ldc);
-    const float* a = A + i * lda;
-    float* c = C + i * ldc + p * PW;
-    switch (nq - i) {
-      case 5: micro_qk<5>(a, lda, P, HS, alpha, c, ldc); break;
-      case 4: micro_qk<4>(a, lda, P, HS, alpha, c, ldc); break;
-      case 3: micro_qk<3>(a, lda, P, HS, alpha, c, ldc); break;
-      case 2: micro_qk<2>(a, lda, P, HS, alpha, c, ldc); break;
-      case 1: micro_qk<1>(a, lda, P, HS, alpha, c, ldc); break;
-      default: break;
-    }
+    row_tiles(nq, [&](auto R, int64_t i) LC_INLINE_LAMBDA { micro_qk<decltype(R)::value>(A + i * lda, lda, P, HS, alpha, C + i * ldc + p * PW, ldc); });
   }
 #else
   for (int64_t i = 0; i < nq; i++)
@@ -350,18 +325,7 @@ LC_INLINE void micro_qk_bf16(const pair_t* A, int64_t lda, const pair_t* P, int6
 
 template <int NP>
 void qk_rows_bf16(const pair_t* A, int64_t lda, int64_t nq, const pair_t* P, int64_t HS2, float alpha, float* C, int64_t ldc) {
-  int64_t i = 0;
-  for (; i + 6 <= nq; i += 6) micro_qk_bf16<6, NP>(A + i * lda, lda, P, HS2, alpha, C + i * ldc, ldc);
-  const pair_t* a = A + i * lda;
-  float* c = C + i * ldc;
-  switch (nq - i) {
-    case 5: micro_qk_bf16<5, NP>(a, lda, P, HS2, alpha, c, ldc); break;
-    case 4: micro_qk_bf16<4, NP>(a, lda, P, HS2, alpha, c, ldc); break;
-    case 3: micro_qk_bf16<3, NP>(a, lda, P, HS2, alpha, c, ldc); break;
-    case 2: micro_qk_bf16<2, NP>(a, lda, P, HS2, alpha, c, ldc); break;
-    case 1: micro_qk_bf16<1, NP>(a, lda, P, HS2, alpha, c, ldc); break;
-    default: break;
-  }
+  row_tiles(nq, [&](auto R, int64_t i) LC_INLINE_LAMBDA { micro_qk_bf16<decltype(R)::value, NP>(A + i * lda, lda, P, HS2, alpha, C + i * ldc, ldc); });
 }
 
 // C (nq, PW * np) = alpha * A (nq, HS) @ panels^T (bf16_panels), A rows from bf16_rows.
@@ -398,18 +362,7 @@ LC_INLINE void micro_acc_bf16(const pair_t* A, int64_t ars, int64_t axs, int64_t
 template <int NV>
 void acc_rows_bf16(const pair_t* A, int64_t ars, int64_t axs, int64_t nr, int64_t nxp, const pair_t* B, int64_t ldb,
                    float* C, int64_t ldc) {
-  int64_t r0 = 0;
-  for (; r0 + 6 <= nr; r0 += 6) micro_acc_bf16<6, NV>(A + r0 * ars, ars, axs, nxp, B, ldb, C + r0 * ldc, ldc);
-  const pair_t* a = A + r0 * ars;
-  float* c = C + r0 * ldc;
-  switch (nr - r0) {
-    case 5: micro_acc_bf16<5, NV>(a, ars, axs, nxp, B, ldb, c, ldc); break;
-    case 4: micro_acc_bf16<4, NV>(a, ars, axs, nxp, B, ldb, c, ldc); break;
-    case 3: micro_acc_bf16<3, NV>(a, ars, axs, nxp, B, ldb, c, ldc); break;
-    case 2: micro_acc_bf16<2, NV>(a, ars, axs, nxp, B, ldb, c, ldc); break;
-    case 1: micro_acc_bf16<1, NV>(a, ars, axs, nxp, B, ldb, c, ldc); break;
-    default: break;
-  }
+  row_tiles(nr, [&](auto R, int64_t r0) LC_INLINE_LAMBDA { micro_acc_bf16<decltype(R)::value, NV>(A + r0 * ars, ars, axs, nxp, B, ldb, C + r0 * ldc, ldc); });
 }
 
 // C (nr, HS) += A (nr, nx) @ B (nx, HS): A(r, xp) pairs at A[r * ars + xp * axs], B rows of pairs

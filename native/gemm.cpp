@@ -118,33 +118,15 @@ inline void cpu_relax() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// bfloat16 operands (Precision::bf16). Operands are packed as float32 panels first (the same
-// packing code for both precisions), then each panel of width W (W floats per k) is converted in
-// place:
-//  - with AVX512-BF16: into k pairs, the operand layout of vdpbf16ps: the 32-bit slot (kp, c) holds
-//    op[2kp][c] in its low half and op[2kp+1][c] in its high half (an odd last k pairs with 0).
-//    Pair row kp overwrites float row kp, which is read (as row 2kp or 2kp+1) before it is written.
-//  - elsewhere: into float32 values rounded to bfloat16, run through the float32 micro-kernel.
-// Rounding is to nearest even; NaN stays NaN; vdpbf16ps itself flushes denormal inputs to zero.
+// bfloat16 operands (Precision::bf16). With AVX512-BF16 each panel is packed straight into k pairs,
+// the operand layout of vdpbf16ps: the 32-bit slot (kp, c) holds op[2kp][c] in its low half and
+// op[2kp+1][c] in its high half (an odd last k pairs with 0): bf16_row_pairs (simd.h) where the
+// source's rows are k (TN's A, NN's B), pack_pairs_from_cols where k runs along them (NN / NT's A,
+// NT's B). Elsewhere the float32 panels are packed as for fp32 and rounded in place
+// (round_panel_bf16), then run through the float32 micro-kernel. Rounding is to nearest even; NaN
+// stays NaN; the BF16 instructions flush denormal inputs to zero.
 #if defined(__AVX512BF16__)
 constexpr bool BF16_NATIVE = true;
-
-void to_bf16_panel(float* panel, int64_t kc, int W) {
-  uint32_t* out = reinterpret_cast<uint32_t*>(panel);
-  for (int64_t kp = 0; kp < (kc + 1) / 2; kp++) {
-    const float* lo = panel + 2 * kp * W;
-    const float* hi = lo + W;
-    const bool has_hi = 2 * kp + 1 < kc;
-    for (int c = 0; c < W; c += 16) {
-      const __mmask16 m = W - c >= 16 ? __mmask16(0xffff) : __mmask16((1u << (W - c)) - 1);
-      const __m512 l = _mm512_maskz_loadu_ps(m, lo + c);
-      const __m512 h = has_hi ? _mm512_maskz_loadu_ps(m, hi + c) : _mm512_setzero_ps();
-      const __m512i lw = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(l));
-      const __m512i hw = _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(h)), 16);
-      _mm512_mask_storeu_epi32(out + kp * W + c, m, _mm512_or_si512(lw, hw));
-    }
-  }
-}
 
 // In place: r[c] = column c of the 16 x 16 matrix of 32-bit elements whose rows were r[0..16).
 inline void transpose16x16_epi32(__m512i r[16]) {
@@ -173,7 +155,7 @@ inline void transpose16x16_epi32(__m512i r[16]) {
 // w valid rows): dst[kp * W + i] = pair(src[i][2kp], src[i][2kp + 1]), zero past w and past kc.
 // The pair is adjacent in memory, so each row converts 32 floats into 16 pairs at once and 16 x 16
 // transposes put them in panel order (op(A) of NN / NT products and op(B) of NT ones are stored
-// this way); the same slots to_bf16_panel makes, without the float32 pass.
+// this way).
 void pack_pairs_from_cols(const float* src, int64_t ld, int64_t kc, int W, int w, uint32_t* dst) {
   for (int i0 = 0; i0 < W; i0 += 16) {
     const int lanes = std::min(16, W - i0), valid = std::max(0, std::min(16, w - i0));
@@ -198,9 +180,10 @@ void pack_pairs_from_cols(const float* src, int64_t ld, int64_t kc, int W, int w
 }
 #else
 constexpr bool BF16_NATIVE = false;
+#endif
 
-void to_bf16_panel(float* panel, int64_t kc, int W) {
-  const int64_t n = kc * W;
+// Rounds the n floats of a packed panel to bfloat16 in place (builds without AVX512-BF16).
+void round_panel_bf16(float* panel, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     uint32_t u;
     std::memcpy(&u, panel + i, 4);
@@ -210,7 +193,6 @@ void to_bf16_panel(float* panel, int64_t kc, int W) {
     std::memcpy(panel + i, &r, 4);
   }
 }
-#endif
 
 // ---------------------------------------------------------------------------------------------
 // Blocking. The AVX2 defaults were measured on the target (AMD EPYC Zen 3: L1d 32 KiB, L2 512 KiB
@@ -477,7 +459,7 @@ LC_INLINE void micro_kernel(int64_t kc, const float* __restrict Ap, const float*
 }
 
 #if defined(__AVX512BF16__)
-// The same tile from bf16 pair panels (to_bf16_panel): one vdpbf16ps per (row, vector) and k pair
+// The same tile from bf16 pair panels (packed as above): one vdpbf16ps per (row, vector) and k pair
 // does the work of two FMAs.
 LC_INLINE void micro_kernel_bf16(int64_t kc, const float* Apf, const float* Bpf, float* C, int64_t ldc, int mr, int nr,
                                  float alpha, float beta) {
@@ -863,7 +845,7 @@ void sgemm_packed(const Problem& p, int nt) {
         }
 #endif
         pack_b_panel(p.transB, p.B, p.ldb, pc, kc, jc + j, nr, bp + jp * kc * NR);
-        if (p.bf16) to_bf16_panel(bp + jp * kc * NR, kc, NR);
+        if (p.bf16) round_panel_bf16(bp + jp * kc * NR, kc * NR);
         st.pack_done.fetch_add(1, std::memory_order_release);
       }
       spin_until([&] { return st.pack_done.load(std::memory_order_acquire) == np; });
@@ -891,9 +873,7 @@ void sgemm_packed(const Problem& p, int nt) {
 #endif
           {
             pack_a(p.transA, p.A, p.lda, ic, mc, pc, kc, apack);
-            if (p.bf16) {
-              for (int64_t ir = 0; ir < mc; ir += MR) to_bf16_panel(apack + ir * kc, kc, MR);
-            }
+            if (p.bf16) round_panel_bf16(apack, (mc + MR - 1) / MR * MR * kc);
           }
           a_step = s;
           a_ic = ic;

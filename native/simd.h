@@ -17,6 +17,7 @@
 #define LC_UNROLL LC_PRAGMA(GCC unroll 32)
 #endif
 #define LC_INLINE inline __attribute__((always_inline))
+#define LC_INLINE_LAMBDA __attribute__((always_inline))  // after a lambda's parameter list
 
 namespace lc {
 
