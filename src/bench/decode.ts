@@ -83,10 +83,12 @@ export function kvBytesAtMedianStep(cfg: LlamaConfig, prompt: number, generate: 
   return 2 * cfg.num_hidden_layers * ctx * cfg.num_key_value_heads * cfg.head_dim * 4;
 }
 
-export function benchDecode(name: string, cfg: LlamaConfig, be: Backend, opts: { prompt: number; generate: number }): DecodeBenchResult {
+/** `inputs`: decodeInputs' model and prompt, when the caller needs them too (a peer on the same weights). */
+export function benchDecode(name: string, cfg: LlamaConfig, be: Backend, opts: { prompt: number; generate: number },
+  inputs: ReturnType<typeof decodeInputs> = decodeInputs(cfg, be, opts.prompt)): DecodeBenchResult {
   const { prompt, generate } = opts;
   if (prompt + generate > cfg.max_position_embeddings) throw new Error(`--prompt ${prompt} + --new ${generate} exceeds the model's context of ${cfg.max_position_embeddings}`);
-  const { model: m, tokens } = decodeInputs(cfg, be, prompt);
+  const { model: m, tokens } = inputs;
   const P = parameterCount(cfg);
   // a warm-up of a few steps in a cache of its own, so the timed run starts warm
   const warm = createKVCache(m, 8);

@@ -120,11 +120,8 @@ export function registerBench(program: Command): void {
         ...(fp32 ? { fp32, speedup_vs_fp32: result.tokens_per_second / fp32.tokens_per_second } : {}),
         peer, ratio_to_peer: peerTps ? result.tokens_per_second / peerTps : null,
       };
-      if (o.json) {
-        process.stdout.write(JSON.stringify(out, null, 2) + '\n');
-        return;
-      }
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+      if (o.json) return;
       if (fp32) process.stderr.write(`${name}: fp32 ${fp32.tokens_per_second.toFixed(0)} tokens/s (loss after ${o.warmup + o.steps} steps ${fp32.loss.toFixed(4)}); bf16 below (loss ${result.loss.toFixed(4)}): ${(result.tokens_per_second / fp32.tokens_per_second).toFixed(2)}x\n`);
       process.stderr.write(`${name}: ${result.precision} ${result.tokens_per_second.toFixed(0)} tokens/s on ${result.backend} (${result.isa}, ${result.threads} threads), ${result.achieved_gflops.toFixed(1)} GFLOPS` +
         (result.gemm_gflops ? ` = ${(100 * result.fraction_of_gemm!).toFixed(0)}% of its ${result.precision} GEMM's ${result.gemm_gflops.toFixed(0)} at 1024^3` : '') + `, peak RSS ${bytes(result.peak_rss_bytes)}` +
@@ -143,15 +140,16 @@ export function registerBench(program: Command): void {
       const { bc, name } = benchConfig(o.config);
       const cfg = { ...bc.model, max_position_embeddings: Math.max(bc.model.max_position_embeddings, o.prompt + o.new) };
       const be = kernelsFlag(o);
-      const r0 = benchDecode(name, cfg, be, { prompt: o.prompt, generate: o.new });
+      const inputs = decodeInputs(cfg, be, o.prompt);
+      const r0 = benchDecode(name, cfg, be, { prompt: o.prompt, generate: o.new }, inputs);
       // the copy again with as many threads as the decode used: the machine's bandwidth, not one core's
       const copyAll = be.threads > 1 ? await copyBandwidthThreads(be.threads) : r0.copy_gb_per_second;
       const r = { ...r0, copy_threads_gb_per_second: copyAll, fraction_of_threads_copy: r0.decode_gb_per_second / copyAll };
       let peer = null;
       if (o.peer) {
         if (!o.json) process.stderr.write('  running llama.cpp on the same model (F32 and F16 GGUF)...\n');
-        const { model, tokens } = decodeInputs(cfg, be, o.prompt);
-        peer = await llamaCppDecode(cfg, model.params.flat as Float32Array, tokens, o.new, be.threads, kvBytesAtMedianStep(cfg, o.prompt, o.new));
+        const flat = inputs.model.params.flat; // float64 on the reference: the GGUF files hold float32 either way
+        peer = await llamaCppDecode(cfg, flat instanceof Float32Array ? flat : Float32Array.from(flat), inputs.tokens, o.new, be.threads, kvBytesAtMedianStep(cfg, o.prompt, o.new));
       }
       process.stdout.write(JSON.stringify({ ...r, decode_step_seconds: o.json ? r.decode_step_seconds : undefined, ...(peer ? { peer } : {}) }, null, 2) + '\n');
       if (!o.json) {
