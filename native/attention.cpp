@@ -71,6 +71,15 @@ void pack_panels(float* out, const float* x, int64_t n, int64_t ld, int64_t HS) 
   const int64_t np = (n + PW - 1) / PW;
   for (int64_t p = 0; p < np; p++) {
     float* o = out + p * HS * PW;
+#if defined(__AVX512F__)
+    if (p * PW + PW <= n) {  // a full panel: each of its HS rows is one 16-row gather
+      const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                              _mm512_set1_epi32(static_cast<int>(ld)));
+      const float* x0 = x + p * PW * ld;
+      for (int64_t d = 0; d < HS; d++) _mm512_storeu_ps(o + d * PW, _mm512_i32gather_ps(rows, x0 + d, 4));
+      continue;
+    }
+#endif
     for (int64_t j = 0; j < PW; j++) {
       const int64_t r = p * PW + j;
       if (r < n) {
@@ -289,9 +298,17 @@ void bf16_rows(pair_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t n
 void bf16_panels(pair_t* out, const float* x, int64_t n, int64_t ld, int64_t HS) {
   const int64_t HS2 = HS / 2, np = (n + PW - 1) / PW;
   thread_local std::vector<pair_t> row;
-  row.resize(HS2);
+  row.resize(PW * HS2);  // (PW, HS/2) a panel's rows converted
   for (int64_t p = 0; p < np; p++) {
     pair_t* o = out + p * HS2 * PW;
+    if (p * PW + PW <= n) {  // a full panel: its 16 rows converted, then one gather per pair column
+      bf16_rows(row.data(), HS2, x + p * PW * ld, ld, PW, HS);
+      const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                              _mm512_set1_epi32(static_cast<int>(HS2)));
+      for (int64_t dp = 0; dp < HS2; dp++)
+        _mm512_storeu_si512(o + dp * PW, _mm512_i32gather_epi32(rows, reinterpret_cast<const int*>(row.data() + dp), 4));
+      continue;
+    }
     for (int64_t j = 0; j < PW; j++) {
       const int64_t r = p * PW + j;
       if (r < n) {
@@ -387,45 +404,45 @@ void scatter_add_rows(float* dst, const float* src, int64_t n, int64_t ld, int64
     for (int64_t d = 0; d < HS; d++) dst[r * ld + d] += src[r * HS + d];
 }
 
-// Every (batch, kv head)'s rows of x (B, T, NKV, HS), contiguous: out (B, NKV, T, HS).
-std::vector<float> contiguous_heads(const float* x, int64_t B, int64_t T, int64_t NKV, int64_t HS) {
-  std::vector<float> out(static_cast<size_t>(B * NKV * T * HS));
+// Every (batch, kv head)'s rows of x (B, T, NKV, HS), contiguous: out (B, NKV, T, HS) in buf.
+const float* contiguous_heads(std::vector<float>& buf, const float* x, int64_t B, int64_t T, int64_t NKV, int64_t HS) {
+  float* out = scratch(buf, static_cast<size_t>(B * NKV * T * HS));
   run_tasks(B * NKV, [&](int64_t bk, int) {
     const int64_t b = bk / NKV, kh = bk % NKV;
-    gather_rows(out.data() + bk * T * HS, x + (b * T * NKV + kh) * HS, T, NKV * HS, HS);
+    gather_rows(out + bk * T * HS, x + (b * T * NKV + kh) * HS, T, NKV * HS, HS);
   });
   return out;
 }
 
-// Packs every (batch, kv head)'s rows of x (B, T, NKV, HS) into panels: out (B, NKV, np, HS, PW).
-std::vector<float> packed_heads(const float* x, int64_t B, int64_t T, int64_t NKV, int64_t HS) {
+// Packs every (batch, kv head)'s rows of x (B, T, NKV, HS) into panels: out (B, NKV, np, HS, PW) in buf.
+const float* packed_heads(std::vector<float>& buf, const float* x, int64_t B, int64_t T, int64_t NKV, int64_t HS) {
   const int64_t np = (T + PW - 1) / PW, per = np * HS * PW;
-  std::vector<float> out(static_cast<size_t>(B * NKV * per));
+  float* out = scratch(buf, static_cast<size_t>(B * NKV * per));
   run_tasks(B * NKV, [&](int64_t bk, int) {
     const int64_t b = bk / NKV, kh = bk % NKV;
-    pack_panels(out.data() + bk * per, x + (b * T * NKV + kh) * HS, T, NKV * HS, HS);
+    pack_panels(out + bk * per, x + (b * T * NKV + kh) * HS, T, NKV * HS, HS);
   });
   return out;
 }
 
-// bf16: every (batch, kv head)'s rows of x (B, T, NKV, HS) as key panels, out (B, NKV, np, HS / 2, PW).
-std::vector<pair_t> bf16_panel_heads(const float* x, int64_t B, int64_t T, int64_t NKV, int64_t HS) {
+// bf16: every (batch, kv head)'s rows of x (B, T, NKV, HS) as key panels, out (B, NKV, np, HS / 2, PW) in buf.
+const pair_t* bf16_panel_heads(std::vector<pair_t>& buf, const float* x, int64_t B, int64_t T, int64_t NKV, int64_t HS) {
   const int64_t np = (T + PW - 1) / PW, per = np * (HS / 2) * PW;
-  std::vector<pair_t> out(static_cast<size_t>(B * NKV * per));
+  pair_t* out = scratch(buf, static_cast<size_t>(B * NKV * per));
   run_tasks(B * NKV, [&](int64_t bk, int) {
     const int64_t b = bk / NKV, kh = bk % NKV;
-    bf16_panels(out.data() + bk * per, x + (b * T * NKV + kh) * HS, T, NKV * HS, HS);
+    bf16_panels(out + bk * per, x + (b * T * NKV + kh) * HS, T, NKV * HS, HS);
   });
   return out;
 }
 
-// bf16: every (batch, kv head)'s rows of x as pairs of consecutive rows, out (B, NKV, ceil(T / 2), HS).
-std::vector<pair_t> bf16_pair_heads(const float* x, int64_t B, int64_t T, int64_t NKV, int64_t HS) {
+// bf16: every (batch, kv head)'s rows of x as pairs of consecutive rows, out (B, NKV, ceil(T / 2), HS) in buf.
+const pair_t* bf16_pair_heads(std::vector<pair_t>& buf, const float* x, int64_t B, int64_t T, int64_t NKV, int64_t HS) {
   const int64_t per = (T + 1) / 2 * HS;
-  std::vector<pair_t> out(static_cast<size_t>(B * NKV * per));
+  pair_t* out = scratch(buf, static_cast<size_t>(B * NKV * per));
   run_tasks(B * NKV, [&](int64_t bk, int) {
     const int64_t b = bk / NKV, kh = bk % NKV;
-    bf16_row_pairs(out.data() + bk * per, HS, x + (b * T * NKV + kh) * HS, NKV * HS, T, HS, HS);
+    bf16_row_pairs(out + bk * per, HS, x + (b * T * NKV + kh) * HS, NKV * HS, T, HS, HS);
   });
   return out;
 }
@@ -451,21 +468,24 @@ void attention_forward_impl(float* out, float* lse, const float* q, const float*
   // Tq = 1 per generated token) read each key once, so copying the whole cache first would cost as
   // much as the attention itself: they take dot products against K and V in place.
   const bool direct = !BF && Tq < PW;  // (bf16 is chosen only for Tq >= PW)
-  const std::vector<float> kpack = direct || BF ? std::vector<float>() : packed_heads(k, B, Tk, NKV, HS);     // (B, NKV, npk, HS, PW)
-  const std::vector<float> vcont = direct || BF ? std::vector<float>() : contiguous_heads(v, B, Tk, NKV, HS);  // (B, NKV, Tk, HS)
-  const std::vector<pair_t> kbf = BF ? bf16_panel_heads(k, B, Tk, NKV, HS) : std::vector<pair_t>();  // (B, NKV, npk, HS/2, PW)
-  const std::vector<pair_t> vbf = BF ? bf16_pair_heads(v, B, Tk, NKV, HS) : std::vector<pair_t>();   // (B, NKV, ceil(Tk/2), HS)
-  const float *kp = kpack.data(), *vc = vcont.data();
+  thread_local std::vector<float> kbuf, vbuf;
+  thread_local std::vector<pair_t> kbfbuf, vbfbuf;
+  const float* kp = direct || BF ? nullptr : packed_heads(kbuf, k, B, Tk, NKV, HS);      // (B, NKV, npk, HS, PW)
+  const float* vc = direct || BF ? nullptr : contiguous_heads(vbuf, v, B, Tk, NKV, HS);  // (B, NKV, Tk, HS)
+  const pair_t* kbf = BF ? bf16_panel_heads(kbfbuf, k, B, Tk, NKV, HS) : nullptr;  // (B, NKV, npk, HS/2, PW)
+  const pair_t* vbf = BF ? bf16_pair_heads(vbfbuf, v, B, Tk, NKV, HS) : nullptr;   // (B, NKV, ceil(Tk/2), HS)
   run_tasks(B * NH * nqb, [&](int64_t task, int) {
     // most expensive tiles (last query blocks) first
     const int64_t qb = nqb - 1 - task % nqb, bh = task / nqb, b = bh / NH, h = bh % NH, kh = h / group;
     const int64_t q0 = qb * Br, nq = std::min(Br, Tq - q0);
-    thread_local std::vector<float> S, O, m, l;
+    thread_local std::vector<float> S, O, m, l, mnew, alpha;
     thread_local std::vector<pair_t> Qb, Pb;
     S.resize(Br * Bc);       // (Br, Bc) scores, then probabilities
     O.assign(Br * HS, 0.f);  // (Br, HS) unnormalised output
     m.assign(Br, -INFINITY);
     l.assign(Br, 0.f);
+    mnew.resize(Br);   // (Br) the running max after this tile
+    alpha.resize(Br);  // (Br) exp(old max - new max)
     const float* qt = q + ((b * Tq + q0) * NH + h) * HS;
     const float* kph = direct || BF ? nullptr : kp + (b * NKV + kh) * npk * HS * PW;
     if constexpr (BF) {
@@ -479,7 +499,7 @@ void attention_forward_impl(float* out, float* lse, const float* q, const float*
       const float* vt = direct ? v + ((b * Tk + k0) * NKV + kh) * HS : vc + ((b * NKV + kh) * Tk + k0) * HS;
       const int64_t ldv = direct ? ldk : HS;
       if constexpr (BF) {
-        tile_qk_bf16(Qb.data(), HS / 2, nq, kbf.data() + ((b * NKV + kh) * npk + k0 / PW) * (HS / 2) * PW, (nk + PW - 1) / PW, HS,
+        tile_qk_bf16(Qb.data(), HS / 2, nq, kbf + ((b * NKV + kh) * npk + k0 / PW) * (HS / 2) * PW, (nk + PW - 1) / PW, HS,
                      scale, S.data(), Bc);
       } else if (direct) {
         const float* kt = k + ((b * Tk + k0) * NKV + kh) * HS;
@@ -489,18 +509,23 @@ void attention_forward_impl(float* out, float* lse, const float* q, const float*
         tile_qk(qt, ldq, nq, kph + (k0 / PW) * HS * PW, (nk + PW - 1) / PW, HS, scale, S.data(), Bc);
       }
       if (k0 + nk - 1 > q0 + offset) causal_mask(S.data(), nq, nk, q0 + offset, k0);
+      // Online softmax: every row's new running max, then all the rows' rescale factors in one
+      // vector exp (0 on the first tile, where m = -inf), then each row's exps and their sum.
+      for (int64_t i = 0; i < nq; i++) {
+        mnew[i] = std::max(m[i], max_of(S.data() + i * Bc, nk));
+        alpha[i] = m[i] - mnew[i];
+      }
+      exp_shift_sum_short(alpha.data(), alpha.data(), 0.f, nq);
       for (int64_t i = 0; i < nq; i++) {
         float* s = S.data() + i * Bc;
-        float mnew = std::max(m[i], max_of(s, nk));
-        float alpha = std::exp(m[i] - mnew);  // 0 on the first tile (m = -inf)
-        l[i] = l[i] * alpha + static_cast<float>(exp_shift_sum(s, s, mnew, nk));
-        if (alpha != 1.f)
-          for (int64_t d = 0; d < HS; d++) O[i * HS + d] *= alpha;
-        m[i] = mnew;
+        l[i] = l[i] * alpha[i] + exp_shift_sum_short(s, s, mnew[i], nk);
+        if (alpha[i] != 1.f)
+          for (int64_t d = 0; d < HS; d++) O[i * HS + d] *= alpha[i];
+        m[i] = mnew[i];
       }
       if constexpr (BF) {  // O += P V
         bf16_rows(Pb.data(), Bc / 2, S.data(), Bc, nq, nk);
-        tile_acc_bf16(Pb.data(), Bc / 2, 1, nq, (nk + 1) / 2, vbf.data() + ((b * NKV + kh) * ((Tk + 1) / 2) + k0 / 2) * HS, HS, HS,
+        tile_acc_bf16(Pb.data(), Bc / 2, 1, nq, (nk + 1) / 2, vbf + ((b * NKV + kh) * ((Tk + 1) / 2) + k0 / 2) * HS, HS, HS,
                       O.data(), HS);
       } else {
         tile_acc(S.data(), Bc, 1, nq, nk, vt, ldv, HS, O.data(), HS);  // O += P V
@@ -525,12 +550,6 @@ void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout,
   const int64_t ldq = NH * HS, ldk = NKV * HS;
   const int64_t np = (T + PW - 1) / PW;
   const int64_t HS2 = HS / 2, T2 = (T + 1) / 2;
-  const std::vector<float> kpack = BF ? std::vector<float>() : packed_heads(k, B, T, NKV, HS);  // (B, NKV, np, HS, PW)
-  const std::vector<float> vpack = BF ? std::vector<float>() : packed_heads(v, B, T, NKV, HS);  // (B, NKV, np, HS, PW)
-  const std::vector<pair_t> kbf = BF ? bf16_panel_heads(k, B, T, NKV, HS) : std::vector<pair_t>();  // (B, NKV, np, HS/2, PW)
-  const std::vector<pair_t> vbf = BF ? bf16_panel_heads(v, B, T, NKV, HS) : std::vector<pair_t>();  // (B, NKV, np, HS/2, PW)
-  const std::vector<pair_t> kpairs = BF ? bf16_pair_heads(k, B, T, NKV, HS) : std::vector<pair_t>();  // (B, NKV, T/2, HS)
-  const float *kp = kpack.data(), *vp = vpack.data();
   // One task per (batch, key/value head): it owns dk/dv of that head and dq of the query heads
   // sharing it, so no two threads ever add into the same gradient rows.
   run_tasks(B * NKV, [&](int64_t task, int) {
@@ -557,12 +576,28 @@ void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout,
     dQc.assign(T * HS, 0.f);  // (T, HS) its query gradient
     dKc.assign(T * HS, 0.f);  // (T, HS) key gradient, summed over the group's query heads
     dVc.assign(T * HS, 0.f);  // (T, HS) value gradient, likewise
-    const float* kph = BF ? nullptr : kp + task * np * HS * PW;
-    const float* vph = BF ? nullptr : vp + task * np * HS * PW;
-    const pair_t* kbh = BF ? kbf.data() + task * np * HS2 * PW : nullptr;
-    const pair_t* vbh = BF ? vbf.data() + task * np * HS2 * PW : nullptr;
-    const pair_t* kph2 = BF ? kpairs.data() + task * T2 * HS : nullptr;
-    gather_rows(Kc.data(), k + (b * T * NKV + kh) * HS, T, ldk, HS);
+    // This head's keys and values as panels, packed by the task that uses them (they stay in its
+    // cache): (np, HS, PW) float32, or bf16 (np, HS/2, PW) panels plus the keys as row pairs.
+    thread_local std::vector<float> Kp, Vp;
+    thread_local std::vector<pair_t> Kbp, Vbp, Kpairs;
+    const float* kh0 = k + (b * T * NKV + kh) * HS;
+    const float* vh0 = v + (b * T * NKV + kh) * HS;
+    const float* kph = nullptr;
+    const float* vph = nullptr;
+    const pair_t *kbh = nullptr, *vbh = nullptr, *kph2 = nullptr;
+    if constexpr (BF) {
+      pair_t *kb = scratch(Kbp, np * HS2 * PW), *vb = scratch(Vbp, np * HS2 * PW), *kr = scratch(Kpairs, T2 * HS);
+      bf16_panels(kb, kh0, T, ldk, HS);
+      bf16_panels(vb, vh0, T, ldk, HS);
+      bf16_row_pairs(kr, HS, kh0, ldk, T, HS, HS);
+      kbh = kb, vbh = vb, kph2 = kr;
+    } else {
+      float *kf = scratch(Kp, np * HS * PW), *vf = scratch(Vp, np * HS * PW);
+      pack_panels(kf, kh0, T, ldk, HS);
+      pack_panels(vf, vh0, T, ldk, HS);
+      kph = kf, vph = vf;
+    }
+    gather_rows(Kc.data(), kh0, T, ldk, HS);
     for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
       gather_rows(Qc.data(), q + (b * T * NH + h) * HS, T, ldq, HS);
       gather_rows(dOc.data(), dout + (b * T * NH + h) * HS, T, ldq, HS);
@@ -591,7 +626,7 @@ void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout,
             tile_qk(qt, HS, nq, kph + (k0 / PW) * HS * PW, npt, HS, scale, P.data(), Bc);  // S = scale Q K^T
           }
           if (k0 + nk - 1 > q0) causal_mask(P.data(), nq, nk, q0, k0);
-          for (int64_t i = 0; i < nq; i++) exp_shift_sum(P.data() + i * Bc, P.data() + i * Bc, L[q0 + i], nk);
+          for (int64_t i = 0; i < nq; i++) exp_shift_sum_short(P.data() + i * Bc, P.data() + i * Bc, L[q0 + i], nk);
           if constexpr (BF) {
             bf16_row_pairs(Ptb.data(), Bc, P.data(), Bc, nq, nk, nk);  // A(j, ip) = Ptb[ip * Bc + j]
             tile_acc_bf16(Ptb.data(), 1, Bc, nk, (nq + 1) / 2, dOp.data() + q0 / 2 * HS, HS, HS, dvt, HS);  // dV += P^T dO

@@ -878,13 +878,34 @@ void sgemm_packed(const Problem& p, int nt) {
           a_step = s;
           a_ic = ic;
         }
+        // The A block this home packs next (its next row block, else the next step's first), fetched
+        // into L2 a slice per micro-tile while this unit computes: packing it then reads cache, not
+        // memory (activations of a training step are long out of cache by the time they are read).
+        const char* pf_base = nullptr;
+        int64_t pf_rows = 0, pf_bytes = 0;
+        if (sub == h.nsub - 1) {
+          int64_t ic2 = ic + h.mc, pc2 = pc, s2 = s;
+          if (ic2 >= h.m1) ic2 = h.m0, s2 = s + 1, pc2 = (s2 % npc) * kc_max;
+          if (s2 < nsteps && ic2 < h.m1) {
+            const int64_t mc2 = std::min(h.mc, h.m1 - ic2), kc2 = std::min(kc_max, p.K - pc2);
+            pf_base = reinterpret_cast<const char*>(p.transA ? p.A + pc2 * p.lda + ic2 : p.A + ic2 * p.lda + pc2);
+            pf_rows = p.transA ? kc2 : mc2;
+            pf_bytes = 4 * (p.transA ? mc2 : kc2);
+          }
+        }
+        const int64_t ntiles = (jp1 - jp0) * ((mc + MR - 1) / MR);
+        int64_t tile_i = 0;
         for (int64_t jp = jp0; jp < jp1; jp++) {
           const int64_t j = jp * NR;
           const int nr = static_cast<int>(std::min<int64_t>(NR, nc - j));
           const float* bpanel = bp + jp * kc * NR;
-          for (int64_t ir = 0; ir < mc; ir += MR) {
+          for (int64_t ir = 0; ir < mc; ir += MR, tile_i++) {
             const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
             float* c = p.C + (ic + ir) * p.ldc + jc + j;
+            if (pf_base) {
+              for (int64_t r = tile_i * pf_rows / ntiles, r1 = (tile_i + 1) * pf_rows / ntiles; r < r1; r++)
+                for (int64_t b = 0; b < pf_bytes; b += 64) __builtin_prefetch(pf_base + r * 4 * p.lda + b, 0, 2);
+            }
 #if defined(__AVX512BF16__)
             if (p.bf16) {
               micro_kernel_bf16(kc, apack + ir * kc, bpanel, c, p.ldc, mr, nr, p.alpha, beta);

@@ -230,14 +230,15 @@ void cross_entropy(float* losses, float* dx, float* dw, const float* x, const fl
   }
   // Rows per chunk: big enough for efficient GEMMs, small enough that (R, V) logits stay ~16 MiB.
   const int64_t R = std::max<int64_t>(1, std::min<int64_t>(N, (int64_t(1) << 22) / V));
-  std::vector<float> logits(static_cast<size_t>(R * V));  // (R, V)
+  thread_local std::vector<float> logits_buf;
+  float* logits = scratch(logits_buf, static_cast<size_t>(R * V));  // (R, V)
   const bool backward = dx != nullptr;
   for (int64_t r0 = 0; r0 < N; r0 += R) {
     const int64_t rows = std::min(R, N - r0);
-    sgemm(false, true, rows, V, C, 1.0f, x + r0 * C, C, w, C, 0.0f, logits.data(), V, true, prec);
+    sgemm(false, true, rows, V, C, 1.0f, x + r0 * C, C, w, C, 0.0f, logits, V, true, prec);
     for_rows(rows, V, [&](int64_t a, int64_t b, int) {
       for (int64_t i = a; i < b; i++) {
-        float* z = logits.data() + i * V;
+        float* z = logits + i * V;
         int32_t t = targets[r0 + i];
         if (t == -100) {
           losses[r0 + i] = 0.f;
@@ -257,8 +258,8 @@ void cross_entropy(float* losses, float* dx, float* dw, const float* x, const fl
       }
     });
     if (backward) {
-      sgemm(false, false, rows, C, V, 1.0f, logits.data(), V, w, C, 1.0f, dx + r0 * C, C, true, prec);  // dx += dlogits @ w
-      sgemm(true, false, V, C, rows, 1.0f, logits.data(), V, x + r0 * C, C, 1.0f, dw, C, true, prec);   // dw += dlogits^T @ x
+      sgemm(false, false, rows, C, V, 1.0f, logits, V, w, C, 1.0f, dx + r0 * C, C, true, prec);  // dx += dlogits @ w
+      sgemm(true, false, V, C, rows, 1.0f, logits, V, x + r0 * C, C, 1.0f, dw, C, true, prec);   // dw += dlogits^T @ x
     }
   }
 }

@@ -1,11 +1,23 @@
 // Native ops: the same contract as src/kernels/backend.ts (outputs first, backward accumulates),
 // float32 buffers, multi-threaded over the process pool.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "gemm.h"
 
 namespace lc {
+
+// A per-thread buffer of at least n elements, kept between calls: an op called every layer of
+// every step with the same shapes (attention's packed keys, the LM head's logits) would otherwise
+// map and fault in fresh multi-MiB pages each call, and unmapping them interrupts the other core
+// (TLB shootdown). Each call site owns its own thread_local vector; contents are not cleared.
+template <typename T>
+T* scratch(std::vector<T>& buf, size_t n) {
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
 
 struct AdamWStep { float lr, beta1, beta2, eps, weight_decay; int64_t step; };
 

@@ -81,6 +81,49 @@ static inline __m512 exp16(__m512 x) {
 }
 #endif
 
+// y[i] = exp(x[i] - shift) for i < n; y may alias x. Returns the sum of the results in float32
+// (lanes, then a tree): for short rows (attention's 64-key tiles), where exp_shift_sum's float64
+// reduction of the lanes costs as much as the exps.
+static inline float exp_shift_sum_short(float* y, const float* x, float shift, int64_t n) {
+  int64_t i = 0;
+  float total = 0.f;
+#if defined(__AVX512F__)
+  const __m512 s = _mm512_set1_ps(shift);
+  __m512 acc = _mm512_setzero_ps();
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
+    _mm512_storeu_ps(y + i, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  if (i < n) {  // the tail in one masked vector
+    const __mmask16 mk = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, x + i), s));
+    _mm512_mask_storeu_ps(y + i, mk, e);
+    acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(mk, e));
+    i = n;
+  }
+  total = _mm512_reduce_add_ps(acc);
+#elif defined(__AVX2__) && defined(__FMA__)
+  const __m256 s = _mm256_set1_ps(shift);
+  __m256 acc = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+    _mm256_storeu_ps(y + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  total = _mm_cvtss_f32(h);
+#endif
+  for (; i < n; i++) {
+    const float e = std::exp(x[i] - shift);
+    y[i] = e;
+    total += e;
+  }
+  return total;
+}
+
 // y[i] = exp(x[i] - shift) for i < n; y may alias x. Returns the sum of the results (float64).
 static inline double exp_shift_sum(float* y, const float* x, float shift, int64_t n) {
   int64_t i = 0;
@@ -155,9 +198,39 @@ static inline float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// The largest element (NaNs skipped; -inf for n == 0 or all NaN). vmaxps(a, m) returns m when a
+// is NaN, as the scalar loop does, and max is exact, so every path gives the same value.
 static inline float max_of(const float* a, int64_t n) {
-  float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
   int64_t i = 0;
+#if defined(__AVX512F__)
+  if (n >= 16) {
+    __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
+    for (; i + 32 <= n; i += 32) {
+      m0 = _mm512_max_ps(_mm512_loadu_ps(a + i), m0);
+      m1 = _mm512_max_ps(_mm512_loadu_ps(a + i + 16), m1);
+    }
+    for (; i + 16 <= n; i += 16) m0 = _mm512_max_ps(_mm512_loadu_ps(a + i), m0);
+    float r = _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+    for (; i < n; i++) r = a[i] > r ? a[i] : r;
+    return r;
+  }
+#elif defined(__AVX2__)
+  if (n >= 8) {
+    __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+    for (; i + 16 <= n; i += 16) {
+      m0 = _mm256_max_ps(_mm256_loadu_ps(a + i), m0);
+      m1 = _mm256_max_ps(_mm256_loadu_ps(a + i + 8), m1);
+    }
+    for (; i + 8 <= n; i += 8) m0 = _mm256_max_ps(_mm256_loadu_ps(a + i), m0);
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, _mm256_max_ps(m0, m1));
+    float r = -INFINITY;
+    for (float l : lanes) r = l > r ? l : r;
+    for (; i < n; i++) r = a[i] > r ? a[i] : r;
+    return r;
+  }
+#endif
+  float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
   for (; i + 8 <= n; i += 8)
     for (int j = 0; j < 8; j++) m[j] = a[i + j] > m[j] ? a[i + j] : m[j];
   float r = -INFINITY;
