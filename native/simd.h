@@ -169,6 +169,8 @@ static inline void exp_inplace(float* y, const float* x, int64_t n) { exp_shift_
 // Round to nearest even (vcvtneps2bf16). Used by the GEMM's packing and attention's bf16 tiles.
 static inline void bf16_row_pairs(uint32_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t n, int64_t m,
                                   int64_t width) {
+  const __m512i kPairInterleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                                   21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   for (int64_t xp = 0; xp < (n + 1) / 2; xp++) {
     const float* lo = src + 2 * xp * ld;
     const float* hi = lo + ld;
@@ -178,8 +180,9 @@ static inline void bf16_row_pairs(uint32_t* dst, int64_t ldd, const float* src, 
       const __mmask16 mk = valid >= 16 ? __mmask16(0xffff) : __mmask16((1u << valid) - 1);
       const __m512 l = _mm512_maskz_loadu_ps(mk, lo + c);
       const __m512 h = has_hi ? _mm512_maskz_loadu_ps(mk, hi + c) : _mm512_setzero_ps();
-      const __m512i w = _mm512_or_si512(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(l)),
-                                        _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(h)), 16));
+      // cvtne2ps gives l's 16 values in the low 256 bits and h's in the high; one permute
+      // interleaves them into (l[c], h[c]) pairs
+      const __m512i w = _mm512_permutexvar_epi16(kPairInterleave, (__m512i)_mm512_cvtne2ps_pbh(h, l));
       const __mmask16 out = width - c >= 16 ? __mmask16(0xffff) : __mmask16((1u << (width - c)) - 1);
       _mm512_mask_storeu_epi32(dst + xp * ldd + c, out, w);
     }

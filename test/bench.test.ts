@@ -60,3 +60,21 @@ test('bench train --precision bf16: fp32 and bf16 timed in one run on the same k
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('bench gemm --precision bf16: our bf16 and fp32 products timed in one run, the markdown table says which is which', () => {
+  const r = longctx('bench', 'gemm', '--shape', '96,80,200', '--shape', '64,48,130,TN', '--precision', 'bf16', '--no-peer', '--repeats', '2', '--rounds', '1', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.precision, 'bf16');
+  assert.deepEqual(j.rows.map((x: { shape: string; trans: string }) => `${x.shape} ${x.trans}`), ['96,80,200 NN', '64,48,130 TN']);
+  for (const x of j.rows) assert.ok(x.ours > 0 && x.oursFp32 > 0 && x.peer === null, JSON.stringify(x));
+  const md = longctx('bench', 'gemm', '--shape', '64,64,64', '--precision', 'bf16', '--no-peer', '--repeats', '1', '--rounds', '1');
+  assert.equal(md.code, 0, md.stderr);
+  assert.match(md.stdout, /\| ours bf16 GFLOPS \| ours fp32 GFLOPS \| bf16 \/ fp32 \|/);
+  const fp32 = JSON.parse(longctx('bench', 'gemm', '--shape', '64,64,64', '--no-peer', '--repeats', '1', '--rounds', '1', '--json').stdout);
+  assert.equal(fp32.precision, 'fp32');
+  assert.equal(fp32.rows[0].oursFp32, null);
+  const bad = longctx('bench', 'gemm', '--shape', '64,64,64', '--precision', 'fp16');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^longctx: --precision must be one of fp32, bf16, got "fp16"/);
+});

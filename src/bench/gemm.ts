@@ -6,6 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import type { Precision } from '../kernels/backend.js';
 import { loadNativeAddon, nativeLoadError, type Isa } from '../kernels/native.js';
 import { peerAvailable, peerError, runPythonPeer } from './peer.js';
 
@@ -19,8 +20,9 @@ export interface GemmBenchRow {
   shape: string; // 'M,N,K'
   trans: GemmTrans;
   label: string;
-  ours: number; // GFLOPS
-  peer: number | null; // GFLOPS
+  ours: number; // GFLOPS, in the result's precision
+  oursFp32: number | null; // GFLOPS of our fp32 product in the same run (bf16 runs), else null
+  peer: number | null; // GFLOPS (OpenBLAS sgemm: float32 whatever our precision)
   ratio: number | null; // ours / peer
   oursMs: number; // median milliseconds per call
   peerMs: number | null;
@@ -30,6 +32,7 @@ export interface GemmPeerProbe { coretype: string; core: string | null; gflops: 
 
 export interface GemmBenchResult {
   kernel: string;
+  precision: Precision; // bf16: operands rounded to bfloat16, float32 sums (vdpbf16ps on the avx512bf16 build)
   threads: number;
   cpu: string;
   repeats: number; // timed calls per round
@@ -193,6 +196,8 @@ export async function benchGemm(opts: {
   peer?: boolean;
   /** the build to time (default: the fastest this CPU runs) */
   isa?: Isa;
+  /** bf16: time our bf16 product, and our fp32 one beside it (default fp32) */
+  precision?: Precision;
   onProgress?: (msg: string) => void;
 } = {}): Promise<GemmBenchResult> {
   const addon = loadNativeAddon(opts.isa);
@@ -202,6 +207,8 @@ export async function benchGemm(opts: {
   const rounds = opts.rounds ?? 3;
   if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`gemm bench: rounds must be a positive integer, got ${rounds}`);
   const cases = opts.shapes ? opts.shapes.map(toCase) : DEFAULT_GEMM_CASES;
+  const precision = opts.precision ?? 'fp32';
+  const bf16 = precision === 'bf16';
   const progress = opts.onProgress ?? (() => {});
   const info = addon.info();
 
@@ -243,19 +250,23 @@ export async function benchGemm(opts: {
     const B = fillRandom(new Float32Array(K * N), 2); // (K, N), or (N, K) when tb
     const Cm = new Float32Array(M * N); // (M, N)
     const lda = ta ? M : K, ldb = tb ? K : N;
-    const call = () => addon.sgemm(ta, tb, M, N, K, 1, A, lda, B, ldb, 0, Cm, N);
-    const warm = (minCalls: number, seconds: number) => {
+    const call = (b: boolean) => addon.sgemm(ta, tb, M, N, K, 1, A, lda, B, ldb, 0, Cm, N, b);
+    const warm = (b: boolean, minCalls: number, seconds: number) => {
       const w0 = process.hrtime.bigint();
-      for (let i = 0; i < 100 && (i < minCalls || Number(process.hrtime.bigint() - w0) / 1e9 < seconds); i++) call();
+      for (let i = 0; i < 100 && (i < minCalls || Number(process.hrtime.bigint() - w0) / 1e9 < seconds); i++) call(b);
     };
-    const ours: number[] = [], peer: number[] = [];
+    // bf16 runs time the fp32 product too, alternating with the bf16 one round by round
+    const variants = bf16 ? [true, false] : [false];
+    const ours: number[] = [], oursFp32: number[] = [], peer: number[] = [];
     for (let round = 0; round < rounds; round++) {
-      if (round === 0) warm(WARMUP, WARMUP_S);
-      else warm(1, WARMUP_S / 2); // again after the peer's process
-      for (let i = 0; i < repeats; i++) {
-        const t0 = process.hrtime.bigint();
-        call();
-        ours.push(Number(process.hrtime.bigint() - t0) / 1e9);
+      for (const b of variants) {
+        if (round === 0) warm(b, WARMUP, WARMUP_S);
+        else warm(b, 1, WARMUP_S / 2); // again after the peer's process
+        for (let i = 0; i < repeats; i++) {
+          const t0 = process.hrtime.bigint();
+          call(b);
+          (b === bf16 ? ours : oursFp32).push(Number(process.hrtime.bigint() - t0) / 1e9);
+        }
       }
       if (peerCoretype !== null) {
         const r = runPeer([c], repeats, info.threads, peerCoretype);
@@ -268,6 +279,7 @@ export async function benchGemm(opts: {
     const row: GemmBenchRow = {
       shape: `${M},${N},${K}`, trans, label: c.label,
       ours: flop / oursS / 1e9,
+      oursFp32: oursFp32.length ? flop / median(oursFp32) / 1e9 : null,
       peer: peerS ? flop / peerS / 1e9 : null,
       ratio: peerS ? peerS / oursS : null,
       oursMs: oursS * 1e3,
@@ -275,12 +287,14 @@ export async function benchGemm(opts: {
     };
     rows.push(row);
     progress(`${row.shape} ${trans}${c.label ? ` (${c.label})` : ''}: ours ${row.ours.toFixed(1)} GFLOPS` +
+      (row.oursFp32 !== null ? ` (fp32 ${row.oursFp32.toFixed(1)})` : '') +
       (row.peer !== null ? `, peer ${row.peer.toFixed(1)}, ratio ${row.ratio!.toFixed(2)}` : ''));
     await new Promise((r) => setImmediate(r)); // let a progress bar or signal handler run
   }
 
   return {
     kernel: info.gemmKernel,
+    precision,
     threads: info.threads,
     cpu: os.cpus()[0]?.model ?? 'unknown',
     repeats, rounds,

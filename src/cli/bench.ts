@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { NATIVE_ISAS, type Isa } from '../kernels/native.js';
+import type { Precision } from '../kernels/backend.js';
 import { benchTrain, readBenchConfig, type BenchConfig } from '../bench/train.js';
 import { runPythonPeer } from '../bench/peer.js';
 import { benchGemm, type GemmBenchResult, type GemmShape } from '../bench/gemm.js';
@@ -35,7 +36,7 @@ function benchConfigPath(v: string): string {
   return v;
 }
 
-interface GemmOptions { shape?: string[]; repeats: number; rounds: number; peer: boolean; json: boolean; isa?: Isa }
+interface GemmOptions { shape?: string[]; repeats: number; rounds: number; peer: boolean; json: boolean; isa?: Isa; precision: Precision }
 
 /** '1024,1024,1024' or '4096,512,512,NT' -> a GemmShape; the error names the flag. */
 function parseShape(s: string): GemmShape {
@@ -51,8 +52,19 @@ function parseShape(s: string): GemmShape {
 /** The result as a markdown table, ready for BENCHMARKS.md. */
 export function gemmMarkdown(r: GemmBenchResult): string {
   const peer = r.peerName ? `${r.peerName} (${r.peerCore ?? '?'} kernel, OPENBLAS_CORETYPE=${r.peerCoretype})` : (r.peerNote ?? 'no peer');
+  const head = `CPU: ${r.cpu}; ours: ${r.kernel} kernel, ${r.threads} threads; peer: ${peer}; median of ${r.rounds} x ${r.repeats} calls each, interleaved.`;
+  if (r.precision === 'bf16') {
+    return [
+      head + ' Ours in bf16 (operands rounded to bfloat16, float32 sums) and in fp32, alternated; the peer is float32 sgemm.',
+      '',
+      '| M,N,K | op | shape | ours bf16 GFLOPS | ours fp32 GFLOPS | bf16 / fp32 | peer GFLOPS | bf16 / peer |',
+      '|---|---|---|---:|---:|---:|---:|---:|',
+      ...r.rows.map((x) => `| ${x.shape} | ${x.trans} | ${x.label} | ${x.ours.toFixed(1)} | ${x.oursFp32?.toFixed(1) ?? '-'} | ` +
+        `${x.oursFp32 ? (x.ours / x.oursFp32).toFixed(2) : '-'} | ${x.peer?.toFixed(1) ?? '-'} | ${x.ratio?.toFixed(2) ?? '-'} |`),
+    ].join('\n') + '\n';
+  }
   const lines = [
-    `CPU: ${r.cpu}; ours: ${r.kernel} kernel, ${r.threads} threads; peer: ${peer}; median of ${r.rounds} x ${r.repeats} calls each, interleaved.`,
+    head,
     '',
     '| M,N,K | op | shape | ours GFLOPS | peer GFLOPS | ours / peer |',
     '|---|---|---|---:|---:|---:|',
@@ -77,10 +89,11 @@ export function registerBench(program: Command): void {
       return v as Isa;
     })
     .option('--json', 'print only the JSON result', false)
+    .addOption(precisionOption().default('fp32', 'fp32; with bf16 our fp32 product is timed too, alternated, for the speed-up'))
     .action(async (o: GemmOptions) => {
       const shapes = o.shape?.map(parseShape);
       const r = await benchGemm({
-        ...(shapes ? { shapes } : {}), repeats: o.repeats, rounds: o.rounds, peer: o.peer, ...(o.isa ? { isa: o.isa } : {}),
+        ...(shapes ? { shapes } : {}), repeats: o.repeats, rounds: o.rounds, peer: o.peer, ...(o.isa ? { isa: o.isa } : {}), precision: o.precision,
         onProgress: (m) => { if (!o.json) process.stderr.write(`  ${m}\n`); },
       });
       process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : gemmMarkdown(r));
