@@ -72,11 +72,14 @@ void pack_panels(float* out, const float* x, int64_t n, int64_t ld, int64_t HS) 
   for (int64_t p = 0; p < np; p++) {
     float* o = out + p * HS * PW;
 #if defined(__AVX512F__)
-    if (p * PW + PW <= n) {  // a full panel: each of its HS rows is one 16-row gather
-      const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                              _mm512_set1_epi32(static_cast<int>(ld)));
+    if (p * PW + PW <= n && HS % 16 == 0) {  // a full panel: 16 x 16 transposes (PW == 16)
       const float* x0 = x + p * PW * ld;
-      for (int64_t d = 0; d < HS; d++) _mm512_storeu_ps(o + d * PW, _mm512_i32gather_ps(rows, x0 + d, 4));
+      for (int64_t d0 = 0; d0 < HS; d0 += 16) {
+        __m512i r[16];
+        for (int j = 0; j < 16; j++) r[j] = _mm512_castps_si512(_mm512_loadu_ps(x0 + j * ld + d0));
+        transpose16x16_epi32(r);
+        for (int d = 0; d < 16; d++) _mm512_storeu_si512(o + (d0 + d) * PW, r[d]);
+      }
       continue;
     }
 #endif
@@ -301,12 +304,14 @@ void bf16_panels(pair_t* out, const float* x, int64_t n, int64_t ld, int64_t HS)
   row.resize(PW * HS2);  // (PW, HS/2) a panel's rows converted
   for (int64_t p = 0; p < np; p++) {
     pair_t* o = out + p * HS2 * PW;
-    if (p * PW + PW <= n) {  // a full panel: its 16 rows converted, then one gather per pair column
+    if (p * PW + PW <= n && HS2 % 16 == 0) {  // a full panel: its 16 rows converted, then 16 x 16 transposes
       bf16_rows(row.data(), HS2, x + p * PW * ld, ld, PW, HS);
-      const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                              _mm512_set1_epi32(static_cast<int>(HS2)));
-      for (int64_t dp = 0; dp < HS2; dp++)
-        _mm512_storeu_si512(o + dp * PW, _mm512_i32gather_epi32(rows, reinterpret_cast<const int*>(row.data() + dp), 4));
+      for (int64_t d0 = 0; d0 < HS2; d0 += 16) {
+        __m512i r[16];
+        for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_si512(row.data() + j * HS2 + d0);
+        transpose16x16_epi32(r);
+        for (int d = 0; d < 16; d++) _mm512_storeu_si512(o + (d0 + d) * PW, r[d]);
+      }
       continue;
     }
     for (int64_t j = 0; j < PW; j++) {

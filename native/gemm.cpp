@@ -128,29 +128,6 @@ inline void cpu_relax() {
 #if defined(__AVX512BF16__)
 constexpr bool BF16_NATIVE = true;
 
-// In place: r[c] = column c of the 16 x 16 matrix of 32-bit elements whose rows were r[0..16).
-inline void transpose16x16_epi32(__m512i r[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 8; i++) {  // 32-bit interleave within 128-bit lanes
-    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; i++) {  // 64-bit: u[4i + j] lane L = column 4L + j of rows 4i..4i+3
-    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int j = 0; j < 4; j++) {  // gather lane L of the four row groups: column 4L + j
-    const __m512i v = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88), w = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xDD);
-    const __m512i x = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88), y = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xDD);
-    r[j] = _mm512_shuffle_i32x4(v, x, 0x88);
-    r[8 + j] = _mm512_shuffle_i32x4(v, x, 0xDD);
-    r[4 + j] = _mm512_shuffle_i32x4(w, y, 0x88);
-    r[12 + j] = _mm512_shuffle_i32x4(w, y, 0xDD);
-  }
-}
-
 // Packs k pairs from a source whose rows are the panel's rows (row i at src + i * ld, k along it,
 // w valid rows): dst[kp * W + i] = pair(src[i][2kp], src[i][2kp + 1]), zero past w and past kc.
 // The pair is adjacent in memory, so each row converts 32 floats into 16 pairs at once and 16 x 16

@@ -162,6 +162,32 @@ static inline double exp_shift_sum(float* y, const float* x, float shift, int64_
 // sigmoid-based SwiGLU pieces need exp(-g); this fills y with exp(x) elementwise.
 static inline void exp_inplace(float* y, const float* x, int64_t n) { exp_shift_sum(y, x, 0.f, n); }
 
+#if defined(__AVX512F__)
+// In place: r[c] = column c of the 16 x 16 matrix of 32-bit elements whose rows were r[0..16).
+static inline void transpose16x16_epi32(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; i++) {  // 32-bit interleave within 128-bit lanes
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {  // 64-bit: u[4i + j] lane L = column 4L + j of rows 4i..4i+3
+    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int j = 0; j < 4; j++) {  // gather lane L of the four row groups: column 4L + j
+    const __m512i v = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88), w = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xDD);
+    const __m512i x = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88), y = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xDD);
+    r[j] = _mm512_shuffle_i32x4(v, x, 0x88);
+    r[8 + j] = _mm512_shuffle_i32x4(v, x, 0xDD);
+    r[4 + j] = _mm512_shuffle_i32x4(w, y, 0x88);
+    r[12 + j] = _mm512_shuffle_i32x4(w, y, 0xDD);
+  }
+}
+
+#endif
+
 #if defined(__AVX512BF16__)
 // bfloat16 pairs across consecutive rows, the operand layout of vdpbf16ps for a product that
 // contracts over rows: dst[xp * ldd + c] = (bf16(src[2xp][c]) | bf16(src[2xp + 1][c]) << 16) for
