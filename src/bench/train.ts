@@ -98,26 +98,31 @@ export interface TrainBenchOptions {
   gemmCeiling?: boolean;
 }
 
-export function benchTrain(name: string, bc: BenchConfig, be: Backend, opts: TrainBenchOptions = {}): TrainBenchResult {
-  const steps = opts.steps ?? 5;
-  const warmup = opts.warmup ?? 1;
+// One model training on random batches: each call of step() runs one optimizer step and returns
+// its seconds. Separate sessions draw the same batches from the same initial weights.
+function trainSession(bc: BenchConfig, be: Backend): { step: () => number; loss: () => number } {
   const cfg = bc.model;
   const { seq_len: T, batch_size: B } = bc;
   const m = createModel(cfg, be);
   initWeights(m, 0);
   const opt = createOptimizerState(parameterCount(cfg));
   const rng = new Rng(0);
-  const times: number[] = [];
   let loss = NaN;
-  for (let i = 0; i < warmup + steps; i++) {
-    const tokens = Int32Array.from({ length: B * T }, () => rng.nextInt(cfg.vocab_size));
-    const targets = Int32Array.from({ length: B * T }, () => rng.nextInt(cfg.vocab_size));
-    const t0 = process.hrtime.bigint();
-    loss = trainStep(m, opt, llamaAdamW(), 1e-4, [{ tokens, targets, B, T }]).loss;
-    const dt = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (i >= warmup) times.push(dt);
-    opts.onStep?.(i - warmup, dt);
-  }
+  return {
+    step: () => {
+      const tokens = Int32Array.from({ length: B * T }, () => rng.nextInt(cfg.vocab_size));
+      const targets = Int32Array.from({ length: B * T }, () => rng.nextInt(cfg.vocab_size));
+      const t0 = process.hrtime.bigint();
+      loss = trainStep(m, opt, llamaAdamW(), 1e-4, [{ tokens, targets, B, T }]).loss;
+      return Number(process.hrtime.bigint() - t0) / 1e9;
+    },
+    loss: () => loss,
+  };
+}
+
+function benchResult(name: string, bc: BenchConfig, be: Backend, times: number[], loss: number, opts: TrainBenchOptions): TrainBenchResult {
+  const cfg = bc.model;
+  const { seq_len: T, batch_size: B } = bc;
   const sorted = [...times].sort((a, b) => a - b);
   const med = sorted[Math.floor(sorted.length / 2)]!;
   const flopsPerToken = trainingFlopsPerToken(cfg, T);
@@ -126,10 +131,47 @@ export function benchTrain(name: string, bc: BenchConfig, be: Backend, opts: Tra
   const gemm = be.name === 'native' && opts.gemmCeiling !== false ? matmulGflops(be) : null;
   return {
     config: name, backend: be.name, isa: be.isa, threads: be.threads, precision: be.precision, parameters: parameterCount(cfg),
-    seq_len: T, batch_size: B, steps, step_seconds: med, step_seconds_all: times,
+    seq_len: T, batch_size: B, steps: times.length, step_seconds: med, step_seconds_all: times,
     tokens_per_second: (B * T) / med, flops_per_token: flopsPerToken, achieved_gflops: achieved,
     mfu: peak ? achieved / peak : null, peak_gflops: peak,
     peak_rss_bytes: process.resourceUsage().maxRSS * 1024, loss,
     gemm_gflops: gemm, fraction_of_gemm: gemm ? achieved / gemm : null,
   };
+}
+
+export function benchTrain(name: string, bc: BenchConfig, be: Backend, opts: TrainBenchOptions = {}): TrainBenchResult {
+  const steps = opts.steps ?? 5;
+  const warmup = opts.warmup ?? 1;
+  const s = trainSession(bc, be);
+  const times: number[] = [];
+  for (let i = 0; i < warmup + steps; i++) {
+    const dt = s.step();
+    if (i >= warmup) times.push(dt);
+    opts.onStep?.(i - warmup, dt);
+  }
+  return benchResult(name, bc, be, times, s.loss(), opts);
+}
+
+/**
+ * Two backends (e.g. fp32 and bf16) on the same model, initial weights and batches, their steps
+ * interleaved (a, b, a, b, ...; warm-up steps of both first) so that both see the same machine:
+ * timed one after the other, the first pays for the process's cold start (page faults, thread
+ * start-up) and each sees whatever load the other did not, which on a shared 2-core VM moved
+ * their ratio by ~10%. Each result's GEMM ceiling is timed after all steps.
+ */
+export function benchTrainPair(name: string, bc: BenchConfig, a: Backend, b: Backend, opts: TrainBenchOptions & {
+  onStepOf?: (which: 0 | 1, i: number, seconds: number) => void;
+} = {}): [TrainBenchResult, TrainBenchResult] {
+  const steps = opts.steps ?? 5;
+  const warmup = opts.warmup ?? 1;
+  const sessions = [trainSession(bc, a), trainSession(bc, b)] as const;
+  const times: [number[], number[]] = [[], []];
+  for (let i = 0; i < warmup + steps; i++) {
+    for (const w of [0, 1] as const) {
+      const dt = sessions[w].step();
+      if (i >= warmup) times[w].push(dt);
+      opts.onStepOf?.(w, i - warmup, dt);
+    }
+  }
+  return [benchResult(name, bc, a, times[0], sessions[0].loss(), opts), benchResult(name, bc, b, times[1], sessions[1].loss(), opts)];
 }

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { NATIVE_ISAS, type Isa } from '../kernels/native.js';
 import type { Precision } from '../kernels/backend.js';
-import { benchTrain, readBenchConfig, type BenchConfig } from '../bench/train.js';
+import { benchTrain, benchTrainPair, readBenchConfig, type BenchConfig } from '../bench/train.js';
 import { runPythonPeer } from '../bench/peer.js';
 import { benchGemm, type GemmBenchResult, type GemmShape } from '../bench/gemm.js';
 import { benchDecode, decodeInputs, kvBytesAtMedianStep } from '../bench/decode.js';
@@ -108,18 +108,17 @@ export function registerBench(program: Command): void {
     .option('--peak-gflops <x>', 'fp32 ceiling of this machine for MFU (e.g. OpenBLAS sgemm GFLOPS measured by `bench gemm`)', floatArg('--peak-gflops', 0))
     .option('--json', 'print only the JSON result', false)
     .addOption(kernelsOption())
-    .addOption(precisionOption().default('fp32', 'fp32; with bf16 the fp32 step is timed too, in the same run, for the speed-up'))
+    .addOption(precisionOption().default('fp32', 'fp32; with bf16 the fp32 step is timed too, the two alternated step by step, for the speed-up'))
     .action((o: TrainOptions) => {
       const { bc, name } = benchConfig(o.config);
       const be = kernelsFlag(o);
-      const time = (b: typeof be) => benchTrain(name, bc, b, {
-        steps: o.steps, warmup: o.warmup, peakGflops: o.peakGflops ?? null,
-        onStep: (i, s) => { if (!o.json) process.stderr.write(`  ${b.precision} ${i < 0 ? 'warm-up' : `step ${i + 1}/${o.steps}`}: ${s.toFixed(3)} s\n`); },
-      });
-      // bf16 is measured beside fp32 on the same kernels, same initial weights and batches: the
-      // speed-up and the two losses after the same steps come from one sitting.
-      const fp32 = be.precision === 'bf16' ? time(be.withPrecision('fp32')) : null;
-      const result = time(be);
+      const say = (p: string, i: number, s: number) => { if (!o.json) process.stderr.write(`  ${p} ${i < 0 ? 'warm-up' : `step ${i + 1}/${o.steps}`}: ${s.toFixed(3)} s\n`); };
+      const common = { steps: o.steps, warmup: o.warmup, peakGflops: o.peakGflops ?? null };
+      // bf16 is measured beside fp32 on the same kernels, same initial weights and batches, their
+      // steps alternated: the speed-up and the two losses after the same steps come from one sitting.
+      const [fp32, result] = be.precision === 'bf16'
+        ? benchTrainPair(name, bc, be.withPrecision('fp32'), be, { ...common, onStepOf: (w, i, s) => say(w ? 'bf16' : 'fp32', i, s) })
+        : [null, benchTrain(name, bc, be, { ...common, onStep: (i, s) => say(be.precision, i, s) })];
       let peer: unknown = null;
       if (o.peer) {
         if (!o.json) process.stderr.write('  running the PyTorch peer...\n');
@@ -135,7 +134,11 @@ export function registerBench(program: Command): void {
       };
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
       if (o.json) return;
-      if (fp32) process.stderr.write(`${name}: fp32 ${fp32.tokens_per_second.toFixed(0)} tokens/s (loss after ${o.warmup + o.steps} steps ${fp32.loss.toFixed(4)}); bf16 below (loss ${result.loss.toFixed(4)}): ${(result.tokens_per_second / fp32.tokens_per_second).toFixed(2)}x\n`);
+      if (fp32) {
+        process.stderr.write(`${name}: fp32 ${fp32.tokens_per_second.toFixed(0)} tokens/s` +
+          (fp32.gemm_gflops ? `, ${fp32.achieved_gflops.toFixed(1)} GFLOPS = ${(100 * fp32.fraction_of_gemm!).toFixed(0)}% of its fp32 GEMM's ${fp32.gemm_gflops.toFixed(0)} at 1024^3` : '') +
+          ` (loss after ${o.warmup + o.steps} steps ${fp32.loss.toFixed(4)}); bf16 below (loss ${result.loss.toFixed(4)}): ${(result.tokens_per_second / fp32.tokens_per_second).toFixed(2)}x\n`);
+      }
       process.stderr.write(`${name}: ${result.precision} ${result.tokens_per_second.toFixed(0)} tokens/s on ${result.backend} (${result.isa}, ${result.threads} threads), ${result.achieved_gflops.toFixed(1)} GFLOPS` +
         (result.gemm_gflops ? ` = ${(100 * result.fraction_of_gemm!).toFixed(0)}% of its ${result.precision} GEMM's ${result.gemm_gflops.toFixed(0)} at 1024^3` : '') + `, peak RSS ${bytes(result.peak_rss_bytes)}` +
         (peerTps ? `; PyTorch ${peerTps.toFixed(0)} tokens/s, ratio ${(result.tokens_per_second / peerTps).toFixed(2)}x` : '') + '\n');
