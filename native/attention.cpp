@@ -555,8 +555,6 @@ void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout,
   const int64_t ldq = NH * HS, ldk = NKV * HS;
   const int64_t np = (T + PW - 1) / PW;
   const int64_t HS2 = HS / 2, T2 = (T + 1) / 2;
-  // One task per (batch, key/value head): it owns dk/dv of that head and dq of the query heads
-  // sharing it, so no two threads ever add into the same gradient rows.
   // D = rowsum(dout * out) per (batch, head, query), in one pass over both in memory order: read
   // head by head inside the tasks, the same rows came in 2-4 cache lines at a time, 1-2 KiB apart.
   thread_local std::vector<float> Dbuf;
@@ -567,6 +565,8 @@ void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout,
       for (int64_t h = 0; h < NH; h++) Dall[(b * NH + h) * T + t] = dot(dout + (n * NH + h) * HS, out + (n * NH + h) * HS, HS);
     }
   });
+  // One task per (batch, key/value head): it owns dk/dv of that head and dq of the query heads
+  // sharing it, so no two threads ever add into the same gradient rows.
   run_tasks(B * NKV, [&](int64_t task, int) {
     const int64_t b = task / NKV, kh = task % NKV;
     thread_local std::vector<float> P, dP, Kc, Qc, dOc, dQc, dKc, dVc;
