@@ -503,37 +503,52 @@ void attention_forward_impl(float* out, float* lse, const float* q, const float*
       const int64_t nk = std::min({Bc, Tk - k0, kmax - k0 + 1});
       const float* vt = direct ? v + ((b * Tk + k0) * NKV + kh) * HS : vc + ((b * NKV + kh) * Tk + k0) * HS;
       const int64_t ldv = direct ? ldk : HS;
-      if constexpr (BF) {
-        tile_qk_bf16(Qb.data(), HS / 2, nq, kbf + ((b * NKV + kh) * npk + k0 / PW) * (HS / 2) * PW, (nk + PW - 1) / PW, HS,
-                     scale, S.data(), Bc);
-      } else if (direct) {
-        const float* kt = k + ((b * Tk + k0) * NKV + kh) * HS;
-        for (int64_t i = 0; i < nq; i++)
-          for (int64_t j = 0; j < nk; j++) S[i * Bc + j] = scale * dot(qt + i * ldq, kt + j * ldk, HS);
+      // Rows [r0, r1) of the tile against its first kc keys: S = scale Q K^T, the causal mask, the
+      // online softmax (every row's new running max, then all the rows' rescale factors in one
+      // vector exp, 0 on the first tile where m = -inf, then each row's exps and their sum), O += P V.
+      auto rows = [&](int64_t r0, int64_t r1, int64_t kc) {
+        const int64_t nr = r1 - r0;
+        float* Sr = S.data() + r0 * Bc;
+        if constexpr (BF) {
+          tile_qk_bf16(Qb.data() + r0 * (HS / 2), HS / 2, nr, kbf + ((b * NKV + kh) * npk + k0 / PW) * (HS / 2) * PW,
+                       (kc + PW - 1) / PW, HS, scale, Sr, Bc);
+        } else if (direct) {
+          const float* kt = k + ((b * Tk + k0) * NKV + kh) * HS;
+          for (int64_t i = r0; i < r1; i++)
+            for (int64_t j = 0; j < kc; j++) S[i * Bc + j] = scale * dot(qt + i * ldq, kt + j * ldk, HS);
+        } else {
+          tile_qk(qt + r0 * ldq, ldq, nr, kph + (k0 / PW) * HS * PW, (kc + PW - 1) / PW, HS, scale, Sr, Bc);
+        }
+        if (k0 + kc - 1 > q0 + r0 + offset) causal_mask(Sr, nr, kc, q0 + r0 + offset, k0);
+        for (int64_t i = r0; i < r1; i++) {
+          mnew[i] = std::max(m[i], max_of(S.data() + i * Bc, kc));
+          alpha[i] = m[i] - mnew[i];
+        }
+        exp_shift_sum_short(alpha.data() + r0, alpha.data() + r0, 0.f, nr);
+        for (int64_t i = r0; i < r1; i++) {
+          float* s = S.data() + i * Bc;
+          l[i] = l[i] * alpha[i] + exp_shift_sum_short(s, s, mnew[i], kc);
+          if (alpha[i] != 1.f)
+            for (int64_t d = 0; d < HS; d++) O[i * HS + d] *= alpha[i];
+          m[i] = mnew[i];
+        }
+        if constexpr (BF) {  // O += P V
+          bf16_rows(Pb.data() + r0 * (Bc / 2), Bc / 2, Sr, Bc, nr, kc);
+          tile_acc_bf16(Pb.data() + r0 * (Bc / 2), Bc / 2, 1, nr, (kc + 1) / 2, vbf + ((b * NKV + kh) * ((Tk + 1) / 2) + k0 / 2) * HS,
+                        HS, HS, O.data() + r0 * HS, HS);
+        } else {
+          tile_acc(Sr, Bc, 1, nr, kc, vt, ldv, HS, O.data() + r0 * HS, HS);  // O += P V
+        }
+      };
+      if (k0 + nk - 1 <= q0 + offset) {
+        rows(0, nq, nk);  // every row sees every key of the tile
       } else {
-        tile_qk(qt, ldq, nq, kph + (k0 / PW) * HS * PW, (nk + PW - 1) / PW, HS, scale, S.data(), Bc);
-      }
-      if (k0 + nk - 1 > q0 + offset) causal_mask(S.data(), nq, nk, q0 + offset, k0);
-      // Online softmax: every row's new running max, then all the rows' rescale factors in one
-      // vector exp (0 on the first tile, where m = -inf), then each row's exps and their sum.
-      for (int64_t i = 0; i < nq; i++) {
-        mnew[i] = std::max(m[i], max_of(S.data() + i * Bc, nk));
-        alpha[i] = m[i] - mnew[i];
-      }
-      exp_shift_sum_short(alpha.data(), alpha.data(), 0.f, nq);
-      for (int64_t i = 0; i < nq; i++) {
-        float* s = S.data() + i * Bc;
-        l[i] = l[i] * alpha[i] + exp_shift_sum_short(s, s, mnew[i], nk);
-        if (alpha[i] != 1.f)
-          for (int64_t d = 0; d < HS; d++) O[i * HS + d] *= alpha[i];
-        m[i] = mnew[i];
-      }
-      if constexpr (BF) {  // O += P V
-        bf16_rows(Pb.data(), Bc / 2, S.data(), Bc, nq, nk);
-        tile_acc_bf16(Pb.data(), Bc / 2, 1, nq, (nk + 1) / 2, vbf + ((b * NKV + kh) * ((Tk + 1) / 2) + k0 / 2) * HS, HS, HS,
-                      O.data(), HS);
-      } else {
-        tile_acc(S.data(), Bc, 1, nq, nk, vt, ldv, HS, O.data(), HS);  // O += P V
+        // The tile crosses the causal cut: in 16-row chunks, each against only the keys its last
+        // row sees (on the diagonal tile 10/16 of the products, exps and masking of the whole tile).
+        for (int64_t r0 = 0; r0 < nq; r0 += PW) {
+          const int64_t r1 = std::min(nq, r0 + PW), kc = std::min(nk, q0 + r1 - 1 + offset - k0 + 1);
+          if (kc > 0) rows(r0, r1, kc);  // (kc <= 0: no row of the chunk sees a key here; its state stays)
+        }
       }
     }
     for (int64_t i = 0; i < nq; i++) {
@@ -625,44 +640,60 @@ void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout,
       std::fill(dQc.begin(), dQc.end(), 0.f);
       const float* L = lse + (b * NH + h) * T;
       for (int64_t k0 = 0; k0 < T; k0 += Bc) {
-        const int64_t nk = std::min(Bc, T - k0), npt = (nk + PW - 1) / PW;
+        const int64_t nk = std::min(Bc, T - k0);
         const float* kt = Kc.data() + k0 * HS;
         float* dkt = dKc.data() + k0 * HS;
         float* dvt = dVc.data() + k0 * HS;
         for (int64_t q0 = (k0 / Br) * Br; q0 < T; q0 += Br) {  // only query tiles that see these keys
           const int64_t nq = std::min(Br, T - q0);
-          const float* qt = Qc.data() + q0 * HS;
-          const float* dot_ = dOc.data() + q0 * HS;
-          float* dqt = dQc.data() + q0 * HS;
-          if constexpr (BF) {
-            tile_qk_bf16(Qb.data() + q0 * HS2, HS2, nq, kbh + (k0 / PW) * HS2 * PW, npt, HS, scale, P.data(), Bc);
+          // Query rows [r0, r1) of the tile against its first kc keys: the five products and the
+          // softmax / dS work between them.
+          auto rows = [&](int64_t r0, int64_t r1, int64_t kc) {
+            const int64_t nr = r1 - r0, npc = (kc + PW - 1) / PW, qa = q0 + r0;  // qa: first query (even: pairs)
+            float* Pr = P.data() + r0 * Bc;    // (nr, Bc) probabilities
+            float* dPr = dP.data() + r0 * Bc;  // (nr, Bc) dP, then dS
+            const float* qr = Qc.data() + qa * HS;
+            const float* dor = dOc.data() + qa * HS;
+            float* dqr = dQc.data() + qa * HS;
+            if constexpr (BF) {
+              tile_qk_bf16(Qb.data() + qa * HS2, HS2, nr, kbh + (k0 / PW) * HS2 * PW, npc, HS, scale, Pr, Bc);
+            } else {
+              tile_qk(qr, HS, nr, kph + (k0 / PW) * HS * PW, npc, HS, scale, Pr, Bc);  // S = scale Q K^T
+            }
+            if (k0 + kc - 1 > qa) causal_mask(Pr, nr, kc, qa, k0);
+            for (int64_t i = 0; i < nr; i++) exp_shift_sum_short(Pr + i * Bc, Pr + i * Bc, L[qa + i], kc);
+            if constexpr (BF) {
+              bf16_row_pairs(Ptb.data(), Bc, Pr, Bc, nr, kc, kc);  // A(j, ip) = Ptb[ip * Bc + j]
+              tile_acc_bf16(Ptb.data(), 1, Bc, kc, (nr + 1) / 2, dOp.data() + qa / 2 * HS, HS, HS, dvt, HS);  // dV += P^T dO
+              tile_qk_bf16(dOb.data() + qa * HS2, HS2, nr, vbh + (k0 / PW) * HS2 * PW, npc, HS, 1.f, dPr, Bc);  // dP = dO V^T
+            } else {
+              tile_acc(Pr, 1, Bc, kc, nr, dor, HS, HS, dvt, HS);                        // dV += P^T dO
+              tile_qk(dor, HS, nr, vph + (k0 / PW) * HS * PW, npc, HS, 1.f, dPr, Bc);  // dP = dO V^T
+            }
+            for (int64_t i = 0; i < nr; i++) {  // dS, times the score scale both its uses need
+              const float Di = D[qa + i];
+              float* ds = dPr + i * Bc;
+              const float* pi = Pr + i * Bc;
+              for (int64_t j = 0; j < kc; j++) ds[j] = scale * pi[j] * (ds[j] - Di);
+            }
+            if constexpr (BF) {
+              bf16_rows(dSb.data(), Bc / 2, dPr, Bc, nr, kc);
+              tile_acc_bf16(dSb.data(), Bc / 2, 1, nr, (kc + 1) / 2, kph2 + k0 / 2 * HS, HS, HS, dqr, HS);  // dQ += scale dS K
+              bf16_row_pairs(dStb.data(), Bc, dPr, Bc, nr, kc, kc);
+              tile_acc_bf16(dStb.data(), 1, Bc, kc, (nr + 1) / 2, Qp.data() + qa / 2 * HS, HS, HS, dkt, HS);  // dK += scale dS^T Q
+            } else {
+              tile_acc(dPr, Bc, 1, nr, kc, kt, HS, HS, dqr, HS);  // dQ += scale dS K
+              tile_acc(dPr, 1, Bc, kc, nr, qr, HS, HS, dkt, HS);  // dK += scale dS^T Q
+            }
+          };
+          if (k0 + nk - 1 <= q0) {
+            rows(0, nq, nk);  // every query sees every key of the tile
           } else {
-            tile_qk(qt, HS, nq, kph + (k0 / PW) * HS * PW, npt, HS, scale, P.data(), Bc);  // S = scale Q K^T
-          }
-          if (k0 + nk - 1 > q0) causal_mask(P.data(), nq, nk, q0, k0);
-          for (int64_t i = 0; i < nq; i++) exp_shift_sum_short(P.data() + i * Bc, P.data() + i * Bc, L[q0 + i], nk);
-          if constexpr (BF) {
-            bf16_row_pairs(Ptb.data(), Bc, P.data(), Bc, nq, nk, nk);  // A(j, ip) = Ptb[ip * Bc + j]
-            tile_acc_bf16(Ptb.data(), 1, Bc, nk, (nq + 1) / 2, dOp.data() + q0 / 2 * HS, HS, HS, dvt, HS);  // dV += P^T dO
-            tile_qk_bf16(dOb.data() + q0 * HS2, HS2, nq, vbh + (k0 / PW) * HS2 * PW, npt, HS, 1.f, dP.data(), Bc);  // dP = dO V^T
-          } else {
-            tile_acc(P.data(), 1, Bc, nk, nq, dot_, HS, HS, dvt, HS);               // dV += P^T dO
-            tile_qk(dot_, HS, nq, vph + (k0 / PW) * HS * PW, npt, HS, 1.f, dP.data(), Bc);  // dP = dO V^T
-          }
-          for (int64_t i = 0; i < nq; i++) {  // dS, times the score scale both its uses need
-            const float Di = D[q0 + i];
-            float* ds = dP.data() + i * Bc;
-            const float* p = P.data() + i * Bc;
-            for (int64_t j = 0; j < nk; j++) ds[j] = scale * p[j] * (ds[j] - Di);
-          }
-          if constexpr (BF) {
-            bf16_rows(dSb.data(), Bc / 2, dP.data(), Bc, nq, nk);
-            tile_acc_bf16(dSb.data(), Bc / 2, 1, nq, (nk + 1) / 2, kph2 + k0 / 2 * HS, HS, HS, dqt, HS);  // dQ += scale dS K
-            bf16_row_pairs(dStb.data(), Bc, dP.data(), Bc, nq, nk, nk);
-            tile_acc_bf16(dStb.data(), 1, Bc, nk, (nq + 1) / 2, Qp.data() + q0 / 2 * HS, HS, HS, dkt, HS);  // dK += scale dS^T Q
-          } else {
-            tile_acc(dP.data(), Bc, 1, nq, nk, kt, HS, HS, dqt, HS);  // dQ += scale dS K
-            tile_acc(dP.data(), 1, Bc, nk, nq, qt, HS, HS, dkt, HS);  // dK += scale dS^T Q
+            // The diagonal tile, in 16-query chunks against only the keys each chunk sees (as the forward)
+            for (int64_t r0 = 0; r0 < nq; r0 += PW) {
+              const int64_t r1 = std::min(nq, r0 + PW), kc = std::min(nk, q0 + r1 - k0);
+              if (kc > 0) rows(r0, r1, kc);
+            }
           }
         }
       }
