@@ -108,7 +108,7 @@ export function registerBench(program: Command): void {
     .option('--peak-gflops <x>', 'fp32 ceiling of this machine for MFU (e.g. OpenBLAS sgemm GFLOPS measured by `bench gemm`)', floatArg('--peak-gflops', 0))
     .option('--json', 'print only the JSON result', false)
     .addOption(kernelsOption())
-    .addOption(precisionOption().default('fp32', 'fp32; with bf16 the fp32 step is timed too, the two alternated step by step, for the speed-up'))
+    .addOption(precisionOption().default('fp32', 'fp32; with bf16 an fp32 model is timed too, the two alternated step by step, for the speed-up (both held at once: twice the memory)'))
     .action((o: TrainOptions) => {
       const { bc, name } = benchConfig(o.config);
       const be = kernelsFlag(o);
