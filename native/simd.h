@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #if (defined(__AVX2__) && defined(__FMA__)) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -81,12 +82,14 @@ static inline __m512 exp16(__m512 x) {
 }
 #endif
 
-// y[i] = exp(x[i] - shift) for i < n; y may alias x. Returns the sum of the results in float32
-// (lanes, then a tree): for short rows (attention's 64-key tiles), where exp_shift_sum's float64
-// reduction of the lanes costs as much as the exps.
-static inline float exp_shift_sum_short(float* y, const float* x, float shift, int64_t n) {
+// y[i] = exp(x[i] - shift) for i < n; y may alias x. Returns the sum of the results, as Sum:
+// double sums the vector lanes in float64 (long rows: the LM head's vocabulary); float takes the
+// lanes' float32 tree sum (short rows, such as attention's 64-key tiles, where a float64 reduction
+// of the lanes cost as much as the exps).
+template <typename Sum>
+static inline Sum exp_shift_sum_as(float* y, const float* x, float shift, int64_t n) {
   int64_t i = 0;
-  float total = 0.f;
+  Sum total = 0;
 #if defined(__AVX512F__)
   const __m512 s = _mm512_set1_ps(shift);
   __m512 acc = _mm512_setzero_ps();
@@ -102,7 +105,13 @@ static inline float exp_shift_sum_short(float* y, const float* x, float shift, i
     acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(mk, e));
     i = n;
   }
-  total = _mm512_reduce_add_ps(acc);
+  if constexpr (std::is_same_v<Sum, float>) {
+    total = _mm512_reduce_add_ps(acc);
+  } else {
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, acc);
+    for (float l : lanes) total += l;
+  }
 #elif defined(__AVX2__) && defined(__FMA__)
   const __m256 s = _mm256_set1_ps(shift);
   __m256 acc = _mm256_setzero_ps();
@@ -111,10 +120,16 @@ static inline float exp_shift_sum_short(float* y, const float* x, float shift, i
     _mm256_storeu_ps(y + i, e);
     acc = _mm256_add_ps(acc, e);
   }
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_add_ss(h, _mm_movehdup_ps(h));
-  total = _mm_cvtss_f32(h);
+  if constexpr (std::is_same_v<Sum, float>) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    total = _mm_cvtss_f32(h);
+  } else {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc);
+    for (float l : lanes) total += l;
+  }
 #endif
   for (; i < n; i++) {
     const float e = std::exp(x[i] - shift);
@@ -124,40 +139,8 @@ static inline float exp_shift_sum_short(float* y, const float* x, float shift, i
   return total;
 }
 
-// y[i] = exp(x[i] - shift) for i < n; y may alias x. Returns the sum of the results (float64).
-static inline double exp_shift_sum(float* y, const float* x, float shift, int64_t n) {
-  int64_t i = 0;
-  double total = 0.0;
-#if defined(__AVX512F__)
-  const __m512 s = _mm512_set1_ps(shift);
-  __m512 acc = _mm512_setzero_ps();
-  for (; i + 16 <= n; i += 16) {
-    const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
-    _mm512_storeu_ps(y + i, e);
-    acc = _mm512_add_ps(acc, e);
-  }
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, acc);
-  for (float l : lanes) total += l;
-#elif defined(__AVX2__) && defined(__FMA__)
-  __m256 s = _mm256_set1_ps(shift);
-  __m256 acc = _mm256_setzero_ps();
-  for (; i + 8 <= n; i += 8) {
-    __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
-    _mm256_storeu_ps(y + i, e);
-    acc = _mm256_add_ps(acc, e);
-  }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, acc);
-  for (float l : lanes) total += l;
-#endif
-  for (; i < n; i++) {
-    float e = std::exp(x[i] - shift);
-    y[i] = e;
-    total += e;
-  }
-  return total;
-}
+static inline double exp_shift_sum(float* y, const float* x, float shift, int64_t n) { return exp_shift_sum_as<double>(y, x, shift, n); }
+static inline float exp_shift_sum_short(float* y, const float* x, float shift, int64_t n) { return exp_shift_sum_as<float>(y, x, shift, n); }
 
 // sigmoid-based SwiGLU pieces need exp(-g); this fills y with exp(x) elementwise.
 static inline void exp_inplace(float* y, const float* x, int64_t n) { exp_shift_sum(y, x, 0.f, n); }
