@@ -501,7 +501,7 @@ void attention_forward_impl(float* out, float* lse, const float* q, const float*
     const int64_t kmax = q0 + nq - 1 + offset;  // last key any query of the tile sees
     for (int64_t k0 = 0; k0 <= kmax; k0 += Bc) {
       const int64_t nk = std::min({Bc, Tk - k0, kmax - k0 + 1});
-      const float* vt = direct ? v + ((b * Tk + k0) * NKV + kh) * HS : vc + ((b * NKV + kh) * Tk + k0) * HS;
+      const float* vt = BF ? nullptr : direct ? v + ((b * Tk + k0) * NKV + kh) * HS : vc + ((b * NKV + kh) * Tk + k0) * HS;
       const int64_t ldv = direct ? ldk : HS;
       // Rows [r0, r1) of the tile against its first kc keys: S = scale Q K^T, the causal mask, the
       // online softmax (every row's new running max, then all the rows' rescale factors in one

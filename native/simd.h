@@ -211,7 +211,8 @@ static inline float dot(const float* a, const float* b, int64_t n) {
 }
 
 // The largest element (NaNs skipped; -inf for n == 0 or all NaN). vmaxps(a, m) returns m when a
-// is NaN, as the scalar loop does, and max is exact, so every path gives the same value.
+// is NaN, as the scalar loop does, and max is exact, so every path gives the same value (up to
+// the sign of a zero maximum).
 static inline float max_of(const float* a, int64_t n) {
   int64_t i = 0;
 #if defined(__AVX512F__)
@@ -226,7 +227,7 @@ static inline float max_of(const float* a, int64_t n) {
     for (; i < n; i++) r = a[i] > r ? a[i] : r;
     return r;
   }
-#elif defined(__AVX2__)
+#elif defined(__AVX2__) && defined(__FMA__)
   if (n >= 8) {
     __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
     for (; i + 16 <= n; i += 16) {

@@ -157,7 +157,8 @@ export function benchTrain(name: string, bc: BenchConfig, be: Backend, opts: Tra
  * interleaved (a, b, a, b, ...; warm-up steps of both first) so that both see the same machine:
  * timed one after the other, the first pays for the process's cold start (page faults, thread
  * start-up) and each sees whatever load the other did not, which on a shared 2-core VM moved
- * their ratio by ~10%. Each result's GEMM ceiling is timed after all steps.
+ * their ratio by ~10%. Each result's GEMM ceiling is timed after all steps. Both models live at
+ * once, so each result's peak_rss_bytes (the process's) covers both.
  */
 export function benchTrainPair(name: string, bc: BenchConfig, a: Backend, b: Backend, opts: TrainBenchOptions & {
   onStepOf?: (which: 0 | 1, i: number, seconds: number) => void;
@@ -167,7 +168,9 @@ export function benchTrainPair(name: string, bc: BenchConfig, a: Backend, b: Bac
   const sessions = [trainSession(bc, a), trainSession(bc, b)] as const;
   const times: [number[], number[]] = [[], []];
   for (let i = 0; i < warmup + steps; i++) {
-    for (const w of [0, 1] as const) {
+    // a b, b a, a b, ...: whatever one step leaves behind (garbage to collect, dirty cache lines)
+    // falls on each model's steps alike
+    for (const w of i % 2 === 0 ? [0, 1] as const : [1, 0] as const) {
       const dt = sessions[w].step();
       if (i >= warmup) times[w].push(dt);
       opts.onStepOf?.(w, i - warmup, dt);

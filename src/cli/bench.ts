@@ -140,7 +140,8 @@ export function registerBench(program: Command): void {
           ` (loss after ${o.warmup + o.steps} steps ${fp32.loss.toFixed(4)}); bf16 below (loss ${result.loss.toFixed(4)}): ${(result.tokens_per_second / fp32.tokens_per_second).toFixed(2)}x\n`);
       }
       process.stderr.write(`${name}: ${result.precision} ${result.tokens_per_second.toFixed(0)} tokens/s on ${result.backend} (${result.isa}, ${result.threads} threads), ${result.achieved_gflops.toFixed(1)} GFLOPS` +
-        (result.gemm_gflops ? ` = ${(100 * result.fraction_of_gemm!).toFixed(0)}% of its ${result.precision} GEMM's ${result.gemm_gflops.toFixed(0)} at 1024^3` : '') + `, peak RSS ${bytes(result.peak_rss_bytes)}` +
+        (result.gemm_gflops ? ` = ${(100 * result.fraction_of_gemm!).toFixed(0)}% of its ${result.precision} GEMM's ${result.gemm_gflops.toFixed(0)} at 1024^3` : '') +
+        `, peak RSS ${bytes(result.peak_rss_bytes)}${fp32 ? ' (both models)' : ''}` +
         (peerTps ? `; PyTorch ${peerTps.toFixed(0)} tokens/s, ratio ${(result.tokens_per_second / peerTps).toFixed(2)}x` : '') + '\n');
     });
   bench
