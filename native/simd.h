@@ -58,13 +58,10 @@ static inline __m256 exp8(__m256 x) {
 
 #if defined(__AVX512F__)
 // exp8's method for 16 floats: the same reduction and polynomial; 2^n applied by vscalefps, which
-// needs no exponent-field arithmetic. Same error bound and special values as exp8.
-static inline __m512 exp16(__m512 x) {
-  const __m512 hi = _mm512_set1_ps(88.7228391f), lo = _mm512_set1_ps(-87.3365447f);
-  const __mmask16 underflow = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-  const __mmask16 overflow = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
-  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-  const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
+// needs no exponent-field arithmetic. exp16_scaled takes x already clamped to where the reduction
+// is exact; exp16 adds exp8's special values (same error bound: inputs below -87.3 give 0, above
+// 88.7 give +inf, NaN stays NaN).
+static inline __m512 exp16_scaled(__m512 xc) {
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
@@ -75,14 +72,29 @@ static inline __m512 exp16(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
   p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  __m512 y = _mm512_scalef_ps(p, n);
+  return _mm512_scalef_ps(p, n);
+}
+
+static inline __m512 exp16(__m512 x) {
+  const __m512 hi = _mm512_set1_ps(88.7228391f), lo = _mm512_set1_ps(-87.3365447f);
+  const __mmask16 underflow = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+  const __mmask16 overflow = _mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ);
+  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  __m512 y = exp16_scaled(_mm512_min_ps(_mm512_max_ps(x, lo), hi));
   y = _mm512_maskz_mov_ps(static_cast<__mmask16>(~underflow), y);
   y = _mm512_mask_mov_ps(y, overflow, _mm512_set1_ps(INFINITY));
   return _mm512_mask_mov_ps(y, nan, x);  // NaN in, NaN out
 }
+
+// exp(x) for x <= 0, -inf or NaN: a softmax's exp(s - max). No masks: x is clamped below at -110
+// (vmaxps returns its second operand, x, when x is NaN, so NaN flows through to a NaN result), and
+// vscalefps takes p * 2^n through the denormals to exactly 0 (2^-159 at the clamp). Equal to exp16
+// down to -87.3; below it, denormals where exp16 gives 0. x > 0 is not checked for overflow.
+static inline __m512 exp16_nonpos(__m512 x) { return exp16_scaled(_mm512_max_ps(_mm512_set1_ps(-110.f), x)); }
 #endif
 
-// y[i] = exp(x[i] - shift) for i < n; y may alias x. Returns the sum of the results, as Sum:
+// y[i] = exp(x[i] - shift) for i < n, for x[i] - shift <= 0 (a softmax: shift is the row's max,
+// or its log-sum-exp); y may alias x. Returns the sum of the results, as Sum:
 // double sums the vector lanes in float64 (long rows: the LM head's vocabulary); float takes the
 // lanes' float32 tree sum (short rows, such as attention's 64-key tiles, where a float64 reduction
 // of the lanes cost as much as the exps).
@@ -94,13 +106,13 @@ static inline Sum exp_shift_sum_as(float* y, const float* x, float shift, int64_
   const __m512 s = _mm512_set1_ps(shift);
   __m512 acc = _mm512_setzero_ps();
   for (; i + 16 <= n; i += 16) {
-    const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
+    const __m512 e = exp16_nonpos(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
     _mm512_storeu_ps(y + i, e);
     acc = _mm512_add_ps(acc, e);
   }
   if (i < n) {  // the tail in one masked vector
     const __mmask16 mk = static_cast<__mmask16>((1u << (n - i)) - 1);
-    const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, x + i), s));
+    const __m512 e = exp16_nonpos(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, x + i), s));
     _mm512_mask_storeu_ps(y + i, mk, e);
     acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(mk, e));
     i = n;
@@ -142,8 +154,16 @@ static inline Sum exp_shift_sum_as(float* y, const float* x, float shift, int64_
 static inline double exp_shift_sum(float* y, const float* x, float shift, int64_t n) { return exp_shift_sum_as<double>(y, x, shift, n); }
 static inline float exp_shift_sum_short(float* y, const float* x, float shift, int64_t n) { return exp_shift_sum_as<float>(y, x, shift, n); }
 
-// sigmoid-based SwiGLU pieces need exp(-g); this fills y with exp(x) elementwise.
-static inline void exp_inplace(float* y, const float* x, int64_t n) { exp_shift_sum(y, x, 0.f, n); }
+// y[i] = exp(x[i]) for any sign (SwiGLU's exp(-g)); y may alias x.
+static inline void exp_inplace(float* y, const float* x, int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp16(_mm512_loadu_ps(x + i)));
+#elif defined(__AVX2__) && defined(__FMA__)
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
+#endif
+  for (; i < n; i++) y[i] = std::exp(x[i]);
+}
 
 #if defined(__AVX512F__)
 // In place: r[c] = column c of the 16 x 16 matrix of 32-bit elements whose rows were r[0..16).
