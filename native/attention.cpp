@@ -299,31 +299,8 @@ void bf16_rows(pair_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t n
 // Key panels for S = Q K^T (and dP = dO V^T): rows x[0..n) -> ceil(n / PW) panels of (HS / 2, PW)
 // pairs along HS: out[(p * HS2 + dp) * PW + j] = pair(x[p * PW + j][2dp], x[p * PW + j][2dp + 1]).
 void bf16_panels(pair_t* out, const float* x, int64_t n, int64_t ld, int64_t HS) {
-  const int64_t HS2 = HS / 2, np = (n + PW - 1) / PW;
-  thread_local std::vector<pair_t> row;
-  row.resize(PW * HS2);  // (PW, HS/2) a panel's rows converted
-  for (int64_t p = 0; p < np; p++) {
-    pair_t* o = out + p * HS2 * PW;
-    if (p * PW + PW <= n && HS2 % 16 == 0) {  // a full panel: its 16 rows converted, then 16 x 16 transposes
-      bf16_rows(row.data(), HS2, x + p * PW * ld, ld, PW, HS);
-      for (int64_t d0 = 0; d0 < HS2; d0 += 16) {
-        __m512i r[16];
-        for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_si512(row.data() + j * HS2 + d0);
-        transpose16x16_epi32(r);
-        for (int d = 0; d < 16; d++) _mm512_storeu_si512(o + (d0 + d) * PW, r[d]);
-      }
-      continue;
-    }
-    for (int64_t j = 0; j < PW; j++) {
-      const int64_t r = p * PW + j;
-      if (r < n) {
-        bf16_rows(row.data(), HS2, x + r * ld, ld, 1, HS);
-        for (int64_t dp = 0; dp < HS2; dp++) o[dp * PW + j] = row[dp];
-      } else {
-        for (int64_t dp = 0; dp < HS2; dp++) o[dp * PW + j] = 0;
-      }
-    }
-  }
+  for (int64_t p = 0; p * PW < n; p++)
+    pack_pairs_from_cols(x + p * PW * ld, ld, HS, PW, static_cast<int>(std::min(PW, n - p * PW)), out + p * (HS / 2) * PW);
 }
 
 // C rows [0, R) x NP panels of 16 columns = alpha * A (R, HS) @ panels^T; A rows of pairs (lda pairs apart).

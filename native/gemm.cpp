@@ -111,12 +111,6 @@ constexpr size_t ALIGN = 64;
 // The micro-kernel's accumulators must live in registers: that needs every loop over MR / NV fully
 // unrolled (constant indices) and the kernel inlined into its caller (LC_UNROLL, LC_INLINE: simd.h).
 
-inline void cpu_relax() {
-#if defined(__SSE2__)
-  _mm_pause();
-#endif
-}
-
 // ---------------------------------------------------------------------------------------------
 // bfloat16 operands (Precision::bf16). With AVX512-BF16 each panel is packed straight into k pairs,
 // the operand layout of vdpbf16ps: the 32-bit slot (kp, c) holds op[2kp][c] in its low half and
@@ -128,33 +122,6 @@ inline void cpu_relax() {
 #if defined(__AVX512BF16__)
 constexpr bool BF16_NATIVE = true;
 
-// Packs k pairs from a source whose rows are the panel's rows (row i at src + i * ld, k along it,
-// w valid rows): dst[kp * W + i] = pair(src[i][2kp], src[i][2kp + 1]), zero past w and past kc.
-// The pair is adjacent in memory, so each row converts 32 floats into 16 pairs at once and 16 x 16
-// transposes put them in panel order (op(A) of NN / NT products and op(B) of NT ones are stored
-// this way).
-void pack_pairs_from_cols(const float* src, int64_t ld, int64_t kc, int W, int w, uint32_t* dst) {
-  for (int i0 = 0; i0 < W; i0 += 16) {
-    const int lanes = std::min(16, W - i0), valid = std::max(0, std::min(16, w - i0));
-    const __mmask16 store = lanes >= 16 ? __mmask16(0xffff) : __mmask16((1u << lanes) - 1);
-    for (int64_t k0 = 0; k0 < kc; k0 += 32) {
-      const int64_t rem = std::min<int64_t>(32, kc - k0);
-      const __mmask16 lo = rem >= 16 ? __mmask16(0xffff) : __mmask16((1u << rem) - 1);
-      const __mmask16 hi = rem > 16 ? __mmask16((1u << (rem - 16)) - 1) : __mmask16(0);
-      __m512i r[16];
-      for (int i = 0; i < 16; i++) {
-        if (i < valid) {
-          const float* s = src + (i0 + i) * ld + k0;
-          r[i] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, s + 16), _mm512_maskz_loadu_ps(lo, s));
-        } else {
-          r[i] = _mm512_setzero_si512();
-        }
-      }
-      transpose16x16_epi32(r);
-      for (int64_t c = 0; c < (rem + 1) / 2; c++) _mm512_mask_storeu_epi32(dst + (k0 / 2 + c) * W + i0, store, r[c]);
-    }
-  }
-}
 #else
 constexpr bool BF16_NATIVE = false;
 #endif

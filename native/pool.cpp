@@ -19,19 +19,13 @@ namespace lc {
 namespace {
 constexpr auto kSpin = std::chrono::microseconds(100);
 
-inline void pause_cpu() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
 // Spins until pred() or kSpin has passed; returns pred()'s last value.
 template <class Pred>
 bool spin_for(Pred pred) {
   const auto until = std::chrono::steady_clock::now() + kSpin;
   for (int i = 0;; i++) {
     if (pred()) return true;
-    pause_cpu();
+    cpu_relax();
     if ((i & 63) == 63) {
       if (std::chrono::steady_clock::now() > until) return pred();
       // with more threads than free cores (LONGCTX_THREADS above the core count, other processes)

@@ -6,6 +6,13 @@
 
 namespace lc {
 
+// The spin-wait hint (PAUSE on x86): spinning threads yield the core's shared resources.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 class ThreadPool {
  public:
   explicit ThreadPool(int threads);

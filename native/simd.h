@@ -217,6 +217,34 @@ static inline void bf16_row_pairs(uint32_t* dst, int64_t ldd, const float* src, 
     }
   }
 }
+
+// Packs k pairs from a source whose rows are the panel's rows (row i at src + i * ld, k along it,
+// w valid rows): dst[kp * W + i] = pair(src[i][2kp], src[i][2kp + 1]), zero past w and past kc.
+// The pair is adjacent in memory, so each row converts 32 floats into 16 pairs at once and 16 x 16
+// transposes put them in panel order (op(A) of NN / NT products and op(B) of NT ones are stored
+// this way, and attention's bf16 key panels).
+static inline void pack_pairs_from_cols(const float* src, int64_t ld, int64_t kc, int W, int w, uint32_t* dst) {
+  for (int i0 = 0; i0 < W; i0 += 16) {
+    const int lanes = std::min(16, W - i0), valid = std::max(0, std::min(16, w - i0));
+    const __mmask16 store = lanes >= 16 ? __mmask16(0xffff) : __mmask16((1u << lanes) - 1);
+    for (int64_t k0 = 0; k0 < kc; k0 += 32) {
+      const int64_t rem = std::min<int64_t>(32, kc - k0);
+      const __mmask16 lo = rem >= 16 ? __mmask16(0xffff) : __mmask16((1u << rem) - 1);
+      const __mmask16 hi = rem > 16 ? __mmask16((1u << (rem - 16)) - 1) : __mmask16(0);
+      __m512i r[16];
+      for (int i = 0; i < 16; i++) {
+        if (i < valid) {
+          const float* s = src + (i0 + i) * ld + k0;
+          r[i] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, s + 16), _mm512_maskz_loadu_ps(lo, s));
+        } else {
+          r[i] = _mm512_setzero_si512();
+        }
+      }
+      transpose16x16_epi32(r);
+      for (int64_t c = 0; c < (rem + 1) / 2; c++) _mm512_mask_storeu_epi32(dst + (k0 / 2 + c) * W + i0, store, r[c]);
+    }
+  }
+}
 #endif
 
 static inline float dot(const float* a, const float* b, int64_t n) {
