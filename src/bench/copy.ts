@@ -4,6 +4,7 @@
 // pool's threads, so both are the yardsticks for a decode step's bytes per second.
 
 import { Worker } from 'node:worker_threads';
+import { median } from './median.js';
 
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -30,7 +31,7 @@ export async function copyBandwidthThreads(threads: number, bytes = 256 * 2 ** 2
     await round(); // warm-up (the workers' first touch of their slices)
     const times: number[] = [];
     for (let r = 0; r < reps; r++) times.push(await round());
-    const med = times.sort((a, b) => a - b)[Math.floor(reps / 2)]!;
+    const med = median(times);
     return (2 * bytes) / med / 1e9;
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));

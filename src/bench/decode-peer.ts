@@ -13,6 +13,7 @@ import { trainTokenizer } from '../data/tokenizer/train.js';
 import { saveTokenizer } from '../data/tokenizer/load.js';
 import { parseSources, readSources } from '../data/sources.js';
 import { openLlamaCppModel } from '../eval/backends/llamacpp.js';
+import { median } from './median.js';
 
 export interface PeerDecodeResult {
   engine: 'llama.cpp (node-llama-cpp)';
@@ -25,8 +26,6 @@ export interface PeerDecodeResult {
   bytes_per_token: number;
   decode_gb_per_second: number;
 }
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /**
  * Times llama.cpp on `weights` (the model bench decode built) exported as F32 and F16 GGUF files.

@@ -11,6 +11,7 @@ import { createKVCache, createModel, forwardCached, initWeights } from '../model
 import { parameterCount } from '../model/params.js';
 import { argmax } from '../model/sample.js';
 import { Rng } from '../util/rng.js';
+import { median, medianSeconds } from './median.js';
 
 export interface DecodeBenchResult {
   config: string;
@@ -40,16 +41,6 @@ export interface DecodeBenchResult {
   fraction_of_read: number;
 }
 
-/** Median seconds of `f` over `n` runs. */
-function medianSeconds(n: number, f: () => void): number {
-  const t: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    f();
-    t.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  return t.sort((a, b) => a - b)[Math.floor(n / 2)]!;
-}
 
 /** Read bandwidth (GB/s) of `be`'s sumSquares over `bytes` (default 256 MiB), median of 5. */
 export function readBandwidth(be: Backend, bytes = 256 * 2 ** 20): number {
@@ -105,7 +96,7 @@ export function benchDecode(name: string, cfg: LlamaConfig, be: Backend, opts: {
     row = forwardCached(m, cache, Int32Array.of(next), true);
     steps.push(Number(process.hrtime.bigint() - s0) / 1e9);
   }
-  const med = [...steps].sort((a, b) => a - b)[Math.floor(steps.length / 2)]!;
+  const med = median(steps);
   const bytes = 4 * P + kvBytesAtMedianStep(cfg, prompt, generate);
   const decodeGbs = bytes / med / 1e9;
   const copy = copyBandwidth(), read = readBandwidth(be);

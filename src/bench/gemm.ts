@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { Precision } from '../kernels/backend.js';
 import { loadNativeAddon, nativeLoadError, type Isa } from '../kernels/native.js';
+import { median } from './median.js';
 import { peerAvailable, peerError, runPythonPeer } from './peer.js';
 
 export type GemmTrans = 'NN' | 'NT' | 'TN' | 'TT';
@@ -69,12 +70,6 @@ export const DEFAULT_GEMM_CASES: GemmCase[] = [
 // faults, a cold worker thread and, on this 2-core VM, V8's background threads still running).
 const WARMUP = 2;
 const WARMUP_S = 0.25;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 function fillRandom(a: Float32Array, seed: number): Float32Array {
   let s = (seed * 2654435761) >>> 0 || 1;

@@ -11,6 +11,7 @@ import { trainingFlopsPerToken } from '../model/estimate.js';
 import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { trainStep } from '../train/step.js';
 import { Rng } from '../util/rng.js';
+import { median, medianSeconds } from './median.js';
 
 export interface BenchConfig {
   description?: string;
@@ -80,13 +81,7 @@ export function matmulGflops(be: Backend, n = 1024): number {
   const w = Float32Array.from({ length: n * n }, () => rng.nextFloat() - 0.5); // (n, n)
   const out = new Float32Array(n * n); // (n, n)
   be.matmulForward(out, x, w, n, n, n);
-  const t: number[] = [];
-  for (let i = 0; i < 9; i++) {
-    const t0 = process.hrtime.bigint();
-    be.matmulForward(out, x, w, n, n, n);
-    t.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  return (2 * n * n * n) / t.sort((a, b) => a - b)[4]! / 1e9;
+  return (2 * n * n * n) / medianSeconds(9, () => be.matmulForward(out, x, w, n, n, n)) / 1e9;
 }
 
 export interface TrainBenchOptions {
@@ -123,8 +118,7 @@ function trainSession(bc: BenchConfig, be: Backend): { step: () => number; loss:
 function benchResult(name: string, bc: BenchConfig, be: Backend, times: number[], loss: number, opts: TrainBenchOptions): TrainBenchResult {
   const cfg = bc.model;
   const { seq_len: T, batch_size: B } = bc;
-  const sorted = [...times].sort((a, b) => a - b);
-  const med = sorted[Math.floor(sorted.length / 2)]!;
+  const med = median(times);
   const flopsPerToken = trainingFlopsPerToken(cfg, T);
   const achieved = (flopsPerToken * B * T) / med / 1e9;
   const peak = opts.peakGflops ?? null;
