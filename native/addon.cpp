@@ -35,6 +35,9 @@ int64_t num(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::
 lc::Precision prec(const Napi::CallbackInfo& info, size_t i) {
   return info.Length() > i && info[i].ToBoolean() ? lc::Precision::bf16 : lc::Precision::fp32;
 }
+// An optional trailing "accumulate" flag of the backward ops: += into the activation gradient
+// (the default, as src/kernels/backend.ts), or false: overwrite it without reading it.
+bool acc(const Napi::CallbackInfo& info, size_t i) { return info.Length() <= i || info[i].IsUndefined() || info[i].ToBoolean(); }
 float flt(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().FloatValue(); }
 
 Napi::Value Sgemm(const Napi::CallbackInfo& info) {
@@ -54,7 +57,7 @@ Napi::Value MatmulForward(const Napi::CallbackInfo& info) {
 }
 Napi::Value MatmulBackward(const Napi::CallbackInfo& info) {
   lc::matmul_backward(f32_or_null(info, 0, "dinp"), f32(info, 1, "dw"), f32(info, 2, "dout"), f32(info, 3, "inp"),
-                      f32(info, 4, "w"), num(info, 5), num(info, 6), num(info, 7), prec(info, 8));
+                      f32(info, 4, "w"), num(info, 5), num(info, 6), num(info, 7), prec(info, 8), acc(info, 9));
   return info.Env().Undefined();
 }
 Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
@@ -64,7 +67,7 @@ Napi::Value RmsnormForward(const Napi::CallbackInfo& info) {
 }
 Napi::Value RmsnormBackward(const Napi::CallbackInfo& info) {
   lc::rmsnorm_backward(f32(info, 0, "dinp"), f32(info, 1, "dweight"), f32(info, 2, "dout"), f32(info, 3, "inp"),
-                       f32(info, 4, "weight"), f32(info, 5, "rstd"), num(info, 6), num(info, 7));
+                       f32(info, 4, "weight"), f32(info, 5, "rstd"), num(info, 6), num(info, 7), acc(info, 8));
   return info.Env().Undefined();
 }
 Napi::Value RopeForward(const Napi::CallbackInfo& info) {
@@ -83,7 +86,7 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   lc::attention_backward(f32(info, 0, "dq"), f32(info, 1, "dk"), f32(info, 2, "dv"), f32(info, 3, "dout"), f32(info, 4, "out"),
                          f32(info, 5, "lse"), f32(info, 6, "q"), f32(info, 7, "k"), f32(info, 8, "v"), num(info, 9),
-                         num(info, 10), num(info, 11), num(info, 12), num(info, 13), prec(info, 14));
+                         num(info, 10), num(info, 11), num(info, 12), num(info, 13), prec(info, 14), acc(info, 15));
   return info.Env().Undefined();
 }
 Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
@@ -91,7 +94,8 @@ Napi::Value SwigluForward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 Napi::Value SwigluBackward(const Napi::CallbackInfo& info) {
-  lc::swiglu_backward(f32(info, 0, "dgate"), f32(info, 1, "dup"), f32(info, 2, "dout"), f32(info, 3, "gate"), f32(info, 4, "up"), num(info, 5));
+  lc::swiglu_backward(f32(info, 0, "dgate"), f32(info, 1, "dup"), f32(info, 2, "dout"), f32(info, 3, "gate"), f32(info, 4, "up"), num(info, 5),
+                      acc(info, 6));
   return info.Env().Undefined();
 }
 Napi::Value EmbeddingForward(const Napi::CallbackInfo& info) {
@@ -111,11 +115,11 @@ Napi::Value Accumulate(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
-  // (losses, dx|null, dw|null, x, w, targets, dloss, N, C, V[, bf16])
+  // (losses, dx|null, dw|null, x, w, targets, dloss, N, C, V[, bf16[, accumulate]])
   try {
     lc::cross_entropy(f32(info, 0, "losses"), f32_or_null(info, 1, "dx"), f32_or_null(info, 2, "dw"), f32(info, 3, "x"),
                       f32(info, 4, "w"), i32(info, 5, "targets"), flt(info, 6), num(info, 7), num(info, 8), num(info, 9),
-                      prec(info, 10));
+                      prec(info, 10), acc(info, 11));
   } catch (const std::range_error& e) {
     throw Napi::RangeError::New(info.Env(), e.what());
   }

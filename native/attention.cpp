@@ -383,8 +383,12 @@ void gather_rows(float* dst, const float* src, int64_t n, int64_t ld, int64_t HS
   for (int64_t r = 0; r < n; r++) std::copy(src + r * ld, src + r * ld + HS, dst + r * HS);
 }
 
-// dst rows at stride ld += src (n, HS) contiguous.
-void scatter_add_rows(float* dst, const float* src, int64_t n, int64_t ld, int64_t HS) {
+// dst rows at stride ld += src (n, HS) contiguous, or = src when not accumulating.
+void scatter_rows(float* dst, const float* src, int64_t n, int64_t ld, int64_t HS, bool accumulate) {
+  if (!accumulate) {
+    for (int64_t r = 0; r < n; r++) std::copy(src + r * HS, src + (r + 1) * HS, dst + r * ld);
+    return;
+  }
   for (int64_t r = 0; r < n; r++)
     for (int64_t d = 0; d < HS; d++) dst[r * ld + d] += src[r * HS + d];
 }
@@ -544,7 +548,7 @@ void attention_forward_impl(float* out, float* lse, const float* q, const float*
 template <bool BF>
 void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
                              const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t NH, int64_t NKV,
-                             int64_t HS) {
+                             int64_t HS, bool accumulate) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
   const int64_t group = NH / NKV;
   const int64_t ldq = NH * HS, ldk = NKV * HS;
@@ -677,10 +681,10 @@ void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout,
           }
         }
       }
-      scatter_add_rows(dq + (b * T * NH + h) * HS, dQc.data(), T, ldq, HS);
+      scatter_rows(dq + (b * T * NH + h) * HS, dQc.data(), T, ldq, HS, accumulate);
     }
-    scatter_add_rows(dk + (b * T * NKV + kh) * HS, dKc.data(), T, ldk, HS);
-    scatter_add_rows(dv + (b * T * NKV + kh) * HS, dVc.data(), T, ldk, HS);
+    scatter_rows(dk + (b * T * NKV + kh) * HS, dKc.data(), T, ldk, HS, accumulate);
+    scatter_rows(dv + (b * T * NKV + kh) * HS, dVc.data(), T, ldk, HS, accumulate);
   });
 }
 
@@ -708,11 +712,13 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
 
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
                         const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t NH, int64_t NKV, int64_t HS,
-                        Precision prec) {
+                        Precision prec, bool accumulate) {
 #if defined(__AVX512BF16__)
-  if (bf16_tiles(prec, HS, T)) return attention_backward_impl<true>(dq, dk, dv, dout, out, lse, q, k, v, B, T, NH, NKV, HS);
+  if (bf16_tiles(prec, HS, T)) {
+    return attention_backward_impl<true>(dq, dk, dv, dout, out, lse, q, k, v, B, T, NH, NKV, HS, accumulate);
+  }
 #endif
-  attention_backward_impl<false>(dq, dk, dv, dout, out, lse, q, k, v, B, T, NH, NKV, HS);
+  attention_backward_impl<false>(dq, dk, dv, dout, out, lse, q, k, v, B, T, NH, NKV, HS, accumulate);
 }
 
 }  // namespace lc

@@ -56,7 +56,7 @@ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* wei
 }
 
 void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp, const float* weight,
-                      const float* rstd, int64_t N, int64_t C) {
+                      const float* rstd, int64_t N, int64_t C, bool accumulate) {
   PartialRows dw(C);
   for_rows(N, C, [&](int64_t n0, int64_t n1, int tid) {
     std::vector<float> g(C);
@@ -68,10 +68,12 @@ void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const floa
       for (int64_t c = 0; c < C; c++) g[c] = d[c] * weight[c];
       float k = r * r * dot(g.data(), x, C) / static_cast<float>(C);
       float* dx = dinp + n * C;
-      for (int64_t c = 0; c < C; c++) {
-        dx[c] += r * (g[c] - x[c] * k);
-        dwt[c] += d[c] * x[c] * r;
+      if (accumulate) {
+        for (int64_t c = 0; c < C; c++) dx[c] += r * (g[c] - x[c] * k);
+      } else {
+        for (int64_t c = 0; c < C; c++) dx[c] = r * (g[c] - x[c] * k);
       }
+      for (int64_t c = 0; c < C; c++) dwt[c] += d[c] * x[c] * r;
     }
   });
   dw.reduce_into(dweight);
@@ -123,7 +125,8 @@ void swiglu_forward(float* out, const float* gate, const float* up, int64_t N) {
   });
 }
 
-void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t N) {
+void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t N,
+                     bool accumulate) {
   for_elems(N, [&](int64_t i0, int64_t i1, int) {
     constexpr int64_t kChunk = 1024;
     float e[kChunk];
@@ -133,8 +136,9 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
       exp_inplace(e, e, n);
       for (int64_t i = 0; i < n; i++) {
         float g = gate[b + i], s = 1.0f / (1.0f + e[i]), d = dout[b + i];
-        dgate[b + i] += d * up[b + i] * s * (1.0f + g * (1.0f - s));
-        dup[b + i] += d * g * s;
+        const float dg = d * up[b + i] * s * (1.0f + g * (1.0f - s)), du = d * g * s;
+        dgate[b + i] = accumulate ? dgate[b + i] + dg : dg;  // not accumulating: the old value is never read
+        dup[b + i] = accumulate ? dup[b + i] + du : du;
       }
     }
   });
@@ -214,13 +218,14 @@ void matmul_forward(float* out, const float* inp, const float* w, int64_t N, int
 }
 
 void matmul_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int64_t N, int64_t C,
-                     int64_t OC, Precision prec) {
-  if (dinp) sgemm(false, false, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C, true, prec);  // dinp (N,C) += dout @ w
+                     int64_t OC, Precision prec, bool accumulate) {
+  // dinp (N,C) (+)= dout @ w: beta 0 overwrites without reading dinp
+  if (dinp) sgemm(false, false, N, C, OC, 1.0f, dout, OC, w, C, accumulate ? 1.0f : 0.0f, dinp, C, true, prec);
   sgemm(true, false, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C, true, prec);             // dw (OC,C) += dout^T @ inp
 }
 
 void cross_entropy(float* losses, float* dx, float* dw, const float* x, const float* w, const int32_t* targets,
-                   float dloss, int64_t N, int64_t C, int64_t V, Precision prec) {
+                   float dloss, int64_t N, int64_t C, int64_t V, Precision prec, bool accumulate) {
   for (int64_t n = 0; n < N; n++) {
     int32_t t = targets[n];
     if (t != -100 && (t < 0 || t >= V)) {
@@ -258,7 +263,7 @@ void cross_entropy(float* losses, float* dx, float* dw, const float* x, const fl
       }
     });
     if (backward) {
-      sgemm(false, false, rows, C, V, 1.0f, logits, V, w, C, 1.0f, dx + r0 * C, C, true, prec);  // dx += dlogits @ w
+      sgemm(false, false, rows, C, V, 1.0f, logits, V, w, C, accumulate ? 1.0f : 0.0f, dx + r0 * C, C, true, prec);  // dx (+)= dlogits @ w
       sgemm(true, false, V, C, rows, 1.0f, logits, V, x + r0 * C, C, 1.0f, dw, C, true, prec);   // dw += dlogits^T @ x
     }
   }

@@ -3,7 +3,11 @@
 //
 // Conventions (llm.c style):
 //  - outputs first, then inputs, then dimensions; every buffer is row-major.
-//  - backward ops ACCUMULATE (+=) into their gradient outputs; callers zero them.
+//  - backward ops ACCUMULATE (+=) into their gradient outputs; callers zero them. The gradient of
+//    an activation (dinp, dx, dq/dk/dv, dgate/dup) is overwritten instead when the op's trailing
+//    `accumulate` is false: its old contents are never read, so a caller whose buffer receives a
+//    single contribution skips zeroing it (a training step zeroed ~60 MB per layer otherwise).
+//    Weight gradients always accumulate (micro-steps add into them).
 //  - N = B*T rows. Activations keep heads inside rows: q is (B, T, NH, HS), k/v are (B, T, NKV, HS).
 //  - Buffers are Float32Array; the reference also takes Float64Array, which the finite-difference
 //    gradient checks use.
@@ -45,13 +49,13 @@ export interface Backend {
 
   /** out (N, OC) = inp (N, C) @ w (OC, C)^T */
   matmulForward(out: Buf, inp: Buf, w: Buf, N: number, C: number, OC: number): void;
-  /** dinp (N, C) += dout (N, OC) @ w (OC, C);  dw (OC, C) += dout^T @ inp. dinp may be null (first layer input). */
-  matmulBackward(dinp: Buf | null, dw: Buf, dout: Buf, inp: Buf, w: Buf, N: number, C: number, OC: number): void;
+  /** dinp (N, C) += dout (N, OC) @ w (OC, C) (= when !accumulate);  dw (OC, C) += dout^T @ inp. dinp may be null (first layer input). */
+  matmulBackward(dinp: Buf | null, dw: Buf, dout: Buf, inp: Buf, w: Buf, N: number, C: number, OC: number, accumulate?: boolean): void;
 
   /** out (N, C) = inp * rstd * weight, rstd (N) = 1/sqrt(mean(inp^2) + eps) */
   rmsnormForward(out: Buf, rstd: Buf, inp: Buf, weight: Buf, N: number, C: number, eps: number): void;
-  /** dinp (N, C) += ..., dweight (C) += ... */
-  rmsnormBackward(dinp: Buf, dweight: Buf, dout: Buf, inp: Buf, weight: Buf, rstd: Buf, N: number, C: number): void;
+  /** dinp (N, C) += ... (= when !accumulate), dweight (C) += ... */
+  rmsnormBackward(dinp: Buf, dweight: Buf, dout: Buf, inp: Buf, weight: Buf, rstd: Buf, N: number, C: number, accumulate?: boolean): void;
 
   /**
    * In-place rotation, Hugging Face rotate-half layout: for each head vector x (HS) at position t,
@@ -70,13 +74,14 @@ export interface Backend {
    */
   attentionForward(out: Buf, lse: Buf, q: Buf, k: Buf, v: Buf,
     B: number, Tq: number, Tk: number, NH: number, NKV: number, HS: number): void;
-  /** Training case Tq = Tk = T. dq (B, T, NH, HS), dk/dv (B, T, NKV, HS) accumulate. */
+  /** Training case Tq = Tk = T. dq (B, T, NH, HS), dk/dv (B, T, NKV, HS) accumulate (are overwritten when !accumulate). */
   attentionBackward(dq: Buf, dk: Buf, dv: Buf, dout: Buf, out: Buf, lse: Buf, q: Buf, k: Buf, v: Buf,
-    B: number, T: number, NH: number, NKV: number, HS: number): void;
+    B: number, T: number, NH: number, NKV: number, HS: number, accumulate?: boolean): void;
 
   /** out (N) = silu(gate) * up */
   swigluForward(out: Buf, gate: Buf, up: Buf, N: number): void;
-  swigluBackward(dgate: Buf, dup: Buf, dout: Buf, gate: Buf, up: Buf, N: number): void;
+  /** dgate, dup (N) += ... (= when !accumulate) */
+  swigluBackward(dgate: Buf, dup: Buf, dout: Buf, gate: Buf, up: Buf, N: number, accumulate?: boolean): void;
 
   /** out (N, C) = table[tokens[n]] */
   embeddingForward(out: Buf, tokens: Int32Array, table: Buf, N: number, C: number): void;
@@ -95,10 +100,11 @@ export interface Backend {
   crossEntropyForward(losses: Buf, x: Buf, w: Buf, targets: Int32Array, N: number, C: number, V: number): void;
   /**
    * Training: the same losses, and in one pass the gradient of sum_n dloss * loss_n:
-   * dx (N, C) += dlogits @ w, dw (V, C) += dlogits^T @ x with dlogits = dloss * (softmax - onehot).
+   * dx (N, C) += dlogits @ w (= when !accumulate), dw (V, C) += dlogits^T @ x with
+   * dlogits = dloss * (softmax - onehot).
    */
   crossEntropyForwardBackward(losses: Buf, dx: Buf, dw: Buf, x: Buf, w: Buf, targets: Int32Array,
-    dloss: number, N: number, C: number, V: number): void;
+    dloss: number, N: number, C: number, V: number, accumulate?: boolean): void;
 
   /** One AdamW update over n elements: params, first and second moments updated in place. */
   adamw(params: Buf, grads: Buf, m: Buf, v: Buf, n: number, s: AdamWStep): void;

@@ -93,20 +93,20 @@ export function nativeBackendFrom(a: NativeAddon, precision: Precision = 'fp32')
   };
   type F = Float32Array;
   const matmulForward = fn<(o: F, i: F, w: F, N: number, C: number, OC: number, bf16: boolean) => void>('matmulForward');
-  const matmulBackward = fn<(di: F | null, dw: F, d: F, i: F, w: F, N: number, C: number, OC: number, bf16: boolean) => void>('matmulBackward');
+  const matmulBackward = fn<(di: F | null, dw: F, d: F, i: F, w: F, N: number, C: number, OC: number, bf16: boolean, acc: boolean) => void>('matmulBackward');
   const rmsnormForward = fn<(o: F, r: F, i: F, w: F, N: number, C: number, eps: number) => void>('rmsnormForward');
-  const rmsnormBackward = fn<(di: F, dw: F, d: F, i: F, w: F, r: F, N: number, C: number) => void>('rmsnormBackward');
+  const rmsnormBackward = fn<(di: F, dw: F, d: F, i: F, w: F, r: F, N: number, C: number, acc: boolean) => void>('rmsnormBackward');
   const ropeForward = fn<(x: F, c: F, s: F, B: number, T: number, NX: number, HS: number) => void>('ropeForward');
   const ropeBackward = fn<(x: F, c: F, s: F, B: number, T: number, NX: number, HS: number) => void>('ropeBackward');
   const attentionForward = fn<(o: F, l: F, q: F, k: F, v: F, B: number, Tq: number, Tk: number, NH: number, NKV: number, HS: number, bf16: boolean) => void>('attentionForward');
-  const attentionBackward = fn<(dq: F, dk: F, dv: F, d: F, o: F, l: F, q: F, k: F, v: F, B: number, T: number, NH: number, NKV: number, HS: number, bf16: boolean) => void>('attentionBackward');
+  const attentionBackward = fn<(dq: F, dk: F, dv: F, d: F, o: F, l: F, q: F, k: F, v: F, B: number, T: number, NH: number, NKV: number, HS: number, bf16: boolean, acc: boolean) => void>('attentionBackward');
   const swigluForward = fn<(o: F, g: F, u: F, N: number) => void>('swigluForward');
-  const swigluBackward = fn<(dg: F, du: F, d: F, g: F, u: F, N: number) => void>('swigluBackward');
+  const swigluBackward = fn<(dg: F, du: F, d: F, g: F, u: F, N: number, acc: boolean) => void>('swigluBackward');
   const embeddingForward = fn<(o: F, t: Int32Array, tab: F, N: number, C: number) => void>('embeddingForward');
   const embeddingBackward = fn<(dt: F, d: F, t: Int32Array, N: number, C: number) => void>('embeddingBackward');
   const add = fn<(o: F, x: F, y: F, n: number) => void>('add');
   const accumulate = fn<(acc: F, x: F, n: number) => void>('accumulate');
-  const crossEntropy = fn<(l: F, dx: F | null, dw: F | null, x: F, w: F, t: Int32Array, dloss: number, N: number, C: number, V: number, bf16: boolean) => void>('crossEntropy');
+  const crossEntropy = fn<(l: F, dx: F | null, dw: F | null, x: F, w: F, t: Int32Array, dloss: number, N: number, C: number, V: number, bf16: boolean, acc?: boolean) => void>('crossEntropy');
   const adamw = fn<(p: F, g: F, m: F, v: F, n: number, lr: number, b1: number, b2: number, eps: number, wd: number, step: number) => void>('adamw');
   const sumSquares = fn<(x: F, n: number) => number>('sumSquares');
   const scale = fn<(x: F, s: number, n: number) => void>('scale');
@@ -122,22 +122,23 @@ export function nativeBackendFrom(a: NativeAddon, precision: Precision = 'fp32')
     precision,
     withPrecision: (p) => (p === precision ? be : nativeBackendFrom(a, p)),
     matmulForward: (o, i, w, N, C, OC) => matmulForward(f(o), f(i), f(w), N, C, OC, bf16),
-    matmulBackward: (di, dw, d, i, w, N, C, OC) => matmulBackward(di && f(di), f(dw), f(d), f(i), f(w), N, C, OC, bf16),
+    matmulBackward: (di, dw, d, i, w, N, C, OC, acc = true) => matmulBackward(di && f(di), f(dw), f(d), f(i), f(w), N, C, OC, bf16, acc),
     rmsnormForward: (o, r, i, w, N, C, eps) => rmsnormForward(f(o), f(r), f(i), f(w), N, C, eps),
-    rmsnormBackward: (di, dw, d, i, w, r, N, C) => rmsnormBackward(f(di), f(dw), f(d), f(i), f(w), f(r), N, C),
+    rmsnormBackward: (di, dw, d, i, w, r, N, C, acc = true) => rmsnormBackward(f(di), f(dw), f(d), f(i), f(w), f(r), N, C, acc),
     ropeForward: (x, c, s, B, T, NX, HS) => ropeForward(f(x), f(c), f(s), B, T, NX, HS),
     ropeBackward: (x, c, s, B, T, NX, HS) => ropeBackward(f(x), f(c), f(s), B, T, NX, HS),
     attentionForward: (o, l, q, k, v, B, Tq, Tk, NH, NKV, HS) => attentionForward(f(o), f(l), f(q), f(k), f(v), B, Tq, Tk, NH, NKV, HS, bf16),
-    attentionBackward: (dq, dk, dv, d, o, l, q, k, v, B, T, NH, NKV, HS) =>
-      attentionBackward(f(dq), f(dk), f(dv), f(d), f(o), f(l), f(q), f(k), f(v), B, T, NH, NKV, HS, bf16),
+    attentionBackward: (dq, dk, dv, d, o, l, q, k, v, B, T, NH, NKV, HS, acc = true) =>
+      attentionBackward(f(dq), f(dk), f(dv), f(d), f(o), f(l), f(q), f(k), f(v), B, T, NH, NKV, HS, bf16, acc),
     swigluForward: (o, g, u, N) => swigluForward(f(o), f(g), f(u), N),
-    swigluBackward: (dg, du, d, g, u, N) => swigluBackward(f(dg), f(du), f(d), f(g), f(u), N),
+    swigluBackward: (dg, du, d, g, u, N, acc = true) => swigluBackward(f(dg), f(du), f(d), f(g), f(u), N, acc),
     embeddingForward: (o, t, tab, N, C) => embeddingForward(f(o), t, f(tab), N, C),
     embeddingBackward: (dt, d, t, N, C) => embeddingBackward(f(dt), f(d), t, N, C),
     add: (o, x, y, n) => add(f(o), f(x), f(y), n),
     accumulate: (acc, x, n) => accumulate(f(acc), f(x), n),
     crossEntropyForward: (l, x, w, t, N, C, V) => crossEntropy(f(l), null, null, f(x), f(w), t, 0, N, C, V, bf16),
-    crossEntropyForwardBackward: (l, dx, dw, x, w, t, dloss, N, C, V) => crossEntropy(f(l), f(dx), f(dw), f(x), f(w), t, dloss, N, C, V, bf16),
+    crossEntropyForwardBackward: (l, dx, dw, x, w, t, dloss, N, C, V, acc = true) =>
+      crossEntropy(f(l), f(dx), f(dw), f(x), f(w), t, dloss, N, C, V, bf16, acc),
     adamw: (p, g, m, v, n, s: AdamWStep) => adamw(f(p), f(g), f(m), f(v), n, s.lr, s.beta1, s.beta2, s.eps, s.weightDecay, s.step),
     sumSquares: (x, n) => sumSquares(f(x), n),
     scale: (x, s, n) => scale(f(x), s, n),

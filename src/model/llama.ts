@@ -260,40 +260,31 @@ export function forwardBackward(m: LlamaModel, tokens: Int32Array, targets: Int3
   const a = forwardBody(m, tokens, B, T);
   // The LM head's forward and backward are fused: the gradient of the mean loss comes out of the
   // same pass over the vocabulary that computes it.
-  a.dln.fill(0);
+  // An activation gradient with one contribution is overwritten (accumulate = false), with several
+  // the first overwrites and the rest add: no buffer is zeroed first (backend.ts).
   const dloss = valid > 0 ? lossScale / valid : 0;
-  be.crossEntropyForwardBackward(a.losses, a.dln, g.lmHead, a.lnf, p.lmHead, targets, dloss, N, C, cfg.vocab_size);
+  be.crossEntropyForwardBackward(a.losses, a.dln, g.lmHead, a.lnf, p.lmHead, targets, dloss, N, C, cfg.vocab_size, false);
   const loss = meanLoss(a.losses, N, valid);
 
   // backward: the forward in reverse
-  a.dresid.fill(0);
-  be.rmsnormBackward(a.dresid, g.finalNorm, a.dln, a.xout, p.finalNorm, a.rstdf, N, C);
+  be.rmsnormBackward(a.dresid, g.finalNorm, a.dln, a.xout, p.finalNorm, a.rstdf, N, C, false);
   for (let l = cfg.num_hidden_layers - 1; l >= 0; l--) {
     const w = p.layers[l]!;
     const gw = g.layers[l]!;
     const L = a.layers[l]!;
     // MLP block: xnext = res + down(swiglu(gate(ln2), up(ln2))); dresid is d xnext = d res (identity path)
-    a.dh.fill(0);
-    be.matmulBackward(a.dh, gw.wDown, a.dresid, L.h, w.wDown, N, F, C);
-    a.dgate.fill(0);
-    a.dup.fill(0);
-    be.swigluBackward(a.dgate, a.dup, a.dh, L.gate, L.up, N * F);
-    a.dln.fill(0);
-    be.matmulBackward(a.dln, gw.wUp, a.dup, L.ln2, w.wUp, N, C, F);
+    be.matmulBackward(a.dh, gw.wDown, a.dresid, L.h, w.wDown, N, F, C, false);
+    be.swigluBackward(a.dgate, a.dup, a.dh, L.gate, L.up, N * F, false);
+    be.matmulBackward(a.dln, gw.wUp, a.dup, L.ln2, w.wUp, N, C, F, false);
     be.matmulBackward(a.dln, gw.wGate, a.dgate, L.ln2, w.wGate, N, C, F);
     be.rmsnormBackward(a.dresid, gw.postNorm, a.dln, L.res, w.postNorm, L.rstd2, N, C);
     // attention block: res = xin + o_proj(attention(rope(q), rope(k), v)); dresid is now d res = d xin's identity path
-    a.datt.fill(0);
-    be.matmulBackward(a.datt, gw.wo, a.dresid, L.att, w.wo, N, NH * HS, C);
-    a.dq.fill(0);
-    a.dk.fill(0);
-    a.dv.fill(0);
-    be.attentionBackward(a.dq, a.dk, a.dv, a.datt, L.att, L.lse, L.q, L.k, L.v, B, T, NH, NKV, HS);
+    be.matmulBackward(a.datt, gw.wo, a.dresid, L.att, w.wo, N, NH * HS, C, false);
+    be.attentionBackward(a.dq, a.dk, a.dv, a.datt, L.att, L.lse, L.q, L.k, L.v, B, T, NH, NKV, HS, false);
     const rope = m.rope!;
     be.ropeBackward(a.dk, rope.kCos, rope.kSin, B, T, NKV, HS);
     be.ropeBackward(a.dq, rope.qCos, rope.qSin, B, T, NH, HS);
-    a.dln.fill(0);
-    be.matmulBackward(a.dln, gw.wv, a.dv, L.ln1, w.wv, N, C, NKV * HS);
+    be.matmulBackward(a.dln, gw.wv, a.dv, L.ln1, w.wv, N, C, NKV * HS, false);
     be.matmulBackward(a.dln, gw.wk, a.dk, L.ln1, w.wk, N, C, NKV * HS);
     be.matmulBackward(a.dln, gw.wq, a.dq, L.ln1, w.wq, N, C, NH * HS);
     be.rmsnormBackward(a.dresid, gw.inputNorm, a.dln, L.xin, w.inputNorm, L.rstd1, N, C);

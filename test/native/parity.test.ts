@@ -23,7 +23,11 @@ interface OpCase {
   shapes: Dims[];
   /** inputs from the shape (drawn from rng); the harness gives each backend its own copy */
   inputs(d: Dims, rng: Rng): Tensors;
-  /** forward and backward on `be`; backward ops accumulate into their (random) gradient buffers */
+  /**
+   * forward and backward on `be`; backward ops accumulate into their (random) gradient buffers, and
+   * overwrite (accumulate = false) activation gradients pre-filled with NaN: the "...Set" outputs,
+   * which pass only if the old contents were never read (the reference zeroes, then accumulates)
+   */
   run(be: Backend, x: Tensors, d: Dims): Outputs;
   /** [rtol, atol] per output */
   tol(d: Dims): Record<string, [number, number]>;
@@ -41,6 +45,7 @@ function rand(rng: Rng, n: number, scale = 1): Float32Array {
 }
 const f32 = (x: Tensors, k: string): Float32Array => x[k] as Float32Array;
 const zeros = (n: number): Float32Array => new Float32Array(n);
+const nans = (n: number): Float32Array => new Float32Array(n).fill(NaN);
 
 const OPS: OpCase[] = [
   {
@@ -53,11 +58,13 @@ const OPS: OpCase[] = [
       be.matmulBackward(f32(x, 'dx'), f32(x, 'dw'), f32(x, 'd'), f32(x, 'x'), f32(x, 'w'), N!, C!, OC!);
       const dwOnly = f32(x, 'dw').slice();
       be.matmulBackward(null, dwOnly, f32(x, 'd'), f32(x, 'x'), f32(x, 'w'), N!, C!, OC!); // a null dinp is allowed
-      return { out, dx: f32(x, 'dx'), dw: f32(x, 'dw'), dwOnly };
+      const dxSet = nans(N! * C!);
+      be.matmulBackward(dxSet, zeros(OC! * C!), f32(x, 'd'), f32(x, 'x'), f32(x, 'w'), N!, C!, OC!, false);
+      return { out, dx: f32(x, 'dx'), dw: f32(x, 'dw'), dwOnly, dxSet };
     },
-    tol: ({ N, C, OC }) => ({ out: [1e-4, 2e-6 * Math.sqrt(C!)], dx: [1e-4, 2e-6 * Math.sqrt(OC!)], dw: [1e-4, 2e-6 * Math.sqrt(N!)], dwOnly: [1e-4, 4e-6 * Math.sqrt(N!)] }),
+    tol: ({ N, C, OC }) => ({ out: [1e-4, 2e-6 * Math.sqrt(C!)], dx: [1e-4, 2e-6 * Math.sqrt(OC!)], dw: [1e-4, 2e-6 * Math.sqrt(N!)], dwOnly: [1e-4, 4e-6 * Math.sqrt(N!)], dxSet: [1e-4, 2e-6 * Math.sqrt(OC!)] }),
     // the inputs are given, so both sides round them identically: float32's tolerance holds
-    bf16Tol: ({ N, C, OC }) => ({ out: [1e-4, 2e-6 * Math.sqrt(C!)], dx: [1e-4, 2e-6 * Math.sqrt(OC!)], dw: [1e-4, 2e-6 * Math.sqrt(N!)], dwOnly: [1e-4, 4e-6 * Math.sqrt(N!)] }),
+    bf16Tol: ({ N, C, OC }) => ({ out: [1e-4, 2e-6 * Math.sqrt(C!)], dx: [1e-4, 2e-6 * Math.sqrt(OC!)], dw: [1e-4, 2e-6 * Math.sqrt(N!)], dwOnly: [1e-4, 4e-6 * Math.sqrt(N!)], dxSet: [1e-4, 2e-6 * Math.sqrt(OC!)] }),
   },
   {
     op: 'rmsnorm',
@@ -69,9 +76,11 @@ const OPS: OpCase[] = [
       // the backward gets the reference's rstd, so it is compared on the same input
       ref.rmsnormForward(zeros(N! * C!), rstdRef, f32(x, 'x'), f32(x, 'w'), N!, C!, 1e-5);
       be.rmsnormBackward(f32(x, 'dx'), f32(x, 'dw'), f32(x, 'd'), f32(x, 'x'), f32(x, 'w'), rstdRef, N!, C!);
-      return { out, rstd, dx: f32(x, 'dx'), dw: f32(x, 'dw') };
+      const dxSet = nans(N! * C!);
+      be.rmsnormBackward(dxSet, zeros(C!), f32(x, 'd'), f32(x, 'x'), f32(x, 'w'), rstdRef, N!, C!, false);
+      return { out, rstd, dx: f32(x, 'dx'), dw: f32(x, 'dw'), dxSet };
     },
-    tol: ({ N }) => ({ out: [1e-5, 1e-6], rstd: [1e-5, 0], dx: [1e-4, 1e-5], dw: [1e-4, 1e-5 * Math.sqrt(N!)] }),
+    tol: ({ N }) => ({ out: [1e-5, 1e-6], rstd: [1e-5, 0], dx: [1e-4, 1e-5], dw: [1e-4, 1e-5 * Math.sqrt(N!)], dxSet: [1e-4, 1e-5] }),
   },
   {
     op: 'rope (in place)',
@@ -102,15 +111,20 @@ const OPS: OpCase[] = [
       ref.attentionForward(o, l, q, k, v, B!, T!, T!, NH!, NKV!, HS!);
       const dq = zeros(q.length), dk = zeros(k.length), dv = zeros(v.length);
       be.attentionBackward(dq, dk, dv, f32(x, 'd'), o, l, q, k, v, B!, T!, NH!, NKV!, HS!);
-      return { out, lse, dq, dk, dv };
+      const dqSet = nans(q.length), dkSet = nans(k.length), dvSet = nans(v.length);
+      be.attentionBackward(dqSet, dkSet, dvSet, f32(x, 'd'), o, l, q, k, v, B!, T!, NH!, NKV!, HS!, false);
+      return { out, lse, dq, dk, dv, dqSet, dkSet, dvSet };
     },
-    tol: ({ T }) => ({ out: [1e-4, 1e-5], lse: [1e-5, 1e-5], dq: [1e-3, 2e-5 * Math.sqrt(T!)], dk: [1e-3, 2e-5 * Math.sqrt(T!)], dv: [1e-3, 2e-5 * Math.sqrt(T!)] }),
+    tol: ({ T }) => {
+      const g: [number, number] = [1e-3, 2e-5 * Math.sqrt(T!)];
+      return { out: [1e-4, 1e-5], lse: [1e-5, 1e-5], dq: g, dk: g, dv: g, dqSet: g, dkSet: g, dvSet: g };
+    },
     // bf16 tiles (avx512bf16 build, HS a multiple of 16) round the probabilities tile by tile
     // before normalising, the reference after: same precision, other bits. Measured: out within
     // 1e-2, lse 5e-7 (same rounded q and k), gradients within 2e-2 at |values| up to ~10; other
     // builds and head sizes stay float32, one bfloat16 rounding away from the reference's bf16 mode.
     // A mistake in a bf16 tile (a swapped pair, a wrong panel) is off by O(1).
-    bf16Tol: () => ({ out: [1e-2, 2e-2], lse: [1e-3, 1e-2], dq: [2e-2, 4e-2], dk: [2e-2, 4e-2], dv: [2e-2, 4e-2] }),
+    bf16Tol: () => ({ out: [1e-2, 2e-2], lse: [1e-3, 1e-2], dq: [2e-2, 4e-2], dk: [2e-2, 4e-2], dv: [2e-2, 4e-2], dqSet: [2e-2, 4e-2], dkSet: [2e-2, 4e-2], dvSet: [2e-2, 4e-2] }),
   },
   {
     op: 'attention against a KV cache (Tq < Tk)',
@@ -133,16 +147,18 @@ const OPS: OpCase[] = [
       const out = zeros(N!);
       be.swigluForward(out, f32(x, 'g'), f32(x, 'u'), N!);
       be.swigluBackward(f32(x, 'dg'), f32(x, 'du'), f32(x, 'd'), f32(x, 'g'), f32(x, 'u'), N!);
+      const dgateSet = nans(N!), dupSet = nans(N!);
+      be.swigluBackward(dgateSet, dupSet, f32(x, 'd'), f32(x, 'g'), f32(x, 'u'), N!, false);
       const sum = zeros(N!);
       be.add(sum, f32(x, 'a'), f32(x, 'b'), N!);
       const acc = sum.slice();
       be.accumulate(acc, f32(x, 'a'), N!);
       const scaled = acc.slice();
       be.scale(scaled, 0.37, N!);
-      return { out, dgate: f32(x, 'dg'), dup: f32(x, 'du'), add: sum, accumulate: acc, scale: scaled, sumSquares: [be.sumSquares(f32(x, 'a'), N!)] };
+      return { out, dgate: f32(x, 'dg'), dup: f32(x, 'du'), dgateSet, dupSet, add: sum, accumulate: acc, scale: scaled, sumSquares: [be.sumSquares(f32(x, 'a'), N!)] };
     },
     // scale: a float32 product vs float64-then-rounded differs by up to 2 ulp
-    tol: () => ({ out: [1e-5, 1e-6], dgate: [1e-5, 1e-6], dup: [1e-5, 1e-6], add: [0, 0], accumulate: [0, 0], scale: [2.5e-7, 0], sumSquares: [1e-6, 0] }),
+    tol: () => ({ out: [1e-5, 1e-6], dgate: [1e-5, 1e-6], dup: [1e-5, 1e-6], dgateSet: [1e-5, 1e-6], dupSet: [1e-5, 1e-6], add: [0, 0], accumulate: [0, 0], scale: [2.5e-7, 0], sumSquares: [1e-6, 0] }),
   },
   {
     op: 'embedding',
@@ -168,13 +184,15 @@ const OPS: OpCase[] = [
       const losses = zeros(N!), lossesFb = zeros(N!);
       be.crossEntropyForward(losses, f32(x, 'x'), f32(x, 'w'), x.targets as Int32Array, N!, C!, V!);
       be.crossEntropyForwardBackward(lossesFb, f32(x, 'dx'), f32(x, 'dw'), f32(x, 'x'), f32(x, 'w'), x.targets as Int32Array, 0.25, N!, C!, V!);
-      return { losses, lossesFb, dx: f32(x, 'dx'), dw: f32(x, 'dw') };
+      const dxSet = nans(N! * C!); // the ignored rows' gradients come out 0 too
+      be.crossEntropyForwardBackward(zeros(N!), dxSet, zeros(V! * C!), f32(x, 'x'), f32(x, 'w'), x.targets as Int32Array, 0.25, N!, C!, V!, false);
+      return { losses, lossesFb, dx: f32(x, 'dx'), dw: f32(x, 'dw'), dxSet };
     },
-    tol: ({ N, V }) => ({ losses: [1e-5, 1e-5], lossesFb: [1e-5, 1e-5], dx: [1e-4, 1e-6 * Math.sqrt(V!)], dw: [1e-4, 1e-6 * Math.sqrt(N!)] }),
+    tol: ({ N, V }) => ({ losses: [1e-5, 1e-5], lossesFb: [1e-5, 1e-5], dx: [1e-4, 1e-6 * Math.sqrt(V!)], dw: [1e-4, 1e-6 * Math.sqrt(N!)], dxSet: [1e-4, 1e-6 * Math.sqrt(V!)] }),
     // the logits' gradients are computed (float32 here, float64 there) before they are rounded: a
     // value on a rounding boundary can round either way, one bfloat16 step (2^-8 relative) of
     // one operand of the gradients' sums
-    bf16Tol: ({ N, V }) => ({ losses: [1e-5, 1e-5], lossesFb: [1e-5, 1e-5], dx: [4e-3, 2e-4 * Math.sqrt(V!)], dw: [4e-3, 2e-4 * Math.sqrt(N!)] }),
+    bf16Tol: ({ N, V }) => ({ losses: [1e-5, 1e-5], lossesFb: [1e-5, 1e-5], dx: [4e-3, 2e-4 * Math.sqrt(V!)], dw: [4e-3, 2e-4 * Math.sqrt(N!)], dxSet: [4e-3, 2e-4 * Math.sqrt(V!)] }),
   },
   {
     op: 'adamw',
