@@ -380,13 +380,13 @@ void tile_acc_bf16(const pair_t* A, int64_t ars, int64_t axs, int64_t nr, int64_
 // dst (n, HS) contiguous = rows of src at stride ld. Tile operands read row by row must be
 // contiguous: rows NH*HS floats apart (2 KiB for 8 heads of 64) all fall into two L1 sets.
 void gather_rows(float* dst, const float* src, int64_t n, int64_t ld, int64_t HS) {
-  for (int64_t r = 0; r < n; r++) std::copy(src + r * ld, src + r * ld + HS, dst + r * HS);
+  for (int64_t r = 0; r < n; r++) copy_floats(dst + r * HS, src + r * ld, HS);
 }
 
 // dst rows at stride ld += src (n, HS) contiguous, or = src when not accumulating.
 void scatter_rows(float* dst, const float* src, int64_t n, int64_t ld, int64_t HS, bool accumulate) {
   if (!accumulate) {
-    for (int64_t r = 0; r < n; r++) std::copy(src + r * HS, src + (r + 1) * HS, dst + r * ld);
+    for (int64_t r = 0; r < n; r++) copy_floats(dst + r * ld, src + r * HS, HS);
     return;
   }
   for (int64_t r = 0; r < n; r++)
