@@ -63,11 +63,10 @@ template <bool kAccumulate>
 void rmsnorm_backward_rows(float* __restrict dinp, float* __restrict dwt, const float* __restrict dout,
                            const float* __restrict inp, const float* __restrict weight, const float* __restrict rstd,
                            int64_t n0, int64_t n1, int64_t C) {
-  for (int64_t n = n0; n < n1; n++) {
+  // k_n = r^2 * sum_c g_c x_c / C per row
+  auto row_k = [&](int64_t n) {
     const float* x = inp + n * C;
     const float* d = dout + n * C;
-    float* dx = dinp + n * C;
-    const float r = rstd[n];
     float acc[16] = {0};
     int64_t c = 0;
     for (; c + 16 <= C; c += 16)
@@ -75,10 +74,29 @@ void rmsnorm_backward_rows(float* __restrict dinp, float* __restrict dwt, const 
     float gx = 0.f;
     for (int j = 0; j < 16; j++) gx += acc[j];
     for (; c < C; c++) gx += d[c] * weight[c] * x[c];
-    const float k = r * r * gx / static_cast<float>(C);
-    for (c = 0; c < C; c++) {
-      const float v = r * (d[c] * weight[c] - x[c] * k);
-      dx[c] = kAccumulate ? dx[c] + v : v;  // not accumulating: dx is never read
+    return rstd[n] * rstd[n] * gx / static_cast<float>(C);
+  };
+  auto dx_of = [&](int64_t n, int64_t c, float k) { return rstd[n] * (dout[n * C + c] * weight[c] - inp[n * C + c] * k); };
+  int64_t n = n0;
+  // two rows at a time: one read-modify-write of dwt per pair of rows
+  for (; n + 2 <= n1; n += 2) {
+    const float k0 = row_k(n), k1 = row_k(n + 1), r0 = rstd[n], r1 = rstd[n + 1];
+    const float *d0 = dout + n * C, *d1 = d0 + C, *x0 = inp + n * C, *x1 = x0 + C;
+    float *dx0 = dinp + n * C, *dx1 = dx0 + C;
+    for (int64_t c = 0; c < C; c++) {
+      const float v0 = dx_of(n, c, k0), v1 = dx_of(n + 1, c, k1);
+      dx0[c] = kAccumulate ? dx0[c] + v0 : v0;  // not accumulating: dx is never read
+      dx1[c] = kAccumulate ? dx1[c] + v1 : v1;
+      dwt[c] += d0[c] * x0[c] * r0 + d1[c] * x1[c] * r1;
+    }
+  }
+  for (; n < n1; n++) {
+    const float k = row_k(n), r = rstd[n];
+    const float *d = dout + n * C, *x = inp + n * C;
+    float* dx = dinp + n * C;
+    for (int64_t c = 0; c < C; c++) {
+      const float v = dx_of(n, c, k);
+      dx[c] = kAccumulate ? dx[c] + v : v;
       dwt[c] += d[c] * x[c] * r;
     }
   }
