@@ -231,21 +231,34 @@ void scale(float* a, float s, int64_t n) {
   });
 }
 
+namespace {
+// Elements [i0, i1) of one AdamW update. Constants by value and restrict-qualified arrays: with the
+// step's fields read through a reference inside the loop, GCC could not rule out that the stores
+// to m / v / params changed them and left the loop scalar (sqrtss and divss per element).
+void adamw_range(float* __restrict params, const float* __restrict grads, float* __restrict m, float* __restrict v,
+                 int64_t i0, int64_t i1, float beta1, float beta2, float eps, float step_size, float inv_sqrt_bc2,
+                 float decay) {
+  const float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
+  for (int64_t i = i0; i < i1; i++) {
+    const float g = grads[i];
+    const float mi = beta1 * m[i] + one_minus_b1 * g;
+    const float vi = beta2 * v[i] + one_minus_b2 * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    params[i] = params[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+  }
+}
+}  // namespace
+
 void adamw(float* params, const float* grads, float* m, float* v, int64_t n, const AdamWStep& s) {
   const double bc1 = 1.0 - std::pow(static_cast<double>(s.beta1), static_cast<double>(s.step));
   const double bc2 = 1.0 - std::pow(static_cast<double>(s.beta2), static_cast<double>(s.step));
   const float step_size = static_cast<float>(s.lr / bc1);
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   const float decay = 1.0f - s.lr * s.weight_decay;
-  for_elems(n, [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1; i++) {
-      float g = grads[i];
-      float mi = s.beta1 * m[i] + (1.0f - s.beta1) * g;
-      float vi = s.beta2 * v[i] + (1.0f - s.beta2) * g * g;
-      m[i] = mi;
-      v[i] = vi;
-      params[i] = params[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + s.eps);
-    }
+  const float beta1 = s.beta1, beta2 = s.beta2, eps = s.eps;
+  for_elems(n, [=](int64_t i0, int64_t i1, int) {
+    adamw_range(params, grads, m, v, i0, i1, beta1, beta2, eps, step_size, inv_sqrt_bc2, decay);
   });
 }
 
