@@ -805,7 +805,9 @@ void sgemm_packed(const Problem& p, int nt) {
       }
       // (Packing B in runs of rows, each row of B read once and dealt out to every panel, instead of
       // panel by panel down all kc rows: a third less time in this loop in a profile of the TN
-      // weight-gradient products, but no faster as a whole (fp32 +0-2%, bf16 -1-3%, alternated).)
+      // weight-gradient products, but no faster as a whole (fp32 +0-2%, bf16 -1-3%, alternated). Nor
+      // was packing a panel of the next step between units, so that its loads overlap the other
+      // thread's compute: 0.98-1.0x.)
       spin_until([&] { return st.pack_done.load(std::memory_order_acquire) == np; });
 
       const float beta = pc == 0 ? p.beta : 1.f;
