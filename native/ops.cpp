@@ -148,36 +148,88 @@ void rope_backward(float* dx, const float* cos, const float* sin, int64_t B, int
   rope_apply<true>(dx, cos, sin, B, T, NX, HS);
 }
 
-void swiglu_forward(float* out, const float* gate, const float* up, int64_t N) {
-  for_elems(N, [&](int64_t i0, int64_t i1, int) {
-    constexpr int64_t kChunk = 1024;
-    float e[kChunk];
-    for (int64_t b = i0; b < i1; b += kChunk) {
-      int64_t n = std::min(kChunk, i1 - b);
-      for (int64_t i = 0; i < n; i++) e[i] = -gate[b + i];
-      exp_inplace(e, e, n);  // exp(-g)
-      for (int64_t i = 0; i < n; i++) out[b + i] = gate[b + i] / (1.0f + e[i]) * up[b + i];
-    }
+// SwiGLU in one pass over its operands, a vector at a time (exp(-g) from simd.h's exp16 / exp8,
+// std::exp for the last n % width elements). (The same arithmetic as staging exp(-g) through a
+// chunk buffer in three passes, which cost 10-20% more.)
+template <class Fn>
+inline void swiglu_elems(int64_t n, Fn&& body) {
+  for_elems(n, [&](int64_t i0, int64_t i1, int) {
+    int64_t i = i0;
+#if defined(__AVX512F__)
+    for (; i + 16 <= i1; i += 16) body.vec16(i);
+#elif defined(__AVX2__) && defined(__FMA__)
+    for (; i + 8 <= i1; i += 8) body.vec8(i);
+#endif
+    for (; i < i1; i++) body.one(i);
   });
 }
 
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t N) {
+  struct {
+    float* out;
+    const float *gate, *up;
+#if defined(__AVX512F__)
+    void vec16(int64_t i) const {
+      const __m512 g = _mm512_loadu_ps(gate + i), e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), g));
+      _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), _mm512_loadu_ps(up + i)));
+    }
+#elif defined(__AVX2__) && defined(__FMA__)
+    void vec8(int64_t i) const {
+      const __m256 g = _mm256_loadu_ps(gate + i), e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+      _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), _mm256_loadu_ps(up + i)));
+    }
+#endif
+    void one(int64_t i) const { out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i]; }
+  } body{out, gate, up};
+  swiglu_elems(N, body);
+}
+
+// d silu(g) / dg = s (1 + g (1 - s)), s = sigmoid(g) = 1 / (1 + exp(-g))
 void swiglu_backward(float* dgate, float* dup, const float* dout, const float* gate, const float* up, int64_t N,
                      bool accumulate) {
-  for_elems(N, [&](int64_t i0, int64_t i1, int) {
-    constexpr int64_t kChunk = 1024;
-    float e[kChunk];
-    for (int64_t b = i0; b < i1; b += kChunk) {
-      int64_t n = std::min(kChunk, i1 - b);
-      for (int64_t i = 0; i < n; i++) e[i] = -gate[b + i];
-      exp_inplace(e, e, n);
-      for (int64_t i = 0; i < n; i++) {
-        float g = gate[b + i], s = 1.0f / (1.0f + e[i]), d = dout[b + i];
-        const float dg = d * up[b + i] * s * (1.0f + g * (1.0f - s)), du = d * g * s;
-        dgate[b + i] = accumulate ? dgate[b + i] + dg : dg;  // not accumulating: the old value is never read
-        dup[b + i] = accumulate ? dup[b + i] + du : du;
+  struct {
+    float *dgate, *dup;
+    const float *dout, *gate, *up;
+    bool accumulate;  // false: dgate and dup are never read
+#if defined(__AVX512F__)
+    void vec16(int64_t i) const {
+      const __m512 one = _mm512_set1_ps(1.0f);
+      const __m512 g = _mm512_loadu_ps(gate + i), d = _mm512_loadu_ps(dout + i);
+      const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+      __m512 dg = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d, _mm512_loadu_ps(up + i)), s),
+                                _mm512_add_ps(one, _mm512_mul_ps(g, _mm512_sub_ps(one, s))));
+      __m512 du = _mm512_mul_ps(_mm512_mul_ps(d, g), s);
+      if (accumulate) {
+        dg = _mm512_add_ps(_mm512_loadu_ps(dgate + i), dg);
+        du = _mm512_add_ps(_mm512_loadu_ps(dup + i), du);
       }
+      _mm512_storeu_ps(dgate + i, dg);
+      _mm512_storeu_ps(dup + i, du);
     }
-  });
+#elif defined(__AVX2__) && defined(__FMA__)
+    void vec8(int64_t i) const {
+      const __m256 one = _mm256_set1_ps(1.0f);
+      const __m256 g = _mm256_loadu_ps(gate + i), d = _mm256_loadu_ps(dout + i);
+      const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+      __m256 dg = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(d, _mm256_loadu_ps(up + i)), s),
+                                _mm256_add_ps(one, _mm256_mul_ps(g, _mm256_sub_ps(one, s))));
+      __m256 du = _mm256_mul_ps(_mm256_mul_ps(d, g), s);
+      if (accumulate) {
+        dg = _mm256_add_ps(_mm256_loadu_ps(dgate + i), dg);
+        du = _mm256_add_ps(_mm256_loadu_ps(dup + i), du);
+      }
+      _mm256_storeu_ps(dgate + i, dg);
+      _mm256_storeu_ps(dup + i, du);
+    }
+#endif
+    void one(int64_t i) const {
+      const float g = gate[i], s = 1.0f / (1.0f + std::exp(-g)), d = dout[i];
+      const float dg = d * up[i] * s * (1.0f + g * (1.0f - s)), du = d * g * s;
+      dgate[i] = accumulate ? dgate[i] + dg : dg;
+      dup[i] = accumulate ? dup[i] + du : du;
+    }
+  } body{dgate, dup, dout, gate, up, accumulate};
+  swiglu_elems(N, body);
 }
 
 void embedding_forward(float* out, const int32_t* tokens, const float* table, int64_t N, int64_t C) {
