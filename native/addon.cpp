@@ -36,8 +36,10 @@ lc::Precision prec(const Napi::CallbackInfo& info, size_t i) {
   return info.Length() > i && info[i].ToBoolean() ? lc::Precision::bf16 : lc::Precision::fp32;
 }
 // An optional trailing "accumulate" flag of the backward ops: += into the activation gradient
-// (the default, as src/kernels/backend.ts), or false: overwrite it without reading it.
-bool acc(const Napi::CallbackInfo& info, size_t i) { return info.Length() <= i || info[i].IsUndefined() || info[i].ToBoolean(); }
+// (the default, as src/kernels/backend.ts), or false (the boolean only): overwrite it without reading it.
+bool acc(const Napi::CallbackInfo& info, size_t i) {
+  return !(info.Length() > i && info[i].IsBoolean() && !info[i].As<Napi::Boolean>().Value());
+}
 float flt(const Napi::CallbackInfo& info, size_t i) { return info[i].As<Napi::Number>().FloatValue(); }
 
 Napi::Value Sgemm(const Napi::CallbackInfo& info) {
@@ -144,6 +146,10 @@ Napi::Value Scale(const Napi::CallbackInfo& info) {
 
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
+  // The bindings' calling convention, raised whenever an argument changes meaning (2: the backward
+  // ops' trailing accumulate flag), so that src/kernels/native.ts refuses a stale build: an old one
+  // would ignore the flag and add into gradient buffers the model no longer zeroes.
+  o.Set("abi", 2);
   o.Set("threads", lc::pool().size());
   o.Set("gemmKernel", lc::sgemm_kernel_name());
   o.Set("bf16Native", lc::bf16_native());  // bf16 products on vdpbf16ps (else rounded operands, float32 FMAs)

@@ -154,17 +154,6 @@ static inline Sum exp_shift_sum_as(float* y, const float* x, float shift, int64_
 static inline double exp_shift_sum(float* y, const float* x, float shift, int64_t n) { return exp_shift_sum_as<double>(y, x, shift, n); }
 static inline float exp_shift_sum_short(float* y, const float* x, float shift, int64_t n) { return exp_shift_sum_as<float>(y, x, shift, n); }
 
-// y[i] = exp(x[i]) for any sign (SwiGLU's exp(-g)); y may alias x.
-static inline void exp_inplace(float* y, const float* x, int64_t n) {
-  int64_t i = 0;
-#if defined(__AVX512F__)
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp16(_mm512_loadu_ps(x + i)));
-#elif defined(__AVX2__) && defined(__FMA__)
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
-#endif
-  for (; i < n; i++) y[i] = std::exp(x[i]);
-}
-
 #if defined(__AVX512F__)
 // In place: r[c] = column c of the 16 x 16 matrix of 32-bit elements whose rows were r[0..16).
 static inline void transpose16x16_epi32(__m512i r[16]) {

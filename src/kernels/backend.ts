@@ -3,11 +3,12 @@
 //
 // Conventions (llm.c style):
 //  - outputs first, then inputs, then dimensions; every buffer is row-major.
-//  - backward ops ACCUMULATE (+=) into their gradient outputs; callers zero them. The gradient of
-//    an activation (dinp, dx, dq/dk/dv, dgate/dup) is overwritten instead when the op's trailing
-//    `accumulate` is false: its old contents are never read, so a caller whose buffer receives a
-//    single contribution skips zeroing it (a training step zeroed ~60 MB per layer otherwise).
-//    Weight gradients always accumulate (micro-steps add into them).
+//  - backward ops ACCUMULATE (+=) into their gradient outputs, which callers zero first. The
+//    gradient of an activation (dinp, dx, dq/dk/dv, dgate/dup) is overwritten instead when the
+//    op's trailing `accumulate` is false: its old contents are never read, so a caller passes false
+//    for a buffer's first (or only) contribution and need not zero it. Weight gradients always
+//    accumulate (micro-steps add into them).
+//  - outputs never alias inputs (the native kernels assume it).
 //  - N = B*T rows. Activations keep heads inside rows: q is (B, T, NH, HS), k/v are (B, T, NKV, HS).
 //  - Buffers are Float32Array; the reference also takes Float64Array, which the finite-difference
 //    gradient checks use.

@@ -11,7 +11,7 @@ import { refBackend } from './ref/index.js';
 
 /** The raw addon: float32 buffers and integers in the order of native/addon.cpp. */
 export interface NativeAddon {
-  info(): { threads: number; gemmKernel: string; isa?: string; bf16Native?: boolean };
+  info(): { threads: number; gemmKernel: string; isa?: string; bf16Native?: boolean; abi?: number };
   /** what this CPU can run (CPUID) */
   cpu(): { avx2: boolean; avx512: boolean; avx512bf16: boolean };
   /** C (M, N) = alpha * op(A) @ op(B) + beta * C, row-major; transposed operands are stored (K, M) / (N, K). */
@@ -27,6 +27,9 @@ export type Isa = (typeof NATIVE_ISAS)[number];
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const addonPath = (isa: Isa): string => path.join(ROOT, `build/Release/longctx_${isa}.node`);
 
+/** The bindings' calling convention this code speaks (native/addon.cpp, Info's "abi"). */
+const NATIVE_ABI = 2;
+
 const cache = new Map<Isa, { addon: NativeAddon | null; error: string | null }>();
 
 function loadBuild(isa: Isa): { addon: NativeAddon | null; error: string | null } {
@@ -36,7 +39,10 @@ function loadBuild(isa: Isa): { addon: NativeAddon | null; error: string | null 
       const file = addonPath(isa);
       if (!existsSync(file)) throw new Error(`${file} not found (run \`npm run build:native\`)`);
       const require = createRequire(import.meta.url);
-      c = { addon: require(file) as NativeAddon, error: null };
+      const addon = require(file) as NativeAddon;
+      const abi = addon.info().abi ?? 1;
+      if (abi !== NATIVE_ABI) throw new Error(`${file} is a build of another version (interface ${abi}, this code needs ${NATIVE_ABI}): run \`npm run build:native\``);
+      c = { addon, error: null };
     } catch (e) {
       c = { addon: null, error: (e as Error).message.split('\n')[0] ?? 'unknown error' };
     }
@@ -106,6 +112,7 @@ export function nativeBackendFrom(a: NativeAddon, precision: Precision = 'fp32')
   const embeddingBackward = fn<(dt: F, d: F, t: Int32Array, N: number, C: number) => void>('embeddingBackward');
   const add = fn<(o: F, x: F, y: F, n: number) => void>('add');
   const accumulate = fn<(acc: F, x: F, n: number) => void>('accumulate');
+  // (the forward passes no accumulate flag: it has no gradient outputs)
   const crossEntropy = fn<(l: F, dx: F | null, dw: F | null, x: F, w: F, t: Int32Array, dloss: number, N: number, C: number, V: number, bf16: boolean, acc?: boolean) => void>('crossEntropy');
   const adamw = fn<(p: F, g: F, m: F, v: F, n: number, lr: number, b1: number, b2: number, eps: number, wd: number, step: number) => void>('adamw');
   const sumSquares = fn<(x: F, n: number) => number>('sumSquares');

@@ -68,7 +68,8 @@ const OPS: OpCase[] = [
   },
   {
     op: 'rmsnorm',
-    shapes: [[1, 1], [3, 7], [17, 64], [5, 515]].map(([N, C]) => ({ N: N!, C: C! })),
+    // [67, 515]: enough work to split over threads, an odd row count (the two-row loop's last row)
+    shapes: [[1, 1], [3, 7], [17, 64], [5, 515], [67, 515]].map(([N, C]) => ({ N: N!, C: C! })),
     inputs: ({ N, C }, rng) => ({ x: rand(rng, N! * C!), w: rand(rng, C!), d: rand(rng, N! * C!), dx: rand(rng, N! * C!), dw: rand(rng, C!) }),
     run: (be, x, { N, C }) => {
       const out = zeros(N! * C!), rstd = zeros(N!), rstdRef = zeros(N!);
