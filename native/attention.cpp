@@ -583,7 +583,7 @@ void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout,
     }
     P.resize(Br * Bc);     // (Br, Bc) probabilities
     dP.resize(Br * Bc);    // (Br, Bc) dP, then dS
-    if constexpr (!BF) {   // (bf16 converts from the strided rows directly: the copies were 15% of its time)
+    if constexpr (!BF) {   // (bf16 converts from the strided rows directly: copying them first cost 3% of its backward)
       Kc.resize(T * HS);   // (T, HS) this head's keys, contiguous
       Qc.resize(T * HS);   // (T, HS) one query head's queries
       dOc.resize(T * HS);  // (T, HS) its output gradient
