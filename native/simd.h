@@ -181,14 +181,20 @@ static inline void transpose16x16_epi32(__m512i r[16]) {
 #endif
 
 #if defined(__AVX512BF16__)
+// (bf16(lo[c]) | bf16(hi[c]) << 16) for c < 16: two rows' elements paired, round to nearest even.
+// cvtne2ps gives lo's 16 values in the low 256 bits and hi's in the high; one permute interleaves them.
+static inline __m512i bf16_interleave(__m512 lo, __m512 hi) {
+  const __m512i kPairInterleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                                   21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(kPairInterleave, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+}
+
 // bfloat16 pairs across consecutive rows, the operand layout of vdpbf16ps for a product that
 // contracts over rows: dst[xp * ldd + c] = (bf16(src[2xp][c]) | bf16(src[2xp + 1][c]) << 16) for
 // 2xp < n and c < m (src rows ld apart; an odd last row pairs with 0), and 0 for m <= c < width.
 // Round to nearest even (vcvtneps2bf16). Used by the GEMM's packing and attention's bf16 tiles.
 static inline void bf16_row_pairs(uint32_t* dst, int64_t ldd, const float* src, int64_t ld, int64_t n, int64_t m,
                                   int64_t width) {
-  const __m512i kPairInterleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                                                   21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   for (int64_t xp = 0; xp < (n + 1) / 2; xp++) {
     const float* lo = src + 2 * xp * ld;
     const float* hi = lo + ld;
@@ -198,9 +204,7 @@ static inline void bf16_row_pairs(uint32_t* dst, int64_t ldd, const float* src, 
       const __mmask16 mk = valid >= 16 ? __mmask16(0xffff) : __mmask16((1u << valid) - 1);
       const __m512 l = _mm512_maskz_loadu_ps(mk, lo + c);
       const __m512 h = has_hi ? _mm512_maskz_loadu_ps(mk, hi + c) : _mm512_setzero_ps();
-      // cvtne2ps gives l's 16 values in the low 256 bits and h's in the high; one permute
-      // interleaves them into (l[c], h[c]) pairs
-      const __m512i w = _mm512_permutexvar_epi16(kPairInterleave, (__m512i)_mm512_cvtne2ps_pbh(h, l));
+      const __m512i w = bf16_interleave(l, h);
       const __mmask16 out = width - c >= 16 ? __mmask16(0xffff) : __mmask16((1u << (width - c)) - 1);
       _mm512_mask_storeu_epi32(dst + xp * ldd + c, out, w);
     }
