@@ -521,7 +521,7 @@ LC_INLINE __m512 reduce16(__m512 v[16]) {
 // first kc keys: m (running max), l (running sum) and O (rows of HS, HS % 16 == 0) rescaled by
 // exp(m - mnew), the exps stored in S as float32 or, for bf16, only as pairs along keys in Pb
 // (Bc/2 per row). 16 rows at a time: the row maxima and sums reduced by reduce16, and O rescaled
-// unconditionally (skipping alpha == 1 was a branch the predictor missed).
+// unconditionally (at HS = 32, two vector multiplies: cheaper than a data-dependent branch).
 template <bool BF>
 void online_softmax16(float* S, pair_t* Pb, int64_t nr, int64_t kc, float* m, float* l, float* O, int64_t HS) {
   constexpr int NV = Bc / 16;
