@@ -728,7 +728,10 @@ void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout,
     }
   });
   // One task per (batch, key/value head): it owns dk/dv of that head and dq of the query heads
-  // sharing it, so no two threads ever add into the same gradient rows.
+  // sharing it, so no two threads ever add into the same gradient rows. (Each task reads its rows
+  // of q, k, v and dout and writes dq, dk, dv once, from and to memory: ~22% of small's bf16
+  // backward. Prefetching the next task's rows a slice per tile while this one computes gained
+  // nothing, alternated: small step 1.017x bf16, 0.995x fp32.)
   run_tasks(B * NKV, [&](int64_t task, int) {
     const int64_t b = task / NKV, kh = task % NKV;
     thread_local std::vector<float> P, dP, Kc, Qc, dOc, dQc, dKc, dVc;

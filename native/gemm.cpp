@@ -823,6 +823,13 @@ void sgemm_packed(const Problem& p, int nt) {
             for (int64_t ir = 0; ir < mc; ir += MR) {
               const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
               uint32_t* dst = reinterpret_cast<uint32_t*>(apack + ir * kc);
+              // TN (the weight gradients): this packing is ~30% of the bf16 product's time (the
+              // product ran 467 -> 655 GFLOPS at 704 x 256 x 4096 when it was skipped), and the
+              // product slows as K grows (638 GFLOPS at K 512, 510 at 4096: the source falls out of
+              // cache). Tried, alternated, not kept: packing every panel's k pair in one pass down
+              // the rows (0.75x), full-width loads and stores instead of masked ones (0.91-1.0x),
+              // prefetching 8-32 rows ahead inside the loop (no gain), and KC 1024 for bf16 (TN
+              // +4-10% alone, but the small step 0.996x and medium's TN shapes 0.94-1.0x).
               if (p.transA) {
                 bf16_row_pairs(dst, MR, p.A + pc * p.lda + ic + ir, p.lda, kc, mr, MR);  // A's rows are k
               } else {
