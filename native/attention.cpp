@@ -214,6 +214,7 @@ void tile_qk(const float* A, int64_t lda, int64_t nq, const float* panels, int64
              float* C, int64_t ldc) {
 #if defined(__AVX512F__)
   int64_t p = 0;
+  for (; p + 4 <= np; p += 4) qk_rows16<4>(A, lda, nq, panels + p * HS * PW, HS, alpha, C + p * PW, ldc);
   for (; p + 2 <= np; p += 2) qk_rows16<2>(A, lda, nq, panels + p * HS * PW, HS, alpha, C + p * PW, ldc);
   if (p < np) qk_rows16<1>(A, lda, nq, panels + p * HS * PW, HS, alpha, C + p * PW, ldc);
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -238,6 +239,7 @@ void tile_acc(const float* A, int64_t ars, int64_t axs, int64_t nr, int64_t nx, 
 #if defined(__AVX512F__)
   if (HS % 16 == 0) {
     int64_t c0 = 0;
+    for (; c0 + 64 <= HS; c0 += 64) acc_rows16<4>(A, ars, axs, nr, nx, B + c0, ldb, C + c0, ldc);
     for (; c0 + 32 <= HS; c0 += 32) acc_rows16<2>(A, ars, axs, nr, nx, B + c0, ldb, C + c0, ldc);
     if (c0 < HS) acc_rows16<1>(A, ars, axs, nr, nx, B + c0, ldb, C + c0, ldc);
     return;
@@ -338,6 +340,7 @@ void tile_qk_bf16(const pair_t* A, int64_t lda, int64_t nq, const pair_t* panels
                   float* C, int64_t ldc) {
   const int64_t HS2 = HS / 2;
   int64_t p = 0;
+  for (; p + 4 <= np; p += 4) qk_rows_bf16<4>(A, lda, nq, panels + p * HS2 * PW, HS2, alpha, C + p * PW, ldc);
   for (; p + 2 <= np; p += 2) qk_rows_bf16<2>(A, lda, nq, panels + p * HS2 * PW, HS2, alpha, C + p * PW, ldc);
   if (p < np) qk_rows_bf16<1>(A, lda, nq, panels + p * HS2 * PW, HS2, alpha, C + p * PW, ldc);
 }
@@ -375,6 +378,7 @@ void acc_rows_bf16(const pair_t* A, int64_t ars, int64_t axs, int64_t nr, int64_
 void tile_acc_bf16(const pair_t* A, int64_t ars, int64_t axs, int64_t nr, int64_t nxp, const pair_t* B, int64_t ldb,
                    int64_t HS, float* C, int64_t ldc) {
   int64_t c0 = 0;
+  for (; c0 + 64 <= HS; c0 += 64) acc_rows_bf16<4>(A, ars, axs, nr, nxp, B + c0, ldb, C + c0, ldc);
   for (; c0 + 32 <= HS; c0 += 32) acc_rows_bf16<2>(A, ars, axs, nr, nxp, B + c0, ldb, C + c0, ldc);
   if (c0 < HS) acc_rows_bf16<1>(A, ars, axs, nr, nxp, B + c0, ldb, C + c0, ldc);
 }
