@@ -149,8 +149,9 @@ void acc_rows(const float* A, int64_t ars, int64_t axs, int64_t nr, int64_t nx, 
 #endif
 
 #if defined(__AVX512F__)
-// The float32 tiles at AVX-512 width: a 16-key panel is one register row, so S = Q K^T takes two
-// panels at a time (12 accumulators), and the accumulating product 16 or 32 columns. (The same
+// The float32 tiles at AVX-512 width: a 16-key panel is one register row, so S = Q K^T takes four
+// panels at a time (24 of the 32 registers accumulate), then two or one for the rest, and the
+// accumulating product 64, 32 or 16 columns (the bf16 tiles below likewise). (The same
 // loops as the AVX2 tiles above. Written once over a vector-width type, the AVX2 S = Q K^T tile,
 // which needs 15 of its 16 registers, spilled a B vector every iteration: attention 10-20% slower
 // on the AVX2 build, measured; so each width keeps its own copy.)
