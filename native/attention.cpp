@@ -427,8 +427,9 @@ void dscores_bf16(const float* P, const float* dP, const float* D, float scale, 
       if (c >= nv) break;
       const __mmask16 mk = c + 1 == nv ? tail : __mmask16(0xffff);
       const float *p = P + a * Bc + 16 * c, *dp = dP + a * Bc + 16 * c;
-      da[c] = _mm512_mul_ps(_mm512_mul_ps(sc, _mm512_maskz_loadu_ps(mk, p)), _mm512_sub_ps(_mm512_maskz_loadu_ps(mk, dp), Da));
-      db[c] = has_b ? _mm512_mul_ps(_mm512_mul_ps(sc, _mm512_maskz_loadu_ps(mk, p + Bc)), _mm512_sub_ps(_mm512_maskz_loadu_ps(mk, dp + Bc), Db))
+      // (lanes past kc exactly +0, whatever D is: they pad the last pair)
+      da[c] = _mm512_maskz_mul_ps(mk, _mm512_mul_ps(sc, _mm512_loadu_ps(p)), _mm512_sub_ps(_mm512_loadu_ps(dp), Da));
+      db[c] = has_b ? _mm512_maskz_mul_ps(mk, _mm512_mul_ps(sc, _mm512_loadu_ps(p + Bc)), _mm512_sub_ps(_mm512_loadu_ps(dp + Bc), Db))
                     : _mm512_setzero_ps();
       _mm512_mask_storeu_epi32(dStb + ip * Bc + 16 * c, mk, bf16_interleave(da[c], db[c]));
     }
@@ -565,6 +566,7 @@ void online_softmax16(float* S, pair_t* Pb, int64_t nr, int64_t kc, float* m, fl
           acc = _mm512_add_ps(acc, e[c]);
           if constexpr (!BF) _mm512_mask_storeu_ps(s + 16 * c, mk, e[c]);
         }
+#if defined(__AVX512BF16__)  // (BF is only instantiated there)
         if constexpr (BF) {
           // two vectors -> 16 pairs; the cvtne2ps_pbh(a, b) puts b's 16 values first
           pair_t* pb = Pb + (i0 + i) * (Bc / 2);
@@ -576,6 +578,7 @@ void online_softmax16(float* S, pair_t* Pb, int64_t nr, int64_t kc, float* m, fl
                                      (__m512i)_mm512_cvtne2ps_pbh(hi, e[c]));
           }
         }
+#endif
         const __m512 a = _mm512_set1_ps(al[i]);
         float* o = O + (i0 + i) * HS;
         for (int64_t d = 0; d < HS; d += 16) _mm512_storeu_ps(o + d, _mm512_mul_ps(_mm512_loadu_ps(o + d), a));
@@ -643,9 +646,10 @@ void attention_forward_impl(float* out, float* lse, const float* q, const float*
       // Rows [r0, r1) of the tile against its first kc keys: S = scale Q K^T, the causal mask, the
       // online softmax (every row's new running max, then all the rows' rescale factors in one
       // vector exp, 0 on the first tile where m = -inf, then each row's exps and their sum), O += P V.
-      // With AVX-512, online_softmax16 does the softmax 16 rows at a time (and converts P for bf16 in
-      // the same pass): -17% forward time, bf16 and float32, against per-row reductions and a
-      // separate conversion pass.
+      // With AVX-512 and HS % 16 == 0, online_softmax16 does the softmax 16 rows at a time (and
+      // converts P for bf16 in the same pass): -17% forward time, bf16 and float32, against per-row
+      // reductions and a separate conversion pass. The per-row code (and mnew, alpha) serves the
+      // other builds and head sizes.
       auto rows = [&](int64_t r0, int64_t r1, int64_t kc) {
         const int64_t nr = r1 - r0;
         float* Sr = S.data() + r0 * Bc;
@@ -753,7 +757,7 @@ void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout,
       dStb.resize(Br / 2 * Bc); // (Br/2, Bc): dS^T pairs along queries
     }
     P.resize(Br * Bc);     // (Br, Bc) probabilities
-    dP.resize(Br * Bc);    // (Br, Bc) dP, then dS
+    dP.resize(Br * Bc);    // (Br, Bc) dP, then (float32) dS
     if constexpr (!BF) {   // (bf16 converts from the strided rows directly: copying them first cost 3% of its backward)
       Kc.resize(T * HS);   // (T, HS) this head's keys, contiguous
       Qc.resize(T * HS);   // (T, HS) one query head's queries
@@ -811,7 +815,7 @@ void attention_backward_impl(float* dq, float* dk, float* dv, const float* dout,
           auto rows = [&](int64_t r0, int64_t r1, int64_t kc) {
             const int64_t nr = r1 - r0, npc = (kc + PW - 1) / PW, qa = q0 + r0;  // qa: first query (even: pairs)
             float* Pr = P.data() + r0 * Bc;    // (nr, Bc) probabilities
-            float* dPr = dP.data() + r0 * Bc;  // (nr, Bc) dP, then dS
+            float* dPr = dP.data() + r0 * Bc;  // (nr, Bc) dP, then dS (float32; bf16 writes dS only as pairs)
             const float* qr = BF ? nullptr : Qc.data() + qa * HS;
             const float* dor = BF ? nullptr : dOc.data() + qa * HS;
             float* dqr = dQc.data() + qa * HS;
