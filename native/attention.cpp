@@ -667,29 +667,24 @@ void attention_forward_impl(float* out, float* lse, const float* q, const float*
 #if defined(__AVX512F__)
         if (HS % 16 == 0) {
           online_softmax16<BF>(Sr, BF ? Pb.data() + r0 * (Bc / 2) : nullptr, nr, kc, m.data() + r0, l.data() + r0, O.data() + r0 * HS, HS);
-          if constexpr (BF) {
-            tile_acc_bf16(Pb.data() + r0 * (Bc / 2), Bc / 2, 1, nr, (kc + 1) / 2, vbf + ((b * NKV + kh) * ((Tk + 1) / 2) + k0 / 2) * HS,
-                          HS, HS, O.data() + r0 * HS, HS);
-          } else {
-            tile_acc(Sr, Bc, 1, nr, kc, vt, ldv, HS, O.data() + r0 * HS, HS);
-          }
-          return;
-        }
+        } else
 #endif
-        for (int64_t i = r0; i < r1; i++) {
-          mnew[i] = std::max(m[i], max_of(S.data() + i * Bc, kc));
-          alpha[i] = m[i] - mnew[i];
-        }
-        exp_shift_sum_short(alpha.data() + r0, alpha.data() + r0, 0.f, nr);
-        for (int64_t i = r0; i < r1; i++) {
-          float* s = S.data() + i * Bc;
-          l[i] = l[i] * alpha[i] + exp_shift_sum_short(s, s, mnew[i], kc);
-          if (alpha[i] != 1.f)
-            for (int64_t d = 0; d < HS; d++) O[i * HS + d] *= alpha[i];
-          m[i] = mnew[i];
+        {
+          for (int64_t i = r0; i < r1; i++) {
+            mnew[i] = std::max(m[i], max_of(S.data() + i * Bc, kc));
+            alpha[i] = m[i] - mnew[i];
+          }
+          exp_shift_sum_short(alpha.data() + r0, alpha.data() + r0, 0.f, nr);
+          for (int64_t i = r0; i < r1; i++) {
+            float* s = S.data() + i * Bc;
+            l[i] = l[i] * alpha[i] + exp_shift_sum_short(s, s, mnew[i], kc);
+            if (alpha[i] != 1.f)
+              for (int64_t d = 0; d < HS; d++) O[i * HS + d] *= alpha[i];
+            m[i] = mnew[i];
+          }
+          if constexpr (BF) bf16_rows(Pb.data() + r0 * (Bc / 2), Bc / 2, Sr, Bc, nr, kc);
         }
         if constexpr (BF) {  // O += P V
-          bf16_rows(Pb.data() + r0 * (Bc / 2), Bc / 2, Sr, Bc, nr, kc);
           tile_acc_bf16(Pb.data() + r0 * (Bc / 2), Bc / 2, 1, nr, (kc + 1) / 2, vbf + ((b * NKV + kh) * ((Tk + 1) / 2) + k0 / 2) * HS,
                         HS, HS, O.data() + r0 * HS, HS);
         } else {

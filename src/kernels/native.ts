@@ -112,7 +112,6 @@ export function nativeBackendFrom(a: NativeAddon, precision: Precision = 'fp32')
   const embeddingBackward = fn<(dt: F, d: F, t: Int32Array, N: number, C: number) => void>('embeddingBackward');
   const add = fn<(o: F, x: F, y: F, n: number) => void>('add');
   const accumulate = fn<(acc: F, x: F, n: number) => void>('accumulate');
-  // (the forward passes no accumulate flag: it has no gradient outputs)
   const crossEntropy = fn<(l: F, dx: F | null, dw: F | null, x: F, w: F, t: Int32Array, dloss: number, N: number, C: number, V: number, bf16: boolean, acc?: boolean) => void>('crossEntropy');
   const adamw = fn<(p: F, g: F, m: F, v: F, n: number, lr: number, b1: number, b2: number, eps: number, wd: number, step: number) => void>('adamw');
   const sumSquares = fn<(x: F, n: number) => number>('sumSquares');
@@ -143,6 +142,7 @@ export function nativeBackendFrom(a: NativeAddon, precision: Precision = 'fp32')
     embeddingBackward: (dt, d, t, N, C) => embeddingBackward(f(dt), f(d), t, N, C),
     add: (o, x, y, n) => add(f(o), f(x), f(y), n),
     accumulate: (acc, x, n) => accumulate(f(acc), f(x), n),
+    // (no accumulate flag: the forward has no gradient outputs)
     crossEntropyForward: (l, x, w, t, N, C, V) => crossEntropy(f(l), null, null, f(x), f(w), t, 0, N, C, V, bf16),
     crossEntropyForwardBackward: (l, dx, dw, x, w, t, dloss, N, C, V, acc = true) =>
       crossEntropy(f(l), f(dx), f(dw), f(x), f(w), t, dloss, N, C, V, bf16, acc),
