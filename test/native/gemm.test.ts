@@ -168,6 +168,17 @@ for (const { isa, addon: a } of builds) {
     });
   }
 
+  test(`[${isa}] native sgemm: split along K (K >= 1024 and >= max(M, N)): every transpose, fp32 and bf16, alpha / beta / padded rows, odd K`, () => {
+    const rng = new Rng(71);
+    for (const trans of TRANS) {
+      for (const bf16 of [false, true]) {
+        checkCase(a, rng, { M: 37, N: 45, K: 1024, trans }, bf16);
+        checkCase(a, rng, { M: 150, N: 70, K: 1031, trans, alpha: -0.75, beta: 0.3, pad: 5 }, bf16);
+        checkCase(a, rng, { M: 2, N: 200, K: 1100, trans, beta: 1 }, bf16);
+      }
+    }
+  });
+
   test(`[${isa}] native sgemm bf16 (operands rounded to bfloat16, float32 sums): every shape and transpose against the reference on rounded operands`, () => {
     const rng = new Rng(81);
     for (const trans of TRANS) {

@@ -1,7 +1,8 @@
 // The thread pool at 1 thread and at more threads than this machine has cores (3 and 5 on the
 // 2-core machines: a spinning worker must yield the core to the one it waits for, or a call takes
-// a scheduler tick): the GEMM (packed and matrix-vector, fp32 and bf16) and attention give the same
-// bits whatever the thread count (each output element is summed in one fixed order by one thread),
+// a scheduler tick): the GEMM (packed, split along K, and matrix-vector, fp32 and bf16) and attention
+// give the same bits whatever the thread count (each output element is summed in one fixed order:
+// by one thread, or as the fixed sum of the two halves of a K split),
 // and hundreds of small calls in a row, as decoding makes, finish in reasonable time.
 
 import { test } from 'node:test';
@@ -22,9 +23,13 @@ let seed = 1;
 const rand = (n) => Float32Array.from({ length: n }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647) - 0.5);
 const h = createHash('sha256');
 const A = rand(300 * 400), B = rand(400 * 200), C = new Float32Array(300 * 200);
+const P = rand(1100 * 100), Q = rand(1100 * 90);
 for (const bf16 of [false, true]) {
   a.sgemm(false, true, 300, 200, 400, 1, A, 400, B, 400, 0, C, 200, bf16); h.update(C);
   a.sgemm(true, false, 200, 300, 400, 1, B, 200, A, 300, 0, C, 300, bf16); h.update(C);
+  // K >= 1024 and >= max(M, N): split along K into two halves, run side by side, then added
+  a.sgemm(true, false, 100, 90, 1100, 0.5, P, 100, Q, 90, 0, C, 90, bf16); h.update(C);
+  a.sgemm(false, true, 60, 70, 1031, 1, A, 1031, B, 1031, 0.5, C, 70, bf16); h.update(C);
 }
 const W = rand(1024 * 512), x = rand(512), y = new Float32Array(1024);
 const t0 = process.hrtime.bigint();
