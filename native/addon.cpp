@@ -177,7 +177,18 @@ Napi::Value Cpu(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// The address of a typed array's first element modulo m: lets the caller place buffers on cache
+// lines (src/kernels/native.ts, alignedFloat32Array).
+Napi::Value AddressMod(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "native backend: addressMod needs a typed array");
+  const Napi::TypedArray a = info[0].As<Napi::TypedArray>();
+  const auto base = reinterpret_cast<uintptr_t>(a.ArrayBuffer().Data()) + a.ByteOffset();
+  const int64_t m = num(info, 1);
+  return Napi::Number::New(info.Env(), static_cast<double>(m > 0 ? base % static_cast<uint64_t>(m) : 0));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("addressMod", Napi::Function::New(env, AddressMod));
   exports.Set("sgemm", Napi::Function::New(env, Sgemm));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("cpu", Napi::Function::New(env, Cpu));

@@ -100,7 +100,7 @@ function trainSession(bc: BenchConfig, be: Backend): { step: () => number; loss:
   const { seq_len: T, batch_size: B } = bc;
   const m = createModel(cfg, be);
   initWeights(m, 0);
-  const opt = createOptimizerState(parameterCount(cfg));
+  const opt = createOptimizerState(parameterCount(cfg), Float32Array, be);
   const rng = new Rng(0);
   let loss = NaN;
   return {

@@ -47,6 +47,13 @@ export interface Backend {
   readonly precision: Precision;
   /** The same kernels computing in another precision. */
   withPrecision(p: Precision): Backend;
+  /**
+   * n zeroed floats placed where these kernels read them fastest: the native backend starts them
+   * on a 64-byte cache line (V8 starts a large typed array 16 bytes into one, so every AVX-512 load
+   * of it spans two lines); the reference, a plain Float32Array. The model's weights, gradients,
+   * optimizer state and activations come from here.
+   */
+  allocFloat32(n: number): Float32Array;
 
   /** out (N, OC) = inp (N, C) @ w (OC, C)^T */
   matmulForward(out: Buf, inp: Buf, w: Buf, N: number, C: number, OC: number): void;

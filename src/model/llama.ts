@@ -97,7 +97,7 @@ export function activationFloats(cfg: LlamaConfig, B: number, T: number): number
 
 function allocActivations<A extends Buf>(m: LlamaModel<A>, B: number, T: number): Activations<A> {
   const sizes = activationSizes(m.cfg, B, T);
-  const alloc = (n: number): A => new m.ctor(n) as A;
+  const alloc = (n: number): A => newBuf(m, n) as A;
   const layers: LayerActs<A>[] = [];
   for (let l = 0; l < m.cfg.num_hidden_layers; l++) {
     const p = sizes.perLayer;
@@ -139,10 +139,15 @@ export interface CreateModelOptions {
   weights?: Buf;
 }
 
+/** n zeroed elements of the model's type, placed for its backend's kernels. */
+function newBuf(m: LlamaModel, n: number): Buf {
+  return m.ctor === Float32Array ? m.be.allocFloat32(n) : new m.ctor(n);
+}
+
 export function createModel(cfg: LlamaConfig, be: Backend, opts: CreateModelOptions = {}): LlamaModel {
   const ctor = opts.ctor ?? Float32Array;
   const P = parameterSpecs(cfg).reduce((n, s) => n + s.size, 0);
-  const flat = new ctor(P);
+  const flat = ctor === Float32Array ? be.allocFloat32(P) : new ctor(P);
   if (opts.weights) {
     if (opts.weights.length !== P) throw new Error(`weights have ${opts.weights.length} floats, config needs ${P}`);
     flat.set(opts.weights);
@@ -236,7 +241,7 @@ export function forward(m: LlamaModel, tokens: Int32Array, targets: Int32Array, 
 /** Full-sequence logits (B*T, V): evaluation of short inputs; long ones go through forwardCached. */
 export function logits(m: LlamaModel, tokens: Int32Array, B: number, T: number): Buf {
   const a = forwardBody(m, tokens, B, T);
-  const out = new m.ctor(B * T * m.cfg.vocab_size);
+  const out = newBuf(m, B * T * m.cfg.vocab_size);
   m.be.matmulForward(out, a.lnf, m.params.lmHead, B * T, m.cfg.hidden_size, m.cfg.vocab_size);
   return out;
 }
@@ -253,7 +258,7 @@ export function forwardBackward(m: LlamaModel, tokens: Int32Array, targets: Int3
   const C = cfg.hidden_size, F = cfg.intermediate_size, HS = cfg.head_dim;
   const NH = cfg.num_attention_heads, NKV = cfg.num_key_value_heads;
   const valid = countTargets(targets, N);
-  if (!m.grads) m.grads = paramViews(cfg, new m.ctor(m.params.flat.length));
+  if (!m.grads) m.grads = paramViews(cfg, newBuf(m, m.params.flat.length));
   const p = m.params;
   const g = m.grads;
 
@@ -308,8 +313,8 @@ export function createKVCache(m: LlamaModel, maxT: number): KVCache {
   const k: Buf[] = [];
   const v: Buf[] = [];
   for (let l = 0; l < m.cfg.num_hidden_layers; l++) {
-    k.push(new m.ctor(size));
-    v.push(new m.ctor(size));
+    k.push(newBuf(m, size));
+    v.push(newBuf(m, size));
   }
   return { maxT, length: 0, k, v };
 }
@@ -329,7 +334,7 @@ export function forwardCached(m: LlamaModel, cache: KVCache, tokens: Int32Array,
   checkTokens(tokens, Tq, cfg.vocab_size, 'tokens');
   const C = cfg.hidden_size, F = cfg.intermediate_size, HS = cfg.head_dim;
   const NH = cfg.num_attention_heads, NKV = cfg.num_key_value_heads;
-  const alloc = (n: number): Buf => new m.ctor(n);
+  const alloc = (n: number): Buf => newBuf(m, n);
   const make = m.ctor === Float64Array ? ropeTables64 : ropeTables;
   const rope = make(ropeParamsOf(cfg), pos0, Tq, Tk);
 

@@ -258,7 +258,7 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainEnv): Prom
   const m = createModel(model, io.backend, { weights: base.loadWeights() });
   const data = createSequenceIterator(built.train, { seqLen: T, batchSize: B, seed: o.seed, fingerprint: built.fingerprint });
   const s = await train(o.out, cfg, trainData(built, tok, T, chat), {
-    model: m, opt: createOptimizerState(parameterCount(model)), data, step: 0, tokens: 0, rng: new Rng(o.seed),
+    model: m, opt: createOptimizerState(parameterCount(model), Float32Array, io.backend), data, step: 0, tokens: 0, rng: new Rng(o.seed),
   }, io);
   if (!s.interrupted) writeAnswerLosses(o.out, cfg, built, io.backend);
   return { ...s, answerLoss: answerLoss(o.out, built.valSplit), counts: built.counts };

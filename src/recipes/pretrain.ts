@@ -123,7 +123,7 @@ function startFresh(cfg: TextRunConfig, ds: Dataset, weights: Float32Array | nul
   const first = cfg.stages[0]!;
   return {
     model,
-    opt: createOptimizerState(parameterCount(cfg.model)),
+    opt: createOptimizerState(parameterCount(cfg.model), Float32Array, be),
     data: createBatchIterator(ds, { seqLen: first.seqLen, batchSize: first.batchSize, seed: cfg.seed, mix: cfg.mix, ...(cfg.synthetic ? { synthetic: cfg.synthetic } : {}) }),
     step: 0, tokens: 0, rng: new Rng(cfg.seed),
   };

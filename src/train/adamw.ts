@@ -23,8 +23,10 @@ export interface OptimizerState {
   step: number; // updates taken so far
 }
 
-export function createOptimizerState(P: number, ctor: BufCtor = Float32Array): OptimizerState {
-  return { m: new ctor(P), v: new ctor(P), step: 0 };
+/** Zeroed moments; float32 ones placed for `be`'s kernels when given (Backend.allocFloat32). */
+export function createOptimizerState(P: number, ctor: BufCtor = Float32Array, be?: Pick<Backend, 'allocFloat32'>): OptimizerState {
+  const alloc = (): Buf => (ctor === Float32Array && be ? be.allocFloat32(P) : new ctor(P));
+  return { m: alloc(), v: alloc(), step: 0 };
 }
 
 /** Global L2 norm of the gradient (float64 sum). */

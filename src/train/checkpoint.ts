@@ -10,7 +10,7 @@ import { parameterSpecs } from '../model/params.js';
 import { openModelFolder, saveModelFolder } from '../io/hf.js';
 import type { FileData } from '../util/atomic.js';
 import { readSafetensorsHeader, readTensorF32Into, safetensorsChunks, type TensorToWrite } from '../io/safetensors.js';
-import type { AdamWConfig, OptimizerState } from './adamw.js';
+import { createOptimizerState, type AdamWConfig, type OptimizerState } from './adamw.js';
 import type { LrSchedule } from './schedule.js';
 import { jsonErrorText } from '../util/json-error.js';
 
@@ -83,7 +83,7 @@ export function loadCheckpoint(dir: string, be: Backend): { model: LlamaModel; o
   if (!fs.existsSync(optFile)) fail(optFile, 'missing', 'resume from an earlier checkpoint');
   const header = readSafetensorsHeader(optFile);
   const P = model.params.flat.length;
-  const opt: OptimizerState = { m: new Float32Array(P), v: new Float32Array(P), step: Number(raw.optimizerStep) };
+  const opt: OptimizerState = { ...createOptimizerState(P, Float32Array, model.be), step: Number(raw.optimizerStep) };
   for (const s of parameterSpecs(model.cfg)) {
     for (const [prefix, dst] of [['exp_avg', opt.m], ['exp_avg_sq', opt.v]] as const) {
       const name = `${prefix}.${s.name}`;

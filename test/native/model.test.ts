@@ -16,6 +16,28 @@ import { nativeOrFail } from './load.js';
 const native = nativeOrFail();
 const skip = native === null ? 'native addon unavailable and LONGCTX_ALLOW_NO_NATIVE=1' : false;
 
+test('the model\'s weights, gradients, optimizer state and activations start on 64-byte cache lines (allocFloat32)', { skip }, () => {
+  const addressMod = (native!.addon as unknown as { addressMod(x: Float32Array, m: number): number }).addressMod;
+  for (const n of [1, 3, 16, 1000, 1 << 20]) {
+    const x = native!.be.allocFloat32(n);
+    assert.equal(x.length, n);
+    assert.equal(addressMod(x, 64), 0, `allocFloat32(${n}) is ${addressMod(x, 64)} bytes into a cache line`);
+    assert.ok(x.every((v) => v === 0));
+  }
+  // the check itself can fail: V8's own arrays of this size sit 16 bytes into a line
+  assert.notEqual(addressMod(new Float32Array(1 << 20), 64), 0);
+  const cfg = tinyConfig();
+  const m = createModel(cfg, native!.be);
+  initWeights(m, 1);
+  const [B, T] = [1, 8];
+  const tokens = Int32Array.from({ length: B * T }, (_, i) => i % cfg.vocab_size);
+  forwardBackward(m, tokens, tokens, B, T);
+  const opt = createOptimizerState(parameterCount(cfg), Float32Array, native!.be);
+  const bufs: [string, Float32Array][] = [['weights', m.params.flat as Float32Array], ['gradients', m.grads!.flat as Float32Array], ['AdamW m', opt.m as Float32Array], ['AdamW v', opt.v as Float32Array]];
+  for (const [name, b] of Object.entries(m.acts!.layers[0]!)) bufs.push([`layer 0 ${name}`, b as Float32Array]);
+  for (const [name, b] of bufs) assert.equal(addressMod(b, 64), 0, `${name} is ${addressMod(b, 64)} bytes into a cache line`);
+});
+
 for (const [name, over] of [['GQA 4/2, untied', {}], ['tied, MHA, theta 500000', { tie_word_embeddings: true, num_key_value_heads: 4, rope_theta: 500000 }]] as [string, Partial<LlamaConfig>][]) {
   test(`training step: native equals reference (${name})`, { skip }, () => {
     const cfg = { ...tinyConfig(), ...over };

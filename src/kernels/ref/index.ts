@@ -52,6 +52,7 @@ function refBackendFor(precision: Precision): Backend {
     threads: 1,
     precision,
     withPrecision: (p: Precision) => (p === 'bf16' ? refBf16 : refBackend),
+    allocFloat32: (n: number) => new Float32Array(n),
     rmsnormForward, rmsnormBackward,
     ropeForward, ropeBackward,
     swigluForward, swigluBackward,
