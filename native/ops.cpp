@@ -336,15 +336,21 @@ void cross_entropy(float* losses, float* dx, float* dw, const float* x, const fl
   }
   // Rows per chunk: big enough for efficient GEMMs, small enough that (R, V) logits stay ~16 MiB.
   const int64_t R = std::max<int64_t>(1, std::min<int64_t>(N, (int64_t(1) << 22) / V));
+  // Logit rows LD floats apart, one cache line more than V: the weight gradient's product reads
+  // the logits down their columns (dW += dlogits^T x), and at a power-of-two V the rows of such a
+  // column all fall into the same few cache sets and evict each other before the next strip of
+  // columns reuses their lines. Zen 5, whole call, alternated: V 4096 (C 256) fp32 -3%, bf16 -10%;
+  // V 8192 (C 512) -4.5%, -8.5%. (The product alone at 4096 x 256 x 1024, bf16: 389 -> 475 GFLOPS.)
+  const int64_t LD = V + 16;
   thread_local std::vector<float> logits_buf;
-  float* logits = scratch(logits_buf, static_cast<size_t>(R * V));  // (R, V)
+  float* logits = scratch(logits_buf, static_cast<size_t>(R * LD));  // (R, LD)
   const bool backward = dx != nullptr;
   for (int64_t r0 = 0; r0 < N; r0 += R) {
     const int64_t rows = std::min(R, N - r0);
-    sgemm(false, true, rows, V, C, 1.0f, x + r0 * C, C, w, C, 0.0f, logits, V, true, prec);
+    sgemm(false, true, rows, V, C, 1.0f, x + r0 * C, C, w, C, 0.0f, logits, LD, true, prec);
     for_rows(rows, V, [&](int64_t a, int64_t b, int) {
       for (int64_t i = a; i < b; i++) {
-        float* z = logits + i * V;
+        float* z = logits + i * LD;
         int32_t t = targets[r0 + i];
         if (t == -100) {
           losses[r0 + i] = 0.f;
@@ -364,8 +370,8 @@ void cross_entropy(float* losses, float* dx, float* dw, const float* x, const fl
       }
     });
     if (backward) {
-      sgemm(false, false, rows, C, V, 1.0f, logits, V, w, C, accumulate ? 1.0f : 0.0f, dx + r0 * C, C, true, prec);  // dx (+)= dlogits @ w
-      sgemm(true, false, V, C, rows, 1.0f, logits, V, x + r0 * C, C, 1.0f, dw, C, true, prec);   // dw += dlogits^T @ x
+      sgemm(false, false, rows, C, V, 1.0f, logits, LD, w, C, accumulate ? 1.0f : 0.0f, dx + r0 * C, C, true, prec);  // dx (+)= dlogits @ w
+      sgemm(true, false, V, C, rows, 1.0f, logits, LD, x + r0 * C, C, 1.0f, dw, C, true, prec);   // dw += dlogits^T @ x
     }
   }
 }
