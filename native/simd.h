@@ -91,6 +91,23 @@ static inline __m512 exp16(__m512 x) {
 // vscalefps takes p * 2^n through the denormals to exactly 0 (2^-159 at the clamp). Equal to exp16
 // down to -87.3; below it, denormals where exp16 gives 0. x > 0 is not checked for overflow.
 static inline __m512 exp16_nonpos(__m512 x) { return exp16_scaled(_mm512_max_ps(_mm512_set1_ps(-110.f), x)); }
+
+// exp16_nonpos to bfloat16's needs: for probabilities that are rounded to bfloat16 (relative step
+// 2^-8) as soon as they are made. One-constant reduction (r = x - n ln2, |n| <= 160: adds < 4e-6)
+// and the degree-4 Taylor polynomial of e^r on |r| <= ln2 / 2 (|r|^5 / 120 < 4.3e-5): relative
+// error < 6e-5 down to -87 (measured against std::exp in float64 at 1e-4 steps: 5.6e-5 worst), 1/30
+// of a bfloat16 rounding, for 9 instructions instead of 14. Same clamp, NaN and -inf behaviour as
+// exp16_nonpos.
+static inline __m512 exp16_nonpos_bf16(__m512 x) {
+  const __m512 xc = _mm512_max_ps(_mm512_set1_ps(-110.f), x);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693147180559945f), xc);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.f / 24), r, _mm512_set1_ps(1.f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  return _mm512_scalef_ps(p, n);
+}
 #endif
 
 // y[i] = exp(x[i] - shift) for i < n, for x[i] - shift <= 0 (a softmax: shift is the row's max,

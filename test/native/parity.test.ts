@@ -13,6 +13,8 @@ import type { Backend } from '../../src/kernels/backend.js';
 import { Rng } from '../../src/util/rng.js';
 import { assertClose } from '../helpers.js';
 import { nativeBuilds } from './load.js';
+import assert from 'node:assert/strict';
+import { roundBf16 } from '../../src/kernels/ref/bf16.js';
 
 type Dims = Record<string, number>;
 type Tensors = Record<string, Float32Array | Int32Array>;
@@ -228,5 +230,35 @@ for (const { isa, be } of builds) {
         }
       });
     }
+  });
+}
+
+// The bf16 tiles compute their probabilities with a bfloat16-grade exp (relative error < 6e-5,
+// native/simd.h exp16_nonpos_bf16). The table's bf16 tolerances are loose (the tiles round
+// unnormalised probabilities), so hold the exp to its bound through lse, the float32 log of the
+// float32 sum of the unrounded exps, against float64 on the same bf16-rounded q and k: an exp of
+// bfloat16's own precision (7e-3, a degree-2 polynomial) fails this.
+for (const { isa, be } of builds.filter((b) => b.isa === 'avx512bf16')) {
+  test(`[${isa}] bf16 attention tiles: lse within 1e-4 of float64 on the rounded q and k (the tiles' exp)`, () => {
+    const [B, T, NH, HS] = [2, 80, 2, 32];
+    const rng = new Rng(5);
+    const q = Float32Array.from({ length: B * T * NH * HS }, () => 2 * rng.nextNormal());
+    const k = Float32Array.from({ length: B * T * NH * HS }, () => 2 * rng.nextNormal());
+    const v = Float32Array.from({ length: B * T * NH * HS }, () => rng.nextNormal());
+    const out = new Float32Array(q.length), lse = new Float32Array(B * NH * T);
+    be.withPrecision('bf16').attentionForward(out, lse, q, k, v, B, T, T, NH, NH, HS);
+    let worst = 0;
+    for (let b = 0; b < B; b++) for (let h = 0; h < NH; h++) for (let t = 0; t < T; t++) {
+      const s: number[] = [];
+      for (let j = 0; j <= t; j++) {
+        let dot = 0;
+        for (let c = 0; c < HS; c++) dot += roundBf16(q[((b * T + t) * NH + h) * HS + c]!) * roundBf16(k[((b * T + j) * NH + h) * HS + c]!);
+        s.push(dot / Math.sqrt(HS));
+      }
+      const mx = Math.max(...s);
+      const want = mx + Math.log(s.reduce((acc, x) => acc + Math.exp(x - mx), 0));
+      worst = Math.max(worst, Math.abs(lse[(b * NH + h) * T + t]! - want));
+    }
+    assert.ok(worst < 1e-4, `lse off by ${worst.toExponential(2)} (bound 1e-4)`);
   });
 }
