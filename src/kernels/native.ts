@@ -157,7 +157,7 @@ export function nativeBackendFrom(a: NativeAddon, precision: Precision = 'fp32')
 
 /**
  * n zeroed floats whose first starts a 64-byte cache line: a view into a slightly larger array.
- * V8 puts a large typed array's data 16 bytes into a line (malloc's header), so each 64-byte
+ * A large typed array's data starts 16 bytes into a line (glibc malloc's chunk header), so each 64-byte
  * AVX-512 load of it spans two lines and each 32-byte AVX2 load does half the time; memory-bound
  * ops run well below their speed that way (RMSNorm's backward, one thread, 4096 x 256, Zen 5:
  * 0.38-0.43 ms misaligned, 0.24 aligned; a small training step, alternated in one process:
@@ -166,8 +166,8 @@ export function nativeBackendFrom(a: NativeAddon, precision: Precision = 'fp32')
  */
 export function cacheLineFloat32(addressMod: (x: Float32Array, m: number) => number, n: number): Float32Array {
   const raw = new Float32Array(n + 16);
-  const skip = (64 - addressMod(raw, 64)) % 64;
-  return skip % 4 === 0 ? raw.subarray(skip / 4, skip / 4 + n) : raw.subarray(0, n);
+  const skip = ((64 - addressMod(raw, 64)) % 64) / 4;  // whole floats: a Float32Array is 4-byte aligned
+  return raw.subarray(skip, skip + n);
 }
 
 let warned = false;

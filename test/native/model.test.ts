@@ -24,8 +24,6 @@ test('the model\'s weights, gradients, optimizer state and activations start on 
     assert.equal(addressMod(x, 64), 0, `allocFloat32(${n}) is ${addressMod(x, 64)} bytes into a cache line`);
     assert.ok(x.every((v) => v === 0));
   }
-  // the check itself can fail: V8's own arrays of this size sit 16 bytes into a line
-  assert.notEqual(addressMod(new Float32Array(1 << 20), 64), 0);
   const cfg = tinyConfig();
   const m = createModel(cfg, native!.be);
   initWeights(m, 1);
