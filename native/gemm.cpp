@@ -14,10 +14,10 @@
 // only the lane width and MR / NR / blocking differ between builds. M == 1 or N == 1 (decoding)
 // take a matrix-vector path instead (no packing), tiny products a direct loop.
 //
-// Threads: one pool job per call, no barriers in a product (see StepState). The threads form a tm x tn grid
-// over rows and NR panels; each owns a home share of every step, split into units, and steals
-// other homes' units when done, so a thread that wakes late or loses its core to another process
-// costs little. Products with a long K (the weight gradients) are split in two along K and the
+// Threads: one pool job per call, no barriers in a product (see StepState). The threads form a
+// tm x tn grid over rows and NR panels; each owns a home share of every step, split into units,
+// and steals other homes' units when done, so a thread that wakes late or loses its core to
+// another process costs little. Products with a long K (the weight gradients) are split in two along K and the
 // halves run side by side (sgemm_ksplit). Every C element is summed in the same order whatever the
 // thread count: threaded and single-threaded results are bitwise equal.
 #include "gemm.h"
@@ -929,7 +929,8 @@ void sgemm_packed(const Problem& p, int nt) {
 // of all the threads over a packed B block that one core writes and the others read; two products
 // on half the threads each have half the rendezvous, with half the threads. Nothing is packed more
 // often than unsplit (B once, A once per thread grid column). Scratch: M N floats (<= 16 MiB), kept
-// by the calling thread like the packing buffers. Zen 5, 2 cores, one addon, split and unsplit alternated call by call:
+// by the calling thread like the packing buffers. Zen 5, 2 cores, one addon, split and unsplit
+// alternated call by call:
 //   TN 256 x 256 x 4096   fp32 +20%, bf16 +19%      TN 704 x 256 x 4096    +13%, +19%
 //   TN 1376 x 512 x 4096  +6%, +12%                 NN 1024^3 +2%, -1%; 2048^3 +4%, +6%
 // and where K < max(M, N) (the dX products) it lost 4-8%, so those stay unsplit. A training step,
@@ -944,7 +945,8 @@ thread_local AlignedBuf tl_kpart;          // (M, N) the second half's product, 
 thread_local AlignedBuf tl_bpack_half[2];  // the second half's packed B blocks, owned by the calling thread
 
 void sgemm_ksplit(const Problem& p, int nt) {
-  const int64_t M = p.M, N = p.N, kh = p.K / 32 * 16;  // a multiple of 16: the second half's operands start 64-byte aligned where their rows do
+  // kh, a multiple of 16: the second half's operands start 64-byte aligned where their rows do
+  const int64_t M = p.M, N = p.N, kh = p.K / 32 * 16;
   float* part = tl_kpart.get(static_cast<size_t>(M) * N);
   Problem lo = p, hi = p;
   lo.K = kh;
