@@ -178,7 +178,7 @@ Napi::Value Cpu(const Napi::CallbackInfo& info) {
 }
 
 // The address of a typed array's first element modulo m: lets the caller place buffers on cache
-// lines (src/kernels/native.ts, alignedFloat32Array).
+// lines (src/kernels/native.ts, cacheLineFloat32).
 Napi::Value AddressMod(const Napi::CallbackInfo& info) {
   if (!info[0].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "native backend: addressMod needs a typed array");
   const Napi::TypedArray a = info[0].As<Napi::TypedArray>();

@@ -157,8 +157,8 @@ export function nativeBackendFrom(a: NativeAddon, precision: Precision = 'fp32')
 
 /**
  * n zeroed floats whose first starts a 64-byte cache line: a view into a slightly larger array.
- * A large typed array's data starts 16 bytes into a line (glibc malloc's chunk header), so each 64-byte
- * AVX-512 load of it spans two lines and each 32-byte AVX2 load does half the time; memory-bound
+ * A large typed array's data starts 16 bytes into a line (glibc malloc's chunk header), so each
+ * 64-byte AVX-512 load of it spans two lines and each 32-byte AVX2 load half the time; memory-bound
  * ops run well below their speed that way (RMSNorm's backward, one thread, 4096 x 256, Zen 5:
  * 0.38-0.43 ms misaligned, 0.24 aligned; a small training step, alternated in one process:
  * fp32 -1.7%, bf16 -3.2%). The backing store never moves (off the V8 heap: always
