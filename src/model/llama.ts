@@ -9,7 +9,7 @@ import type { Backend } from '../kernels/backend.js';
 import { scoredTargets } from '../kernels/backend.js';
 import type { LlamaConfig } from './config.js';
 import { ropeParamsOf } from './config.js';
-import { paramViews, parameterSpecs, type Buf, type BufCtor, type ParamViews } from './params.js';
+import { allocBuf, paramViews, parameterSpecs, type Buf, type BufCtor, type ParamViews } from './params.js';
 import { ropeTables, ropeTables64 } from './rope.js';
 import { Rng } from '../util/rng.js';
 
@@ -97,7 +97,7 @@ export function activationFloats(cfg: LlamaConfig, B: number, T: number): number
 
 function allocActivations<A extends Buf>(m: LlamaModel<A>, B: number, T: number): Activations<A> {
   const sizes = activationSizes(m.cfg, B, T);
-  const alloc = (n: number): A => newBuf(m, n) as A;
+  const alloc = (n: number): A => allocBuf(m.ctor, n, m.be) as A;
   const layers: LayerActs<A>[] = [];
   for (let l = 0; l < m.cfg.num_hidden_layers; l++) {
     const p = sizes.perLayer;
@@ -139,15 +139,10 @@ export interface CreateModelOptions {
   weights?: Buf;
 }
 
-/** n zeroed elements of the model's type, placed for its backend's kernels. */
-function newBuf(m: LlamaModel, n: number): Buf {
-  return m.ctor === Float32Array ? m.be.allocFloat32(n) : new m.ctor(n);
-}
-
 export function createModel(cfg: LlamaConfig, be: Backend, opts: CreateModelOptions = {}): LlamaModel {
   const ctor = opts.ctor ?? Float32Array;
   const P = parameterSpecs(cfg).reduce((n, s) => n + s.size, 0);
-  const flat = ctor === Float32Array ? be.allocFloat32(P) : new ctor(P);
+  const flat = allocBuf(ctor, P, be);
   if (opts.weights) {
     if (opts.weights.length !== P) throw new Error(`weights have ${opts.weights.length} floats, config needs ${P}`);
     flat.set(opts.weights);
@@ -241,7 +236,7 @@ export function forward(m: LlamaModel, tokens: Int32Array, targets: Int32Array, 
 /** Full-sequence logits (B*T, V): evaluation of short inputs; long ones go through forwardCached. */
 export function logits(m: LlamaModel, tokens: Int32Array, B: number, T: number): Buf {
   const a = forwardBody(m, tokens, B, T);
-  const out = newBuf(m, B * T * m.cfg.vocab_size);
+  const out = allocBuf(m.ctor, B * T * m.cfg.vocab_size, m.be);
   m.be.matmulForward(out, a.lnf, m.params.lmHead, B * T, m.cfg.hidden_size, m.cfg.vocab_size);
   return out;
 }
@@ -258,7 +253,7 @@ export function forwardBackward(m: LlamaModel, tokens: Int32Array, targets: Int3
   const C = cfg.hidden_size, F = cfg.intermediate_size, HS = cfg.head_dim;
   const NH = cfg.num_attention_heads, NKV = cfg.num_key_value_heads;
   const valid = countTargets(targets, N);
-  if (!m.grads) m.grads = paramViews(cfg, newBuf(m, m.params.flat.length));
+  if (!m.grads) m.grads = paramViews(cfg, allocBuf(m.ctor, m.params.flat.length, m.be));
   const p = m.params;
   const g = m.grads;
 
@@ -313,8 +308,8 @@ export function createKVCache(m: LlamaModel, maxT: number): KVCache {
   const k: Buf[] = [];
   const v: Buf[] = [];
   for (let l = 0; l < m.cfg.num_hidden_layers; l++) {
-    k.push(newBuf(m, size));
-    v.push(newBuf(m, size));
+    k.push(allocBuf(m.ctor, size, m.be));
+    v.push(allocBuf(m.ctor, size, m.be));
   }
   return { maxT, length: 0, k, v };
 }
@@ -334,7 +329,7 @@ export function forwardCached(m: LlamaModel, cache: KVCache, tokens: Int32Array,
   checkTokens(tokens, Tq, cfg.vocab_size, 'tokens');
   const C = cfg.hidden_size, F = cfg.intermediate_size, HS = cfg.head_dim;
   const NH = cfg.num_attention_heads, NKV = cfg.num_key_value_heads;
-  const alloc = (n: number): Buf => newBuf(m, n);
+  const alloc = (n: number): Buf => allocBuf(m.ctor, n, m.be);
   const make = m.ctor === Float64Array ? ropeTables64 : ropeTables;
   const rope = make(ropeParamsOf(cfg), pos0, Tq, Tk);
 

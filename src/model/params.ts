@@ -3,9 +3,15 @@
 
 import type { LlamaConfig } from './config.js';
 import type { Buf } from '../kernels/buf.js';
+import type { Backend } from '../kernels/backend.js';
 
 export type { Buf };
 export type BufCtor = Float32ArrayConstructor | Float64ArrayConstructor;
+
+/** n zeroed elements of type ctor; float32 ones placed for `be`'s kernels when given (Backend.allocFloat32). */
+export function allocBuf(ctor: BufCtor, n: number, be?: Pick<Backend, 'allocFloat32'>): Buf {
+  return ctor === Float32Array && be ? be.allocFloat32(n) : new ctor(n);
+}
 
 export interface ParamSpec {
   name: string; // Hugging Face name, e.g. model.layers.0.self_attn.q_proj.weight

@@ -2,7 +2,7 @@
 // The per-element math is the backend's `adamw` op (kernels/ref/adamw.ts is its reference).
 
 import type { Backend } from '../kernels/backend.js';
-import type { Buf, BufCtor, ParamSpec } from '../model/params.js';
+import { allocBuf, type Buf, type BufCtor, type ParamSpec } from '../model/params.js';
 
 export interface AdamWConfig {
   beta1: number;
@@ -25,8 +25,7 @@ export interface OptimizerState {
 
 /** Zeroed moments; float32 ones placed for `be`'s kernels when given (Backend.allocFloat32). */
 export function createOptimizerState(P: number, ctor: BufCtor = Float32Array, be?: Pick<Backend, 'allocFloat32'>): OptimizerState {
-  const alloc = (): Buf => (ctor === Float32Array && be ? be.allocFloat32(P) : new ctor(P));
-  return { m: alloc(), v: alloc(), step: 0 };
+  return { m: allocBuf(ctor, P, be), v: allocBuf(ctor, P, be), step: 0 };
 }
 
 /** Global L2 norm of the gradient (float64 sum). */
