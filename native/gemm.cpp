@@ -231,21 +231,38 @@ inline void transpose8x8(const float* s, int64_t ld, float* d, int64_t dd) {
 
 // ---------------------------------------------------------------------------------------------
 // Packing.
+// How many k rows of a transposed A (op(A)[i][k] = A[k][i], TN's A: the weight gradients'
+// activations) to pack into every panel of the block before moving on to the next rows. A panel is
+// MR floats wide, so the cache lines of a row are shared by neighbouring panels. Packed panel by
+// panel, all kc rows of one panel are read before the next panel comes back for the rest of those
+// lines, and when the row stride is a multiple of 1 KB the rows fall into so few cache sets that
+// the lines are gone by then (A row stride 1024: bf16 1024 x 256 x 4096 ran at 536 GFLOPS, 640
+// with the stride padded to 1040). Sixteen rows at a time across the block keeps them: 605.
+// Strides that spread over the sets keep the whole-panel order, which was 1-2% faster there.
+// (Zen 5, 2 threads, alternated in one addon: bf16 2048 x 512 x 4096 531 -> 657, fp32 +1-5% on the
+// same shapes; a training step of a hidden-1024 model 1-1.5% faster, small and medium unchanged.)
+inline int64_t transposed_pack_chunk(int64_t lda, int64_t kc) {
+  return lda % 256 == 0 ? 16 : kc;
+}
 // A block rows [i0, i0+mc), cols [p0, p0+kc) of op(A) -> panels of MR rows: Ap[panel][k][r].
 void pack_a(bool transA, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* Ap) {
   if (transA) {
     // op(A)[i][k] = A[k][i]: MR contiguous floats per k. (A whole-row copy per k instead, each row
     // dealt out to every panel, measured 5-10% slower on the weight-gradient shapes.)
-    for (int64_t ir = 0; ir < mc; ir += MR) {
-      const int64_t mr = std::min<int64_t>(MR, mc - ir);
-      const float* src = A + p0 * lda + (i0 + ir);
-      float* dst = Ap + ir * kc;
-      if (mr == MR) {
-        for (int64_t k = 0; k < kc; k++) std::memcpy(dst + k * MR, src + k * lda, sizeof(float) * MR);
-      } else {
-        for (int64_t k = 0; k < kc; k++) {
-          std::memcpy(dst + k * MR, src + k * lda, sizeof(float) * mr);
-          std::memset(dst + k * MR + mr, 0, sizeof(float) * (MR - mr));
+    const int64_t kch = transposed_pack_chunk(lda, kc);
+    for (int64_t k0 = 0; k0 < kc; k0 += kch) {
+      const int64_t kn = std::min(kch, kc - k0);
+      for (int64_t ir = 0; ir < mc; ir += MR) {
+        const int64_t mr = std::min<int64_t>(MR, mc - ir);
+        const float* src = A + (p0 + k0) * lda + (i0 + ir);
+        float* dst = Ap + ir * kc + k0 * MR;
+        if (mr == MR) {
+          for (int64_t k = 0; k < kn; k++) std::memcpy(dst + k * MR, src + k * lda, sizeof(float) * MR);
+        } else {
+          for (int64_t k = 0; k < kn; k++) {
+            std::memcpy(dst + k * MR, src + k * lda, sizeof(float) * mr);
+            std::memset(dst + k * MR + mr, 0, sizeof(float) * (MR - mr));
+          }
         }
       }
     }
@@ -828,9 +845,7 @@ void sgemm_packed(const Problem& p, int nt, AlignedBuf (&bpack)[2], Run&& run, b
         if (a_step != s || a_ic != ic) {
 #if defined(__AVX512BF16__)
           if (p.bf16) {
-            for (int64_t ir = 0; ir < mc; ir += MR) {
-              const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
-              uint32_t* dst = reinterpret_cast<uint32_t*>(apack + ir * kc);
+            if (p.transA) {
               // TN (the weight gradients): this packing is ~30% of the bf16 product's time (the
               // product ran 467 -> 655 GFLOPS at 704 x 256 x 4096 when it was skipped), and the
               // product slows as K grows (638 GFLOPS at K 512, 510 at 4096: the source falls out of
@@ -838,10 +853,20 @@ void sgemm_packed(const Problem& p, int nt, AlignedBuf (&bpack)[2], Run&& run, b
               // the rows (0.75x), full-width loads and stores instead of masked ones (0.91-1.0x),
               // prefetching 8-32 rows ahead inside the loop (no gain), and KC 1024 for bf16 (TN
               // +4-10% alone, but the small step 0.996x and medium's TN shapes 0.94-1.0x).
-              if (p.transA) {
-                bf16_row_pairs(dst, MR, p.A + pc * p.lda + ic + ir, p.lda, kc, mr, MR);  // A's rows are k
-              } else {
-                pack_pairs_from_cols(p.A + (ic + ir) * p.lda + pc, p.lda, kc, MR, mr, dst);
+              const int64_t kch = transposed_pack_chunk(p.lda, kc);  // even: k pairs stay whole
+              for (int64_t k0 = 0; k0 < kc; k0 += kch) {
+                const int64_t kn = std::min(kch, kc - k0);
+                for (int64_t ir = 0; ir < mc; ir += MR) {
+                  const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
+                  uint32_t* dst = reinterpret_cast<uint32_t*>(apack + ir * kc) + (k0 / 2) * MR;
+                  bf16_row_pairs(dst, MR, p.A + (pc + k0) * p.lda + ic + ir, p.lda, kn, mr, MR);  // A's rows are k
+                }
+              }
+            } else {
+              for (int64_t ir = 0; ir < mc; ir += MR) {
+                const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
+                pack_pairs_from_cols(p.A + (ic + ir) * p.lda + pc, p.lda, kc, MR, mr,
+                                     reinterpret_cast<uint32_t*>(apack + ir * kc));
               }
             }
           } else

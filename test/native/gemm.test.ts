@@ -179,6 +179,15 @@ for (const { isa, addon: a } of builds) {
     }
   });
 
+  test(`[${isa}] native sgemm TN: A's row stride a multiple of 256 floats (packed 16 rows at a time across the block), fp32 and bf16, odd K`, () => {
+    const rng = new Rng(75);
+    for (const bf16 of [false, true]) {
+      checkCase(a, rng, { M: 250, N: 40, K: 533, trans: 'TN', pad: 6 }, bf16); // lda 256; kc 512 then 21
+      checkCase(a, rng, { M: 512, N: 33, K: 300, trans: 'TN', alpha: 0.5, beta: 1 }, bf16); // lda 512
+      checkCase(a, rng, { M: 256, N: 40, K: 1031, trans: 'TN' }, bf16); // split along K
+    }
+  });
+
   test(`[${isa}] native sgemm bf16 (operands rounded to bfloat16, float32 sums): every shape and transpose against the reference on rounded operands`, () => {
     const rng = new Rng(81);
     for (const trans of TRANS) {
