@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { longctx } from './bin.js';
+import { assertOneLineError, longctx, longctxEnv } from './bin.js';
+import { kernelsUnavailable } from '../src/kernels/native.js';
 
 test('bench decode prints prefill and decode rates, the bytes read per token against memory read and copy rates, and llama.cpp beside (--peer)', (t) => {
   const r = longctx('bench', 'decode', '--config', 'small', '--prompt', '32', '--new', '8', '--json', '--peer');
@@ -77,4 +78,25 @@ test('bench gemm --precision bf16: our bf16 and fp32 products timed in one run, 
   const bad = longctx('bench', 'gemm', '--shape', '64,64,64', '--precision', 'fp16');
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^longctx: --precision must be one of fp32, bf16, got "fp16"/);
+});
+
+test('LONGCTX_ISA picks the build for bench gemm and for what info reports; one this install cannot use is named', () => {
+  const gemm = (isa: string) => longctxEnv({ LONGCTX_ISA: isa }, 'bench', 'gemm', '--shape', '32,32,32', '--no-peer', '--repeats', '1', '--rounds', '1', '--json');
+  const r = gemm('scalar');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).kernel, 'scalar');
+  assert.notEqual(JSON.parse(gemm('native').stdout).kernel, undefined);
+  assertOneLineError(gemm('ref'), /LONGCTX_ISA must be "native" or an instruction set .* for bench gemm, which times a native build; got "ref"/);
+  const info = (isa: string) => JSON.parse(longctxEnv({ LONGCTX_ISA: isa }, 'info', '--preset', 'tiny', '--seq-lens', '256', '--json').stdout).kernels;
+  assert.deepEqual([info('scalar').backend, info('scalar').isa], ['native', 'scalar']);
+  assert.equal(info('ref').backend, 'ref');
+  // info is where one looks to find out why: it reports the bad choice rather than failing
+  const bad = info('avx9');
+  assert.equal(bad.backend, undefined);
+  assert.match(bad.error, /LONGCTX_ISA must be "native", "ref" or an instruction set .*got "avx9"/);
+  assert.ok(bad.supported.includes('scalar'), JSON.stringify(bad));
+  // a build this CPU cannot run (checked for real under qemu's AVX2-only EPYC-Milan: scripts/test-emulated-cpu.sh) wants another build, not a rebuild
+  assert.match(kernelsUnavailable('avx512', 'this CPU cannot run the avx512 kernels (it supports avx2, scalar)', true, ['avx2', 'scalar']),
+    /^the avx512 kernels are unavailable: this CPU cannot run .*; use native \(the fastest build this CPU runs\) or one of avx2, scalar$/);
+  assert.match(kernelsUnavailable('avx512', 'longctx_avx512.node was not built', false, ['avx2', 'scalar']), /; run `npm run build:native`, or use --kernels ref$/);
 });

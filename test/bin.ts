@@ -10,7 +10,12 @@ export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
 export interface BinResult { code: number; stdout: string; stderr: string }
 
 export function longctx(...args: string[]): BinResult {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, LONGCTX_DEBUG: '' } });
+  return longctxEnv({}, ...args);
+}
+
+/** The bin with these environment variables set over this process's. */
+export function longctxEnv(env: Record<string, string>, ...args: string[]): BinResult {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, LONGCTX_DEBUG: '', ...env } });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 

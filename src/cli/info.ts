@@ -7,9 +7,9 @@ import { describeRope } from '../model/rope.js';
 import { parameterCount } from '../model/params.js';
 import { matmulParameters, memoryEstimate, trainingFlopsPerToken } from '../model/estimate.js';
 import { checkModelWeights, readModelConfig } from '../io/hf.js';
-import { bytes, human, intArg, intListArg } from './args.js';
-import { selectBackend, supportedIsas } from '../kernels/native.js';
-import { describeBackend } from '../kernels/backend.js';
+import { bytes, human, intArg, intListArg, kernelsFlag } from './args.js';
+import { supportedIsas } from '../kernels/native.js';
+import { describeBackend, type Backend } from '../kernels/backend.js';
 
 interface InfoOptions { preset?: string; seqLens?: number[]; batch: number; json: boolean }
 
@@ -39,9 +39,17 @@ export function registerInfo(program: Command): void {
       const embedding = cfg.vocab_size * cfg.hidden_size;
       const lens = o.seqLens ?? defaultSeqLens(cfg);
       const rows = lens.map((T) => ({ T, flopsPerToken: trainingFlopsPerToken(cfg, T), memory: memoryEstimate(cfg, T, o.batch) }));
-      // what the commands would compute with by default, and the builds this CPU can run (--kernels)
-      const be = selectBackend('auto');
-      const kernels = { backend: be.name, isa: be.isa, threads: be.threads, supported: supportedIsas() };
+      // What the commands would compute with when --kernels is absent (LONGCTX_ISA, then
+      // LONGCTX_BACKEND, else native), and the builds this CPU runs. A forced build this CPU cannot
+      // run is reported, not thrown: info is where one looks to find out why.
+      let be: Backend | undefined, kernelsError: string | undefined;
+      try {
+        be = kernelsFlag({});
+      } catch (e) {
+        kernelsError = (e as Error).message;
+      }
+      const supported = supportedIsas();
+      const kernels = be ? { backend: be.name, isa: be.isa, threads: be.threads, supported } : { error: kernelsError, supported };
       if (o.json) {
         process.stdout.write(JSON.stringify({ source: dir ?? o.preset, kernels, config: cfg, weights: plan && { files: plan.files, dtypes: plan.dtypes, tensors: plan.tensors.length }, parameters: P, nonEmbeddingParameters: P - embedding, matmulParameters: matmulParameters(cfg), rope: describeRope(ropeParamsOf(cfg)), byLength: rows }, null, 2) + '\n');
         return;
@@ -51,7 +59,7 @@ export function registerInfo(program: Command): void {
       out.push(`parameters   ${P.toLocaleString('en-US')} (${human(P)}); without embedding ${human(P - embedding)}; in matmuls ${human(matmulParameters(cfg))}`);
       out.push(`shape        L=${cfg.num_hidden_layers} C=${cfg.hidden_size} F=${cfg.intermediate_size} NH=${cfg.num_attention_heads} NKV=${cfg.num_key_value_heads} HS=${cfg.head_dim} V=${cfg.vocab_size}${cfg.tie_word_embeddings ? ' (tied embeddings)' : ''}`);
       out.push(`context      max_position_embeddings=${cfg.max_position_embeddings}; rope ${describeRope(ropeParamsOf(cfg))}`);
-      out.push(`kernels      ${describeBackend(be)} by default; this CPU runs ${kernels.supported.length > 0 ? kernels.supported.join(', ') : 'no native build'} (--kernels), and ref`);
+      out.push(`kernels      ${be ? `${describeBackend(be)} by default` : `none by default (${kernelsError})`}; this CPU runs ${supported.length > 0 ? supported.join(', ') : 'no native build'} (--kernels), and ref`);
       out.push(`weights      ${bytes(4 * P)} fp32, ${bytes(2 * P)} bf16${plan ? `; checked: ${plan.tensors.length} tensors (${plan.dtypes.join(', ')}) in ${plan.files.length} file(s) match config.json` : ''}`);
       out.push('');
       out.push(`training FLOPs per token = 6 * matmul params + 6 * L * T * C; memory for batch ${o.batch} (fp32 weights + grads + AdamW + activations)`);

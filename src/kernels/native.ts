@@ -182,6 +182,16 @@ export function parseBackendChoice(v: string, where: string): BackendChoice {
 }
 
 /**
+ * Why a named choice cannot be used, and what to do: a build that exists but that this CPU cannot
+ * run needs another build, not a rebuild.
+ */
+export function kernelsUnavailable(choice: BackendChoice, why: string, built: boolean, supported: readonly Isa[]): string {
+  const cpuCannot = built && supported.length > 0 && !(supported as readonly string[]).includes(choice);
+  const fix = cpuCannot ? `use native (the fastest build this CPU runs) or one of ${supported.join(', ')}` : 'run `npm run build:native`, or use --kernels ref';
+  return `the ${choice} kernels are unavailable: ${why}; ${fix}`;
+}
+
+/**
  * The backend to compute with. 'auto' is native when the addon loads, else the reference with a
  * one-time warning on stderr; 'native' (the fastest build this CPU runs) and an ISA fail when they
  * cannot load. The CLI resolves the choice once (--kernels, then LONGCTX_ISA and LONGCTX_BACKEND)
@@ -191,7 +201,7 @@ export function selectBackend(choice: BackendChoice = 'auto', precision: Precisi
   if (choice === 'ref') return refBackend.withPrecision(precision);
   const addon = loadNativeAddon(choice === 'auto' || choice === 'native' ? undefined : choice);
   if (addon) return nativeBackendFrom(addon, precision);
-  if (choice !== 'auto') throw new Error(`the ${choice} kernels are unavailable: ${nativeLoadError()} (run \`npm run build:native\`, or use --kernels ref)`);
+  if (choice !== 'auto') throw new Error(kernelsUnavailable(choice, nativeLoadError() ?? 'unknown error', choice !== 'native' && existsSync(addonPath(choice)), supportedIsas()));
   if (!warned) {
     warned = true;
     process.stderr.write(`longctx: native addon unavailable (${nativeLoadError()}); using the slower reference backend\n`);
