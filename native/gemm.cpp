@@ -231,16 +231,16 @@ inline void transpose8x8(const float* s, int64_t ld, float* d, int64_t dd) {
 
 // ---------------------------------------------------------------------------------------------
 // Packing.
-// How many k rows of a transposed A (op(A)[i][k] = A[k][i], TN's A: the weight gradients'
-// activations) to pack into every panel of the block before moving on to the next rows. A panel is
-// MR floats wide, so the cache lines of a row are shared by neighbouring panels. Packed panel by
-// panel, all kc rows of one panel are read before the next panel comes back for the rest of those
-// lines, and when the row stride is a multiple of 1 KB the rows fall into so few cache sets that
-// the lines are gone by then (A row stride 1024: bf16 1024 x 256 x 4096 ran at 536 GFLOPS, 640
-// with the stride padded to 1040). Sixteen rows at a time across the block keeps them: 605.
+// How many k rows of a transposed A (op(A)[i][k] = A[k][i]: TN's A, the output gradient in the
+// weight gradients dW = dY^T X) to pack into every panel of the block before moving on to the next
+// rows. A panel is MR floats wide, so the cache lines of a row are shared by neighbouring panels.
+// Packed panel by panel, all kc rows of one panel are read before the next panel comes back for the
+// rest of those lines, and when the row stride is a multiple of 1 KB the rows fall into so few
+// cache sets that the lines are gone by then. Sixteen rows at a time across the block keeps them.
 // Strides that spread over the sets keep the whole-panel order, which was 1-2% faster there.
-// (Zen 5, 2 threads, alternated in one addon: bf16 2048 x 512 x 4096 531 -> 657, fp32 +1-5% on the
-// same shapes; a training step of a hidden-1024 model 1-1.5% faster, small and medium unchanged.)
+// Zen 5, 2 threads, bench gemm (BENCHMARKS.md): bf16 1024 x 256 x 4096 (A row stride 4 KB)
+// 560 -> 623 GFLOPS, 2048 x 512 x 4096 561 -> 666; fp32 0-4%; a training step of a hidden-1024
+// model 1-1.5% faster, small and medium unchanged.
 inline int64_t transposed_pack_chunk(int64_t lda, int64_t kc) {
   return lda % 256 == 0 ? 16 : kc;
 }

@@ -3,8 +3,9 @@
 # works on one without it (the loader must pick the AVX2 build from CPUID and nothing may execute an
 # AVX-512 instruction: qemu's emulator has none, so one would stop the run with SIGILL).
 #
-#   scripts/test-emulated-cpu.sh [CPU]     # default EPYC-Milan: AMD Zen 3, AVX2 + FMA, no AVX-512
-#   scripts/test-emulated-cpu.sh qemu64    # baseline x86-64: the scalar build only
+#   scripts/test-emulated-cpu.sh                  # EPYC-Milan: AMD Zen 3, AVX2 + FMA, no AVX-512; expects avx2
+#   scripts/test-emulated-cpu.sh qemu64           # baseline x86-64; expects scalar
+#   scripts/test-emulated-cpu.sh CPU ISA          # another qemu CPU model and the build it must pick
 #
 # Needs Debian's qemu-user (`apt-get install qemu-user`) and a built tree (`npm test` or
 # `npm run build && npm run build:native`). Not part of `npm test`: emulation is 10-100x slower
@@ -14,17 +15,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cpu=${1:-EPYC-Milan}
+case "$cpu" in
+  EPYC-Milan*|EPYC-Rome*|Haswell*|Broadwell*|Skylake-Client*) expect=${2:-avx2} ;;
+  qemu64|Nehalem*|Westmere*) expect=${2:-scalar} ;;
+  *) expect=${2:?"test-emulated-cpu: give the build $cpu must pick (avx2 or scalar) as the second argument"} ;;
+esac
 command -v qemu-x86_64 > /dev/null || { echo "test-emulated-cpu: needs qemu-x86_64 (apt-get install qemu-user)" >&2; exit 2; }
 [ -f dist/test/native/gemm.test.js ] || { echo "test-emulated-cpu: build first (npm run build && npm run build:native)" >&2; exit 2; }
-node=$(command -v node)
-# qemu warns once per thread about CPUID bits its emulator lacks; those lines are noise here
+node=$(node -p process.execPath)  # the binary itself, not a version manager's shell shim
+unset LONGCTX_ALLOW_NO_NATIVE     # a missing addon must fail here, not skip every test
+tap=$(mktemp -d "${TMPDIR:-/tmp}/longctx-emulated-XXXXXX")
+# qemu warns once per thread about CPUID bits its emulator lacks (none of them AVX, AVX2 or FMA,
+# which the expected-build check below would catch): noise here
 emulated() { qemu-x86_64 -cpu "$cpu" "$node" "$@" 2> >(grep -v "TCG doesn't support requested feature" >&2); }
 
-emulated --input-type=module -e "
+picked=$(emulated --input-type=module -e "
 const n = await import('./dist/src/kernels/native.js');
-console.log('emulated CPU ${cpu}: builds it runs: ' + n.supportedIsas().join(', ') + '; native picks ' + n.selectBackend('native').isa);"
+console.log(n.supportedIsas().join(', ') + ' / ' + n.selectBackend('native').isa);")
+echo "emulated CPU $cpu: builds it runs / native picks: $picked"
+[ "${picked##* / }" = "$expect" ] || { echo "test-emulated-cpu: native picked ${picked##* / } on $cpu, expected $expect" >&2; exit 1; }
 for f in gemm parity model; do
   start=$(date +%s)
-  emulated "dist/test/native/$f.test.js" > "${TMPDIR:-/tmp}/longctx-emulated-$f.tap" || { grep -E '^not ok|error:' "${TMPDIR:-/tmp}/longctx-emulated-$f.tap" | head -20 >&2; echo "test-emulated-cpu: $f failed on $cpu (TAP: ${TMPDIR:-/tmp}/longctx-emulated-$f.tap)" >&2; exit 1; }
-  echo "$f: $(grep -E '^# pass' "${TMPDIR:-/tmp}/longctx-emulated-$f.tap" | sed 's/# //'), $(grep -E '^# fail' "${TMPDIR:-/tmp}/longctx-emulated-$f.tap" | sed 's/# //') on $cpu in $(( $(date +%s) - start )) s"
+  if ! emulated "dist/test/native/$f.test.js" > "$tap/$f.tap"; then
+    { grep -E '^not ok|error:' "$tap/$f.tap" || true; } | head -20 >&2
+    echo "test-emulated-cpu: $f failed on $cpu (TAP: $tap/$f.tap)" >&2
+    exit 1
+  fi
+  echo "$f: $(grep -E '^# pass' "$tap/$f.tap" | sed 's/# //'), $(grep -E '^# fail' "$tap/$f.tap" | sed 's/# //') on $cpu in $(( $(date +%s) - start )) s"
 done
+rm -rf "$tap"

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { Precision } from '../kernels/backend.js';
-import { loadNativeAddon, nativeLoadError, type Isa } from '../kernels/native.js';
+import { loadNativeAddon, nativeLoadError, whyUnavailable, type Isa } from '../kernels/native.js';
 import { median } from './median.js';
 import { peerAvailable, peerError, runPythonPeer } from './peer.js';
 
@@ -196,7 +196,7 @@ export async function benchGemm(opts: {
   onProgress?: (msg: string) => void;
 } = {}): Promise<GemmBenchResult> {
   const addon = loadNativeAddon(opts.isa);
-  if (!addon) throw new Error(`gemm bench needs the native addon: ${nativeLoadError() ?? 'unavailable'}`);
+  if (!addon) throw new Error(opts.isa ? `gemm bench: ${whyUnavailable(opts.isa)}` : `gemm bench needs the native addon: ${nativeLoadError() ?? 'unavailable'}`);
   const repeats = opts.repeats ?? 10;
   if (!Number.isInteger(repeats) || repeats < 1) throw new RangeError(`gemm bench: repeats must be a positive integer, got ${repeats}`);
   const rounds = opts.rounds ?? 3;

@@ -3,7 +3,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { parseBackendChoice, selectBackend } from '../kernels/native.js';
+import { parseBackendChoice, selectBackend, type BackendChoice, type Isa } from '../kernels/native.js';
 import { PRECISIONS, type Backend, type Precision } from '../kernels/backend.js';
 
 // Decimal only: Number() also takes "" (0), "0x10" and " 7 ", which on a flag are typos, not values.
@@ -66,7 +66,7 @@ export function ropeThetaFlag(f: { ropeTheta?: number; theta?: number; ropeBase?
   return f.ropeTheta ?? alias;
 }
 
-/** --kernels: the one place the compute backend is chosen (and LONGCTX_BACKEND read); commands pass it down. */
+/** --kernels: the one place the compute backend is chosen (and LONGCTX_ISA / LONGCTX_BACKEND read); commands pass it down. */
 export function addKernelsFlag(cmd: Command): Command {
   return cmd.addOption(kernelsOption());
 }
@@ -89,9 +89,26 @@ export function precisionOption(): Option {
 export function kernelsFlag(f: { kernels?: string; precision?: string }): Backend {
   const precision = (f.precision ?? 'fp32') as Precision;
   if (f.kernels !== undefined) return selectBackend(parseBackendChoice(f.kernels, '--kernels'), precision);
+  return selectBackend(envBackendChoice().choice, precision);
+}
+
+/** LONGCTX_ISA, else LONGCTX_BACKEND, as a backend choice ('auto' when neither is set), and which one said it. */
+function envBackendChoice(): { choice: BackendChoice; where: string } {
   const isa = process.env.LONGCTX_ISA ?? '';
-  if (isa !== '') return selectBackend(parseBackendChoice(isa, 'LONGCTX_ISA'), precision);
-  return selectBackend(parseBackendChoice(process.env.LONGCTX_BACKEND ?? '', 'LONGCTX_BACKEND'), precision);
+  if (isa !== '') return { choice: parseBackendChoice(isa, 'LONGCTX_ISA'), where: 'LONGCTX_ISA' };
+  return { choice: parseBackendChoice(process.env.LONGCTX_BACKEND ?? '', 'LONGCTX_BACKEND'), where: 'LONGCTX_BACKEND' };
+}
+
+/**
+ * The native build a command that times one build (bench gemm) uses: --isa, else the build
+ * LONGCTX_ISA / LONGCTX_BACKEND name as kernelsFlag reads them; undefined for the fastest.
+ */
+export function nativeBuildFlag(isa: Isa | undefined): Isa | undefined {
+  if (isa !== undefined) return isa;
+  const { choice, where } = envBackendChoice();
+  if (choice === 'auto' || choice === 'native') return undefined;
+  if (choice === 'ref') throw new Error(`${where}=ref: bench gemm times a native build; unset ${where} or give --isa`);
+  return choice;
 }
 
 /**

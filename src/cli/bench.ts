@@ -14,7 +14,7 @@ import { benchGemm, type GemmBenchResult, type GemmShape } from '../bench/gemm.j
 import { benchDecode, decodeInputs, kvBytesAtMedianStep } from '../bench/decode.js';
 import { llamaCppDecode } from '../bench/decode-peer.js';
 import { copyBandwidthThreads } from '../bench/copy.js';
-import { intArg, floatArg, bytes, kernelsFlag, kernelsOption, precisionOption } from './args.js';
+import { intArg, floatArg, bytes, kernelsFlag, kernelsOption, nativeBuildFlag, precisionOption } from './args.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const PEER_SCRIPT = path.join(PACKAGE_ROOT, 'bench/peers/torch_train.py');
@@ -34,14 +34,6 @@ function benchConfigPath(v: string): string {
     return shipped;
   }
   return v;
-}
-
-/** LONGCTX_ISA as the gemm bench's build (it times a native build only): unset or native, the fastest. */
-function gemmIsaFromEnv(): Isa | undefined {
-  const v = process.env.LONGCTX_ISA ?? '';
-  if (v === '' || v === 'native') return undefined;
-  if ((NATIVE_ISAS as readonly string[]).includes(v)) return v as Isa;
-  throw new Error(`LONGCTX_ISA must be "native" or an instruction set (${NATIVE_ISAS.join(', ')}) for bench gemm, which times a native build; got "${v}"`);
 }
 
 interface GemmOptions { shape?: string[]; repeats: number; rounds: number; peer: boolean; json: boolean; isa?: Isa; precision: Precision }
@@ -92,7 +84,7 @@ export function registerBench(program: Command): void {
     .option('--repeats <n>', 'timed calls per round', intArg('--repeats', 1), 10)
     .option('--rounds <n>', 'rounds, alternating ours and the peer', intArg('--rounds', 1), 3)
     .option('--no-peer', 'do not run numpy/OpenBLAS')
-    .option('--isa <name>', `the build to time: ${NATIVE_ISAS.join(', ')} (default: $LONGCTX_ISA, else the fastest this CPU runs)`, (v: string) => {
+    .option('--isa <name>', `the build to time: ${NATIVE_ISAS.join(', ')} (default: $LONGCTX_ISA or $LONGCTX_BACKEND when they name one, else the fastest this CPU runs)`, (v: string) => {
       if (!(NATIVE_ISAS as readonly string[]).includes(v)) throw new InvalidArgumentError(`--isa must be one of ${NATIVE_ISAS.join(', ')}, got "${v}"`);
       return v as Isa;
     })
@@ -100,7 +92,7 @@ export function registerBench(program: Command): void {
     .addOption(precisionOption().default('fp32', 'fp32; with bf16 our fp32 product is timed too, alternated, for the speed-up'))
     .action(async (o: GemmOptions) => {
       const shapes = o.shape?.map(parseShape);
-      const isa = o.isa ?? gemmIsaFromEnv();
+      const isa = nativeBuildFlag(o.isa);
       const r = await benchGemm({
         ...(shapes ? { shapes } : {}), repeats: o.repeats, rounds: o.rounds, peer: o.peer, ...(isa ? { isa } : {}), precision: o.precision,
         onProgress: (m) => { if (!o.json) process.stderr.write(`  ${m}\n`); },

@@ -191,6 +191,11 @@ export function kernelsUnavailable(choice: BackendChoice, why: string, built: bo
   return `the ${choice} kernels are unavailable: ${why}; ${fix}`;
 }
 
+/** After loadNativeAddon(choice) failed: why, and what to do. */
+export function whyUnavailable(choice: Isa | 'native'): string {
+  return kernelsUnavailable(choice, nativeLoadError() ?? 'unknown error', choice !== 'native' && existsSync(addonPath(choice)), supportedIsas());
+}
+
 /**
  * The backend to compute with. 'auto' is native when the addon loads, else the reference with a
  * one-time warning on stderr; 'native' (the fastest build this CPU runs) and an ISA fail when they
@@ -201,7 +206,7 @@ export function selectBackend(choice: BackendChoice = 'auto', precision: Precisi
   if (choice === 'ref') return refBackend.withPrecision(precision);
   const addon = loadNativeAddon(choice === 'auto' || choice === 'native' ? undefined : choice);
   if (addon) return nativeBackendFrom(addon, precision);
-  if (choice !== 'auto') throw new Error(kernelsUnavailable(choice, nativeLoadError() ?? 'unknown error', choice !== 'native' && existsSync(addonPath(choice)), supportedIsas()));
+  if (choice !== 'auto') throw new Error(whyUnavailable(choice));
   if (!warned) {
     warned = true;
     process.stderr.write(`longctx: native addon unavailable (${nativeLoadError()}); using the slower reference backend\n`);

@@ -182,7 +182,8 @@ for (const { isa, addon: a } of builds) {
   test(`[${isa}] native sgemm TN: A's row stride a multiple of 256 floats (packed 16 rows at a time across the block), fp32 and bf16, odd K`, () => {
     const rng = new Rng(75);
     for (const bf16 of [false, true]) {
-      checkCase(a, rng, { M: 250, N: 40, K: 533, trans: 'TN', pad: 6 }, bf16); // lda 256; kc 512 then 21
+      checkCase(a, rng, { M: 250, N: 40, K: 533, trans: 'TN', pad: 6 }, bf16); // lda 256; K in two blocks of 267 / 266 (odd: a last chunk of 11)
+      checkCase(a, rng, { M: 256, N: 40, K: 7, trans: 'TN' }, bf16); // one chunk shorter than 16
       checkCase(a, rng, { M: 512, N: 33, K: 300, trans: 'TN', alpha: 0.5, beta: 1 }, bf16); // lda 512
       checkCase(a, rng, { M: 256, N: 40, K: 1031, trans: 'TN' }, bf16); // split along K
     }
