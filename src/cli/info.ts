@@ -40,8 +40,8 @@ export function registerInfo(program: Command): void {
       const lens = o.seqLens ?? defaultSeqLens(cfg);
       const rows = lens.map((T) => ({ T, flopsPerToken: trainingFlopsPerToken(cfg, T), memory: memoryEstimate(cfg, T, o.batch) }));
       // What the commands would compute with when --kernels is absent (LONGCTX_ISA, then
-      // LONGCTX_BACKEND, else native when it loads, else ref), and the builds this CPU runs. A forced build this CPU cannot
-      // run is reported, not thrown: info is where one looks to find out why.
+      // LONGCTX_BACKEND, else native when it loads, else ref), and the builds this CPU runs. A
+      // forced build this CPU cannot run is reported, not thrown: info is where one looks to find out why.
       let be: Backend | undefined, kernelsError: string | undefined;
       try {
         be = kernelsFlag({});
