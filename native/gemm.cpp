@@ -17,8 +17,8 @@
 // Threads: one pool job per call, no barriers in a product (see StepState). The threads form a
 // tm x tn grid over rows and NR panels; each owns a home share of every step, split into units,
 // and steals other homes' units when done, so a thread that wakes late or loses its core to
-// another process costs little. Products with a long K (the weight gradients) are split in two along K and the
-// halves run side by side (sgemm_ksplit). Every C element is summed in the same order whatever the
+// another process costs little. Products with a long K (the weight gradients) are split in two
+// along K and the halves run side by side (sgemm_ksplit). Every C element is summed in the same order whatever the
 // thread count: threaded and single-threaded results are bitwise equal.
 #include "gemm.h"
 
@@ -231,41 +231,44 @@ inline void transpose8x8(const float* s, int64_t ld, float* d, int64_t dd) {
 
 // ---------------------------------------------------------------------------------------------
 // Packing.
-// How many k rows of a transposed A (op(A)[i][k] = A[k][i]: TN's A, the output gradient in the
-// weight gradients dW = dY^T X) to pack into every panel of the block before moving on to the next
-// rows. A panel is MR floats wide, so the cache lines of a row are shared by neighbouring panels.
-// Packed panel by panel, all kc rows of one panel are read before the next panel comes back for the
-// rest of those lines, and when the row stride is a multiple of 1 KB the rows fall into so few
-// cache sets that the lines are gone by then. Sixteen rows at a time across the block keeps them.
-// Strides that spread over the sets keep the whole-panel order, which was 1-2% faster there.
-// Zen 5, 2 threads, bench gemm (BENCHMARKS.md): bf16 1024 x 256 x 4096 (A row stride 4 KB)
-// 560 -> 623 GFLOPS, 2048 x 512 x 4096 561 -> 666; fp32 0-4%; a training step of a hidden-1024
-// model 1-1.5% faster, small and medium unchanged.
-inline int64_t transposed_pack_chunk(int64_t lda, int64_t kc) {
-  return lda % 256 == 0 ? 16 : kc;
+// The packing order of a transposed A block (op(A)[i][k] = A[k][i]: TN's A, the output gradient
+// in the weight gradients dW = dY^T X) of mc rows and kc k's: pack(k0, kn, ir, mr) is called for
+// rows [k0, k0 + kn) of panel ir (mr of its MR rows valid), chunk by chunk, each chunk across
+// every panel. Chunks are even, so bf16's k pairs stay whole. A panel is MR floats wide, so the
+// cache lines of a row are shared by neighbouring panels. Packed panel by panel, all kc rows of one
+// panel are read before the next panel comes back for the rest of those lines, and when the row
+// stride is a multiple of 1 KB the rows fall into so few cache sets that the lines are gone by
+// then. Chunks of sixteen rows keep them. Strides that spread over the sets take one chunk of all
+// kc rows (the panel-by-panel order), which was 1-2% faster there. Zen 5, 2 threads, bench gemm
+// (BENCHMARKS.md): bf16 1024 x 256 x 4096 (A row stride 4 KB) 560 -> 623 GFLOPS, 2048 x 512 x
+// 4096 561 -> 666; fp32 0-4%; a training step of a hidden-1024 model 1-1.5% faster, small and
+// medium unchanged.
+template <class Pack>
+inline void for_transposed_chunks(int64_t lda, int64_t mc, int64_t kc, Pack&& pack) {
+  const int64_t kch = lda % 256 == 0 ? 16 : kc;
+  for (int64_t k0 = 0; k0 < kc; k0 += kch) {
+    const int64_t kn = std::min(kch, kc - k0);
+    for (int64_t ir = 0; ir < mc; ir += MR) pack(k0, kn, ir, static_cast<int>(std::min<int64_t>(MR, mc - ir)));
+  }
 }
+
 // A block rows [i0, i0+mc), cols [p0, p0+kc) of op(A) -> panels of MR rows: Ap[panel][k][r].
 void pack_a(bool transA, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* Ap) {
   if (transA) {
     // op(A)[i][k] = A[k][i]: MR contiguous floats per k. (A whole-row copy per k instead, each row
     // dealt out to every panel, measured 5-10% slower on the weight-gradient shapes.)
-    const int64_t kch = transposed_pack_chunk(lda, kc);
-    for (int64_t k0 = 0; k0 < kc; k0 += kch) {
-      const int64_t kn = std::min(kch, kc - k0);
-      for (int64_t ir = 0; ir < mc; ir += MR) {
-        const int64_t mr = std::min<int64_t>(MR, mc - ir);
-        const float* src = A + (p0 + k0) * lda + (i0 + ir);
-        float* dst = Ap + ir * kc + k0 * MR;
-        if (mr == MR) {
-          for (int64_t k = 0; k < kn; k++) std::memcpy(dst + k * MR, src + k * lda, sizeof(float) * MR);
-        } else {
-          for (int64_t k = 0; k < kn; k++) {
-            std::memcpy(dst + k * MR, src + k * lda, sizeof(float) * mr);
-            std::memset(dst + k * MR + mr, 0, sizeof(float) * (MR - mr));
-          }
+    for_transposed_chunks(lda, mc, kc, [&](int64_t k0, int64_t kn, int64_t ir, int mr) {
+      const float* src = A + (p0 + k0) * lda + (i0 + ir);
+      float* dst = Ap + ir * kc + k0 * MR;
+      if (mr == MR) {
+        for (int64_t k = 0; k < kn; k++) std::memcpy(dst + k * MR, src + k * lda, sizeof(float) * MR);
+      } else {
+        for (int64_t k = 0; k < kn; k++) {
+          std::memcpy(dst + k * MR, src + k * lda, sizeof(float) * mr);
+          std::memset(dst + k * MR + mr, 0, sizeof(float) * (MR - mr));
         }
       }
-    }
+    });
     return;
   }
   // op(A)[i][k] = A[i][k]: MR row streams, interleaved.
@@ -853,15 +856,10 @@ void sgemm_packed(const Problem& p, int nt, AlignedBuf (&bpack)[2], Run&& run, b
               // the rows (0.75x), full-width loads and stores instead of masked ones (0.91-1.0x),
               // prefetching 8-32 rows ahead inside the loop (no gain), and KC 1024 for bf16 (TN
               // +4-10% alone, but the small step 0.996x and medium's TN shapes 0.94-1.0x).
-              const int64_t kch = transposed_pack_chunk(p.lda, kc);  // even: k pairs stay whole
-              for (int64_t k0 = 0; k0 < kc; k0 += kch) {
-                const int64_t kn = std::min(kch, kc - k0);
-                for (int64_t ir = 0; ir < mc; ir += MR) {
-                  const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
-                  uint32_t* dst = reinterpret_cast<uint32_t*>(apack + ir * kc) + (k0 / 2) * MR;
-                  bf16_row_pairs(dst, MR, p.A + (pc + k0) * p.lda + ic + ir, p.lda, kn, mr, MR);  // A's rows are k
-                }
-              }
+              for_transposed_chunks(p.lda, mc, kc, [&](int64_t k0, int64_t kn, int64_t ir, int mr) {
+                uint32_t* dst = reinterpret_cast<uint32_t*>(apack + ir * kc) + (k0 / 2) * MR;
+                bf16_row_pairs(dst, MR, p.A + (pc + k0) * p.lda + ic + ir, p.lda, kn, mr, MR);  // A's rows are k
+              });
             } else {
               for (int64_t ir = 0; ir < mc; ir += MR) {
                 const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));

@@ -50,8 +50,8 @@ export interface Backend {
   /**
    * n zeroed floats placed where these kernels read them fastest: the native backend starts them
    * on a 64-byte cache line (a large typed array's data starts 16 bytes into one, glibc malloc's
-   * header, so every AVX-512 load of it spans two lines); the reference, a plain Float32Array. The model's weights, gradients,
-   * optimizer state and activations come from here.
+   * header, so every AVX-512 load of it spans two lines); the reference, a plain Float32Array. The
+   * model's weights, gradients, optimizer state and activations come from here.
    */
   allocFloat32(n: number): Float32Array;
 
