@@ -1,6 +1,6 @@
 // Flag parsers shared by the subcommands: each names the flag in its error.
 
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseBackendChoice, selectBackend, type BackendChoice, type Isa } from '../kernels/native.js';
@@ -76,9 +76,12 @@ export function kernelsOption(): Option {
     .argParser((v: string) => { try { return parseBackendChoice(v, '--kernels'); } catch (e) { throw new InvalidArgumentError((e as Error).message); } });
 }
 
-/** --precision: what the matmuls compute in (training commands and bench train). */
-export function precisionOption(): Option {
-  return new Option('--precision <p>', 'fp32 (default), or bf16: mixed precision (matmul operands in bfloat16, float32 sums; weights, gradients and AdamW state stay float32): about 1.5x the fp32 training step on CPUs with AVX512-BF16, no faster elsewhere')
+/**
+ * --precision: what the matmuls compute in (training commands and the benchmarks); `gain` is what
+ * bf16 buys, as measured in BENCHMARKS.md.
+ */
+export function precisionOption(gain = 'about 1.6x the fp32 training step (1.5-1.7x measured)'): Option {
+  return new Option('--precision <p>', `fp32 (default), or bf16: mixed precision (matmul operands in bfloat16, float32 sums; weights, gradients and AdamW state stay float32): ${gain} on CPUs with AVX512-BF16, no faster elsewhere`)
     .choices([...PRECISIONS]);  // absent: fp32 for a new run, the recorded one for --resume
 }
 
@@ -112,11 +115,27 @@ export function nativeBuildFlag(isa: Isa | undefined): Isa | undefined {
 }
 
 /**
+ * An output folder that may not exist yet: refused now, before any work, when a file has its name
+ * or stands on its path (mkdir would fail only once the results are ready to write).
+ */
+export function checkFolderPath(dir: string, flag = '--out'): void {
+  let st: Stats;
+  try {
+    st = statSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw new Error(`${dir}: a folder on this ${flag} path is a file; choose another ${flag}`);
+    return; // missing: created when written
+  }
+  if (!st.isDirectory()) throw new Error(`${dir} is a file, not a folder; choose another ${flag}`);
+}
+
+/**
  * An --out folder a command is about to replace as a whole: new or empty is fine; one with content
  * needs --force, and --force replaces only a folder this kind of command writes (it holds `marker`),
  * never a home or project folder.
  */
 export function checkOutFolder(out: string, force: boolean, marker: string, kind: string): void {
+  checkFolderPath(out);
   if (!existsSync(out) || readdirSync(out).length === 0) return;
   if (!force) throw new Error(`${out} exists and is not empty; choose another --out or pass --force to replace it`);
   if (!existsSync(path.join(out, marker))) throw new Error(`${out} is not a ${kind} folder (no ${marker}); --force replaces ${kind} folders only: choose another --out`);

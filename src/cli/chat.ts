@@ -22,7 +22,7 @@ interface ChatFlags { temperature: number; topP: number; seed?: number; maxNew: 
 export function registerChat(program: Command): void {
   program
     .command('chat')
-    .description('chat with a model folder in the terminal (Llama 2 [INST] format, the one instruct-tuned models carry); works with piped stdin')
+    .description('chat with a model folder in the terminal (the chat_template of its tokenizer_config.json, or Llama 2\'s [INST] format without one); works with piped stdin')
     .argument('<model>', 'model folder (config.json, model.safetensors, tokenizer.json) or a run folder with model/')
     .option('--temperature <t>', 'sampling temperature (0: greedy)', floatArg('--temperature', 0), 0)
     .option('--top-p <p>', 'nucleus sampling mass', topPArg, 1)
@@ -51,6 +51,7 @@ Example: printf 'Who is Ishmael?\\n/exit\\n' | longctx chat out/sft --max-new 64
       if (tty) note(`longctx chat: ${lm.name} (context ${ctx}); /reset starts over, /exit quits`);
 
       let history: ChatMessage[] = [];
+      let unanswered = 0; // messages too long for the context
       const rl = readline.createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty, prompt: '> ' });
       if (tty) rl.prompt();
       for await (const raw of rl) {
@@ -72,6 +73,7 @@ Example: printf 'Who is Ishmael?\\n/exit\\n' | longctx chat out/sft --max-new 64
           if (prompt.length >= ctx) {
             note(`longctx chat: the message is ${prompt.length} tokens, the context is ${ctx} (--ctx); send a shorter one`);
             history = [];
+            unanswered++;
           } else {
             const maxNew = Math.min(f.maxNew, ctx - prompt.length);
             const dec = lm.decoder(prompt, maxNew);
@@ -98,5 +100,7 @@ Example: printf 'Who is Ishmael?\\n/exit\\n' | longctx chat out/sft --max-new 64
       }
       rl.close();
       process.stdin.destroy(); // a pipe still open upstream must not keep the process alive after /exit
+      // at a terminal the user saw the note and went on; a script must not read silence as success
+      if (!tty && unanswered > 0) throw new Error(`${unanswered} message(s) got no answer: longer than the context of ${ctx} tokens; send shorter ones or raise --ctx`);
     });
 }

@@ -20,7 +20,7 @@ import { RULER_NAMES, RULER_TASKS, type RulerTaskName } from '../eval/probes/rul
 import { EVAL_TASKS, needsText, prepareEvaluation, type EvalInputs, type EvalSettings, type EvalTaskName, type PreparedEvaluation } from '../eval/run.js';
 import { formatSummary } from '../eval/summary.js';
 import { writeEvalOutputs } from '../recipes/evaluate.js';
-import { addRopeThetaFlag, intArg, intListArg, floatArg, kernelsFlag, kernelsOption, ropeThetaFlag } from './args.js';
+import { addRopeThetaFlag, checkFolderPath, intArg, intListArg, floatArg, kernelsFlag, kernelsOption, ropeThetaFlag } from './args.js';
 import { definedOnly } from '../util/defined.js';
 import { lmEvalResults } from '../eval/scores.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -111,6 +111,7 @@ export function registerEval(program: Command): void {
   addRopeThetaFlag(cmd, 'llama.cpp only: RoPE base (rope_theta) to use instead of the file\'s llama.rope.freq_base', '--rope-base', 0);
   cmd.action(async (model: string, f: EvalFlags) => {
     const ropeTheta = ropeThetaFlag(f); // llama.cpp only
+    checkFolderPath(f.out);
     const resultsFile = path.join(f.out, 'results.json');
     if (existsSync(resultsFile) && !f.force) throw new Error(`${resultsFile} exists; choose another --out or pass --force to replace it`);
     const tasks: EvalTaskName[] = f.tasks ?? [...DEFAULT_TASKS, ...(f.qa ? (['qa'] as const) : []), ...(f.mc ? (['mc'] as const) : [])];

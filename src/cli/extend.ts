@@ -18,7 +18,7 @@ export function registerExtend(program: Command): void {
     .option('--rope <variant>', 'rope (unchanged) | abf | pi | ntk | dynamic | yarn | llama3 | xpos | xpos-abf', 'abf')
     .option('--factor <x>', 'scaling factor for pi / ntk / dynamic / yarn / llama3 (default: new length / base length)', floatArg('--factor', 1))
     .option('--scale-base <n>', 'xPos scale_base (default 512)', floatArg('--scale-base', 1));
-  addRopeThetaFlag(cmd, 'RoPE base (rope_theta) for abf / xpos-abf (the paper: 500000)', '--theta');
+  addRopeThetaFlag(cmd, 'RoPE base (rope_theta) for abf / xpos-abf (default: 500000, the paper\'s)', '--theta');
   addTrainFlags(cmd, { lr: 'the base run\'s / 3; a model folder that is not a longctx run: 2e-5, the paper\'s' }).action(async (f: Flags) => {
     if (f.resume) return printSummary(await resume(f.resume, trainEnv(f), f.lr !== undefined ? { lr: f.lr } : {}), f.json);
     if (!f.from) throw new Error('--from is required (a pretrain run folder or a model folder)');

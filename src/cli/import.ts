@@ -18,7 +18,7 @@ export function registerImport(program: Command): void {
   imp
     .command('gguf')
     .description(
-      'write a model folder (config.json, float32 model.safetensors, tokenizer.json, generation_config.json) from a ' +
+      'write a model folder (config.json, model.safetensors, tokenizer.json, generation_config.json) from a ' +
         'llama GGUF file: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K tensors are dequantized ' +
         'as llama.cpp defines them, q/k rows return to the Hugging Face layout, the tokenizer comes from the file ' +
         '(tokenizer.huggingface.json or tokenizer.ggml.*) or a tokenizer.json beside it',

@@ -26,7 +26,7 @@ export function registerInit(program: Command): void {
     .option('--seed <n>', 'initialisation seed', intArg('--seed'), 0)
     .option('--rope-theta <base>', 'override rope_theta (e.g. 500000 for ABF)', floatArg('--rope-theta', 1))
     .option('--max-position <n>', 'override max_position_embeddings', intArg('--max-position', 1))
-    .option('--force', 'replace a non-empty output folder', false)
+    .option('--force', 'replace an existing model folder (one with config.json; any other non-empty folder is refused)', false)
     .action((o: InitOptions) => {
       let cfg: LlamaConfig;
       if (o.config) {
@@ -56,7 +56,7 @@ export function registerInit(program: Command): void {
       cfg = parseLlamaConfig(llamaConfigToJSON(cfg), 'init options'); // re-validate after overrides
       checkOutFolder(o.out, o.force, 'config.json', 'model');
       const P = parameterCount(cfg);
-      if (P > 2e9) throw new Error(`preset has ${human(P)} parameters; init writes fp32 weights and is meant for models up to ~2B (use info for estimates)`);
+      if (P > 2e9) throw new Error(`${o.config ?? `preset ${o.preset}`}: ${human(P)} parameters; init writes fp32 weights and is meant for models up to ~2B (use info for estimates)`);
       const m = createModel(cfg, refBackend);
       initWeights(m, o.seed);
       saveModelFolder(o.out, cfg, m.params.flat as Float32Array, {

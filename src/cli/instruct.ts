@@ -10,7 +10,7 @@ import { selfInstruct, type SelfInstructCounts } from '../instruct/generate.js';
 import { distill } from '../instruct/distill.js';
 import { instructTrain, resumeInstruct, PRETRAIN_SHARE, SFT_EPOCHS, SFT_LR, VAL_FRACTION, type InstructSummary } from '../recipes/instruct.js';
 import { Progress } from '../util/progress.js';
-import { floatArg, intArg, kernelsFlag, kernelsOption, topPArg } from './args.js';
+import { checkFolderPath, floatArg, intArg, kernelsFlag, kernelsOption, topPArg } from './args.js';
 import { addRunFlags, trainEnv } from './train-flags.js';
 import { definedOnly } from '../util/defined.js';
 import { tokenizerFromFile } from '../io/gguf-llama.js';
@@ -194,12 +194,14 @@ be any generator, e.g. a big model behind a server, or --generator cloze offline
     .addHelpText('after', `
 The run folder is laid out like pretrain/extend's (config.resolved.json, metrics.jsonl,
 checkpoints/, model/ with tokenizer.json, summary.json); model/tokenizer_config.json carries the
-Llama 2 chat template, which longctx serve and longctx chat use. Validation is the loss on held-out
+base model's chat template (Llama 2's [INST] template if it had none), which longctx serve and
+longctx chat use. Validation is the loss on held-out
 answers (answers only, with or without --loss-on-input), printed before and after.`)
     .action(async (f: TrainFlags) => {
       if (f.resume) return printInstructSummary(await resumeInstruct(f.resume, trainEnv(f)), f.json);
       if (!f.from) throw new Error('--from is required (a run folder or a model folder)');
       if (!f.out) throw new Error('--out is required (the run folder to create)');
+      checkFolderPath(f.out);
       const pairs = [...f.pairs, ...f.data], valPairs = [...f.valPairs, ...f.valData];
       if (pairs.length === 0 && f.chat.length === 0) throw new Error('give --pairs (self-instruct JSONL from instruct generate) and/or --chat (chat JSONL)');
       if (f.epochs !== undefined && f.steps !== undefined) throw new Error('give either --epochs or --steps, not both');

@@ -18,6 +18,7 @@ import { registerInstruct } from './instruct.js';
 import { registerChat } from './chat.js';
 import { registerPlan } from './plan.js';
 import { VERSION } from '../version.js';
+import { errorLine } from '../util/system-error.js';
 
 export function buildProgram(): Command {
   const program = new Command('longctx')
@@ -71,7 +72,7 @@ async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof CommanderError) process.exit(e.exitCode); // commander already printed it
     const err = e as Error;
-    process.stderr.write(`longctx: ${err.message.split('\n')[0]}\n`);
+    process.stderr.write(`longctx: ${errorLine(err)}\n`);
     if (process.env.LONGCTX_DEBUG) process.stderr.write(`${err.stack ?? ''}\n`);
     process.exit(1);
   }

@@ -1,12 +1,19 @@
 // `longctx rope`: the frequency table of a RoPE configuration, its wavelengths, and the paper's
 // Appendix B embedding granularity C_d, with the paper's ABF-vs-PI comparison beside it.
 
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { ropeParamsOf } from '../model/config.js';
 import { describeRope, granularity, parseRopeScaling, ropeFrequencies, wavelengths, type RopeParams } from '../model/rope.js';
 import { readModelConfig } from '../io/hf.js';
 import { addRopeThetaFlag, floatArg, intArg, ropeThetaFlag } from './args.js';
 import { scaledGeometry, PAPER_GEOMETRY, type ScaledGeometry } from '../model/rope-geometry.js';
+
+/** --head-dim: RoPE rotates pairs of dimensions, so the head size is even. */
+function evenHeadDim(v: string): number {
+  const n = intArg('--head-dim', 2, 1_024)(v);
+  if (n % 2 !== 0) throw new InvalidArgumentError(`--head-dim must be even (RoPE rotates pairs of dimensions), got "${v}"`);
+  return n;
+}
 
 interface RopeOptions {
   from?: string; theta: number; headDim: number; type: string; factor?: number; originalMaxPosition?: number;
@@ -71,7 +78,7 @@ export function registerRope(program: Command): void {
     .command('rope')
     .description('RoPE frequency table, wavelengths and the Appendix B granularity bound C_d for a base / scaling')
     .option('--from <model>', 'read the RoPE settings of a model folder instead of the flags below'), 'rope_theta (default 10000; ABF: 500000)', '--theta')
-    .option('--head-dim <n>', 'head size (Llama 2: 128)', intArg('--head-dim', 2, 1_024), 128)
+    .option('--head-dim <n>', 'head size (Llama 2: 128)', evenHeadDim, 128)
     .option('--type <t>', `scaling: ${TYPES.join(', ')}`, 'default')
     .option('--factor <x>', 'scaling factor (linear/ntk/dynamic/yarn: 4, llama3: 8)', floatArg('--factor', 1))
     .option('--original-max-position <n>', 'original_max_position_embeddings (yarn/dynamic/llama3)', intArg('--original-max-position', 1, 2 ** 26))

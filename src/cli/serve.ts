@@ -39,10 +39,11 @@ export function registerServe(program: Command): void {
     .option('--api-key-env <NAME>', 'require "Authorization: Bearer KEY" with KEY read from this environment variable')
     .option('--quiet', 'no request log on stderr', false)
     .addHelpText('after', `
-Endpoints: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (Llama 2 [INST] template,
-the one instruct-tuned models carry in tokenizer_config.json; another chat_template there is refused;
-"stream": true for server-sent events), and for longctx's own client GET /longctx/info and
-GET /longctx/tokenizer.json. Evaluate through it with: longctx eval http://HOST:PORT/v1 ...
+Endpoints: GET /v1/models, GET /v1/models/{id}, POST /v1/completions, POST /v1/chat/completions
+(the chat_template of the model's tokenizer_config.json, or Llama 2's [INST] format without one; a
+template that does not parse gets 400, and a warning at start; "stream": true for server-sent
+events), GET /health,
+and for longctx's own client GET /longctx/info and GET /longctx/tokenizer.json. Evaluate through it with: longctx eval http://HOST:PORT/v1 ...
 Ctrl-C (SIGINT) or SIGTERM finishes the admitted requests and exits; a second one exits at once.`)
     .action(async (model: string, f: ServeFlags) => {
       if (/^https?:\/\//i.test(model)) throw new Error(`${model}: serve runs a model folder, not a server`);

@@ -8,7 +8,7 @@ import { parseSources, readSources } from '../data/sources.js';
 import { trainBpe } from '../data/tokenizer/train.js';
 import { saveTokenizer } from '../data/tokenizer/load.js';
 import { Progress } from '../util/progress.js';
-import { intArg, floatArg } from './args.js';
+import { checkFolderPath, intArg, floatArg } from './args.js';
 import { tokenizerFromFile } from '../io/gguf-llama.js';
 
 interface TrainOptions { sources: string; vocab: number; out: string; kind: string; coverage: number; skipBad: boolean; json: boolean; quiet: boolean }
@@ -45,6 +45,7 @@ export function registerTokenizer(program: Command): void {
           yield d.text;
         }
       };
+      checkFolderPath(o.out);
       let bar: Progress | null = null;
       const r = trainBpe(texts(), {
         vocabSize: o.vocab,
@@ -103,6 +104,7 @@ export function registerTokenizer(program: Command): void {
       const list = ids.join(',').split(/[,\s]+/).filter(Boolean).map((x) => {
         const n = Number(x);
         if (!Number.isInteger(n) || n < 0) throw new Error(`not a token id: "${x}"`);
+        if (n >= t.vocabSize || t.idToToken(n) === undefined) throw new Error(`${o.tokenizer}: no token has id ${n} (ids run 0..${t.vocabSize - 1})`);
         return n;
       });
       process.stdout.write(t.decode(list) + '\n');

@@ -1,7 +1,7 @@
 // Flags shared by `pretrain` and `extend`: schedule, budget, optimizer, evaluation, checkpoints, mix.
 
 import type { Command } from 'commander';
-import { addKernelsFlag, intArg, floatArg, intListArg, kernelsFlag, precisionOption } from './args.js';
+import { addKernelsFlag, checkFolderPath, intArg, floatArg, intListArg, kernelsFlag, precisionOption } from './args.js';
 import { parseSourceWeights, parseUpsample } from '../data/mix.js';
 import type { CommonOptions } from '../recipes/pretrain.js';
 import type { TrainEnv, TrainSummary } from '../train/trainer.js';
@@ -79,6 +79,7 @@ export function trainEnv(f: { kernels?: string; precision?: string; json: boolea
 
 export function commonOptions(f: CommonFlags): CommonOptions {
   if (!f.out) throw new Error('--out is required (the run folder to create)');
+  checkFolderPath(f.out);
   if (f.tokens === undefined) throw new Error('--tokens is required (training tokens in total)');
   const schedule = f.schedule ?? (f.seqLen !== undefined ? String(f.seqLen) : undefined);
   if (!schedule) throw new Error('give --seq-len N or --schedule LENGTH:SHARE,...');

@@ -376,8 +376,14 @@ function prepareLocked(opts: PrepareOptions, out: string, tok: Tokenizer, bpt: 2
     save();
   }
   bar?.finish(`${(tokensThisRun / 1e6).toFixed(2)}M tokens`);
+  if (manifest.totals.train.tokens === 0) {
+    // A folder with nothing to train on is of no use, and its manifest would tie a re-run to these
+    // sources: the manifest and shards go (the manifest first), leaving what a fresh run continues.
+    fs.rmSync(path.join(out, 'manifest.json'), { force: true });
+    for (const f of fs.readdirSync(path.join(out, 'shards'))) fs.rmSync(path.join(out, 'shards', f), { force: true });
+    throw new Error(`${out}: no training tokens (every document was empty or held out), so nothing was kept; lower --val-fraction or add sources`);
+  }
   manifest.status = 'complete';
   save();
-  if (manifest.totals.train.tokens === 0) throw new Error(`${out}: no training tokens (every document was empty or held out); lower --val-fraction or add sources`);
   return { manifest, reused, built, skippedRecords };
 }

@@ -142,6 +142,7 @@ export function sha256(text: string): string {
  */
 export function readAppendLog<T>(file: string, repair = false): T[] {
   if (!fs.existsSync(file)) return [];
+  if (fs.statSync(file).isDirectory()) throw new Error(`${file} is a folder; give the JSONL file's path`);
   const text = fs.readFileSync(file, 'utf8');
   const lines = text.split('\n');
   const out: T[] = [];

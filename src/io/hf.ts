@@ -101,6 +101,11 @@ function isIgnorableTensor(name: string, cfg: LlamaConfig): boolean {
   return false;
 }
 
+/** Fails (one line) unless the folder has model.safetensors or a valid model.safetensors.index.json; reads no tensor. */
+export function checkWeightFiles(dir: string): void {
+  weightLocations(dir);
+}
+
 /** name -> file that holds it, from model.safetensors or model.safetensors.index.json. */
 function weightLocations(dir: string): { sources: Map<string, string>; describe: string; sharded: boolean } {
   const single = path.join(dir, WEIGHTS_FILE);

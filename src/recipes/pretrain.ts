@@ -118,6 +118,11 @@ function resolveRun(start: { kind: 'pretrain'; from: null } | { kind: 'extend'; 
 }
 
 function startFresh(cfg: TextRunConfig, ds: Dataset, weights: Float32Array | null, be: Backend): TrainState {
+  // allowed (sequences wrap around the documents), but rarely meant: say so before the hours go
+  const longest = Math.max(...cfg.stages.map((s) => s.seqLen));
+  if (longest > ds.train.totalTokens) {
+    process.stderr.write(`note: sequences of ${longest} tokens are longer than all of ${ds.dir}'s training split (${ds.train.totalTokens.toLocaleString('en-US')} tokens): each one repeats the same text\n`);
+  }
   const model = createModel(cfg.model, be, weights ? { weights } : {});
   if (!weights) initWeights(model, cfg.seed);
   const first = cfg.stages[0]!;

@@ -30,7 +30,18 @@ export function validateEvalResults(x: unknown, file: string): EvalResults {
   const tasks = x.tasks as Record<string, unknown>;
   for (const [t, v] of Object.entries(tasks)) {
     if (!isObject(v)) throw new Error(`${file}: field "tasks.${t}" is not an object; re-run longctx eval`);
-    for (const a of TASK_ARRAYS[t] ?? []) if (!Array.isArray(v[a])) throw new Error(`${file}: field "tasks.${t}.${a}" is missing or not an array; re-run longctx eval`);
+    for (const a of TASK_ARRAYS[t] ?? []) {
+      const rows = v[a];
+      if (!Array.isArray(rows)) throw new Error(`${file}: field "tasks.${t}.${a}" is missing or not an array; re-run longctx eval`);
+      // their rows hold numbers (NaN is written as null), flags and counts: a string ("NaN") would
+      // be drawn as a number
+      rows.forEach((row: unknown, i) => {
+        if (!isObject(row)) throw new Error(`${file}: field "tasks.${t}.${a}[${i}]" is not an object; re-run longctx eval`);
+        for (const [k, val] of Object.entries(row)) {
+          if (typeof val === 'string') throw new Error(`${file}: field "tasks.${t}.${a}[${i}].${k}" is the string ${JSON.stringify(val.slice(0, 20))}, not a number; re-run longctx eval`);
+        }
+      });
+    }
   }
   const model = x.model as Record<string, unknown>;
   if (typeof model.name !== 'string') throw new Error(`${file}: field "model.name" is not a string; re-run longctx eval`);

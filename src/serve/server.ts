@@ -333,9 +333,10 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
     else socket.destroy();
   });
 
+  const port = opts.port ?? 8088, hostName = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 8088, opts.host ?? '127.0.0.1', () => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(listenErrorText(e, hostName, port))));
+    server.listen(port, hostName, () => {
       server.off('error', reject);
       resolve();
     });
@@ -361,4 +362,15 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
       return closed;
     },
   };
+}
+
+/** Why the server could not listen on host:port, naming the flag that changes it. */
+function listenErrorText(e: NodeJS.ErrnoException, host: string, port: number): string {
+  switch (e.code) {
+    case 'EADDRINUSE': return `port ${port} on ${host} is already in use; stop what listens there or choose another --port (0: any free port)`;
+    case 'EACCES': return `port ${port} on ${host} needs privileges this process lacks (ports below 1024 usually do); choose a --port above 1023`;
+    case 'EADDRNOTAVAIL': return `--host ${host} is not an address of this machine; give one of its addresses (127.0.0.1: this machine only, 0.0.0.0: every interface)`;
+    case 'ENOTFOUND': case 'EAI_AGAIN': return `--host ${host} does not resolve to an address; give an IP address such as 127.0.0.1 or 0.0.0.0`;
+    default: return `cannot listen on ${host}:${port} (${e.code ?? e.message}); check --host and --port`;
+  }
 }

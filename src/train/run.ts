@@ -194,13 +194,21 @@ export function checkpointName(step: number): string {
   return `step-${String(step).padStart(8, '0')}`;
 }
 
-/** The newest complete checkpoint of a run, or null. */
+/**
+ * The newest complete checkpoint of a run, or null when none was written. `latest` is written only
+ * after the checkpoint it names is complete, so one that names a missing or malformed checkpoint
+ * was edited or damaged by hand: an error, never "no checkpoint" (which would restart the run over
+ * the checkpoints still there).
+ */
 export function latestCheckpoint(dir: string): string | null {
   const file = path.join(dir, CHECKPOINTS, LATEST);
   if (!fs.existsSync(file)) return null;
   const name = fs.readFileSync(file, 'utf8').trim();
   const p = path.join(dir, CHECKPOINTS, name);
-  return fs.existsSync(p) ? p : null;
+  if (/^step-\d{8}$/.test(name) && fs.existsSync(p)) return p;
+  const there = fs.readdirSync(path.join(dir, CHECKPOINTS)).filter((n) => /^step-\d{8}$/.test(n)).sort();
+  const what = /^step-\d{8}$/.test(name) ? `${name}, which is missing` : `${JSON.stringify(name.slice(0, 40))}, not a checkpoint name (step-NNNNNNNN)`;
+  throw new Error(`${file} names ${what}; write the name of one that is there into it (${there.length ? there.join(', ') : 'none are'}), or remove ${path.join(dir, CHECKPOINTS)} to start the run again`);
 }
 
 export function markLatest(dir: string, name: string, keep: number): void {

@@ -185,7 +185,13 @@ export async function train(runDir: string, cfg: RunConfig, data: TrainData, st:
     appendMetrics(runDir, lines);
     if (io.json) for (const l of lines) process.stdout.write(JSON.stringify(l) + '\n');
   };
-  const lastGood = (): string => latestCheckpoint(runDir) ?? `${path.join(runDir, CHECKPOINTS)} (none written yet: start the run again)`;
+  const lastGood = (): string => {
+    try {
+      return latestCheckpoint(runDir) ?? `${path.join(runDir, CHECKPOINTS)} (none written yet: start the run again)`;
+    } catch (e) {
+      return `unknown (${(e as Error).message})`;
+    }
+  };
   const checkpoint = (): void => {
     // an update can overflow the weights while the loss before it was finite: such weights are
     // never written, so every checkpoint on disk is one a resume can start from

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { longctx, assertOneLineError } from '../bin.js';
 import { trainBpe } from '../../src/data/tokenizer/train.js';
 import { parseSources, readSources } from '../../src/data/sources.js';
+import { errorLine } from '../../src/util/system-error.js';
 
 test('init writes a model folder that info reads and verifies', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'longctx-cli-'));
@@ -47,6 +48,21 @@ test('init writes a model folder that info reads and verifies', () => {
     writeFileSync(path.join(notModel, 'keep.txt'), 'mine');
     assertOneLineError(longctx('init', '--out', notModel, '--force'), /notes is not a model folder \(no config\.json\); --force replaces model folders only/);
     assert.equal(readFileSync(path.join(notModel, 'keep.txt'), 'utf8'), 'mine');
+    // an output folder whose name a file has (or with a file on its path) is refused before any
+    // work, naming it: eval's results would otherwise be lost at the end
+    const file = path.join(dir, 'afile');
+    writeFileSync(file, 'mine');
+    assertOneLineError(longctx('eval', out, '--tasks', 'ppl', '--max-len', '64', '--samples', '1', '--out', file), /afile is a file, not a folder; choose another --out/);
+    assertOneLineError(longctx('init', '--preset', 'tiny', '--out', path.join(file, 'sub')), /afile[/\\]sub: a folder on this --out path is a file; choose another --out/);
+    assertOneLineError(longctx('tokenizer', 'train', '--sources', 'sotu', '--vocab', '300', '--out', file), /afile is a file, not a folder/);
+    assertOneLineError(longctx('pretrain', '--preset', 'tiny', '--data', 'sotu', '--seq-len', '32', '--tokens', '64', '--out', file), /afile is a file, not a folder/);
+    assert.equal(readFileSync(file, 'utf8'), 'mine');
+    // token ids the tokenizer does not have
+    assertOneLineError(longctx('tokenizer', 'decode', '--tokenizer', out, '1', '99999'), /no token has id 99999 \(ids run 0\.\.511\)/);
+    // a config too large for init names the file
+    const big = path.join(dir, 'big.json');
+    writeFileSync(big, JSON.stringify({ ...cfg, hidden_size: 16384, intermediate_size: 53248, num_hidden_layers: 126, num_attention_heads: 128, num_key_value_heads: 8, vocab_size: 128256 }));
+    assertOneLineError(longctx('init', '--config', big, '--out', path.join(dir, 'big')), /big\.json: \d+(\.\d+)?[BT] parameters; init writes fp32 weights/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -82,6 +98,7 @@ test('rope prints the frequency table and the paper granularity comparison', () 
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /granularity C_d/);
   assertOneLineError(longctx('rope', '--type', 'bogus'), /--type must be one of/);
+  assertOneLineError(longctx('rope', '--head-dim', '15'), /--head-dim must be even \(RoPE rotates pairs of dimensions\), got "15"/);
   assert.notEqual(longctx('rope', '--factor', 'abc').code, 0);
 });
 
@@ -146,4 +163,27 @@ test('commander\'s own errors read like ours (one line, "longctx: ..."); --help 
   assertOneLineError(longctx('plan', '--model', 'llama2-7b', '--tokens', '1e9', '--mfuu', '0.4'), /^longctx: unknown option --mfuu; did you mean --mfu\?/);
   assert.match(longctx('export', 'gguf', '--help').stdout, /--out <file>\s+output \.gguf file \(written\s+atomically\)\s+\(required\)/);
   assert.match(longctx('pretrain', '--help').stdout, /--out <dir>\s+run folder to create\s+\(required\s+unless\s+--resume\)/);
+});
+
+test('errorLine: Node file errors name the path, say what to do and keep the code; other errors keep their first line', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'longctx-cli-'));
+  try {
+    const file = path.join(dir, 'afile');
+    writeFileSync(file, 'x');
+    const caught = (f: () => unknown): unknown => {
+      try {
+        f();
+      } catch (e) {
+        return e;
+      }
+      throw new Error('expected a throw');
+    };
+    assert.equal(errorLine(caught(() => mkdirSync(file))), `${file}: is a file where a folder is needed; choose another path (EEXIST from mkdir)`);
+    assert.equal(errorLine(caught(() => mkdirSync(path.join(file, 'sub')))), `${path.join(file, 'sub')}: a file stands where a folder is needed (the path or a folder on it); choose another path (ENOTDIR from mkdir)`);
+    assert.equal(errorLine(caught(() => readFileSync(path.join(dir, 'none')))), `${path.join(dir, 'none')}: does not exist; check the path (ENOENT from open)`);
+    assert.equal(errorLine(new Error('first\nsecond')), 'first');
+    assert.equal(errorLine('plain'), 'plain');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -217,7 +217,11 @@ test('one writer per data folder: a prepare while another process holds the fold
     mkdirSync(empty);
     writeFileSync(path.join(empty, 'a.txt'), '');
     const out2 = path.join(dir, 'data2');
-    assert.throws(() => prepareData({ sources: parseSources(`e=dir:${empty}`), tokenizer: tok, out: out2, progress: false }), /no training tokens/);
+    assert.throws(() => prepareData({ sources: parseSources(`e=dir:${empty}`), tokenizer: tok, out: out2, progress: false }), /no training tokens .*nothing was kept/);
     assert.ok(!readdirSync(out2).includes('lock'));
+    // and keeps no manifest that would tie the next run to the failed one's sources
+    assert.equal(readManifest(out2), null);
+    prepareData({ sources: parseSources(`mine=dir:${user}`), tokenizer: tok, out: out2, progress: false });
+    assert.equal(readManifest(out2)!.status, 'complete');
   });
 });

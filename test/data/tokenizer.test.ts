@@ -143,6 +143,10 @@ test('loadTokenizer reads a folder or a file, and saveTokenizer writes tokenizer
     writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: { content: '</s>' }, eos_token: '<s>' }));
     const c = loadTokenizer(dir);
     assert.deepEqual([c.bosId, c.eosId], [2, 1]);
+    // a run folder (config and tokenizer under model/) stands for its model, as --from does
+    const run = path.join(dir, 'run');
+    saveTokenizer(path.join(run, 'model'), t);
+    assert.equal(loadTokenizer(run).hash(), t.hash());
   });
 });
 

@@ -108,6 +108,19 @@ test('longctx chat with piped stdin: greedy answers as the model gives them, /re
   const s2 = spawnSync(process.execPath, [BIN, 'chat', run(), '--temperature', '1', '--seed', '3', '--max-new', '8'], { input: 'Say hi.\n', encoding: 'utf8' });
   assert.equal(s1.status, 0, s1.stderr);
   assert.equal(s1.stdout, s2.stdout);
+  // piped, a message longer than the context gets no answer: the later ones still do, and the
+  // exit status says that one did not
+  const long = spawnSync(process.execPath, [BIN, 'chat', run(), '--max-new', '12', '--ctx', '64'], { input: `${'whale '.repeat(200)}\nSay hi.\n`, encoding: 'utf8', env: { ...process.env, LONGCTX_DEBUG: '' } });
+  assert.equal(long.status, 1, long.stderr);
+  assert.equal(long.stdout, `${a2}\n`);
+  assert.match(long.stderr, /the message is \d+ tokens, the context is 64 \(--ctx\)/);
+  assert.match(long.stderr, /longctx: 1 message\(s\) got no answer: longer than the context of 64 tokens; send shorter ones or raise --ctx\n$/);
+  // a folder without weights is refused at start, before any input is read
+  const bare = path.join(dir, 'bare');
+  cpSync(path.join(run(), 'model'), bare, { recursive: true });
+  rmSync(path.join(bare, 'model.safetensors'));
+  const none = spawnSync(process.execPath, [BIN, 'chat', bare], { input: '', encoding: 'utf8', env: { ...process.env, LONGCTX_DEBUG: '' } });
+  assertOneLineError({ code: none.status ?? -1, stdout: none.stdout, stderr: none.stderr }, /bare: no weights: neither model\.safetensors nor model\.safetensors\.index\.json/);
 });
 
 test('a chat_template that does not parse is refused by chat, and by serve\'s chat endpoint (completions still work)', async () => {

@@ -278,6 +278,22 @@ test('a diverging run stops with a one-line message and keeps its last good chec
   assert.ok(!existsSync(path.join(out, 'model')));
   // a failed writer releases its run: no lock that a reused pid could make look live
   assert.ok(!existsSync(path.join(out, 'lock')), 'the failed run left its lock');
+  // a `latest` that names a missing checkpoint (edited by hand) is an error on resume, never a
+  // restart over the checkpoints still there
+  const metrics = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8');
+  const latest = path.join(out, 'checkpoints', 'latest');
+  const good = readFileSync(latest, 'utf8');
+  writeFileSync(latest, 'step-00000099\n');
+  const dangling = run(['pretrain', '--resume', out, '--lr', '1e-3']);
+  assert.equal(dangling.code, 1, dangling.stderr);
+  assert.match(dangling.stderr, /latest names step-00000099, which is missing; write the name of one that is there into it \(step-\d{8}/);
+  assert.equal(dangling.stderr.trim().split('\n').length, 1, dangling.stderr);
+  assert.equal(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8'), metrics, 'metrics.jsonl was rewritten');
+  assert.ok(existsSync(named), 'the checkpoints were touched');
+  assert.ok(!existsSync(path.join(out, 'lock')), 'the refused resume left its lock');
+  writeFileSync(latest, '../../elsewhere\n');
+  assert.match(run(['pretrain', '--resume', out]).stderr, /names "\.\.\/\.\.\/elsewhere", not a checkpoint name/);
+  writeFileSync(latest, good);
   // bad flags are one-line errors too
   const bad = run(['pretrain', '--data', data, '--out', path.join(dir, 'x'), '--schedule', '32:0.5,64:0.6', '--tokens', '1000']);
   assert.equal(bad.code, 1);

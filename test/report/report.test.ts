@@ -124,6 +124,11 @@ test('report errors are one line naming the folder or file; nothing is written',
   const truncated = path.join(fx!.dir, 'truncated');
   mkdirSync(truncated);
   const r = JSON.parse(readFileSync(path.join(fx!.evals.rope!, 'results.json'), 'utf8'));
+  // a hand-edited score that is not a number would be drawn as one
+  const pos = structuredClone(r);
+  pos.tasks.ppl.positions[1].loss = 'NaN';
+  writeFileSync(path.join(truncated, 'results.json'), JSON.stringify(pos));
+  oneLine(() => loadEvalRuns([truncated]), /truncated\/results\.json: field "tasks\.ppl\.positions\[1\]\.loss" is the string "NaN", not a number/);
   delete r.tasks.ppl.byLength;
   writeFileSync(path.join(truncated, 'results.json'), JSON.stringify(r));
   oneLine(() => loadEvalRuns([truncated]), /truncated\/results\.json: field "tasks\.ppl\.byLength" is missing or not an array/);

@@ -220,6 +220,9 @@ test('longctx serve as a process: prints the URL, answers, stops on SIGTERM; one
   });
   const models = (await get(`${url}/models`)).json();
   assert.deepEqual(models.data.map((x: { id: string; max_model_len: number }) => [x.id, x.max_model_len]), [['tiny-m', 300]]);
+  // a second server on the same port: one line naming the port and the flag
+  const taken = new URL(url).port;
+  assertOneLineError(longctx('serve', folder, '--port', taken), new RegExp(`port ${taken} on 127\\.0\\.0\\.1 is already in use; stop what listens there or choose another --port`));
   const closed = new Promise<number | null>((r) => p.on('close', (code) => r(code)));
   p.kill('SIGTERM');
   assert.equal(await closed, 0, stderr);

@@ -12,7 +12,7 @@ export function tokenizerFromJSON(text: string, where = 'tokenizer.json', config
   return new HfTokenizer(text, where, config ? { config } : {});
 }
 
-/** The tokenizer.json path for a file or a folder containing one. */
+/** The tokenizer.json path for a file, a folder containing one, or a run folder (its model/ holds it). */
 export function tokenizerPath(pathOrDir: string): string {
   let st: fs.Stats;
   try {
@@ -22,6 +22,8 @@ export function tokenizerPath(pathOrDir: string): string {
   }
   if (!st.isDirectory()) return pathOrDir;
   const p = path.join(pathOrDir, 'tokenizer.json');
+  const inRun = path.join(pathOrDir, 'model', 'tokenizer.json');  // a run folder stands for its model, as --from does
+  if (!fs.existsSync(p) && fs.existsSync(inRun)) return inRun;
   if (!fs.existsSync(p)) throw new Error(`${pathOrDir}: no tokenizer.json in this folder (train one with: longctx tokenizer train --out ${pathOrDir})`);
   return p;
 }

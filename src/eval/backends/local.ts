@@ -13,7 +13,7 @@ import { createKVCache, createModel, forwardCached, type KVCache, type LlamaMode
 import { llamaConfigToJSON, ropeParamsOf, stopTokenIds, type LlamaConfig } from '../../model/config.js';
 import { describeRope } from '../../model/rope.js';
 import { parameterCount } from '../../model/params.js';
-import { openModelFolder } from '../../io/hf.js';
+import { checkWeightFiles, openModelFolder } from '../../io/hf.js';
 import { loadTokenizer } from '../../data/tokenizer/load.js';
 import type { Tokenizer } from '../../data/tokenizer/tokenizer.js';
 import { argmax, logSoftmaxAt, topLogprobs, type EvalModel, type GenerateOptions, type TokenProgress, type TopLogprobs } from '../model.js';
@@ -59,7 +59,8 @@ export class LocalEvalModel implements EvalModel {
     this.deferred = isDeferred ? model : null;
     const cfg = model.cfg;
     if (tokenizer.vocabSize > cfg.vocab_size) {
-      throw new Error(`tokenizer has ${tokenizer.vocabSize} ids but the model's vocab_size is ${cfg.vocab_size}; use the tokenizer the model was trained with`);
+      const where = opts.path !== undefined ? `${path.join(opts.path, 'tokenizer.json')}: ` : '';
+      throw new Error(`${where}the tokenizer has ${tokenizer.vocabSize} ids but the model's vocab_size is ${cfg.vocab_size}; use the tokenizer the model was trained with`);
     }
     const chunk = opts.chunk ?? DEFAULT_CHUNK;
     if (!Number.isInteger(chunk) || chunk < 1) throw new RangeError(`chunk must be a positive integer, got ${chunk}`);
@@ -246,5 +247,6 @@ export function openLocalModel(dir: string, opts: LocalModelOptions & { defer?: 
   const tokenizer = loadTokenizer(dir);
   const be = opts.backend ?? selectBackend();
   const load = (): LlamaModel => createModel(folder.config, be, { weights: folder.loadWeights() });
+  if (opts.defer) checkWeightFiles(dir); // read later, but a folder without any fails now
   return new LocalEvalModel(opts.defer ? { cfg: folder.config, be, load } : load(), tokenizer, { ...opts, path: dir });
 }
