@@ -42,8 +42,8 @@ export function registerServe(program: Command): void {
 Endpoints: GET /v1/models, GET /v1/models/{id}, POST /v1/completions, POST /v1/chat/completions
 (the chat_template of the model's tokenizer_config.json, or Llama 2's [INST] format without one; a
 template that does not parse gets 400, and a warning at start; "stream": true for server-sent
-events), GET /health,
-and for longctx's own client GET /longctx/info and GET /longctx/tokenizer.json. Evaluate through it with: longctx eval http://HOST:PORT/v1 ...
+events), GET /health, and for longctx's own client GET /longctx/info and GET /longctx/tokenizer.json.
+Evaluate through it with: longctx eval http://HOST:PORT/v1 ...
 Ctrl-C (SIGINT) or SIGTERM finishes the admitted requests and exits; a second one exits at once.`)
     .action(async (model: string, f: ServeFlags) => {
       if (/^https?:\/\//i.test(model)) throw new Error(`${model}: serve runs a model folder, not a server`);
