@@ -75,6 +75,8 @@ export { isServerUrl };
 
 function checkContext(cfg: LlamaConfig, ctx: number, o: OpenModelOptions): void {
   const flag = o.ctxFlag ?? '--ctx';
+  if (!Number.isSafeInteger(ctx) || ctx < 1) throw new Error(`${flag} must be a positive integer, got ${ctx}`);
+  if (o.maxContext !== undefined && (!Number.isSafeInteger(o.maxContext) || o.maxContext < 1)) throw new Error(`maxContext must be a positive integer, got ${o.maxContext}`);
   if (ctx > MAX_EVAL_LEN) throw new Error(`${flag} ${ctx} is above the limit of ${MAX_EVAL_LEN} tokens`);
   if (o.checkMemory !== false) checkEvalMemory(cfg, ctx, { chunk: o.chunk ?? DEFAULT_CHUNK, flag });
 }
@@ -87,6 +89,7 @@ export async function openModel(spec: string, o: OpenModelOptions = {}): Promise
     });
     return { model: m, kind: 'openai', local: null, server: m, dir: null, config: null, trainedContext: m.trainedContext, close: async () => m.close() };
   }
+  if (o.engine !== undefined && o.engine !== 'local' && o.engine !== 'llama.cpp') throw new Error(`engine ${JSON.stringify(o.engine)} is not one longctx runs; give local or llama.cpp (or a server URL as the model)`);
   if (o.tokenizer !== undefined) throw new Error('--tokenizer is for server URLs; a model folder or .gguf file brings its own tokenizer');
   const gguf = /\.gguf$/i.test(spec);
   if (o.engine === 'llama.cpp' || (o.engine === undefined && gguf)) {

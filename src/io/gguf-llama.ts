@@ -17,7 +17,7 @@ import type { LlamaConfig, WeightDtype } from '../model/config.js';
 import { ropeFrequencies, describeRope, ntkTheta, type RopeScaling } from '../model/rope.js';
 import { ropeParamsOf, validateLlamaConfig } from '../model/config.js';
 import { parameterSpecs } from '../model/params.js';
-import { openModelFolder, saveModelFolder } from './hf.js';
+import { checkSaveTarget, openModelFolder, saveModelFolder } from './hf.js';
 import { QUANT_TYPES, type QuantName } from './ggml-quants.js';
 import { loadTokenizer, readTokenizerConfig, tokenizerConfigObject, tokenizerFromJSON } from '../data/tokenizer/load.js';
 import { chatTemplateText } from '../data/chat-template.js';
@@ -273,6 +273,19 @@ export interface GgufExportSummary {
   rope: string;
 }
 
+/**
+ * The shortest decimal that is the same float32 as x: GGUF stores config floats as float32, so
+ * config.json's 1e-05 comes back as 0.000009999999747378752 written out in full otherwise.
+ */
+export function shortestFloat32(x: number): number {
+  const f = Math.fround(x);
+  for (let digits = 1; digits <= 9; digits++) {
+    const d = Number(f.toPrecision(digits));
+    if (Math.fround(d) === f) return d;
+  }
+  return f;
+}
+
 /** The type a matrix with rows of `cols` weights is stored as when `type` is asked for. */
 function matrixType(type: GgufWeightType, cols: number): GgufWeightType {
   if (type === 'F32' || type === 'F16' || type === 'BF16') return type;
@@ -317,7 +330,9 @@ export function exportGguf(modelDir: string, out: string, opts: GgufExportOption
     throw new GgufExportError(`${modelDir}: no tokenizer.json in the model folder; a GGUF file carries its tokenizer, so copy the one the model was trained with into the folder`);
   }
   const tok = loadTokenizer(modelDir);
-  const type: GgufWeightType = opts.type ?? (opts.f16 ? 'F16' : 'F32');
+  const asked = opts.type === undefined ? (opts.f16 ? 'F16' : 'F32') : String(opts.type).toUpperCase();
+  if (!Object.hasOwn(FILE_TYPE, asked)) throw new GgufExportError(`${modelDir}: GGUF weight type ${JSON.stringify(opts.type)} is not one longctx writes; give one of ${Object.keys(FILE_TYPE).join(', ')}`);
+  const type = asked as GgufWeightType;
   const fileType = FILE_TYPE[type];
   // a run folder's model/ is named after the run
   const abs = path.resolve(modelDir);
@@ -388,6 +403,7 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig & { ropeFreqs: 
     throw new GgufError(`${file.path}: llama.rope.scaling.type "${type}" is not one longctx maps back (none, linear, yarn)`);
   }
   const id = (k: string, d: number): number => need(file, `tokenizer.ggml.${k}`, 'number', true) ?? d;
+  if (rope_scaling !== null) for (const [k, v] of Object.entries(rope_scaling)) if (typeof v === 'number') (rope_scaling as Record<string, unknown>)[k] = shortestFloat32(v);
   const cfg = {
     vocab_size: V,
     hidden_size: C,
@@ -396,8 +412,8 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig & { ropeFreqs: 
     num_attention_heads: NH,
     num_key_value_heads: n('attention.head_count_kv', true) ?? NH,
     head_dim: HS,
-    rms_norm_eps: n('attention.layer_norm_rms_epsilon')!,
-    rope_theta: n('rope.freq_base', true) ?? 10000,
+    rms_norm_eps: shortestFloat32(n('attention.layer_norm_rms_epsilon')!),
+    rope_theta: shortestFloat32(n('rope.freq_base', true) ?? 10000),
     rope_scaling,
     max_position_embeddings: n('context_length')!,
     tie_word_embeddings: !file.tensors.has('output.weight'),
@@ -594,6 +610,7 @@ export interface GgufImportSummary {
  * generation_config.json. Written atomically; errors name the file and what to do.
  */
 export function importGguf(file: string, out: string, opts: GgufImportOptions = {}): GgufImportSummary {
+  checkSaveTarget(out); // before the dequantizing, not after
   const gguf = readGgufHeader(file);
   const { ropeFreqs, ...base } = llamaConfigFromGguf(gguf);
   let cfg: LlamaConfig = base;

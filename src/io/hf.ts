@@ -280,12 +280,31 @@ export function folderDtype(dir: string, cfg: LlamaConfig): WeightDtype {
 }
 
 /**
+ * Refuses a save target the save would wipe by mistake: the folder is replaced as a whole, so it must
+ * be new, empty, or a model folder already (config.json). The CLI asks for --force on top of this.
+ */
+export function checkSaveTarget(dir: string): void {
+  let entries: string[];
+  try {
+    if (!fs.statSync(dir).isDirectory()) fail(dir, 'is a file, not a folder', 'choose another output folder');
+    entries = fs.readdirSync(dir);
+  } catch (e) {
+    if (e instanceof ModelFolderError) throw e;
+    return; // missing: created
+  }
+  if (entries.length > 0 && !entries.includes(CONFIG_FILE)) {
+    fail(dir, `not empty and not a model folder (no ${CONFIG_FILE}); saving replaces the folder as a whole`, 'choose a new or empty folder');
+  }
+}
+
+/**
  * Write a complete model folder atomically (writeDirAtomic: all or nothing; an existing folder at `dir`
  * is replaced as a whole, so pass every file it should keep in extra.files): config.json
  * (llamaConfigToJSON, 2-space JSON), model.safetensors (F32 or extra.dtype, metadata {format: "pt"}),
  * generation_config.json (bos/eos), then extra.files (tokenizer.json, trainer_state.json, ...).
  */
 export function saveModelFolder(dir: string, cfg: LlamaConfig, flat: Float32Array, extra: SaveExtra = {}): void {
+  checkSaveTarget(dir);
   const specs = parameterSpecs(cfg);
   const total = specs.reduce((n, s) => n + s.size, 0);
   if (flat.length !== total) {
@@ -303,6 +322,7 @@ export function saveModelFolder(dir: string, cfg: LlamaConfig, flat: Float32Arra
     if (reserved.has(name)) fail(dir, `extra file "${name}" would overwrite a file the save writes itself`, 'drop it from extra.files');
   }
   const dtype = extra.dtype ?? 'float32';
+  if (!Object.hasOwn(SAFETENSORS_DTYPE, dtype)) fail(dir, `dtype ${JSON.stringify(dtype)} is not one longctx writes`, `give one of ${Object.keys(SAFETENSORS_DTYPE).join(', ')}`);
   const tensors: TensorToWrite[] = specs.map((s) => ({
     name: s.name,
     shape: s.shape,

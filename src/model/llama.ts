@@ -304,6 +304,8 @@ export interface KVCache<A extends Buf = Buf> {
 }
 
 export function createKVCache(m: LlamaModel, maxT: number): KVCache {
+  // a NaN here would size the buffers 0 and let the kernels write past them
+  if (!Number.isSafeInteger(maxT) || maxT < 1) throw new RangeError(`KV cache length must be a positive integer, got ${maxT}`);
   const size = maxT * m.cfg.num_key_value_heads * m.cfg.head_dim;
   const k: Buf[] = [];
   const v: Buf[] = [];

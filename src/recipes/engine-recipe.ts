@@ -375,9 +375,15 @@ function torchtitan(r: RecipeInput, o: RecipeOptions, notCarried: string[]): Eng
     '# torchtitan/models/llama3/__init__.py (a job picks its flavor by name; TOML cannot set a shape).',
     'from torchtitan.models.llama3.model.args import TransformerModelArgs',
     '',
-    `llama3_configs["${flavor}"] = TransformerModelArgs(`,
+    'args = TransformerModelArgs(',
     ...shape.map((x) => `    ${x.key.slice('model.'.length)}=${String(x.value)},`),
     ')',
+    '# Plain RoPE with the base above: torchtitan releases since mid-2025 default rope_scaling_args to',
+    '# Llama 3.1\'s scaling (factor 8 from 8,192 positions), which would silently change the recipe\'s',
+    '# positions; older ones have no such field.',
+    'if hasattr(args, "rope_scaling_args"):',
+    '    args.rope_scaling_args = None',
+    `llama3_configs["${flavor}"] = args`,
     '',
   ].join('\n');
   const readme = [

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { refBackend } from '../../src/kernels/ref/index.js';
 import { selectBackend } from '../../src/kernels/native.js';
-import { createModel, initWeights, logits, type LlamaModel } from '../../src/model/llama.js';
+import { createKVCache, createModel, initWeights, logits, type LlamaModel } from '../../src/model/llama.js';
+import { openModel } from '../../src/eval/open.js';
 import { tinyConfig } from '../../src/model/config.js';
 import { saveModelFolder } from '../../src/io/hf.js';
 import { saveTokenizer } from '../../src/data/tokenizer/load.js';
@@ -156,6 +157,11 @@ test('openLocalModel (eager or deferred): one-line errors for a non-model folder
     const ids = tok.encode('the cat sat on the mat', { bos: true });
     assert.deepEqual([...(await lazy.tokenLogprobs(ids))], [...(await lm.tokenLogprobs(ids))]);
     assert.equal(lazy.isLoaded(), true);
+    // openModel's options from a script: a NaN context (Number(process.env.X)) or an unknown engine
+    // is a named error, never a KV cache sized NaN
+    for (const ctx of [NaN, 0, -5, 3.5]) await assert.rejects(openModel(folder, { ctx }), /--ctx must be a positive integer/);
+    await assert.rejects(openModel(folder, { engine: 'vllm' as never }), /engine "vllm" is not one longctx runs/);
+    assert.throws(() => createKVCache(m, NaN), /KV cache length must be a positive integer, got NaN/);
     unlinkSync(path.join(folder, 'tokenizer.json'));
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -15,7 +15,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { LlamaConfig } from '../../src/model/config.js';
@@ -129,9 +129,20 @@ test('export F32 -> import: the folder comes back bit for bit (weights, config, 
   assert.deepEqual(s.types, { F32: 2 * 9 + 3 });
   assert.equal(s.tokenizer, 'tokenizer.huggingface.json');
   const a = openModelFolder(model), b = openModelFolder(back);
-  assert.deepEqual(b.config, { ...a.config, rms_norm_eps: Math.fround(cfg.rms_norm_eps) });
+  assert.deepEqual(b.config, a.config);
   assert.deepEqual(b.loadWeights(), a.loadWeights());
   assert.equal(readFileSync(path.join(back, 'tokenizer.json'), 'utf8'), readFileSync(path.join(model, 'tokenizer.json'), 'utf8'));
+  // the library refuses, as the CLI does, to replace a folder that is not a model folder: it would
+  // be replaced as a whole, the user's files with it; and it names what it cannot write
+  const notes = path.join(dir, 'notes');
+  mkdirSync(notes);
+  writeFileSync(path.join(notes, 'keep.txt'), 'mine');
+  assert.throws(() => importGguf(gguf, notes), /notes: not empty and not a model folder \(no config\.json\)/);
+  assert.throws(() => saveModelFolder(notes, a.config, a.loadWeights()), /notes: not empty and not a model folder/);
+  assert.equal(readFileSync(path.join(notes, 'keep.txt'), 'utf8'), 'mine');
+  assert.throws(() => importGguf(gguf, path.join(dir, 'int8'), { dtype: 'int8' as never }), /dtype "int8" is not one longctx writes; give one of float32, bfloat16, float16/);
+  assert.throws(() => exportGguf(model, path.join(dir, 'x.gguf'), { type: 'Q3_K' as never }), /GGUF weight type "Q3_K" is not one longctx writes; give one of F32, F16/);
+  exportGguf(model, path.join(dir, 'lower.gguf'), { type: 'q8_0' as never }); // the CLI's spelling works too
 });
 
 test('llama.cpp and longctx agree on a model quantized to each type, exported by longctx and imported back', async (t) => {

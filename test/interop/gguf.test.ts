@@ -26,7 +26,7 @@ import type { Tokenizer } from '../../src/data/tokenizer/tokenizer.js';
 import { readGgufHeader, readGgufTensorF32, ggufMeta, ggufShape, GgufError, f32ToF16, GGML_F16, GGML_F32 } from '../../src/io/gguf.js';
 import { f16ToF32 } from '../../src/io/safetensors.js';
 import {
-  exportGguf, ggufTensorName, permuteRopeRows, llamaConfigFromGguf, tokenizerFromGguf, TOKEN_TYPE,
+  exportGguf, shortestFloat32, ggufTensorName, permuteRopeRows, llamaConfigFromGguf, tokenizerFromGguf, TOKEN_TYPE,
 } from '../../src/io/gguf-llama.js';
 import { openLocalModel } from '../../src/eval/backends/local.js';
 import { openLlamaCppModel, floatOverride, type LlamaCppEvalModel } from '../../src/eval/backends/llamacpp.js';
@@ -138,7 +138,13 @@ test('export: metadata round trip (llama.*, RoPE ABF base as float, tokenizer) a
   assert.equal(meta('llama.rope.scaling.type'), undefined);
   const { ropeFreqs, ...back } = llamaConfigFromGguf(g);
   assert.equal(ropeFreqs, false);
-  assert.deepEqual(back, { ...abf, rms_norm_eps: Math.fround(abf.rms_norm_eps) });
+  // float32 in the file, the config's own decimals back (1e-5, not 0.000009999999747378752)
+  assert.deepEqual(back, abf);
+  assert.equal(shortestFloat32(Math.fround(1e-5)), 1e-5);
+  assert.equal(shortestFloat32(1e-6), 1e-6);
+  assert.equal(shortestFloat32(0.1), 0.1);
+  assert.equal(shortestFloat32(500000), 500000);
+  assert.equal(shortestFloat32(Math.fround(1 / 3)), 0.33333334);
 
   // byte-fallback tokenizer as a SentencePiece-style "llama" vocabulary padded to vocab_size
   assert.equal(meta('tokenizer.ggml.model'), 'llama');

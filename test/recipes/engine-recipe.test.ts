@@ -114,6 +114,8 @@ test('torchtitan recipe of a one-length ABF run: the TOML and the flavor carry e
     if (sec === 'model' && !['name', 'flavor', 'tokenizer_path'].includes(key!)) assert.ok(flavor.includes(`    ${key}=${String(x.value)},`), `${x.key} in flavor.py`);
     else assert.ok(toml.includes(line), `${line} in job.toml`);
   }
+  // plain RoPE: the Llama 3.1 scaling newer torchtitan defaults to is switched off where it exists
+  assert.match(flavor, /\nargs = TransformerModelArgs\([^)]*rope_theta=\d+,[^)]*\)\n(?:#[^\n]*\n)+if hasattr\(args, "rope_scaling_args"\):\n {4}args\.rope_scaling_args = None\nllama3_configs\["[\w-]+"\] = args\n/);
   // torchtitan's FFN rule gives the model's intermediate size back
   const m = (run.model as { hidden_size: number; intermediate_size: number });
   const mult = s.settings.find((x) => x.key === 'model.ffn_dim_multiplier')?.value as number | undefined;
