@@ -33,3 +33,8 @@ export { generationPrompt, verifyPrompt, longInstanceParts, parseQAPair, parseVe
 export { instructTrain, resumeInstruct, type InstructTrainOptions, type InstructSummary } from './recipes/instruct.js';
 export { llama2ChatTokens, llama2TrainingTokens, chatTemplateOf, chatFormat, LLAMA2_CHAT_TEMPLATE, type ChatMessage, type ChatFormat } from './data/chat-template.js';
 export { openModel, resolveModelDir, type OpenModelOptions, type OpenedModel, type Engine } from './eval/open.js';
+export { evaluateModel, type EvaluateOptions } from './recipes/evaluate.js';
+export { repro, REPRO_PRESETS, REPRO_VARIANTS, type ReproOptions, type ReproOutcome, type ReproPreset, type ReproVariant } from './recipes/repro.js';
+export { exportData, type DataExportOptions, type ExportedSplit } from './io/megatron.js';
+export { engineRecipe, writeEngineRecipe, ENGINES, type Engine as TrainingEngine, type RecipeInput, type RecipeOptions, type EngineRecipe, type EngineSetting } from './recipes/engine-recipe.js';
+export { scheduleFlops, planLayouts, layoutMemory, curriculumCheck, parseGpus, type LayoutMemory, type AttentionCount } from './model/scale-plan.js';

@@ -35,3 +35,13 @@ test('README: the Library example opens a model folder, scores text and generate
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('README: every function the Library section names is exported by the package', async () => {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Library'), readme.indexOf('\n## ', readme.indexOf('## Library') + 1));
+  const prose = section.replace(/```[\s\S]*?```/g, '');
+  const names = [...new Set([...prose.matchAll(/`([a-z][A-Za-z0-9]+)`/g)].map((m) => m[1]!))].filter((n) => /[A-Z]/.test(n) || ['repro', 'pretrain', 'extend'].includes(n));
+  assert.ok(names.length >= 20, names.join(' '));
+  const lib = (await import(pathToFileURL(path.join(ROOT, 'dist', 'src', 'index.js')).href)) as Record<string, unknown>;
+  for (const n of names) assert.equal(typeof lib[n], 'function', `${n} is named in the README's Library section but not exported as a function`);
+});
