@@ -18,9 +18,10 @@ import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { planStages } from '../train/curriculum.js';
 import {
-  backendChange, backendRecord, withRunPrecision, latestCheckpoint, lockRun, readMetrics, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type InstructRunInfo, type RunConfig,
+  backendChange, backendRecord, withRunPrecision, latestCheckpoint, lockRun, unlockRun, readMetrics, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type InstructRunInfo, type RunConfig,
 } from '../train/run.js';
 import { chooseMicroBatch, memoryBudget, tokenizerFiles, train, type TrainData, type TrainEnv, type TrainSummary } from '../train/trainer.js';
+import { finishedSummary } from './pretrain.js';
 import { LLAMA2_CHAT_TEMPLATE, chatFormat, type ChatFormat } from '../data/chat-template.js';
 import { buildInstructData, type BuiltData, type BuildCounts } from '../instruct/build.js';
 import { createSequenceIterator, restoreSequenceIterator, type SequenceIteratorState } from '../instruct/batches.js';
@@ -281,6 +282,15 @@ export async function resumeInstruct(runDir: string, env: TrainEnv): Promise<Ins
   if (info.pretrain && (!fs.existsSync(info.pretrain.dir) || pretrainKey(info.pretrain.dir) !== info.pretrain.key)) {
     throw new Error(`${info.pretrain.dir}: missing or prepared differently since the run started; resuming needs the same --pretrain-data`);
   }
+  const finished = finishedSummary(runDir, cfg);
+  if (finished) {
+    // resuming a finished run must not rewrite its model or results (as pretrain's resume)
+    if (!io.json) process.stderr.write(`${runDir}: finished at step ${finished.steps}; nothing to resume\n`);
+    const tok = loadTokenizer(path.join(runDir, FINAL_MODEL));
+    const built = build(tok, info, cfg.schedule[0]!.seqLen, cfg.seed, formatOf(tok, path.join(runDir, FINAL_MODEL)).format);
+    unlockRun(runDir);
+    return { ...finished, answerLoss: answerLoss(runDir, built.valSplit), counts: built.counts };
+  }
   const ckpt = latestCheckpoint(runDir);
   if (!ckpt) throw new Error(`${runDir} has no complete checkpoint yet; start it again (remove the folder) instead of resuming`);
   const tok = loadTokenizer(ckpt);
@@ -292,7 +302,7 @@ export async function resumeInstruct(runDir: string, env: TrainEnv): Promise<Ins
   const { model, opt, state } = loadCheckpoint(ckpt, io.backend);
   truncateMetrics(runDir, state.step);
   const data = restoreSequenceIterator(built.train, state.data as SequenceIteratorState, built.fingerprint);
-  const s = await train(runDir, cfg, trainData(built, tok, T, chat), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng) }, io);
+  const s = await train(runDir, cfg, trainData(built, tok, T, chat), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng), seconds: state.seconds ?? 0 }, io);
   if (!s.interrupted) writeAnswerLosses(runDir, cfg, built, io.backend);
   return { ...s, answerLoss: answerLoss(runDir, built.valSplit), counts: built.counts };
 }

@@ -298,7 +298,7 @@ function withFiles(d: TrainData, files: Record<string, string>): TrainData {
 }
 
 /** The run's summary when it finished every step and wrote its final model; null otherwise. */
-function finishedSummary(runDir: string, cfg: Pick<TextRunConfig, 'stages'>): TrainSummary | null {
+export function finishedSummary(runDir: string, cfg: Pick<TextRunConfig, 'stages'>): TrainSummary | null {
   const file = path.join(runDir, SUMMARY);
   if (!fs.existsSync(file) || !fs.existsSync(path.join(runDir, FINAL_MODEL))) return null;
   let s: TrainSummary;

@@ -57,6 +57,12 @@ export function planStages(schedule: ScheduleEntry[], tokens: number, tokensPerS
     stages.push({ seqLen: e.seqLen, batchSize, steps, firstStep: first, flops: steps * tokensPerStep * trainingFlopsPerToken(cfg, e.seqLen) });
     first += steps;
   });
+  // rounding the shares of a short run can leave a stage nothing (or less: the earlier stages
+  // rounded up past the total), and a length that is never trained must not be recorded as trained
+  const empty = stages.find((s) => s.steps < 1);
+  if (empty) {
+    throw new Error(`the --schedule stage at ${empty.seqLen} tokens gets ${empty.steps} of the ${totalSteps} steps that --tokens ${tokens} makes (${tokensPerStep} tokens per step); raise --tokens or that length's share`);
+  }
   return stages;
 }
 

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { selectBackend } from '../../src/kernels/native.js';
@@ -164,4 +164,15 @@ test('a run stopped midway resumes to the same losses, bit for bit (loss on inpu
   const curve = (d: string): number[][] => readMetrics(d).filter((x) => x.type === 'train').map((x) => [x.step, (x as { loss: number }).loss]);
   assert.deepEqual(curve(part), curve(path.join(dir, 'full')));
   assert.deepEqual(resumed.valLoss, full.valLoss);
+});
+
+test('instruct train --resume on a finished run says so and rewrites nothing', () => {
+  const summary = readFileSync(path.join(run(), 'summary.json'), 'utf8');
+  const weights = statSync(path.join(run(), 'model', 'model.safetensors')).mtimeMs;
+  const r = spawnSync(process.execPath, [BIN, 'instruct', 'train', '--resume', run()], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /finished at step \d+; nothing to resume/);
+  assert.equal(readFileSync(path.join(run(), 'summary.json'), 'utf8'), summary);
+  assert.equal(statSync(path.join(run(), 'model', 'model.safetensors')).mtimeMs, weights);
+  assert.ok(!existsSync(path.join(run(), 'lock')));
 });

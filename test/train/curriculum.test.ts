@@ -22,4 +22,7 @@ test('bad schedules are one-line errors naming the problem', () => {
   assert.throws(() => parseSchedule('256:x'), /"256:x" is not LENGTH:SHARE/);
   assert.throws(() => planStages(parseSchedule('300'), 10000, 1000, tinyConfig()), /not a multiple of sequence length 300/);
   assert.throws(() => planStages(parseSchedule('256'), 100, 1024, tinyConfig()), /less than one step/);
+  // 5 steps in shares 0.3 x 3 + 0.1: rounding gives 2 + 2 + 2, leaving the last stage -1
+  assert.throws(() => planStages(parseSchedule('32:0.3,64:0.3,128:0.3,256:0.1'), 10240, 2048, tinyConfig()), /stage at 256 tokens gets -1 of the 5 steps that --tokens 10240 makes/);
+  assert.throws(() => planStages(parseSchedule('32:0.5,64:0.5'), 2048, 2048, tinyConfig()), /stage at 64 tokens gets 0 of the 1 steps/);
 });
