@@ -244,8 +244,14 @@ test('writeDirAtomic over an existing folder replaces it and leaves no temp/old 
   assert.equal(fs.readFileSync(path.join(dir, 'nested', 'b.txt'), 'utf8'), 'b');
   assert.deepEqual(leftovers(dir), []);
 
-  // saving a model over it also replaces it whole
+  // saving a model over a folder that is not a model folder is refused (it would be replaced whole)
   const cfg = tinyConfig();
+  assert.throws(() => saveModelFolder(dir, cfg, randomFlat(cfg)), /not empty and not a model folder \(no config\.json\)/);
+  assert.equal(fs.readFileSync(path.join(dir, 'a.txt'), 'utf8'), 'new a');
+  // over a model folder it replaces it whole, files of its own included
+  fs.rmSync(dir, { recursive: true });
+  saveModelFolder(dir, cfg, randomFlat(cfg));
+  fs.writeFileSync(path.join(dir, 'a.txt'), 'stale');
   saveModelFolder(dir, cfg, randomFlat(cfg));
   assert.equal(fs.existsSync(path.join(dir, 'a.txt')), false);
   assert.ok(isModelFolder(dir));
