@@ -18,10 +18,9 @@ import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { planStages } from '../train/curriculum.js';
 import {
-  backendChange, backendRecord, withRunPrecision, latestCheckpoint, lockRun, unlockRun, readMetrics, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type InstructRunInfo, type RunConfig,
+  backendChange, backendRecord, finishedSummary, withRunPrecision, latestCheckpoint, lockRun, unlockRun, readMetrics, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type InstructRunInfo, type RunConfig,
 } from '../train/run.js';
 import { chooseMicroBatch, memoryBudget, tokenizerFiles, train, type TrainData, type TrainEnv, type TrainSummary } from '../train/trainer.js';
-import { finishedSummary } from './pretrain.js';
 import { LLAMA2_CHAT_TEMPLATE, chatFormat, type ChatFormat } from '../data/chat-template.js';
 import { buildInstructData, type BuiltData, type BuildCounts } from '../instruct/build.js';
 import { createSequenceIterator, restoreSequenceIterator, type SequenceIteratorState } from '../instruct/batches.js';

@@ -17,7 +17,7 @@ import { openModelFolder, isModelFolder, folderDtype, carriedFiles } from '../io
 import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { parseSchedule, planStages } from '../train/curriculum.js';
-import { backendChange, backendRecord, withRunPrecision, latestCheckpoint, lockRun, readRunConfig, truncateMetrics, unlockRun, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, SUMMARY, type ExtendRunConfig, type PretrainRunConfig } from '../train/run.js';
+import { backendChange, backendRecord, finishedSummary, withRunPrecision, latestCheckpoint, lockRun, readRunConfig, truncateMetrics, unlockRun, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type ExtendRunConfig, type PretrainRunConfig } from '../train/run.js';
 import { chooseMicroBatch, memoryBudget, train, validate, type TrainData, type TrainEnv, type TrainState, type TrainSummary } from '../train/trainer.js';
 import { datasetTrainData, evalBatches } from '../train/text-data.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -297,16 +297,3 @@ function withFiles(d: TrainData, files: Record<string, string>): TrainData {
   return { ...d, files: { ...d.files, ...files } };
 }
 
-/** The run's summary when it finished every step and wrote its final model; null otherwise. */
-export function finishedSummary(runDir: string, cfg: Pick<TextRunConfig, 'stages'>): TrainSummary | null {
-  const file = path.join(runDir, SUMMARY);
-  if (!fs.existsSync(file) || !fs.existsSync(path.join(runDir, FINAL_MODEL))) return null;
-  let s: TrainSummary;
-  try {
-    s = JSON.parse(fs.readFileSync(file, 'utf8')) as TrainSummary;
-  } catch {
-    return null; // a damaged summary: resuming from the last checkpoint rewrites it
-  }
-  const total = cfg.stages.reduce((n, st) => n + st.steps, 0);
-  return s && s.interrupted === false && s.steps === total ? s : null;
-}

@@ -14,6 +14,7 @@ import { lockFolder, unlockFolder } from '../util/lock.js';
 import { parseLlamaConfig, WEIGHT_DTYPES, type LlamaConfig, type WeightDtype } from '../model/config.js';
 import { describeBackend, PRECISIONS, type Backend, type Precision } from '../kernels/backend.js';
 import type { AdamWConfig } from './adamw.js';
+import type { TrainSummary } from './trainer.js';
 import type { ScheduleEntry, Stage } from './curriculum.js';
 import type { MixOptions } from '../data/mix.js';
 import { checkSynthetic, type SyntheticOptions } from '../data/synthetic.js';
@@ -194,6 +195,13 @@ export function checkpointName(step: number): string {
   return `step-${String(step).padStart(8, '0')}`;
 }
 
+const isCheckpointName = (name: string): boolean => /^step-\d{8}$/.test(name);
+
+/** The checkpoint folders of a run, oldest first. */
+function checkpointsOf(dir: string): string[] {
+  return fs.readdirSync(path.join(dir, CHECKPOINTS)).filter(isCheckpointName).sort();
+}
+
 /**
  * The newest complete checkpoint of a run, or null when none was written. `latest` is written only
  * after the checkpoint it names is complete, so one that names a missing or malformed checkpoint
@@ -205,16 +213,16 @@ export function latestCheckpoint(dir: string): string | null {
   if (!fs.existsSync(file)) return null;
   const name = fs.readFileSync(file, 'utf8').trim();
   const p = path.join(dir, CHECKPOINTS, name);
-  if (/^step-\d{8}$/.test(name) && fs.existsSync(p)) return p;
-  const there = fs.readdirSync(path.join(dir, CHECKPOINTS)).filter((n) => /^step-\d{8}$/.test(n)).sort();
-  const what = /^step-\d{8}$/.test(name) ? `${name}, which is missing` : `${JSON.stringify(name.slice(0, 40))}, not a checkpoint name (step-NNNNNNNN)`;
+  if (isCheckpointName(name) && fs.existsSync(p)) return p;
+  const there = checkpointsOf(dir);
+  const what = isCheckpointName(name) ? `${name}, which is missing` : `${JSON.stringify(name.slice(0, 40))}, not a checkpoint name (step-NNNNNNNN)`;
   throw new Error(`${file} names ${what}; write the name of one that is there into it (${there.length ? there.join(', ') : 'none are'}), or remove ${path.join(dir, CHECKPOINTS)} to start the run again`);
 }
 
 export function markLatest(dir: string, name: string, keep: number): void {
   writeFileAtomic(path.join(dir, CHECKPOINTS, LATEST), name + '\n');
   // Older checkpoints beyond `keep` are removed only after `latest` points past them.
-  const all = fs.readdirSync(path.join(dir, CHECKPOINTS)).filter((n) => /^step-\d{8}$/.test(n)).sort();
+  const all = checkpointsOf(dir);
   for (const old of all.slice(0, Math.max(0, all.length - keep))) {
     if (old !== name) fs.rmSync(path.join(dir, CHECKPOINTS, old), { recursive: true, force: true });
   }
@@ -281,4 +289,18 @@ export function backendChange(cfg: Pick<RunConfig, 'backend' | 'isa' | 'threads'
   const attentionMoves = cfg.precision === 'bf16' && bf16Tiles(cfg.isa, cfg.backend) !== bf16Tiles(be.isa, be.name);
   return `began on ${began}, continues on ${describeBackend({ name: be.name, isa: be.isa, threads: be.threads })}: the result will differ from an uninterrupted run ` +
     (attentionMoves ? 'by bfloat16\'s rounding of attention (its products are bfloat16 on the avx512bf16 build only)' : 'in the last bits');
+}
+
+/** The run's summary when it finished every step and wrote its final model; null otherwise. */
+export function finishedSummary(runDir: string, cfg: Pick<RunConfig, 'stages'>): TrainSummary | null {
+  const file = path.join(runDir, SUMMARY);
+  if (!fs.existsSync(file) || !fs.existsSync(path.join(runDir, FINAL_MODEL))) return null;
+  let s: TrainSummary;
+  try {
+    s = JSON.parse(fs.readFileSync(file, 'utf8')) as TrainSummary;
+  } catch {
+    return null; // a damaged summary: resuming from the last checkpoint rewrites it
+  }
+  const total = cfg.stages.reduce((n, st) => n + st.steps, 0);
+  return s && s.interrupted === false && s.steps === total ? s : null;
 }
