@@ -16,7 +16,8 @@ export type FileData = Uint8Array | string | Uint8Array[];
 // writeSync/readSync move at most ~2 GiB per call on Linux; stay well below that.
 const MAX_IO = 1 << 30;
 
-function tempSuffix(): string {
+/** `PID-RANDOM`: the suffix of temp names that removeStaleTempsIn recognises (and removes once PID is gone). */
+export function tempSuffix(): string {
   return `${process.pid}-${randomBytes(6).toString('hex')}`;
 }
 

@@ -9,7 +9,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { pidAlive, removeStaleTempsIn } from './atomic.js';
+import { pidAlive, removeStaleTempsIn, tempSuffix } from './atomic.js';
 
 export const LOCK = 'lock';
 
@@ -20,35 +20,99 @@ let exitHook = false;
  * Takes DIR/lock for this process (creating DIR) and removes temp files that dead writers left in
  * it. `busy(pid)` is the refusal when another live process holds it: one line saying what to do.
  * Taking a lock this process holds is a no-op.
+ *
+ * Two races are closed here. A lock appears with its pid already in it (a complete temp file is
+ * hard-linked into place), so a reader never sees an empty lock and mistakes it for a dead one. And
+ * a stale lock is removed only by the process holding DIR/lock.takeover, after re-reading it: two
+ * processes that both find a dead pid would otherwise both delete "the stale lock", the second one
+ * deleting the first one's fresh lock, and both would write the folder.
  */
 export function lockFolder(dir: string, busy: (pid: number) => string): void {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, LOCK);
-  for (let tries = 0; tries < 3; tries++) {
-    let taken = false;
-    try {
-      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
-      taken = true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`${file}: cannot write the folder's lock file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    if (taken) {
+  for (let tries = 0; tries < 200; tries++) {
+    if (createLockFile(file)) {
       hold(file);
       removeStaleTempsIn(dir); // the folder is ours now: what killed writers left half-written goes
       return;
     }
-    let pid = NaN;
-    try {
-      pid = Number(fs.readFileSync(file, 'utf8').trim());
-    } catch { /* removed meanwhile: try again */ }
+    const text = readLockText(file);
+    if (text === undefined) continue; // released meanwhile: try again
+    const pid = Number(text.trim());
     if (pid === process.pid) {
       hold(file); // ours (or a pid reused across runs, as PID 1 in a container): released at exit like any other
       return;
     }
     if (Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid)) throw new Error(`${dir}: ${busy(pid)}`);
-    fs.rmSync(file, { force: true }); // its writer died
+    removeStaleLock(dir, file, text); // its writer died
   }
   throw new Error(`${dir}: could not take the lock file ${file}; remove it if no process is writing the folder`);
+}
+
+/** Creates `file` holding this pid, atomically and only if it does not exist; false if it exists. */
+function createLockFile(file: string): boolean {
+  const tmp = `${file}.tmp-${tempSuffix()}`;
+  try {
+    fs.writeFileSync(tmp, `${process.pid}\n`, { flag: 'wx' });
+  } catch (e) {
+    throw new Error(`${file}: cannot write the folder's lock file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    fs.linkSync(tmp, file);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw new Error(`${file}: cannot write the folder's lock file (${code ?? (e as Error).message})`);
+    // a file system without hard links: exclusive create, whose pid lands a moment later
+    try {
+      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      return true;
+    } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw new Error(`${file}: cannot write the folder's lock file (${(e2 as NodeJS.ErrnoException).code ?? (e2 as Error).message})`);
+    }
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+function readLockText(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes `file` if it still reads `staleText`, holding DIR/lock.takeover meanwhile so that no other
+ * process can remove a lock that was taken after this one read the stale one. A process that finds
+ * the takeover held by a live process waits a moment and lets its caller read the lock again.
+ */
+function removeStaleLock(dir: string, file: string, staleText: string): void {
+  const guard = `${file}.takeover`;
+  if (!createLockFile(guard)) {
+    const guardText = readLockText(guard);
+    const other = Number((guardText ?? '').trim());
+    if (guardText === undefined || (Number.isSafeInteger(other) && other > 0 && pidAlive(other))) {
+      sleepMs(5);
+      return;
+    }
+    // its writer died in the microseconds between taking and releasing it
+    throw new Error(`${dir}: a process died while taking over a stale lock; if no process is writing the folder, remove ${guard} and ${file}`);
+  }
+  try {
+    // only this process can remove the lock now, and a stale one cannot come alive: if it still
+    // reads the same, it is still the dead writer's
+    if (readLockText(file) === staleText) fs.rmSync(file, { force: true });
+  } finally {
+    fs.rmSync(guard, { force: true });
+  }
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 function hold(file: string): void {
