@@ -95,7 +95,9 @@ export function registerInstruct(program: Command): void {
     .addHelpText('after', `
 Each chunk's record has the document id, the chunk's character span, the seed, the prompt kind
 (normal | short) and the verdict. Re-running with the same --out and --seed skips chunks already
-recorded (verified or not), so an interrupted run resumes. The generator sees Llama 2 chat turns
+recorded (verified or not), so an interrupted run resumes; it must keep the generator, --max-new,
+--verify-max-new and the chunk budget (or use another --seed), and only one process writes an --out
+at a time (OUT's .lock holds its pid). The generator sees Llama 2 chat turns
 ([INST] ... [/INST]) and decodes greedily, or samples the pair with --temperature (the llama.cpp
 backend cannot: serve the GGUF with llama.cpp's server instead). Prints the counts: generated, verified, rejected
 (verdict not "yes"), unparseable (no <question>/<answer> tags).

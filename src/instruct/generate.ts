@@ -28,6 +28,7 @@ import { MAX_EVAL_LEN } from '../eval/memory.js';
 import { splitSentences } from '../eval/text.js';
 import { deriveSeed } from '../util/rng.js';
 import { fsyncFile } from '../util/atomic.js';
+import { lockFile, unlockFile } from '../util/lock.js';
 import { llama2ChatTokens } from '../data/chat-template.js';
 import { generationPrompt, parseQAPair, parseVerdict, verifyPrompt, type PromptKind } from './prompts.js';
 import { jsonErrorText } from '../util/json-error.js';
@@ -88,6 +89,10 @@ export interface PairRecord {
   chunk_end?: number;
   /** how the reply was sampled (absent: greedy) */
   sampling?: { temperature: number; top_p: number };
+  /** the settings that chose and answered the chunk (a resumed run must keep them; absent in older records) */
+  chunk_budget?: number;
+  max_new?: number;
+  verify_max_new?: number;
 }
 
 /** One document, once, in OUT.docs.jsonl. */
@@ -125,6 +130,11 @@ export interface SelfInstructIO {
 export function sidecarPaths(out: string): { pairs: string; rejected: string; docs: string } {
   const base = out.replace(/\.jsonl$/i, '');
   return { pairs: out, rejected: `${base}.rejected.jsonl`, docs: `${base}.docs.jsonl` };
+}
+
+/** data.jsonl -> data.lock: held by the one process appending to OUT and its sidecars. */
+function lockPath(out: string): string {
+  return `${out.replace(/\.jsonl$/i, '')}.lock`;
 }
 
 export function recordKey(doc: string, span: readonly [number, number], seed: number): string {
@@ -236,8 +246,35 @@ export async function selfInstruct(model: EvalModel, o: SelfInstructOptions, io:
       'serve the generator with a longer context (--ctx), or lower --max-new');
   }
 
-  // Earlier runs: what is done, and the documents they used (which must not have changed).
+  // One writer: two processes appending to the same files would both do every chunk.
   fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
+  const lock = lockPath(o.out);
+  lockFile(lock, o.out, (pid) => `another process (pid ${pid}) is generating into this file; wait for it to finish or stop it, then run again (finished chunks are kept)`);
+  try {
+    return await generateLocked(model, o, io, { files, temperature, sampling, samplingText, ctx, chunkTokens });
+  } finally {
+    unlockFile(lock);
+  }
+}
+
+async function generateLocked(
+  model: EvalModel, o: SelfInstructOptions, io: SelfInstructIO,
+  r0: { files: ReturnType<typeof sidecarPaths>; temperature: number; sampling: PairRecord['sampling']; samplingText: (x: PairRecord['sampling']) => string; ctx: number; chunkTokens: number },
+): Promise<SelfInstructCounts> {
+  const { files, temperature, sampling, samplingText, ctx, chunkTokens } = r0;
+  const tok = model.tokenizer;
+  const user = (content: string): Int32Array => llama2ChatTokens(tok, [{ role: 'user', content }]);
+  // what chose and answers a seed's chunks: a resumed run that changed them would pick other spans
+  // of the same documents (a second chunk where --per-doc asked for one) or mix two generators
+  const settings = { generator: model.name, chunk_budget: chunkTokens, max_new: o.maxNew, verify_max_new: o.verifyMaxNew };
+  const settingText = {
+    generator: (v: unknown) => `generator ${v}`,
+    chunk_budget: (v: unknown) => `chunks of up to ${v} tokens`,
+    max_new: (v: unknown) => `--max-new ${v}`,
+    verify_max_new: (v: unknown) => `--verify-max-new ${v}`,
+  };
+
+  // Earlier runs: what is done, and the documents they used (which must not have changed).
   const done = new Set<string>();
   const fileCounts = { verified: 0, rejected: 0, unparseable: 0 };
   for (const f of [files.pairs, files.rejected]) {
@@ -249,6 +286,14 @@ export async function selfInstruct(model: EvalModel, o: SelfInstructOptions, io:
       if (r.seed === o.seed && samplingText(r.sampling) !== samplingText(sampling)) {
         throw new Error(`${f}: the chunks of --seed ${o.seed} were generated with ${samplingText(r.sampling)}, this run asks for ${samplingText(sampling)}; ` +
           'continue with the same --temperature/--top-p, or give another --seed or --out');
+      }
+      if (r.seed === o.seed) {
+        for (const k of Object.keys(settings) as (keyof typeof settings)[]) {
+          if (r[k] !== undefined && r[k] !== settings[k]) {
+            throw new Error(`${f}: the chunks of --seed ${o.seed} were generated with ${settingText[k](r[k])}, this run has ${settingText[k](settings[k])}; ` +
+              `continue with the same settings${k === 'chunk_budget' ? ' (the chunk budget follows from --chunk-tokens, --max-new, --verify-max-new and the generator\'s context)' : ''}, or give another --seed or --out`);
+          }
+        }
       }
       done.add(recordKey(r.doc, r.span, r.seed));
       fileCounts[r.status]++;
@@ -317,6 +362,7 @@ export async function selfInstruct(model: EvalModel, o: SelfInstructOptions, io:
     const base = {
       v: 1 as const, doc: it.doc, span: it.span, seed: o.seed, kind: it.kind, generator: model.name, chunk_tokens: tok.encode(chunk).length,
       ...(e !== it.span[1] ? { chunk_end: e } : {}), ...(sampling ? { sampling } : {}),
+      chunk_budget: chunkTokens, max_new: o.maxNew, verify_max_new: o.verifyMaxNew,
     };
     // a sampled reply is seeded by the chunk's key, so a re-run (or a resumed run) draws the same one
     const raw = await generate(generationPrompt(it.kind, chunk), o.maxNew, deriveSeed(o.seed, it.doc, it.span[0], it.span[1], 'sample'));

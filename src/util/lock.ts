@@ -29,24 +29,31 @@ let exitHook = false;
  */
 export function lockFolder(dir: string, busy: (pid: number) => string): void {
   fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, LOCK);
+  if (lockFile(path.join(dir, LOCK), dir, busy)) removeStaleTempsIn(dir); // the folder is ours now: what killed writers left half-written goes
+}
+
+/**
+ * Takes the lock file `file` (its folder must exist) for this process, as lockFolder does for a
+ * whole folder: for writers that share a folder with others, each with its own files (one
+ * `instruct generate --out` among others). Errors start with `what`. True if newly taken.
+ */
+export function lockFile(file: string, what: string, busy: (pid: number) => string): boolean {
   for (let tries = 0; tries < 200; tries++) {
     if (createLockFile(file)) {
       hold(file);
-      removeStaleTempsIn(dir); // the folder is ours now: what killed writers left half-written goes
-      return;
+      return true;
     }
     const text = readLockText(file);
     if (text === undefined) continue; // released meanwhile: try again
     const pid = Number(text.trim());
     if (pid === process.pid) {
       hold(file); // ours (or a pid reused across runs, as PID 1 in a container): released at exit like any other
-      return;
+      return false;
     }
-    if (Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid)) throw new Error(`${dir}: ${busy(pid)}`);
-    removeStaleLock(dir, file, text); // its writer died
+    if (Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid)) throw new Error(`${what}: ${busy(pid)}`);
+    removeStaleLock(what, file, text); // its writer died
   }
-  throw new Error(`${dir}: could not take the lock file ${file}; remove it if no process is writing the folder`);
+  throw new Error(`${what}: could not take the lock file ${file}; remove it if no process is writing there`);
 }
 
 /** Creates `file` holding this pid, atomically and only if it does not exist; false if it exists. */
@@ -90,7 +97,7 @@ function readLockText(file: string): string | undefined {
  * process can remove a lock that was taken after this one read the stale one. A process that finds
  * the takeover held by a live process waits a moment and lets its caller read the lock again.
  */
-function removeStaleLock(dir: string, file: string, staleText: string): void {
+function removeStaleLock(what: string, file: string, staleText: string): void {
   const guard = `${file}.takeover`;
   if (!createLockFile(guard)) {
     const guardText = readLockText(guard);
@@ -100,7 +107,7 @@ function removeStaleLock(dir: string, file: string, staleText: string): void {
       return;
     }
     // its writer died in the microseconds between taking and releasing it
-    throw new Error(`${dir}: a process died while taking over a stale lock; if no process is writing the folder, remove ${guard} and ${file}`);
+    throw new Error(`${what}: a process died while taking over a stale lock; if no process is writing there, remove ${guard} and ${file}`);
   }
   try {
     // only this process can remove the lock now, and a stale one cannot come alive: if it still
@@ -125,7 +132,11 @@ function hold(file: string): void {
 
 /** Releases DIR/lock if this process holds it. */
 export function unlockFolder(dir: string): void {
-  const file = path.join(dir, LOCK);
+  unlockFile(path.join(dir, LOCK));
+}
+
+/** Releases the lock file `file` if this process holds it. */
+export function unlockFile(file: string): void {
   releaseIfOurs(file);
   held.delete(file);
 }

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { openLocalModel } from '../../src/eval/backends/local.js';
 import { openOpenAIModel, type OpenAIEvalModel } from '../../src/eval/backends/openai.js';
 import type { EvalModel } from '../../src/eval/model.js';
@@ -108,9 +109,35 @@ test('against a real longctx serve of a tiny model: nonsense is unparseable, pai
   assert.equal(again.skipped, 6);
   assert.ok(readFileSync(files.rejected, 'utf8').endsWith('\n'));
   assert.equal(readAppendLog<PairRecord>(files.rejected).length, side.length);
+  // a re-run that would pick other spans of the same documents, or answer with other settings or
+  // another generator, is refused before anything is written
+  const before = readFileSync(files.rejected, 'utf8');
+  assert.ok(side.every((r) => r.chunk_budget === 128 && r.max_new === 40 && r.verify_max_new === 6), 'records keep the settings that chose them');
+  await assert.rejects(selfInstruct(model, opts(out, { chunkTokens: 96 })),
+    /data\.rejected\.jsonl: the chunks of --seed 0 were generated with chunks of up to 128 tokens, this run has chunks of up to 96 tokens; continue with the same settings \(the chunk budget follows from --chunk-tokens, --max-new, --verify-max-new and the generator's context\), or give another --seed or --out$/);
+  await assert.rejects(selfInstruct(model, opts(out, { verifyMaxNew: 8 })), /with --verify-max-new 6, this run has --verify-max-new 8;/);
+  const renamed: EvalModel = Object.assign(Object.create(model) as EvalModel, { name: 'another-model' });
+  await assert.rejects(selfInstruct(renamed, opts(out)), new RegExp(`with generator ${remote.name}, this run has generator another-model;`));
+  assert.equal(readFileSync(files.rejected, 'utf8'), before);
   // another seed picks its own chunks and prompts: new records beside the old
-  const other = await selfInstruct(model, opts(out, { seed: 7, maxDocs: 1, perDoc: 1 }));
+  const other = await selfInstruct(model, opts(out, { seed: 7, maxDocs: 1, perDoc: 1, chunkTokens: 96 }));
   assert.equal(other.generated, 1);
+});
+
+test('one process generates into an --out at a time: a live writer\'s lock refuses, a dead one\'s is taken over and released', async () => {
+  const out = path.join(dir, 'locked', 'data.jsonl');
+  mkdirSync(path.dirname(out), { recursive: true });
+  const lock = path.join(dir, 'locked', 'data.lock');
+  writeFileSync(lock, `${process.ppid}\n`); // the test runner: alive
+  const gen = new ClozeGenerator(remote.tokenizer, 1024);
+  await assert.rejects(selfInstruct(gen, opts(out, { maxDocs: 1, perDoc: 1 })),
+    new RegExp(`data\\.jsonl: another process \\(pid ${process.ppid}\\) is generating into this file; wait for it to finish or stop it, then run again \\(finished chunks are kept\\)$`));
+  assert.ok(!existsSync(out), 'nothing written');
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  writeFileSync(lock, `${dead}\n`);
+  const c = await selfInstruct(gen, opts(out, { maxDocs: 1, perDoc: 1 }));
+  assert.equal(c.generated, 1);
+  assert.ok(!existsSync(lock), 'released when done');
 });
 
 test('longctx instruct generate against a real server prints the counts', async () => {
