@@ -11,7 +11,7 @@ import { distill } from '../instruct/distill.js';
 import { instructTrain, resumeInstruct, PRETRAIN_SHARE, SFT_EPOCHS, SFT_LR, VAL_FRACTION, type InstructSummary } from '../recipes/instruct.js';
 import { Progress } from '../util/progress.js';
 import { checkFolderPath, floatArg, intArg, kernelsFlag, kernelsOption, topPArg } from './args.js';
-import { addRunFlags, trainEnv } from './train-flags.js';
+import { addRunFlags, exitCodeOfStop, trainEnv } from './train-flags.js';
 import { definedOnly } from '../util/defined.js';
 import { tokenizerFromFile } from '../io/gguf-llama.js';
 
@@ -45,6 +45,7 @@ function countsLine(c: SelfInstructCounts): string {
 }
 
 function printInstructSummary(s: InstructSummary, json: boolean): void {
+  exitCodeOfStop(s);
   if (json) {
     process.stdout.write(JSON.stringify({ type: 'summary', ...s }) + '\n');
     return;
@@ -191,7 +192,7 @@ be any generator, e.g. a big model behind a server, or --generator cloze offline
     .addOption(new Option('--val-data <file>').argParser(collect).default([]).hideHelp()) // the older name of --val-pairs
     .option('--eval-every <steps>', 'validation interval (default: 10 evaluations per run)', intArg('--eval-every', 1))
     .option('--eval-sequences <n>', 'validation sequences (default: all held-out pairs, at most 64)', intArg('--eval-sequences', 1))
-    .option('--resume <run>', 'continue RUN from its last checkpoint (same data, checked); of the other flags only --kernels applies')
+    .option('--resume <run>', 'continue RUN from its last checkpoint (same data, checked); of the other flags only --kernels and --lr apply (--lr: a new peak learning rate from the checkpoint on, recorded in the run)')
     .option('--json', 'JSON lines (metrics) on stdout instead of a progress bar', false))
     .addHelpText('after', `
 The run folder is laid out like pretrain/extend's (config.resolved.json, metrics.jsonl,
@@ -200,7 +201,7 @@ base model's chat template (Llama 2's [INST] template if it had none), which lon
 longctx chat use. Validation is the loss on held-out
 answers (answers only, with or without --loss-on-input), printed before and after.`)
     .action(async (f: TrainFlags) => {
-      if (f.resume) return printInstructSummary(await resumeInstruct(f.resume, trainEnv(f)), f.json);
+      if (f.resume) return printInstructSummary(await resumeInstruct(f.resume, trainEnv(f), f.lr !== undefined ? { lr: f.lr } : {}), f.json);
       if (!f.from) throw new Error('--from is required (a run folder or a model folder)');
       if (!f.out) throw new Error('--out is required (the run folder to create)');
       checkFolderPath(f.out);

@@ -96,7 +96,16 @@ export function commonOptions(f: CommonFlags): CommonOptions {
   };
 }
 
+/**
+ * A run stopped by Ctrl-C or SIGTERM (checkpointed, resumable) still ends as an interrupted command:
+ * 130 / 143, so that `longctx pretrain ... && longctx extend ...` does not go on with a half-trained run.
+ */
+export function exitCodeOfStop(s: Pick<TrainSummary, 'signal'>): void {
+  if (s.signal) process.exitCode = s.signal === 'SIGINT' ? 130 : 143;
+}
+
 export function printSummary(s: TrainSummary, json: boolean, extra: Record<string, unknown> = {}): void {
+  exitCodeOfStop(s);
   if (json) {
     process.stdout.write(JSON.stringify({ type: 'summary', ...s, ...extra }) + '\n');
     return;

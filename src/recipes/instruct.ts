@@ -18,7 +18,7 @@ import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { planStages } from '../train/curriculum.js';
 import {
-  backendChange, backendRecord, finishedSummary, withRunPrecision, latestCheckpoint, lockRun, unlockRun, readMetrics, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type InstructRunInfo, type RunConfig,
+  backendChange, backendRecord, changePeakLr, finishedSummary, withRunPrecision, latestCheckpoint, lockRun, unlockRun, readMetrics, readRunConfig, truncateMetrics, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type InstructRunInfo, type RunConfig,
 } from '../train/run.js';
 import { chooseMicroBatch, memoryBudget, tokenizerFiles, train, type TrainData, type TrainEnv, type TrainSummary } from '../train/trainer.js';
 import { LLAMA2_CHAT_TEMPLATE, chatFormat, type ChatFormat } from '../data/chat-template.js';
@@ -265,7 +265,7 @@ export async function instructTrain(o: InstructTrainOptions, io: TrainEnv): Prom
 }
 
 /** Continue an instruction-tuning run from its last checkpoint: same data (checked), same batches. */
-export async function resumeInstruct(runDir: string, env: TrainEnv): Promise<InstructSummary> {
+export async function resumeInstruct(runDir: string, env: TrainEnv, change: { lr?: number } = {}): Promise<InstructSummary> {
   const cfg = readRunConfig(runDir);
   const io = withRunPrecision(cfg, env);
   if (cfg.kind !== 'instruct' || !cfg.instruct) throw new Error(`${runDir} is a ${cfg.kind} run; continue it with longctx ${cfg.kind} --resume ${runDir}`);
@@ -299,6 +299,7 @@ export async function resumeInstruct(runDir: string, env: TrainEnv): Promise<Ins
   const moved = backendChange(cfg, io.backend);
   if (moved && !io.json) process.stderr.write(`${runDir}: ${moved}\n`);
   const { model, opt, state } = loadCheckpoint(ckpt, io.backend);
+  if (change.lr !== undefined) changePeakLr(runDir, cfg, state.step, change.lr, io);
   truncateMetrics(runDir, state.step);
   const data = restoreSequenceIterator(built.train, state.data as SequenceIteratorState, built.fingerprint);
   const s = await train(runDir, cfg, trainData(built, tok, T, chat), { model, opt, data, step: state.step, tokens: state.tokens, rng: Rng.fromState(state.rng), seconds: state.seconds ?? 0 }, io);

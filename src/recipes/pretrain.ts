@@ -17,7 +17,7 @@ import { openModelFolder, isModelFolder, folderDtype, carriedFiles } from '../io
 import { createOptimizerState, llamaAdamW } from '../train/adamw.js';
 import { loadCheckpoint } from '../train/checkpoint.js';
 import { parseSchedule, planStages } from '../train/curriculum.js';
-import { backendChange, backendRecord, finishedSummary, withRunPrecision, latestCheckpoint, lockRun, readRunConfig, truncateMetrics, unlockRun, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type ExtendRunConfig, type PretrainRunConfig } from '../train/run.js';
+import { backendChange, changePeakLr, backendRecord, finishedSummary, withRunPrecision, latestCheckpoint, lockRun, readRunConfig, truncateMetrics, unlockRun, writeRunConfig, FINAL_MODEL, RESOLVED_CONFIG, type ExtendRunConfig, type PretrainRunConfig } from '../train/run.js';
 import { chooseMicroBatch, memoryBudget, train, validate, type TrainData, type TrainEnv, type TrainState, type TrainSummary } from '../train/trainer.js';
 import { datasetTrainData, evalBatches } from '../train/text-data.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -255,19 +255,13 @@ export async function resume(runDir: string, env: TrainEnv, change: { lr?: numbe
     return finished;
   }
   const ckpt = latestCheckpoint(runDir);
-  if (!ckpt) return restart(runDir, cfg, io);
+  if (!ckpt) {
+    if (change.lr !== undefined) changePeakLr(runDir, cfg, 0, change.lr, io);
+    return restart(runDir, cfg, io);
+  }
   const ds = openDataset(cfg.data);
   const { model, opt, state } = loadCheckpoint(ckpt, io.backend);
-  if (change.lr !== undefined) {
-    // what the NaN-loss advice asks for: a lower peak from here on, the cosine's shape and the
-    // floor's ratio kept, recorded in the run so that a later resume keeps it
-    if (!(change.lr > 0)) throw new Error(`--lr must be positive to resume, got ${change.lr}`);
-    const minLr = cfg.lr.maxLr > 0 ? cfg.lr.minLr * change.lr / cfg.lr.maxLr : change.lr / 10;
-    cfg.lr = { ...cfg.lr, maxLr: change.lr, minLr };
-    cfg.lrChanges = [...(cfg.lrChanges ?? []), { step: state.step, maxLr: change.lr, minLr }];
-    writeRunConfig(runDir, cfg);
-    if (!io.json) process.stderr.write(`${runDir}: peak learning rate ${change.lr} from step ${state.step} on (recorded in ${RESOLVED_CONFIG})\n`);
-  }
+  if (change.lr !== undefined) changePeakLr(runDir, cfg, state.step, change.lr, io);
   truncateMetrics(runDir, state.step);
   const data = restoreBatchIterator(ds, state.data as BatchIteratorState);
   // the files the run carries from its base (tokenizer_config.json, ...) are in every checkpoint

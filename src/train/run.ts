@@ -112,6 +112,19 @@ export function writeRunConfig(dir: string, cfg: RunConfig): void {
   writeFileAtomic(path.join(dir, RESOLVED_CONFIG), JSON.stringify(cfg, null, 2) + '\n');
 }
 
+/**
+ * A new peak learning rate from `step` on (what the NaN-loss advice asks for): the cosine's shape and
+ * the floor's ratio kept, recorded in the run (`lr`, `lrChanges`) so that a later resume keeps it.
+ */
+export function changePeakLr(dir: string, cfg: RunConfig, step: number, lr: number, io: { json: boolean }): void {
+  if (!(lr > 0)) throw new Error(`--lr must be positive to resume, got ${lr}`);
+  const minLr = cfg.lr.maxLr > 0 ? cfg.lr.minLr * lr / cfg.lr.maxLr : lr / 10;
+  cfg.lr = { ...cfg.lr, maxLr: lr, minLr };
+  cfg.lrChanges = [...(cfg.lrChanges ?? []), { step, maxLr: lr, minLr }];
+  writeRunConfig(dir, cfg);
+  if (!io.json) process.stderr.write(`${dir}: peak learning rate ${lr} from step ${step} on (recorded in ${RESOLVED_CONFIG})\n`);
+}
+
 export function readRunConfig(dir: string): RunConfig {
   const file = path.join(dir, RESOLVED_CONFIG);
   if (!fs.existsSync(file)) throw new Error(`${file} not found: ${dir} is not a longctx run folder (give the --out folder of a pretrain or extend run)`);
@@ -245,9 +258,10 @@ export function readMetrics(dir: string): MetricLine[] {
 }
 
 /**
- * On resume: keep the metric lines up to the checkpoint's step (train steps <= step, evaluations
- * and stage marks at <= step) so the resumed run appends a continuous record. A line half-written
- * by a killed process is dropped.
+ * On resume: keep the metric lines up to the checkpoint's step (train steps and evaluations <= step,
+ * which were written before the checkpoint; stage marks < step, since a mark at the step itself is
+ * written after it and the resumed run writes it again) so the resumed run appends a continuous
+ * record, each line once. A line half-written by a killed process is dropped.
  */
 export function truncateMetrics(dir: string, step: number): void {
   const file = path.join(dir, METRICS);
@@ -261,7 +275,7 @@ export function truncateMetrics(dir: string, step: number): void {
     } catch {
       continue;
     }
-    if (m.step <= step) kept.push(line);
+    if (m.step < step || (m.step === step && m.type !== 'stage')) kept.push(line);
   }
   writeFileAtomic(file, kept.length ? kept.join('\n') + '\n' : '');
 }

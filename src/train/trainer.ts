@@ -91,6 +91,8 @@ export interface TrainSummary {
   stageFlops: { seqLen: number; steps: number; flops: number }[];
   model: string;
   interrupted: boolean;
+  /** the signal that stopped an interrupted run (the CLI exits 128 + its number, as the shell expects) */
+  signal?: 'SIGINT' | 'SIGTERM';
 }
 
 export function lrSchedule(cfg: RunConfig): LrSchedule {
@@ -175,8 +177,8 @@ export async function train(runDir: string, cfg: RunConfig, data: TrainData, st:
   const files = data.files;
   const started = Date.now();
   const secondsBefore = st.seconds ?? 0;
-  let stopRequested = false;
-  const onSignal = (): void => { stopRequested = true; };
+  let stopRequested: 'SIGINT' | 'SIGTERM' | null = null;
+  const onSignal = (sig: NodeJS.Signals): void => { stopRequested = sig === 'SIGINT' ? 'SIGINT' : 'SIGTERM'; };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
@@ -217,8 +219,14 @@ export async function train(runDir: string, cfg: RunConfig, data: TrainData, st:
   let processSteps = 0;
   let lastVal = new Map<number, number>();
   if (st.step === 0) {
-    lastVal = evaluate(); // the starting point of every curve
-    checkpoint();
+    // the starting point of every curve; a run resumed from its step-0 checkpoint has it already
+    const logged = readMetrics(runDir).filter((m) => m.type === 'eval' && m.step === 0);
+    if (cfg.evalLengths.every((T) => logged.some((m) => m.type === 'eval' && m.seq_len === T))) {
+      for (const m of logged) if (m.type === 'eval') lastVal.set(m.seq_len, m.val_loss);
+    } else {
+      lastVal = evaluate();
+    }
+    if (latestCheckpoint(runDir) === null) checkpoint();
   }
   try {
     while (st.step < totalSteps) {
@@ -228,7 +236,8 @@ export async function train(runDir: string, cfg: RunConfig, data: TrainData, st:
       if (stage !== currentStage) {
         currentStage = stage;
         if (st.data.seqLen !== stage.seqLen || st.data.batchSize !== stage.batchSize) st.data.reshape(stage.seqLen, stage.batchSize);
-        emit([{ type: 'stage', step: st.step, seq_len: stage.seqLen, batch_size: stage.batchSize, micro_batch: mb }]);
+        // marks where a stage begins (a run resumed mid-stage has its mark already)
+        if (st.step === stage.firstStep) emit([{ type: 'stage', step: st.step, seq_len: stage.seqLen, batch_size: stage.batchSize, micro_batch: mb }]);
       }
       const lr = lrAt(schedule, st.step);
       const t0 = process.hrtime.bigint();
@@ -288,7 +297,7 @@ export async function train(runDir: string, cfg: RunConfig, data: TrainData, st:
     seconds: secondsBefore + (Date.now() - started) / 1000, finalLoss: lastLoss,
     valLoss: Object.fromEntries([...lastVal].map(([T, l]) => [String(T), l])),
     stageFlops: cfg.stages.map((s) => ({ seqLen: s.seqLen, steps: s.steps, flops: s.flops })),
-    model: done ? modelDir : '', interrupted: !done,
+    model: done ? modelDir : '', interrupted: !done, ...(!done && stopRequested ? { signal: stopRequested } : {}),
   };
   if (done) writeFileAtomic(path.join(runDir, SUMMARY), JSON.stringify(summary, null, 2) + '\n');
   unlockRun(runDir);

@@ -16,7 +16,7 @@ import { IncrementalDecoder } from '../../src/serve/detok.js';
 import { LLAMA2_CHAT_TEMPLATE, llama2ChatTokens } from '../../src/data/chat-template.js';
 import { startServer } from '../../src/serve/server.js';
 import { instructTrain, resumeInstruct, type InstructTrainOptions } from '../../src/recipes/instruct.js';
-import { readMetrics } from '../../src/train/run.js';
+import { readMetrics, readRunConfig } from '../../src/train/run.js';
 import { BIN, assertOneLineError, longctx, longctxAsync } from '../bin.js';
 import { tinyModelFolder, post } from '../serve/fixture.js';
 import { fakeGenerator, mobyDocs } from './fixture.js';
@@ -164,6 +164,19 @@ test('a run stopped midway resumes to the same losses, bit for bit (loss on inpu
   const curve = (d: string): number[][] => readMetrics(d).filter((x) => x.type === 'train').map((x) => [x.step, (x as { loss: number }).loss]);
   assert.deepEqual(curve(part), curve(path.join(dir, 'full')));
   assert.deepEqual(resumed.valLoss, full.valLoss);
+  // --resume --lr (what the NaN-loss message advises): the new peak from the checkpoint on, recorded
+  const part2 = path.join(dir, 'part-lr');
+  await instructTrain(o(part2), { backend: selectBackend(), json: false, quiet: true, stopAfter: 6 });
+  const r = spawnSync(process.execPath, [BIN, 'instruct', 'train', '--resume', part2, '--lr', '3e-4'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /peak learning rate 0\.0003 from step 4 on/);
+  const changes = readRunConfig(part2).lrChanges!;
+  assert.deepEqual(changes.map((c) => [c.step, c.maxLr]), [[4, 3e-4]]);
+  assert.ok(Math.abs(changes[0]!.minLr - 3e-5) < 1e-15, 'the floor keeps its ratio');
+  const lrs = (d: string): number[] => readMetrics(d).filter((x) => x.type === 'train').map((x) => (x as { lr: number }).lr);
+  const [was, now] = [lrs(path.join(dir, 'full')), lrs(part2)];
+  assert.deepEqual(now.slice(0, 4), was.slice(0, 4), 'the steps before the checkpoint (step 4) are kept');
+  for (let i = 4; i < 12; i++) assert.ok(Math.abs(now[i]! - was[i]! / 10) <= 1e-12, `step ${i + 1}: lr ${now[i]} vs ${was[i]}`);
 });
 
 test('instruct train --resume on a finished run says so and rewrites nothing', () => {

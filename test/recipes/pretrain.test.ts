@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,8 @@ import { saveTokenizer } from '../../src/data/tokenizer/load.js';
 import { prepareData } from '../../src/data/prepare.js';
 import { backendChange, latestCheckpoint, lockRun, readMetrics, readRunConfig, unlockRun } from '../../src/train/run.js';
 import { openModelFolder } from '../../src/io/hf.js';
+import { pretrain } from '../../src/recipes/pretrain.js';
+import { selectBackend } from '../../src/kernels/native.js';
 
 let dir = '';
 let data = '';
@@ -60,6 +62,7 @@ test('SIGKILL mid-run, --resume: the loss curve equals the uninterrupted run bit
   assert.equal(resumed.code, 0, resumed.stderr);
   const curve = readMetrics(killed).filter((m) => m.type === 'train');
   assert.deepEqual(curve.map((m) => [m.step, m.loss, m.grad_norm]), reference.map((m) => [m.step, m.loss, m.grad_norm]));
+  assert.deepEqual(metricRows(killed), metricRows(full), 'every evaluation and stage mark once, as in the uninterrupted run');
   const finalA = JSON.parse(readFileSync(path.join(full, 'summary.json'), 'utf8'));
   const finalB = JSON.parse(readFileSync(path.join(killed, 'summary.json'), 'utf8'));
   assert.deepEqual(finalB.valLoss, finalA.valLoss);
@@ -87,18 +90,64 @@ test('SIGKILL mid-run, --resume: the loss curve equals the uninterrupted run bit
   assert.ok(existsSync(path.join(killed, 'model', 'config.json')));
 });
 
+/** The metric record's lines as (type, step, length): what a resumed run must log exactly once each. */
+function metricRows(run: string): [string, number, number | null][] {
+  return readMetrics(run).map((m) => [m.type, m.step, 'seq_len' in m ? m.seq_len : null]);
+}
+
+test('a run resumed from its step-0 checkpoint logs its step-0 evaluation and stage mark once, and trains as the uninterrupted run', async () => {
+  const zero = path.join(dir, 'zero');
+  const o = {
+    out: zero, schedule: '32', tokens: 256 * 120, tokensPerStep: 256, lr: 3e-3, seed: 0, evalEvery: 40, evalSequences: 2,
+    checkpointEvery: 10, keepCheckpoints: 2, mix: {}, preset: 'tiny', data,
+  };
+  const stopped = await pretrain(o, { backend: selectBackend(), json: true, quiet: true, stopAfter: 1 });
+  assert.ok(stopped.interrupted);
+  assert.equal(readFileSync(path.join(zero, 'checkpoints', 'latest'), 'utf8').trim(), 'step-00000000');
+  const r = run(['pretrain', '--resume', zero]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(metricRows(zero), metricRows(path.join(dir, 'full')));
+  const curve = (d: string): number[][] => readMetrics(d).filter((m) => m.type === 'train').map((m) => [m.step, m.loss]);
+  assert.deepEqual(curve(zero), curve(path.join(dir, 'full')));
+});
+
+/** A pretrain run far too long to finish, started in a child process; resolves once it is training. */
+async function startLongRun(out: string, stdio: 'ignore' | 'pipe' = 'ignore'): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [BIN, ...PRETRAIN.map((a) => (a === String(256 * 120) ? String(256 * 100000) : a)), '--data', data, '--out', out], { stdio });
+  // wait until it is training (a train line in the metrics)
+  await new Promise<void>((resolve, reject) => {
+    const t0 = Date.now();
+    const poll = setInterval(() => {
+      if (existsSync(path.join(out, 'metrics.jsonl')) && /"type":"train"/.test(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8'))) { clearInterval(poll); resolve(); }
+      else if (Date.now() - t0 > 60_000) { clearInterval(poll); reject(new Error('the run did not start')); }
+    }, 20);
+  });
+  return child;
+}
+
+test('Ctrl-C (SIGINT) or SIGTERM checkpoints the step it stopped at, releases the run and exits 130 / 143', async () => {
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    const out = path.join(dir, `stop-${sig}`);
+    const child = await startLongRun(out, 'pipe');
+    let stdout = '', stderr = '';
+    child.stdout!.on('data', (d) => { stdout += d; });
+    child.stderr!.on('data', (d) => { stderr += d; });
+    child.kill(sig);
+    const exit = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    assert.equal(exit, code, `${sig}: ${stderr}`);
+    const m = /stopped at step (\d+); resume with --resume /.exec(stderr);
+    assert.ok(m, stderr);
+    assert.match(stdout, new RegExp(`^stopped: ${m[1]} steps`));
+    assert.equal(readFileSync(path.join(out, 'checkpoints', 'latest'), 'utf8').trim(), `step-${m[1]!.padStart(8, '0')}`, 'the step it stopped at is checkpointed');
+    assert.ok(!existsSync(path.join(out, 'lock')), 'the run is released');
+    assert.ok(!existsSync(path.join(out, 'summary.json')), 'an unfinished run has no summary');
+  }
+});
+
 test('one writer per run: a --resume while the run trains is refused (nothing written); a dead writer\'s lock is taken over', async () => {
   const busy = path.join(dir, 'busy');
-  const child = spawn(process.execPath, [BIN, ...PRETRAIN.map((a) => (a === String(256 * 120) ? String(256 * 100000) : a)), '--data', data, '--out', busy], { stdio: 'ignore' });
+  const child = await startLongRun(busy);
   try {
-    // wait until it is training (a train line in the metrics)
-    await new Promise<void>((resolve, reject) => {
-      const t0 = Date.now();
-      const poll = setInterval(() => {
-        if (existsSync(path.join(busy, 'metrics.jsonl')) && /"type":"train"/.test(readFileSync(path.join(busy, 'metrics.jsonl'), 'utf8'))) { clearInterval(poll); resolve(); }
-        else if (Date.now() - t0 > 60_000) { clearInterval(poll); reject(new Error('the run did not start')); }
-      }, 20);
-    });
     assert.equal(readFileSync(path.join(busy, 'lock'), 'utf8').trim(), String(child.pid));
     const second = run(['pretrain', '--resume', busy]);
     assert.equal(second.code, 1);
@@ -217,7 +266,7 @@ test('a config.resolved.json with a wrong-typed field is a one-line error naming
   assert.match(r.stderr, /config\.resolved\.json: field "stages" is "many"; expected a non-empty list; the run cannot be resumed/);
 });
 
-test('a run killed before its first checkpoint resumes from its recorded settings and ends as the uninterrupted run', () => {
+test('a run killed before its first checkpoint resumes from its recorded settings and ends as the uninterrupted run; with --lr, from the new peak', () => {
   // what a kill right after the run config was written leaves: the config and a torn metrics line
   const early = path.join(dir, 'early');
   mkdirSync(early);
@@ -229,6 +278,20 @@ test('a run killed before its first checkpoint resumes from its recorded setting
   assert.match(r.stderr, /no checkpoint yet; starting the run again from its recorded settings/);
   const want = readMetrics(path.join(dir, 'full')).filter((m) => m.type === 'train').map((m) => [m.step, m.loss]);
   assert.deepEqual(readMetrics(early).filter((m) => m.type === 'train').map((m) => [m.step, m.loss]), want);
+  // with --lr, the restarted run takes the new peak from step 0 (it used to be dropped)
+  const early2 = path.join(dir, 'early-lr');
+  mkdirSync(early2, { recursive: true });
+  writeFileSync(path.join(early2, 'config.resolved.json'), readFileSync(path.join(dir, 'full', 'config.resolved.json')));
+  const l = run(['pretrain', '--resume', early2, '--lr', '1e-4']);
+  assert.equal(l.code, 0, l.stderr);
+  assert.match(l.stderr, /peak learning rate 0\.0001 from step 0 on/);
+  const cfg = readRunConfig(early2);
+  assert.equal(cfg.lr.maxLr, 1e-4);
+  assert.deepEqual(cfg.lrChanges!.map((c) => c.step), [0]);
+  const before = readMetrics(path.join(dir, 'full')).filter((m) => m.type === 'train');
+  const after = readMetrics(early2).filter((m) => m.type === 'train');
+  assert.equal(after.length, before.length);
+  for (let i = 0; i < after.length; i++) assert.ok(after[i]!.lr! < before[i]!.lr! / 10, `step ${i + 1}: lr ${after[i]!.lr} vs ${before[i]!.lr}`);
 });
 
 test('extend: ABF and the longer context go into config.json; same tokens per step; base evaluated', () => {
