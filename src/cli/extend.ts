@@ -23,7 +23,7 @@ export function registerExtend(program: Command): void {
     if (f.resume) return printSummary(await resume(f.resume, trainEnv(f), f.lr !== undefined ? { lr: f.lr } : {}), f.json);
     if (!f.from) throw new Error('--from is required (a pretrain run folder or a model folder)');
     const o = commonOptions(f);
-    const s = await extend({ ...o, from: f.from, data: f.data, rope: f.rope, theta: ropeThetaFlag(f), factor: f.factor, scaleBase: f.scaleBase }, trainEnv(f));
+    const s = await extend({ ...o, from: f.from, data: f.data, rope: f.rope, ropeTheta: ropeThetaFlag(f), factor: f.factor, scaleBase: f.scaleBase }, trainEnv(f));
     const baseFile = path.join(o.out, 'base_eval.json');
     const base = existsSync(baseFile) ? (JSON.parse(readFileSync(baseFile, 'utf8')) as { val_loss: Record<string, number> }).val_loss : {};
     printSummary(s, f.json, { base_val_loss: base });

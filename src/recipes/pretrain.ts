@@ -65,7 +65,7 @@ export interface ExtendOptions extends CommonOptions {
   from: string; // a run folder (uses RUN/model) or a model folder
   data?: string; // default: the base run's data
   rope: string; // rope | abf | pi | ntk | dynamic | yarn | llama3 | xpos | xpos-abf
-  theta?: number; // ABF base, default 500,000
+  ropeTheta?: number; // ABF base, default 500,000 (the CLI's --rope-theta, as PretrainOptions.ropeTheta)
   factor?: number; // PI/NTK/YaRN/Llama 3 factor, default new length / old length
   scaleBase?: number; // xPos, default 512
 }
@@ -151,10 +151,10 @@ export async function pretrain(o: PretrainOptions, env: TrainEnv): Promise<Train
 }
 
 /** The RoPE of the extended model: the paper's variants (§4.1) and their peers, as HF config fields. */
-export function extendedRope(base: LlamaConfig, o: Pick<ExtendOptions, 'rope' | 'theta' | 'factor' | 'scaleBase'>, newLen: number): Pick<LlamaConfig, 'rope_theta' | 'rope_scaling'> {
+export function extendedRope(base: LlamaConfig, o: Pick<ExtendOptions, 'rope' | 'ropeTheta' | 'factor' | 'scaleBase'>, newLen: number): Pick<LlamaConfig, 'rope_theta' | 'rope_scaling'> {
   const oldLen = base.max_position_embeddings;
   const factor = o.factor ?? Math.max(1, newLen / oldLen);
-  const theta = o.theta ?? PAPER_GEOMETRY.abfTheta;
+  const theta = o.ropeTheta ?? PAPER_GEOMETRY.abfTheta;
   const scaling = (raw: Record<string, unknown> | null): LlamaConfig['rope_scaling'] => parseRopeScaling(raw, base.head_dim, '--rope');
   switch (o.rope) {
     case 'rope': return { rope_theta: base.rope_theta, rope_scaling: base.rope_scaling };
@@ -176,6 +176,8 @@ export function extendedRope(base: LlamaConfig, o: Pick<ExtendOptions, 'rope' | 
 
 /** Continual pretraining to a longer context with a new RoPE (the paper's §2.1 / §4.1). */
 export async function extend(o: ExtendOptions, env: TrainEnv): Promise<TrainSummary> {
+  // the old spelling would otherwise be ignored silently (and the run trained with 500,000)
+  if ((o as { theta?: unknown }).theta !== undefined) throw new Error('ExtendOptions.theta is now ropeTheta (as PretrainOptions.ropeTheta)');
   refuseExisting(o.out);
   const fromRun = fs.existsSync(path.join(o.from, RESOLVED_CONFIG)) ? readRunConfig(o.from) : null;
   const modelDir = fromRun ? path.join(o.from, FINAL_MODEL) : o.from;

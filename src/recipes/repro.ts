@@ -323,7 +323,7 @@ export async function extendStage(sh: Shared, p: ReproPreset, out: string, baseK
   const kinds = syntheticKinds(p, synthetic);
   const settings = { base: baseKey, rope: v, len: p.longLen, tokens: extendTokens, seed, theta: theta ?? null, synthetic, ...kinds };
   return trainStage(sh, `extend ${seededName(v, index)}`, runDir, settings, () =>
-    extend({ ...common(p, runDir, String(p.longLen), extendTokens, seed), from: path.join(out, 'runs', 'base'), rope: v, ...(theta !== undefined ? { theta } : {}), synthetic, ...kinds }, trainEnvOf(sh)));
+    extend({ ...common(p, runDir, String(p.longLen), extendTokens, seed), from: path.join(out, 'runs', 'base'), rope: v, ...(theta !== undefined ? { ropeTheta: theta } : {}), synthetic, ...kinds }, trainEnvOf(sh)));
 }
 
 /** The positional-encoding ablation (paper §4.1, Table 5 / Figure 5b at laptop scale), over seeds. */

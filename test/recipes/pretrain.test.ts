@@ -15,7 +15,7 @@ import { saveTokenizer } from '../../src/data/tokenizer/load.js';
 import { prepareData } from '../../src/data/prepare.js';
 import { backendChange, latestCheckpoint, lockRun, readMetrics, readRunConfig, unlockRun } from '../../src/train/run.js';
 import { openModelFolder } from '../../src/io/hf.js';
-import { pretrain } from '../../src/recipes/pretrain.js';
+import { pretrain, extend, type ExtendOptions } from '../../src/recipes/pretrain.js';
 import { selectBackend } from '../../src/kernels/native.js';
 
 let dir = '';
@@ -322,6 +322,15 @@ test('extend: ABF and the longer context go into config.json; same tokens per st
   assert.equal(pi.code, 0, pi.stderr);
   const piCfg = JSON.parse(readFileSync(path.join(dir, 'pi', 'model', 'config.json'), 'utf8'));
   assert.deepEqual(piCfg.rope_scaling, { rope_type: 'linear', factor: 4 });
+});
+
+test('library: extend takes ropeTheta, as pretrain; the old spelling theta is refused, not ignored', async () => {
+  const env = { backend: selectBackend(), json: true, quiet: true };
+  const o = { out: path.join(dir, 'ext-lib'), schedule: '64', tokens: 256, tokensPerStep: 128, seed: 0, evalSequences: 1, keepCheckpoints: 1, mix: {}, from: path.join(dir, 'full'), rope: 'abf' };
+  await assert.rejects(extend({ ...o, theta: 1e6 } as ExtendOptions, env), /^Error: ExtendOptions\.theta is now ropeTheta/);
+  assert.ok(!existsSync(o.out));
+  await extend({ ...o, ropeTheta: 1e6 }, env);
+  assert.equal(JSON.parse(readFileSync(path.join(o.out, 'model', 'config.json'), 'utf8')).rope_theta, 1e6);
 });
 
 test('a diverging run stops with a one-line message and keeps its last good checkpoint', () => {
