@@ -352,6 +352,7 @@ export async function repro(o: ReproOptions): Promise<ReproOutcome> {
   const seeds = o.seeds ?? p.seeds;
   if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`--seeds must be a positive integer, got ${seeds}`);
   const synthetic = o.synthetic ?? p.synthetic;
+  if (!(synthetic >= 0 && synthetic < 1)) throw new Error(`--synthetic must be a share in [0, 1), got ${synthetic}`);
   const thetas = reproThetas(p, o.thetaLiteral ?? false);
   const variants = o.only ?? p.variants;
   // tokenizer, data, base; per seed the base's eval and each variant's extension and eval; the ablation

@@ -148,4 +148,7 @@ test('repro: bad flags give one-line errors before any work', () => {
   const seeds = longctx('repro', '--seeds', '0', '--out', path.join(tmpdir(), 'never'));
   assert.notEqual(seeds.code, 0);
   assert.match(seeds.stderr, /--seeds must be an integer >= 1, got "0"/);
+  const never = path.join(tmpdir(), `never-${process.pid}`);
+  assertOneLineError(longctx('repro', '--quick', '--synthetic', '1.5', '--out', never), /--synthetic must be a share in \[0, 1\), got 1\.5/);
+  assert.ok(!existsSync(never), 'refused before the tokenizer and data stages');
 });
