@@ -102,7 +102,9 @@ export async function generate(m: ServedModel, prompt: Int32Array, g: GenerateSp
     if (finish === null && tokens.length >= g.maxTokens) finish = 'length';
     if (finish !== null && !cutAtStop) text += detok.flush(); // a character left incomplete becomes U+FFFD
     if (g.onDelta) {
-      const upTo = finish !== null ? text.length : Math.max(released, text.length - hold);
+      let upTo = finish !== null ? text.length : Math.max(released, text.length - hold);
+      // never between the two halves of a surrogate pair (an emoji): each delta is valid text
+      if (upTo > released && upTo < text.length && isHighSurrogate(text.charCodeAt(upTo - 1))) upTo--;
       if (upTo > released || (g.topK !== null && pending.length > 0)) {
         const delta = text.slice(released, upTo);
         released = upTo;
@@ -127,7 +129,7 @@ export async function scorePrompt(m: ServedModel, prompt: Int32Array, topK: numb
   const tokens: TokenInfo[] = [];
   let text = '';
   for (let i = 0; i < prompt.length; i++) {
-    const context = topK ? [...detok.window] : null;
+    const context = topK !== null ? [...detok.window] : null;
     const piece = detok.push(prompt[i]!);
     text += piece;
     const t = i > 0 && scored ? scored.top[i - 1]! : null;
@@ -151,7 +153,8 @@ export function completionLogprobs(tok: Tokenizer, tokens: TokenInfo[], offset: 
     offset += codePoints(t.text);
   }
   return {
-    tokens: tokens.map((t) => (asIds ? `token_id:${t.id}` : tok.specialIds.has(t.id) ? tok.idToToken(t.id) ?? '' : t.text)),
+    // named as top_logprobs' keys are, so a client can tell whether the chosen token was the top one
+    tokens: tokens.map((t) => tokenName(tok, t.id, t.context, asIds)),
     token_logprobs: tokens.map((t) => t.logprob),
     top_logprobs: tokens.map((t) => t.top === null ? null : Object.fromEntries(Array.from(t.top.ids, (alt, j) => [tokenName(tok, alt, t.context, asIds), t.top!.logprobs[j]!]))),
     text_offset,
@@ -170,4 +173,8 @@ export function chatLogprobs(tok: Tokenizer, tokens: TokenInfo[], asIds: boolean
       top_logprobs: t.top ? Array.from(t.top.ids, (alt, j) => entry(alt, t.context, t.top!.logprobs[j]!)) : [],
     })),
   };
+}
+
+function isHighSurrogate(c: number): boolean {
+  return c >= 0xd800 && c <= 0xdbff;
 }

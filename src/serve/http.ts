@@ -11,7 +11,9 @@ export const JSON_HEADERS = { 'Content-Type': 'application/json' };
 /** "Bearer KEY" against the key in constant time (hashes first, so lengths do not leak either). */
 export function keyMatches(header: string | undefined, key: string): boolean {
   const digest = (x: string): Buffer => createHash('sha256').update(x).digest();
-  return timingSafeEqual(digest(header ?? ''), digest(`Bearer ${key}`));
+  // the scheme name is case-insensitive (RFC 9110 §11.1): "bearer KEY" is the same credential
+  const given = (header ?? '').replace(/^bearer(?= )/i, 'Bearer');
+  return timingSafeEqual(digest(given), digest(`Bearer ${key}`));
 }
 
 /** The client closed the connection before its request was read: nothing to answer, nothing to log but the access line. */
@@ -28,13 +30,17 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
 }
 
 /** A server-sent-events stream on res: send() waits for a slow reader instead of buffering; done() ends it with [DONE]. */
-export function startSse(res: http.ServerResponse, closing: boolean): { send(obj: unknown): Promise<void>; done(): void } {
+/**
+ * Starts a server-sent-events answer. With `usageChunk` (stream_options.include_usage) every chunk
+ * but the usage chunk carries `"usage": null`, as OpenAI's stream does.
+ */
+export function startSse(res: http.ServerResponse, closing: boolean, usageChunk = false): { send(obj: Record<string, unknown>): Promise<void>; done(): void } {
   res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: closing ? 'close' : 'keep-alive' });
   res.flushHeaders();
   return {
     send: async (obj) => {
       if (res.destroyed) return;
-      if (!res.write(`data: ${JSON.stringify(obj)}\n\n`)) {
+      if (!res.write(`data: ${JSON.stringify(usageChunk && !('usage' in obj) ? { ...obj, usage: null } : obj)}\n\n`)) {
         // a slow reader: wait for the socket rather than buffering the whole answer
         await new Promise<void>((resolve) => {
           res.once('drain', resolve);

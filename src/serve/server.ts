@@ -158,7 +158,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
     let promptTokens = 0, completionTokens = 0;
     await exclusive(async () => {
       if (aborted()) return;
-      const sse = r.stream ? startSse(res, closing) : null;
+      const sse = r.stream ? startSse(res, closing, r.includeUsage) : null;
       const choices: Record<string, unknown>[] = [];
       for (let i = 0; i < prompts.length; i++) {
         const prompt = prompts[i]!;
@@ -173,7 +173,9 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
           ...(sse ? {
             onDelta: async (text: string, tokens: TokenInfo[]) => {
               const lp = r.logprobs !== null ? completionLogprobs(tok, tokens, offset, r.tokensAsIds) : null;
-              offset += codePoints(text);
+              // offsets follow the tokens' texts, as in the whole response: text held back for a
+              // possible stop string comes in a later delta than its token
+              for (const t of tokens) offset += codePoints(t.text);
               await sse.send({ ...head, choices: [{ index: i, text, logprobs: lp, finish_reason: null }] });
             },
           } : {}),
@@ -223,7 +225,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
       if (aborted()) return;
       const chunk = (delta: Record<string, unknown>, finish: string | null, logprobs: unknown = null): Record<string, unknown> =>
         ({ ...head, object: 'chat.completion.chunk', choices: [{ index: 0, delta, logprobs, finish_reason: finish }] });
-      const sse = r.stream ? startSse(res, closing) : null;
+      const sse = r.stream ? startSse(res, closing, r.includeUsage) : null;
       if (sse) await sse.send(chunk({ role: 'assistant', content: '' }, null));
       const gen = await generate(served, prompt, {
         maxTokens, r, rng, topK, aborted,
@@ -270,7 +272,12 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
     // GET /v1/models/{id}: the one model, by its id
     const modelPath = /^\/v1\/models\/(.+)$/.exec(route);
     if (modelPath && method === 'GET') {
-      const asked = decodeURIComponent(modelPath[1]!);
+      let asked: string;
+      try {
+        asked = decodeURIComponent(modelPath[1]!);
+      } catch {
+        throw new ApiError(400, `the model id in ${route} is not valid percent-encoding; this server serves "${id}" (GET /v1/models)`, 'model');
+      }
       if (asked !== id) throw new ApiError(404, `model "${asked}" not found; this server serves "${id}" (GET /v1/models)`, 'model');
       return sendJson(res, 200, { id, object: 'model', created, owned_by: 'longctx', max_model_len: ctx }, {}, closing);
     }

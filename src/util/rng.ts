@@ -17,9 +17,15 @@ export class Rng {
   private spareNormal: number | null = null;
 
   constructor(seed: number) {
-    if (!Number.isInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${seed}`);
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative integer below 2^53, got ${seed}`);
     const next = splitmix32(seed);
     this.s = new Uint32Array([next(), next(), next(), next()]);
+    // the bits above 32 (an API client's 64-bit seed) must count too: 5 and 2^32 + 5 differ
+    const hi = Math.floor(seed / 2 ** 32);
+    if (hi > 0) {
+      const nextHi = splitmix32(hi ^ 0x5bd1e995);
+      for (let i = 0; i < 4; i++) this.s[i] = (this.s[i]! ^ nextHi()) >>> 0;
+    }
   }
 
   static fromState(state: number[]): Rng {

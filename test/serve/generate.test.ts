@@ -70,3 +70,27 @@ test('generate: a stop id ends the answer and is kept; an id outside the vocabul
   // max_tokens 0 generates nothing
   assert.deepEqual(await generate(served, prompt, spec(request(), { maxTokens: 0 })), { tokens: [], text: '', finish: 'length' });
 });
+
+test('a stream never splits a character outside the BMP (an emoji) between deltas, even while a stop string holds text back', async () => {
+  const tok = served.tok;
+  const byte = (x: number): number => {
+    const id = tok.tokenToId(`<0x${x.toString(16).toUpperCase().padStart(2, '0')}>`);
+    assert.ok(id !== undefined, 'the fixture tokenizer has byte-fallback tokens');
+    return id;
+  };
+  // a scripted model: the four UTF-8 bytes of U+1F600, then " a", then nothing more
+  const script = [...[0xf0, 0x9f, 0x98, 0x80].map(byte), ...tok.encode(' a')];
+  const V = served.vocabSize;
+  const rowFor = (i: number): Float32Array => {
+    const r = new Float32Array(V).fill(-10);
+    r[script[Math.min(i, script.length - 1)]!] = 10;
+    return r;
+  };
+  let step = 0;
+  const lm = { decoder: () => ({ row: rowFor(0), feed: () => rowFor(++step) }) } as unknown as ServedModel['lm'];
+  const deltas: string[] = [];
+  const g = await generate({ ...served, lm }, prompt, spec(request({ stop: ['zz'] }), { maxTokens: script.length, onDelta: async (t) => { deltas.push(t); } }));
+  assert.match(g.text, /^\u{1F600} +a$/u);
+  assert.equal(deltas.join(''), g.text);
+  for (const d of deltas) assert.ok(!/[\ud800-\udbff]$|^[\udc00-\udfff]/.test(d), `a delta ends or starts inside a surrogate pair: ${JSON.stringify(d)}`);
+});

@@ -20,6 +20,7 @@ import { tokenizerFromJSON } from '../../src/data/tokenizer/load.js';
 import { trainTokenizer } from '../../src/data/tokenizer/train.js';
 import { assertClose } from '../helpers.js';
 import { tinyModelFolder, get, post, request, sseEvents } from './fixture.js';
+import { Rng } from '../../src/util/rng.js';
 
 let dir = '';
 let folder = '';
@@ -168,6 +169,7 @@ test('chat: the Llama 2 template, non-streaming and streaming (SSE framing, role
   for (const e of events) {
     assert.equal(e.object, 'chat.completion.chunk');
     assert.equal(e.choices[0].finish_reason, null);
+    assert.ok('usage' in e && e.usage === null, 'with include_usage, every other chunk has "usage": null (OpenAI\'s stream)');
   }
   assert.equal(events.map((e) => e.choices[0].delta.content).join(''), pj.choices[0].message.content);
   // chat logprobs
@@ -179,6 +181,38 @@ test('chat: the Llama 2 template, non-streaming and streaming (SSE framing, role
   const cp = (await post(`${v1}/completions`, { prompt: text, max_tokens: 6, temperature: 0 })).json();
   assert.equal(cs.map((e) => e.choices[0].text).join(''), cp.choices[0].text);
   assert.equal(cs.at(-1).choices[0].finish_reason, cp.choices[0].finish_reason);
+  assert.ok(cs.every((e) => !('usage' in e)), 'without include_usage, no usage field');
+});
+
+test('completions logprobs: a stream\'s text_offset equals the whole answer\'s while a stop string holds text back; greedy tokens are named as their top alternative', async () => {
+  const body = { prompt: text, max_tokens: 10, temperature: 0, logprobs: 1, stop: ['never-there-at-all'] };
+  const whole = (await post(`${v1}/completions`, body)).json().choices[0].logprobs;
+  const events = sseEvents((await post(`${v1}/completions`, { ...body, stream: true })).text);
+  const streamed = events.filter((e) => e.choices[0].logprobs).map((e) => e.choices[0].logprobs);
+  assert.deepEqual(streamed.flatMap((l) => l.text_offset), whole.text_offset);
+  assert.deepEqual(streamed.flatMap((l) => l.tokens), whole.tokens);
+  // lm-evaluation-harness's is_greedy: the chosen token is the top key at every greedy step
+  whole.tokens.forEach((t: string, i: number) => {
+    const top = Object.entries(whole.top_logprobs[i] as Record<string, number>).sort((a, b) => b[1] - a[1])[0]![0];
+    assert.equal(top, t, `step ${i}`);
+  });
+});
+
+test('small protocol details: malformed percent-encoding in a model id is a 400; the bearer scheme is case-insensitive; 64-bit seeds differ by their high bits', async () => {
+  const bad = await get(`${v1}/models/%E0`);
+  assert.equal(bad.status, 400, bad.text);
+  assert.match(bad.json().error.message, /not valid percent-encoding/);
+  const s = await startServer(lm, { port: 0, id: 'tiny', apiKey: 'sekret' });
+  try {
+    assert.equal((await get(`${s.url}/v1/models`, { Authorization: 'bearer sekret' })).status, 200);
+    assert.equal((await get(`${s.url}/v1/models`, { Authorization: 'BEARER sekret' })).status, 200);
+  } finally {
+    await s.close();
+  }
+  const draws = (seed: number): number[] => { const r = new Rng(seed); return [r.nextU32(), r.nextU32(), r.nextU32()]; };
+  assert.notDeepEqual(draws(5), draws(2 ** 32 + 5));
+  assert.notDeepEqual(draws(2 ** 33 + 5), draws(2 ** 32 + 5));
+  assert.deepEqual(draws(5), draws(5));
 });
 
 test('errors: malformed JSON, wrong field types (named), unsupported values, over-long prompts, unknown routes and models', async () => {
