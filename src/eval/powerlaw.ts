@@ -9,6 +9,12 @@
 // down-weights outliers with scipy's soft-L1 loss by iteratively reweighted least squares.
 
 export interface PowerLawFit {
+  /**
+   * K: each fitted loss was the mean of the law over K consecutive contexts c .. c+K-1 (the fixed
+   * targets of a sequence, the first with c tokens before it); 1 (or absent, in results of older
+   * versions) for a loss at one context
+   */
+  window?: number;
   /** may overflow to Infinity when beta is ~0 (a curve that is linear in ln c); lnAlpha stays finite */
   alpha: number;
   lnAlpha: number;
@@ -38,6 +44,12 @@ export interface PowerLawOptions {
   /** lower bound of gamma (default 0, or min L - 10 (max L - min L) when min L <= 0) */
   gammaMin?: number;
   maxIterations?: number;
+  /**
+   * K (default 1): each loss L_i is the mean over K consecutive targets whose contexts are
+   * c_i .. c_i+K-1, so the model fitted is (1/K) sum_j (alpha/(c_i+j))^beta + gamma. Fitting the
+   * plain law to such means at x = c_i biases beta low wherever K is not small against c_i.
+   */
+  window?: number;
 }
 
 export class PowerLawError extends Error {
@@ -48,8 +60,22 @@ export function powerLaw(c: number, p: { alpha: number; beta: number; gamma: num
   return Math.pow(p.alpha / c, p.beta) + p.gamma;
 }
 
+/**
+ * What a fit predicts for a fitted point at c: the law's mean over the contexts c .. c+window-1
+ * (the law itself when window is 1); in log form, since alpha may overflow.
+ */
+export function powerLawMean(c: number, p: Pick<PowerLawFit, 'lnAlpha' | 'beta' | 'gamma' | 'window'>): number {
+  const K = p.window ?? 1;
+  let s = 0;
+  for (let j = 0; j < K; j++) s += Math.exp(p.beta * (p.lnAlpha - Math.log(c + j)));
+  return s / K + p.gamma;
+}
+
 interface Problem {
+  /** ln of each point's middle context (the starting guesses' log-linear fit and the slope test) */
   lnc: Float64Array;
+  /** ln of each point's K contexts c_i .. c_i+K-1 */
+  lnw: Float64Array[];
   y: Float64Array;
   w: Float64Array; // per-point weights (IRLS)
   lo: number;
@@ -70,14 +96,23 @@ function evaluate(pb: Problem, t: readonly number[], jac: Float64Array | null, r
   const dgamma = (pb.hi - pb.lo) * s * (1 - s);
   let cost = 0;
   for (let i = 0; i < pb.y.length; i++) {
-    const d = lnAlpha - pb.lnc[i]!;
-    const E = Math.exp(beta * d);
+    // E = mean over the point's contexts of (alpha/c)^beta = e^(beta d), d = ln alpha - ln c
+    const lnw = pb.lnw[i]!;
+    let E = 0, dE = 0;
+    for (let j = 0; j < lnw.length; j++) {
+      const d = lnAlpha - lnw[j]!;
+      const e = Math.exp(beta * d);
+      E += e;
+      dE += d * e;
+    }
+    E /= lnw.length;
+    dE /= lnw.length;
     const r = E + gamma - pb.y[i]!;
     res[i] = r;
     cost += 0.5 * pb.w[i]! * r * r;
     if (jac) {
       jac[3 * i] = beta * E;
-      jac[3 * i + 1] = beta * d * E;
+      jac[3 * i + 1] = beta * dE;
       jac[3 * i + 2] = dgamma;
     }
   }
@@ -198,6 +233,8 @@ function starts(pb: Problem): number[][] {
  */
 export function fitPowerLaw(c: readonly number[], L: readonly number[], opts: PowerLawOptions = {}): PowerLawFit {
   const loss = opts.loss ?? 'linear';
+  const window = opts.window ?? 1;
+  if (!(Number.isInteger(window) && window >= 1)) throw new PowerLawError(`power-law fit: window must be an integer >= 1, got ${window}`);
   if (c.length !== L.length) throw new PowerLawError(`power-law fit: ${c.length} context lengths but ${L.length} losses`);
   const n = c.length;
   if (n < 3) throw new PowerLawError(`power-law fit needs at least 3 context lengths (3 parameters), got ${n}`);
@@ -213,10 +250,10 @@ export function fitPowerLaw(c: readonly number[], L: readonly number[], opts: Po
   const flags: string[] = [];
   if (n === 3) flags.push('exact');
   if (max - min <= 1e-9 * Math.max(1, Math.abs(meanL))) {
-    return { alpha: 0, lnAlpha: -Infinity, beta: NaN, gamma: meanL, r2: NaN, rmse: 0, factor: NaN, n, loss, converged: true, flags: [...flags, 'flat'] };
+    return { window, alpha: 0, lnAlpha: -Infinity, beta: NaN, gamma: meanL, r2: NaN, rmse: 0, factor: NaN, n, loss, converged: true, flags: [...flags, 'flat'] };
   }
   // Is the loss falling with context? Sign of the least-squares slope of L against ln c.
-  const lnc = Float64Array.from(c, Math.log);
+  const lnc = Float64Array.from(c, (ci) => Math.log(ci + (window - 1) / 2));
   const mx = lnc.reduce((a, b) => a + b, 0) / n;
   let sxy = 0;
   for (let i = 0; i < n; i++) sxy += (lnc[i]! - mx) * (y[i]! - meanL);
@@ -226,7 +263,8 @@ export function fitPowerLaw(c: readonly number[], L: readonly number[], opts: Po
   // gamma >= 0 for losses; data with non-positive values get a bound well below them instead
   const lo = opts.gammaMin ?? (min > 0 ? 0 : min - 10 * span);
   if (!(lo < min)) throw new PowerLawError(`power-law fit: gammaMin ${lo} must be below the smallest loss ${min}`);
-  const pb: Problem = { lnc, y, w: new Float64Array(n).fill(1), lo, hi: min };
+  const lnw = Array.from(c, (ci) => Float64Array.from({ length: window }, (_, j) => Math.log(ci + j)));
+  const pb: Problem = { lnc, lnw, y, w: new Float64Array(n).fill(1), lo, hi: min };
   const maxIt = opts.maxIterations ?? 500;
 
   const fitOnce = (): { t: number[]; cost: number; converged: boolean } => {
@@ -265,7 +303,7 @@ export function fitPowerLaw(c: readonly number[], L: readonly number[], opts: Po
   const p = unpack(pb, best.t);
   let ssRes = 0, ssTot = 0;
   for (let i = 0; i < n; i++) {
-    const r = Math.exp(p.beta * (p.lnAlpha - lnc[i]!)) + p.gamma - y[i]!; // powerLaw() in log form: alpha may overflow
+    const r = powerLawMean(c[i]!, { ...p, window }) - y[i]!;
     ssRes += r * r;
     ssTot += (y[i]! - meanL) ** 2;
   }
@@ -273,7 +311,7 @@ export function fitPowerLaw(c: readonly number[], L: readonly number[], opts: Po
   if (s > 1 - 1e-6 || s < 1e-6) flags.push('gamma-at-bound');
   if (p.beta < 1e-4 || p.beta > 10) flags.push('beta-at-bound');
   return {
-    alpha: p.alpha, lnAlpha: p.lnAlpha, beta: p.beta, gamma: p.gamma,
+    window, alpha: p.alpha, lnAlpha: p.lnAlpha, beta: p.beta, gamma: p.gamma,
     r2: 1 - ssRes / ssTot, rmse: Math.sqrt(ssRes / n), factor: Math.pow(2, -p.beta),
     n, loss, converged: best.converged, flags,
   };

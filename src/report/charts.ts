@@ -25,7 +25,7 @@ type Layer = Extract<TopLevelSpec, { layer: unknown }>['layer'][number];
 type ConcatItem = Extract<TopLevelSpec, { hconcat: unknown }>['hconcat'][number];
 import type { EvalResults } from '../eval/run.js';
 import type { PplResult } from '../eval/probes/ppl.js';
-import { assessFit, type FitStatus, type PowerLawFit } from '../eval/powerlaw.js';
+import { assessFit, powerLawMean, type FitStatus, type PowerLawFit } from '../eval/powerlaw.js';
 
 /** One evaluation to draw: results.json and the name its legend entry shows. */
 export interface EvalRun {
@@ -137,6 +137,8 @@ export interface Figure1Series {
   targetTokens: number | null;
   points: { c: number; loss: number; se: number | null; beyond: boolean }[];
   fit: PowerLawFit | null;
+  /** the contexts the fit was made on (its curve is drawn over their range only) */
+  fitLengths: number[];
   status: FitStatus;
   /** why the fit is flagged */
   reason: string | null;
@@ -162,7 +164,7 @@ export function figure1Series(p: PplResult): Figure1Series {
     status = a.status;
     reason = a.reason;
   }
-  return { kind: target ? 'target' : 'prefix', targetTokens: target ? (p.targetTokens ?? null) : null, points, fit: p.fit, status, reason: status === 'ok' ? null : reason };
+  return { kind: target ? 'target' : 'prefix', targetTokens: target ? (p.targetTokens ?? null) : null, points, fit: p.fit, fitLengths: p.fitLengths, status, reason: status === 'ok' ? null : reason };
 }
 
 /**
@@ -181,12 +183,14 @@ export function lossVsLengthChart(runs: EvalRun[]): Chart | null {
       measured.push({ run: r.name, c: b.c, loss: b.loss, ppl: Math.exp(b.loss), se: b.se, lo: b.se === null ? null : b.loss - b.se, hi: b.se === null ? null : b.loss + b.se, context: b.beyond ? BEYOND : WITHIN });
     }
     const f = s.fit;
-    if (f && s.status === 'ok' && s.points.length > 0) {
-      // 48 points evenly spaced in log c over the run's range; lnAlpha stays finite where alpha overflows
-      const lo = Math.log(s.points[0]!.c), hi = Math.log(s.points[s.points.length - 1]!.c);
+    const span = s.fitLengths.length > 0 ? s.fitLengths : s.points.map((b) => b.c);
+    if (f && s.status === 'ok' && span.length > 0) {
+      // 48 points evenly spaced in log c over the fitted contexts (not beyond: those were not
+      // fitted); what the fit predicts for a point there (the law's mean over the K targets)
+      const lo = Math.log(Math.min(...span)), hi = Math.log(Math.max(...span));
       for (let i = 0; i < 48; i++) {
-        const lnc = lo + ((hi - lo) * i) / 47;
-        fitted.push({ run: r.name, c: Math.exp(lnc), loss: Math.exp(f.beta * (f.lnAlpha - lnc)) + f.gamma });
+        const c = Math.exp(lo + ((hi - lo) * i) / 47);
+        fitted.push({ run: r.name, c, loss: powerLawMean(c, f) });
       }
     }
   }
@@ -204,7 +208,10 @@ export function lossVsLengthChart(runs: EvalRun[]): Chart | null {
   if (series.length === 1) {
     const { s } = series[0]!;
     const f = s.fit;
-    if (s.status === 'ok' && f) subtitle.push(`dashed: L(c) = (α/c)^β + γ with α = ${fmtSci(f.alpha, f.lnAlpha)}, β = ${f.beta.toFixed(3)}, γ = ${f.gamma.toFixed(3)} (R² ${f.r2.toFixed(3)}, 2^-β = ${f.factor.toFixed(3)})`);
+    if (s.status === 'ok' && f) {
+      const mean = (f.window ?? 1) > 1 ? `the mean over the ${f.window} targets (contexts c … c+${f.window! - 1}) of ` : '';
+      subtitle.push(`dashed: ${mean}L(c) = (α/c)^β + γ with α = ${fmtSci(f.alpha, f.lnAlpha)}, β = ${f.beta.toFixed(3)}, γ = ${f.gamma.toFixed(3)} (R² ${f.r2.toFixed(3)}, 2^-β = ${f.factor.toFixed(3)})`);
+    }
     else subtitle.push(`power-law fit flagged ${s.status.toUpperCase()}, not drawn: ${s.reason ?? ''}`);
   } else {
     subtitle.push('dashed: power-law fits L(c) = (α/c)^β + γ within the trained context');

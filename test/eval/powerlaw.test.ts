@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fitPowerLaw, powerLaw, PowerLawError, assessFit, FIT_R2_MIN, FIT_BETA_MIN, FIT_MIN_DROP } from '../../src/eval/powerlaw.js';
+import { fitPowerLaw, powerLaw, powerLawMean, PowerLawError, assessFit, FIT_R2_MIN, FIT_BETA_MIN, FIT_MIN_DROP } from '../../src/eval/powerlaw.js';
 import { Rng } from '../../src/util/rng.js';
 
 const PAPER = {
@@ -43,6 +43,27 @@ test('1% multiplicative noise, 10 seeds: |ln(alpha/alpha0)| <= 0.15, |beta - bet
       assert.ok(f.converged, what);
     }
   }
+});
+
+test('window K: losses that are the mean of the law over K consecutive targets recover the law (the plain fit at x = c does not)', () => {
+  // the repro's geometry: maxLen 4096, K = 256 targets, contexts 16 .. 1024 (the audit's case)
+  const K = 256;
+  const cs = [16, 32, 64, 128, 256, 512, 1024];
+  for (const [name, p] of Object.entries(PAPER)) {
+    // each target's loss computed independently of powerLawMean: a float64 loop over its contexts
+    const L = cs.map((c) => { let s = 0; for (let j = 0; j < K; j++) s += (p.alpha / (c + j)) ** p.beta + p.gamma; return s / K; });
+    const f = fitPowerLaw(cs, L, { window: K });
+    assert.equal(f.window, K);
+    assert.ok(Math.abs(f.alpha / p.alpha - 1) < 1e-5, `${name} alpha ${f.alpha}`);
+    assert.ok(Math.abs(f.beta / p.beta - 1) < 1e-5, `${name} beta ${f.beta}`);
+    assert.ok(Math.abs(f.gamma / p.gamma - 1) < 1e-5, `${name} gamma ${f.gamma}`);
+    assert.ok(f.r2 > 1 - 1e-10);
+    cs.forEach((c, i) => assert.ok(Math.abs(powerLawMean(c, f) - L[i]!) < 1e-9, 'powerLawMean predicts the fitted points'));
+    // what the fit used to do: the plain law at x = c is far off (beta 0.045, gamma pinned at 0 in the audit)
+    const plain = fitPowerLaw(cs, L);
+    assert.ok(Math.abs(plain.beta - p.beta) > 0.2, `${name}: the plain fit's beta ${plain.beta} is biased`);
+  }
+  assert.throws(() => fitPowerLaw(cs, cs, { window: 0 }), /window must be an integer >= 1/);
 });
 
 test('soft-L1 loss shrugs off an outlier above the curve', () => {

@@ -245,11 +245,14 @@ test('ppl fit on fixed targets: a known power law is recovered (R^2 ~ 1); flat, 
   const positions = [new Float64Array(maxLen).fill(3)];
   const targets = (f: (c: number, s: number) => number, n = 3) => ({ tokens: K, contexts, loss: contexts.map((c) => Array.from({ length: n }, (_, s) => f(c, s))) });
   const rng = new Rng(7);
-  const known = summarizeLosses(Array(3).fill(positions[0]), { maxLen, targets: targets((c) => powerLaw(c, p) * (1 + 0.001 * rng.nextNormal())) });
+  // target j of the K has c + j tokens before it: a sequence's target loss is the law's mean over them
+  const targetMean = (c: number): number => { let s = 0; for (let j = 0; j < K; j++) s += powerLaw(c + j, p); return s / K; };
+  const known = summarizeLosses(Array(3).fill(positions[0]), { maxLen, targets: targets((c) => targetMean(c) * (1 + 0.001 * rng.nextNormal())) });
   assert.equal(known.fitStatus, 'ok', known.fitNote);
   assert.deepEqual(known.fitLengths, [16, 32, 64, 128, 256, 512, 1024, 2048, 3840]);
   const f = known.fit!;
   assert.ok(f.r2 > 0.999, `R^2 ${f.r2}`);
+  assert.equal(f.window, K, 'fitted as the mean over the K targets');
   assert.ok(Math.abs(f.beta - p.beta) < 0.05 && Math.abs(f.gamma - p.gamma) < 0.05 && Math.abs(Math.log(f.alpha / p.alpha)) < 0.15, JSON.stringify(f));
   // flat: per-sequence noise around one level (no fall beyond noise)
   const flat = summarizeLosses([positions[0]!, positions[0]!, positions[0]!], { maxLen, targets: targets((_c, s) => 4 + 0.01 * s + 0.0005 * rng.nextNormal()) });

@@ -20,7 +20,9 @@
 //     over sequences of each sequence's mean over its K targets), `targetSe` (standard error over
 //     sequences), `targetN`, `targetBeyondTrained` (targetContext + K > the trained context);
 //   - fit: L(c) = (alpha/c)^beta + gamma fitted on `targetLoss` at the contexts within the trained
-//     context (`fitOn` says which loss; without target losses, summarizeLosses fits `loss` as before),
+//     context, as the mean of the law over the K targets' contexts c .. c+K-1 (fit.window = K: the
+//     law at x = c alone would bias beta low wherever K is not small against c); `fitOn` says which
+//     loss; without target losses, summarizeLosses fits `loss` at x = c as before;
 //     and `fitStatus` ('ok' | 'flat' | 'failed', powerlaw.ts's assessFit) with the reason in `fitNote`.
 
 import { Rng } from '../../util/rng.js';
@@ -224,7 +226,8 @@ export function summarizeLosses(losses: Float64Array[], opts: { maxLen: number; 
   let fit: PowerLawFit | null = null;
   let error: string | undefined;
   try {
-    fit = fitPowerLaw(points.map((p) => p.x), points.map((p) => p.y));
+    // target j of the K has targetContext + j tokens before it: the law is fitted to their mean
+    fit = fitPowerLaw(points.map((p) => p.x), points.map((p) => p.y), T ? { window: T.tokens } : {});
   } catch (e) {
     if (!(e instanceof PowerLawError)) throw e;
     error = e.message;
