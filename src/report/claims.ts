@@ -1,6 +1,7 @@
 // The paper's claims that `longctx repro` touches, each turned into a rule on our measurements and a
 // computed verdict: reproduced / not reproduced / inconclusive. Every number comes with a 95%
-// interval from a bootstrap over training seeds and evaluation items (eval/bootstrap.ts), so a
+// interval (eval/interval.ts: Student's t over the training seeds' means; one seed: a bootstrap over
+// its evaluation items), so a
 // difference within noise is called inconclusive, never a win. The page's written reading is built
 // from these rows only, so it cannot contradict them.
 //
@@ -9,7 +10,7 @@
 
 import type { EvalResults } from '../eval/run.js';
 import { copyGainPerSpan } from '../eval/probes/copy.js';
-import { bootstrapInterval, type Interval } from '../eval/bootstrap.js';
+import { meanInterval, type Interval } from '../eval/interval.js';
 
 export type Verdict = 'reproduced' | 'not reproduced' | 'inconclusive';
 
@@ -117,7 +118,7 @@ function copyGainsIn(minD: number, maxEnd: number) {
 function copyClaim(inp: ClaimsInput): ClaimRow | null {
   const B = inp.baseLen;
   const variants = [...new Set(inp.evals.map((e) => e.variant))].filter((v) => v !== 'base-paper-data');
-  const ivs = variants.map((v) => ({ v, iv: bootstrapInterval(groups(bySeed(inp.evals, v), copyGainsIn(0, B))) })).filter((x) => x.iv !== null);
+  const ivs = variants.map((v) => ({ v, iv: meanInterval(groups(bySeed(inp.evals, v), copyGainsIn(0, B))) })).filter((x) => x.iv !== null);
   if (ivs.length === 0) return null;
   const failing = ivs.filter((x) => x.iv!.lo < COPY_GAIN_MIN);
   const clearlyFailing = ivs.filter((x) => x.iv!.hi < COPY_GAIN_MIN);
@@ -143,10 +144,10 @@ function reachClaim(inp: ClaimsInput): ClaimRow | null {
   const { baseLen: B, longLen: L } = inp;
   const far = copyGainsIn(2 * B, L);
   const abf = bySeed(inp.evals, 'abf'), rope = bySeed(inp.evals, 'rope');
-  const abfIv = bootstrapInterval(groups(abf, far)), ropeIv = bootstrapInterval(groups(rope, far));
-  const diff = bootstrapInterval(pairedGroups(abf, rope, far));
+  const abfIv = meanInterval(groups(abf, far)), ropeIv = meanInterval(groups(rope, far));
+  const diff = meanInterval(pairedGroups(abf, rope, far));
   if (!abfIv || !ropeIv || !diff) return null;
-  const others = (['pi', 'xpos-abf'] as const).map((v) => ({ v, iv: bootstrapInterval(groups(bySeed(inp.evals, v), far)) })).filter((x) => x.iv);
+  const others = (['pi', 'xpos-abf'] as const).map((v) => ({ v, iv: meanInterval(groups(bySeed(inp.evals, v), far)) })).filter((x) => x.iv);
   let verdict: Verdict;
   let because: string;
   if (ropeIv.hi < COPY_GAIN_MIN && abfIv.lo > COPY_GAIN_MIN && diff.lo > 0) {
@@ -172,9 +173,9 @@ function reachClaim(inp: ClaimsInput): ClaimRow | null {
 function syntheticAblation(inp: ClaimsInput): ClaimRow | null {
   const withRows = bySeed(inp.evals, 'base'), without = bySeed(inp.evals, 'base-paper-data');
   if (withRows.size === 0 || without.size === 0) return null;
-  const diff = bootstrapInterval(pairedGroups(withRows, without, copyGainsIn(0, inp.baseLen)));
-  const a = bootstrapInterval(groups(withRows, copyGainsIn(0, inp.baseLen))), b = bootstrapInterval(groups(without, copyGainsIn(0, inp.baseLen)));
-  const pk = (m: Map<number, EvalResults>): Interval | null => bootstrapInterval(passkeyGroups(m, inp.baseLen));
+  const diff = meanInterval(pairedGroups(withRows, without, copyGainsIn(0, inp.baseLen)));
+  const a = meanInterval(groups(withRows, copyGainsIn(0, inp.baseLen))), b = meanInterval(groups(without, copyGainsIn(0, inp.baseLen)));
+  const pk = (m: Map<number, EvalResults>): Interval | null => meanInterval(passkeyGroups(m, inp.baseLen));
   if (!diff) return null;
   const verdict: Verdict = diff.lo > 0 ? 'reproduced' : diff.hi < 0 ? 'not reproduced' : 'inconclusive';
   return {
@@ -193,11 +194,11 @@ function table5Claim(inp: ClaimsInput): ClaimRow | null {
   const loss = (r: EvalResults): number[] | null => sequenceLoss(r, 0, L);
   const abf = bySeed(inp.evals, 'abf'), pi = bySeed(inp.evals, 'pi'), rope = bySeed(inp.evals, 'rope');
   if (abf.size === 0 || pi.size === 0 || rope.size === 0) return null;
-  const piMinusAbf = bootstrapInterval(pairedGroups(pi, abf, loss));
-  const ropeMinusPi = bootstrapInterval(pairedGroups(rope, pi, loss));
-  const ropeMinusAbf = bootstrapInterval(pairedGroups(rope, abf, loss));
+  const piMinusAbf = meanInterval(pairedGroups(pi, abf, loss));
+  const ropeMinusPi = meanInterval(pairedGroups(rope, pi, loss));
+  const ropeMinusAbf = meanInterval(pairedGroups(rope, abf, loss));
   if (!piMinusAbf || !ropeMinusPi || !ropeMinusAbf) return null;
-  const levels = (['abf', 'pi', 'rope', 'xpos-abf'] as const).map((v) => ({ v, iv: bootstrapInterval(groups(bySeed(inp.evals, v), loss)) })).filter((x) => x.iv);
+  const levels = (['abf', 'pi', 'rope', 'xpos-abf'] as const).map((v) => ({ v, iv: meanInterval(groups(bySeed(inp.evals, v), loss)) })).filter((x) => x.iv);
   let verdict: Verdict;
   let because: string;
   if (ropeMinusPi.lo > 0 && piMinusAbf.hi >= 0 && ropeMinusAbf.lo > 0) {
@@ -246,8 +247,8 @@ function fig5bClaim(inp: ClaimsInput): ClaimRow | null {
   const { baseLen: B, longLen: L } = inp;
   const abf = bySeed(inp.evals, 'abf'), rope = bySeed(inp.evals, 'rope');
   if (abf.size === 0 || rope.size === 0) return null;
-  const diff = bootstrapInterval(fsrPaired(abf, rope, B, L));
-  const at = (m: Map<number, EvalResults>, lo: number, hi: number): Interval | null => bootstrapInterval([...m.values()].map((r) => [...(fsrByKey(r, lo, hi)?.values() ?? [])]));
+  const diff = meanInterval(fsrPaired(abf, rope, B, L));
+  const at = (m: Map<number, EvalResults>, lo: number, hi: number): Interval | null => meanInterval([...m.values()].map((r) => [...(fsrByKey(r, lo, hi)?.values() ?? [])]));
   const abfShort = at(abf, 0, B), abfLong = at(abf, L / 2, L), ropeLong = at(rope, L / 2, L);
   if (!diff || !abfShort || !abfLong) return null;
   const holds = abfLong.mean >= 0.8 * abfShort.mean;
@@ -281,8 +282,8 @@ function passkeyGroups(m: Map<number, EvalResults>, hi: number, lo = 0): number[
 function basePasskeyClaim(inp: ClaimsInput): ClaimRow | null {
   const B = inp.baseLen, far = 4 * inp.baseLen;
   const base = bySeed(inp.evals, 'base');
-  const within = bootstrapInterval(passkeyGroups(base, B));
-  const beyond = bootstrapInterval(passkeyGroups(base, far, far));
+  const within = meanInterval(passkeyGroups(base, B));
+  const beyond = meanInterval(passkeyGroups(base, far, far));
   if (!within) return null;
   const holds = within.mean >= PASSKEY_PERFECT && (!beyond || beyond.mean < PASSKEY_LOST);
   const fails = within.hi < PASSKEY_PERFECT || (beyond !== null && beyond.lo >= PASSKEY_LOST);
@@ -302,8 +303,8 @@ function passkeyClaim(inp: ClaimsInput): ClaimRow | null {
   const L = inp.longLen;
   const others = (['pi', 'abf', 'xpos-abf'] as const).filter((v) => bySeed(inp.evals, v).size > 0);
   if (others.length === 0) return null;
-  const ivs = others.map((v) => ({ v, iv: bootstrapInterval(passkeyGroups(bySeed(inp.evals, v), L)) })).filter((x) => x.iv);
-  const rope = bootstrapInterval(passkeyGroups(bySeed(inp.evals, 'rope'), L));
+  const ivs = others.map((v) => ({ v, iv: meanInterval(passkeyGroups(bySeed(inp.evals, v), L)) })).filter((x) => x.iv);
+  const rope = meanInterval(passkeyGroups(bySeed(inp.evals, 'rope'), L));
   if (ivs.length === 0) return null;
   const allPerfect = ivs.every((x) => x.iv!.mean >= PASSKEY_PERFECT);
   const someFail = ivs.filter((x) => x.iv!.hi < PASSKEY_PERFECT);
@@ -326,8 +327,8 @@ function appendixCClaim(inp: ClaimsInput): ClaimRow | null {
     const before = sequenceLoss(r, lenTrained / 2, lenTrained), after = sequenceLoss(r, lenTrained, 2 * lenTrained);
     return before && after ? after.map((x, i) => x - before[i]!) : null;
   };
-  const base = bootstrapInterval(groups(bySeed(inp.evals, 'base'), rise(B)));
-  const abf = bootstrapInterval(groups(bySeed(inp.evals, 'abf'), rise(L)));
+  const base = meanInterval(groups(bySeed(inp.evals, 'base'), rise(B)));
+  const abf = meanInterval(groups(bySeed(inp.evals, 'abf'), rise(L)));
   if (!base || !abf) return null;
   let verdict: Verdict;
   if (base.lo > EXPLODE_NATS && abf.hi < FLAT_NATS) verdict = 'reproduced';
@@ -377,9 +378,9 @@ function curriculumClaim(inp: ClaimsInput): ClaimRow | null {
   const scratch = new Map(ev.filter((e) => e.shortShare === 0).map((e) => [e.seed, e.results] as const));
   const late = new Map(ev.filter((e) => Math.abs(e.shortShare - 0.8) < 1e-9).map((e) => [e.seed, e.results] as const));
   const loss = (r: EvalResults): number[] | null => sequenceLoss(r, 0, L);
-  const diff = bootstrapInterval(pairedGroups(late, scratch, loss));
+  const diff = meanInterval(pairedGroups(late, scratch, loss));
   if (!diff) return null;
-  const a = bootstrapInterval(groups(scratch, loss)), b = bootstrapInterval(groups(late, loss));
+  const a = meanInterval(groups(scratch, loss)), b = meanInterval(groups(late, loss));
   const flopsOf = (share: number): number => ev.find((e) => Math.abs(e.shortShare - share) < 1e-9)?.flops ?? NaN;
   const saved = 1 - flopsOf(0.8) / flopsOf(0);
   let verdict: Verdict;
@@ -408,11 +409,11 @@ function curriculumClaim(inp: ClaimsInput): ClaimRow | null {
 function instructClaims(inp: ClaimsInput): ClaimRow[] {
   const ev = inp.instructEvals ?? [];
   const rowOf = (id: string): Map<number, number[]> => new Map(ev.filter((e) => e.row === id && e.losses.length > 0).map((e) => [e.seed, e.losses] as const));
-  const level = (m: Map<number, number[]>): Interval | null => bootstrapInterval([...m.values()]);
+  const level = (m: Map<number, number[]>): Interval | null => meanInterval([...m.values()]);
   const mix = rowOf('mix'), self = rowOf('self'), input = rowOf('self-input');
   const out: ClaimRow[] = [];
   const step = (id: string, claim: string, paper: string, after: Map<number, number[]>, before: Map<number, number[]>, names: [string, string]): void => {
-    const diff = bootstrapInterval(pairedGroups(after, before, (xs) => xs));
+    const diff = meanInterval(pairedGroups(after, before, (xs) => xs));
     if (!diff) return;
     const verdict: Verdict = diff.hi < 0 ? 'reproduced' : diff.lo > 0 ? 'not reproduced' : 'inconclusive';
     out.push({

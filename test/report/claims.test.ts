@@ -1,35 +1,60 @@
-// The repro's claim rows (src/report/claims.ts) and the bootstrap behind their intervals
-// (src/eval/bootstrap.ts), on hand-made results whose answer is known.
+// The repro's claim rows (src/report/claims.ts) and the intervals behind them (src/eval/interval.ts),
+// on hand-made results whose answer is known.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bootstrapInterval } from '../../src/eval/bootstrap.js';
+import { meanInterval, t975 } from '../../src/eval/interval.js';
 import { computeClaims, sequenceLoss, type ClaimRow, type SeededEval } from '../../src/report/claims.js';
 import type { EvalResults } from '../../src/eval/run.js';
 import { Rng } from '../../src/util/rng.js';
 
-test('bootstrap: the interval covers the true mean, narrows with more items, is deterministic, and refuses NaN', () => {
+test('intervals: narrow with more items, widen when seeds disagree, are deterministic, and refuse NaN', () => {
   const rng = new Rng(1);
   const draw = (k: number, mu: number): number[] => Array.from({ length: k }, () => mu + rng.nextNormal());
-  const small = bootstrapInterval([draw(10, 2), draw(10, 2), draw(10, 2)])!;
-  const big = bootstrapInterval([draw(200, 2), draw(200, 2), draw(200, 2)])!;
-  assert.ok(small.lo < 2 && small.hi > 2, JSON.stringify(small));
+  const small = meanInterval([draw(10, 2), draw(10, 2), draw(10, 2)])!;
+  const big = meanInterval([draw(200, 2), draw(200, 2), draw(200, 2)])!;
+  // (coverage is a property of many draws: the simulation below checks it)
   assert.ok(big.lo < 2 && big.hi > 2, JSON.stringify(big));
   assert.ok(big.hi - big.lo < small.hi - small.lo);
   assert.equal(small.seeds, 3);
   assert.equal(small.items, 30);
   assert.ok(small.seedSd !== null && small.seedSd > 0);
   const g = [[1, 2, 3], [2, 3, 4]];
-  assert.deepEqual(bootstrapInterval(g), bootstrapInterval(g));
-  const one = bootstrapInterval([[1, 2, 3, 4]])!;
+  assert.deepEqual(meanInterval(g), meanInterval(g));
+  const one = meanInterval([[1, 2, 3, 4]])!;
   assert.equal(one.seedSd, null);
   assert.equal(one.mean, 2.5);
-  assert.equal(bootstrapInterval([]), null);
-  assert.equal(bootstrapInterval([[], []]), null);
-  assert.throws(() => bootstrapInterval([[1, NaN]]), /non-finite/);
+  assert.equal(meanInterval([]), null);
+  assert.equal(meanInterval([[], []]), null);
+  assert.throws(() => meanInterval([[1, NaN]]), /non-finite/);
   // seeds that disagree widen the interval even when each seed's items agree
-  const split = bootstrapInterval([[0, 0, 0, 0], [1, 1, 1, 1], [2, 2, 2, 2]])!;
+  const split = meanInterval([[0, 0, 0, 0], [1, 1, 1, 1], [2, 2, 2, 2]])!;
   assert.ok(split.lo <= 0.5 && split.hi >= 1.5, JSON.stringify(split));
+  // several seeds: mean ± t(0.975, S-1) sd/√S of the seed means, by hand: means 0, 1, 2, sd 1
+  assert.equal(split.method, 't-over-seeds');
+  assert.ok(Math.abs(split.lo - (1 - 4.303 / Math.sqrt(3))) < 1e-12 && Math.abs(split.hi - (1 + 4.303 / Math.sqrt(3))) < 1e-12, JSON.stringify(split));
+  assert.equal(one.method, 'bootstrap-over-items');
+});
+
+test('intervals: t(0.975) matches the tables (1e-3), and 3 seeds x 8 items are covered ~95% of the time (the two-level bootstrap covered 78-91%)', () => {
+  // NIST/SEMATECH e-Handbook 1.3.6.7.2 (df <= 30 from the table itself; 40, 60, 100 from it, expansion)
+  for (const [df, t] of [[1, 12.706], [2, 4.303], [10, 2.228], [30, 2.042], [40, 2.021], [60, 2.000], [100, 1.984]] as const) {
+    assert.ok(Math.abs(t975(df) - t) < 1e-3, `df ${df}: ${t975(df)} vs ${t}`);
+  }
+  assert.throws(() => t975(0), /df must be an integer >= 1/);
+  // the audit's simulation: true mean 0, seed effects of sd 1 and 0.3, items of sd 1
+  const rng = new Rng(11);
+  for (const seedSd of [1, 0.3]) {
+    let covered = 0;
+    const trials = 500;
+    for (let t = 0; t < trials; t++) {
+      const groups = Array.from({ length: 3 }, () => { const mu = seedSd * rng.nextNormal(); return Array.from({ length: 8 }, () => mu + rng.nextNormal()); });
+      const iv = meanInterval(groups)!;
+      if (iv.lo <= 0 && iv.hi >= 0) covered++;
+    }
+    // 500 trials: the binomial sd of a 95% coverage is ~1%; 92% is 3 sd below it
+    assert.ok(covered / trials >= 0.92, `seed sd ${seedSd}: coverage ${covered / trials}`);
+  }
 });
 
 const W = 64; // window
