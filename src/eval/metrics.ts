@@ -13,14 +13,17 @@
 // Python's string.punctuation.
 const PUNCT = new Set('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~');
 
+const PY_WHITESPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
+
 /** SQuAD normalisation: lower, remove punctuation, remove articles, collapse whitespace. */
 export function normalizeAnswer(s: string): string {
   let t = s.toLowerCase();
   t = [...t].filter((ch) => !PUNCT.has(ch)).join('');
   // Python's \b is Unicode-aware (a word character is a letter, digit or _ of any script).
   t = t.replace(/(?<![\p{L}\p{N}_])(a|an|the)(?![\p{L}\p{N}_])/gu, ' ');
-  // Python's str.split() splits on Unicode whitespace; \s is nearly the same set.
-  return t.split(/\s+/).filter((w) => w.length > 0).join(' ');
+  // Python's str.split() with no argument: its whitespace (str.isspace), which is not JS's \s
+  // (it has U+001C..U+001F and U+0085, and not U+FEFF)
+  return t.split(PY_WHITESPACE).filter((w) => w.length > 0).join(' ');
 }
 
 function tokensOf(s: string): string[] {

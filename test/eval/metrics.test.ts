@@ -18,6 +18,10 @@ test('SQuAD normalisation: lowercase, punctuation, articles, whitespace', () => 
   // Unicode-aware word boundaries, as Python's \b: the "a" inside "éa" is not an article
   assert.equal(normalizeAnswer('éa b'), 'éa b');
   assert.equal(normalizeAnswer('  '), '');
+  // Python's str.split() whitespace, not JS's \s (the SQuAD script's ' '.join(text.split()))
+  assert.equal(exactMatch('\u0085', ''), 1);
+  assert.equal(tokenF1('cats\u001cdogs', 'cats dogs'), 1);
+  assert.equal(exactMatch('\ufeffcats', 'cats'), 0);
 });
 
 test('exact match and token F1', () => {

@@ -16,7 +16,9 @@ import { pplSequences, pplTask, summarizeLosses, targetContexts, targetInput, de
 import { powerLaw } from '../../src/eval/powerlaw.js';
 import { qaPrompt, qaTask, readQaFile } from '../../src/eval/probes/qa.js';
 import { mcTask, readMcFile } from '../../src/eval/probes/mc.js';
-import { prepareEvaluation } from '../../src/eval/run.js';
+import { prepareEvaluation, type EvalResults } from '../../src/eval/run.js';
+import { headlineScores } from '../../src/eval/scores.js';
+import { sequenceLoss } from '../../src/report/claims.js';
 import { formatSummary } from '../../src/eval/summary.js';
 import { mapLimit, runTask } from '../../src/eval/task.js';
 import { buildHaystack, continuationTokens, insertAtDepths, splitSentences, deriveSeed } from '../../src/eval/text.js';
@@ -97,6 +99,11 @@ test('scoring functions', () => {
   assert.equal(scorePasskey('12345. Remember it', '12345'), 1);
   assert.equal(scorePasskey('the pass key is 1234 or 12345', '12345'), 0); // first number only
   assert.equal(scorePasskey('no idea', '12345'), 0);
+  // compared as integers over Unicode decimal digits, as the reference's int(re.search(r'\d+', ...))
+  assert.equal(scorePasskey(' 012345', '12345'), 1);
+  assert.equal(scorePasskey('\u0661\u0662\u0663\u0664\u0665', '12345'), 1); // Arabic-Indic
+  assert.equal(scorePasskey('\u{1D7D9}\u{1D7DA}\u{1D7DB}\u{1D7DC}\u{1D7DD}', '12345'), 1); // mathematical double-struck: runs of ten back to back
+  assert.equal(scorePasskey('123450', '12345'), 0);
   assert.deepEqual(scoreNeedle('eat a sandwich and sit in Dolores Park on a sunny day.'), { score: 1, hit: 1 });
   // recall: 3 of the 12 answer words ("eat a sandwich") in order
   const part = scoreNeedle('eat a sandwich');
@@ -213,6 +220,16 @@ test('ppl: per-position windows, loss at each length, fixed-target loss, beyond-
   assert.equal(new Set(flat.byLength.map((b) => b.targetLoss)).size, 1);
   assert.equal(flat.fitStatus, 'flat');
   assert.match(flat.fitNote!, /the loss is the same at every context length/);
+  // a last window cut short by maxLen (3000 = 46 x 64 + 56) counts for its 56 positions in the
+  // headline loss and in a claim's sequence loss, which equal the mean over every position
+  const rising = Float64Array.from({ length: 3000 }, (_, p) => 1 + p / 1000);
+  const cut = summarizeLosses([rising], { maxLen: 3000, window: 64 });
+  const wanted = rising.reduce((a, b) => a + b, 0) / 3000;
+  assert.ok(Math.abs(cut.loss - wanted) < 1e-12);
+  const results = { tasks: { ppl: { ...cut, task: 'ppl', documents: 1, packed: false } } } as unknown as EvalResults;
+  const headline = headlineScores(results).find((x) => x.metric === 'loss')!;
+  assert.ok(Math.abs(headline.value - wanted) < 1e-12, `headline ${headline.value} vs ${wanted}`);
+  assert.ok(Math.abs(sequenceLoss(results, 0, 3000)![0]! - wanted) < 1e-12);
   // too few lengths in the trained range: no fit, flagged failed with a note saying why
   const s = summarizeLosses([new Float64Array(64).fill(2)], { maxLen: 64, minLen: 32, trainedContext: 64 });
   assert.equal(s.fit, null);

@@ -106,10 +106,25 @@ export function passkeyExamples(tok: Tokenizer, opts: GridOptions, skipped?: Ski
   }, skipped);
 }
 
-/** 1 when the first number in the output is the passkey. */
+/**
+ * 1 when the first number in the output is the passkey, compared as integers as the reference
+ * does (YaRN's eval/passkey.py, after landmark attention: int(re.search(r'\d+', response)) ==
+ * pass_key; Python's \d is any Unicode decimal digit), so "012345" and "١٢٣٤٥" are 12345.
+ */
 export function scorePasskey(output: string, passkey: string): number {
-  const m = /\d+/.exec(output);
-  return m !== null && m[0] === passkey ? 1 : 0;
+  const m = /\p{Nd}+/u.exec(output);
+  if (m === null) return 0;
+  const digits = [...m[0]].map(digitValue).join('');
+  const asInt = (s: string): string => s.replace(/^0+(?=\d)/, '');
+  return asInt(digits) === asInt(passkey) ? 1 : 0;
+}
+
+/** The value of a Unicode decimal digit: Nd characters come in runs of ten, 0 to 9 (a Unicode stability guarantee). */
+function digitValue(ch: string): number {
+  const cp = ch.codePointAt(0)!;
+  let start = cp;
+  while (start > 0 && /\p{Nd}/u.test(String.fromCodePoint(start - 1))) start--;
+  return (cp - start) % 10;
 }
 
 /** Mean score per (length, depth) cell and per length, in the order of the options. */
