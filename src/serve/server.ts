@@ -119,7 +119,7 @@ export async function startServer(lm: LocalEvalModel, opts: ServeOptions = {}): 
   // ------------------------------------------------------------------ model work
 
   function promptIds(p: string | number[], param: string): Int32Array {
-    if (typeof p === 'string') return tok.encode(p, { bos: tok.bosId >= 0 });
+    if (typeof p === 'string') return tok.encode(p, { bos: tok.addsBos });
     p.forEach((x, i) => {
       if (x >= V) throw new ApiError(400, `${param}[${i}]: token id ${x} is outside the model's vocabulary (0..${V - 1})`, param);
     });

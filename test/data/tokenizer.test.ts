@@ -200,3 +200,36 @@ test('Oniguruma patterns translate to JS: \\s is White_Space, (?i:) folds ASCII,
   assert.ok(re.test('\u0085') && !re.test('\uFEFF'));
   assert.throws(() => onigurumaToJs('\\G'), /unsupported regular expression construct \\G/);
 });
+
+test('addsBos follows Hugging Face: the template adds BOS or not, add_bos_token overrides it; prompts start with BOS only then', async () => {
+  const { Tokenizer: HfJs } = await import('@huggingface/tokenizers');
+  const { bosTokens } = await import('../../src/data/tokenizer/pieces.js');
+  const base = JSON.parse(trained1k().json) as Record<string, unknown>;
+  const text = 'Call me Ishmael.';
+  const pp = (single: unknown[]): unknown => ({ type: 'TemplateProcessing', single, pair: [], special_tokens: { '</s>': { id: '</s>', ids: [2], tokens: ['</s>'] } } });
+  const A = { Sequence: { id: 'A', type_id: 0 } };
+  const cases: [string, Record<string, unknown>, Record<string, unknown> | undefined, boolean][] = [
+    ['BOS template (Llama 2 / 3)', base, undefined, true],
+    ['$A </s>', { ...base, post_processor: pp([A, { SpecialToken: { id: '</s>', type_id: 0 } }]) }, undefined, false],
+    ['$A alone', { ...base, post_processor: pp([A]) }, undefined, false],
+    ['no post-processor', { ...base, post_processor: null }, undefined, true],
+    ['add_bos_token false over a BOS template', base, { add_bos_token: false }, false],
+    ['add_bos_token true over $A', { ...base, post_processor: pp([A]) }, { add_bos_token: true }, true],
+  ];
+  for (const [what, json, config, adds] of cases) {
+    const t = tokenizerFromJSON(JSON.stringify(json), 'tokenizer.json', config);
+    assert.ok(t.bosId >= 0, what);
+    assert.equal(t.addsBos, adds, what);
+    assert.deepEqual([...bosTokens(t)], adds ? [t.bosId] : [], what);
+    // where the post-processor decides (no config flag), it is what Hugging Face's encode does
+    if (config === undefined && json.post_processor !== null) {
+      const hf = new HfJs(json as never, {}).encode(text).ids;
+      assert.equal(hf[0] === t.bosId, adds, `${what}: HF encode gives ${JSON.stringify(hf)}`);
+    }
+  }
+  // the evaluation's sequences follow it too
+  const { pplSequences } = await import('../../src/eval/probes/ppl.js');
+  const docs = [{ id: 'd', tokens: Int32Array.from({ length: 100 }, (_, i) => 10 + i) }];
+  assert.deepEqual([...pplSequences(docs, { bosId: 1, addsBos: true, eosId: 2 }, 16, 1, 0).sequences[0]!.tokens.subarray(0, 2)], [1, 10]);
+  assert.deepEqual([...pplSequences(docs, { bosId: 1, addsBos: false, eosId: 2 }, 16, 1, 0).sequences[0]!.tokens.subarray(0, 2)], [10, 11]);
+});

@@ -28,7 +28,7 @@ export function concatTokens(...parts: ArrayLike<number>[]): Int32Array {
   return out;
 }
 
-/** The BOS token as a one-element array, or an empty one for tokenizers without BOS. */
+/** What a prompt starts with: BOS as a one-element array where the tokenizer adds it (Tokenizer.addsBos), else nothing. */
 export function bosTokens(tok: Tokenizer): Int32Array {
-  return tok.bosId >= 0 ? Int32Array.of(tok.bosId) : new Int32Array(0);
+  return tok.addsBos ? Int32Array.of(tok.bosId) : new Int32Array(0);
 }

@@ -59,6 +59,13 @@ export interface Tokenizer {
   /** number of ids (max id + 1, added tokens included) */
   readonly vocabSize: number;
   readonly bosId: number; // -1 when the tokenizer has none
+  /**
+   * Whether encoding a text for the model puts BOS in front, as Hugging Face's tokenizer does:
+   * tokenizer_config.json's add_bos_token, else the post-processor's template (a Llama 2 / 3
+   * template adds it; `$A </s>` or `$A` do not), else (no post-processor) whether there is a BOS.
+   * Prompts and evaluation sequences start with BOS only when this is true.
+   */
+  readonly addsBos: boolean;
   readonly eosId: number;
   readonly unkId: number;
   /** 'byte-fallback' (Llama 2 / SentencePiece style) or 'byte-level' (Llama 3 / GPT-2 style) */
@@ -252,6 +259,7 @@ function parseDecoder(node: unknown, where: string): DecStep[] | null {
 export class HfTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number;
+  readonly addsBos: boolean;
   readonly eosId: number;
   readonly unkId: number;
   readonly kind: 'byte-fallback' | 'byte-level';
@@ -384,6 +392,9 @@ export class HfTokenizer implements Tokenizer {
     };
     this.bosId = pick(cfgTok('bos_token'), tmpl.bos, ['<s>', '<|begin_of_text|>', '<|startoftext|>', '<bos>']);
     this.eosId = pick(cfgTok('eos_token'), tmpl.eos, ['</s>', '<|end_of_text|>', '<|endoftext|>', '<eos>']);
+    // transformers' Llama/Gemma fast tokenizers rebuild the template from add_bos_token, so it wins
+    const template = isObj(j.post_processor) ? tmpl.bos !== undefined : null;
+    this.addsBos = this.bosId >= 0 && (typeof cfg.add_bos_token === 'boolean' ? cfg.add_bos_token : template ?? true);
 
     // ----- is splitting before "▁" exact? -----
     this.spaceSplit = !this.byteLevel && this.computeSpaceSplit(vocab, merges);

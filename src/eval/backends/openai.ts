@@ -324,7 +324,7 @@ export class OpenAIEvalModel implements EvalModel {
 
   /** Throws PromptLogprobsUnsupported (one line: which tasks still work) if the server cannot score prompts. */
   async checkPromptLogprobs(): Promise<void> {
-    const probe = this.tokenizer.encode('The whale', { bos: this.tokenizer.bosId >= 0 });
+    const probe = this.tokenizer.encode('The whale', { bos: this.tokenizer.addsBos });
     try {
       const lp = await this.tokenLogprobs(probe.length >= 2 ? probe : Int32Array.of(0, 0));
       if (lp.length === 0) throw new PromptLogprobsUnsupported(this.base, 'no values');

@@ -123,7 +123,7 @@ export function copyDistances(maxLen: number, span: number): number[] {
  * The spans, their fillers and every (span, distance) sequence, from the seed. Deterministic: the
  * same documents, options and seed give the same tokens.
  */
-export function copyExamples(docs: TokenDoc[], tok: Pick<Tokenizer, 'bosId'>, opts: { maxLen: number; span?: number; distances?: number[]; samples?: number; seed?: number }): { spans: CopySpan[]; examples: CopyExample[]; packedFiller: boolean; span: number; distances: number[] } {
+export function copyExamples(docs: TokenDoc[], tok: Pick<Tokenizer, 'bosId' | 'addsBos'>, opts: { maxLen: number; span?: number; distances?: number[]; samples?: number; seed?: number }): { spans: CopySpan[]; examples: CopyExample[]; packedFiller: boolean; span: number; distances: number[] } {
   const { maxLen } = opts;
   const S = opts.span ?? defaultCopySpan(maxLen);
   const distances = opts.distances ? [...new Set(opts.distances)].sort((a, b) => a - b) : copyDistances(maxLen, S);
@@ -137,7 +137,7 @@ export function copyExamples(docs: TokenDoc[], tok: Pick<Tokenizer, 'bosId'>, op
   const rng = new Rng(opts.seed ?? 0);
   const spanDocs = rng.shuffle(docs.filter((d) => d.tokens.length >= S));
   if (spanDocs.length === 0) throw new Error(`copy: no document holds a ${S}-token span`);
-  const bos = tok.bosId >= 0 ? [tok.bosId] : [];
+  const bos = tok.addsBos ? [tok.bosId] : [];
   const b = bos.length;
   const spans: CopySpan[] = [];
   const fillers: Int32Array[] = [];

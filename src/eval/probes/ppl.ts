@@ -111,8 +111,8 @@ export interface PplResult {
 }
 
 /** Evaluation sequences of maxLen + 1 tokens (BOS + document start), chosen by the seed. */
-export function pplSequences(docs: TokenDoc[], tok: Pick<Tokenizer, 'bosId' | 'eosId'>, maxLen: number, n: number, seed: number): PplSequences {
-  const bos = tok.bosId >= 0 ? [tok.bosId] : [];
+export function pplSequences(docs: TokenDoc[], tok: Pick<Tokenizer, 'bosId' | 'addsBos' | 'eosId'>, maxLen: number, n: number, seed: number): PplSequences {
+  const bos = tok.addsBos ? [tok.bosId] : [];
   const need = maxLen + 1 - bos.length; // document tokens per sequence
   const long = docs.filter((d) => d.tokens.length >= need);
   const rng = new Rng(seed);
@@ -270,7 +270,7 @@ export function pplTask(model: EvalModel, docs: TokenDoc[], opts: PplOptions): P
   const K = opts.targetTokens ?? defaultTargetTokens(maxLen);
   if (!Number.isInteger(K) || K < 1 || K >= maxLen) throw new RangeError(`ppl: targetTokens must be an integer in [1, maxLen - 1], got ${K}`);
   const contexts = targetContexts(maxLen, K, opts.minLen);
-  const bos = model.tokenizer.bosId >= 0 ? [model.tokenizer.bosId] : [];
+  const bos = model.tokenizer.addsBos ? [model.tokenizer.bosId] : [];
   // the longest context's input is the sequence itself when it starts with BOS: the main pass scores it
   const reuses = (seq: Int32Array, ctx: number): boolean => ctx === maxLen - K && bos.length === 1 && seq[0] === bos[0];
   // work in positions run (a call over n tokens runs n - 1), as the main pass counts maxLen
