@@ -58,6 +58,28 @@ test('parity (b): a Llama-2-converted-style tokenizer.json (SentencePiece merges
   assert.notDeepEqual(Array.from(tok.encode('<s>')), [1]);
 });
 
+test('parity (b3): added tokens with normalized true are matched on the normalized text (Prepend + Replace: "<x>" is found as "▁<x>")', () => {
+  const base = llama2Converted(trained1k().json) as Record<string, unknown> & { added_tokens: Record<string, unknown>[]; model: { vocab: Record<string, number> } };
+  const next = Math.max(...Object.values(base.model.vocab), ...base.added_tokens.map((a) => a.id as number)) + 1;
+  const json = {
+    ...base,
+    added_tokens: [
+      ...base.added_tokens,
+      { id: next, content: '<x>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: false },
+      { id: next + 1, content: '<sp>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: true },
+      { id: next + 2, content: 'raw', single_word: false, lstrip: false, rstrip: false, normalized: false, special: false },
+    ],
+  };
+  const tok = tokenizerFromJSON(JSON.stringify(json));
+  const texts = ['a <x> b', '<x>b', 'x<x>', '<x> <x>', 'the <x> and raw text', 'a raw<x>b', ' <x>'];
+  compare('normalized added', tok, json, texts);
+  compare('normalized added, specials', tok, json, [...texts, 'a <sp> b', '<sp>x', '<s><sp> y', '<sp> and <x>'], { splitSpecial: true });
+  // the audit's cases: "a <x> b" is ▁a <x> ▁b, and "<x>b" is <x> b
+  const names = (t: string): (string | undefined)[] => Array.from(tok.encode(t), (i) => tok.idToToken(i));
+  assert.deepEqual(names('a <x> b'), ['▁a', '<x>', '▁b']);
+  assert.deepEqual(names('<x>b')[0], '<x>');
+});
+
 test('parity (b2): merges that cross "▁" boundaries force whole-document BPE, still exact', () => {
   const json = JSON.parse(trained1k().json);
   const vocab = json.model.vocab as Record<string, number>;

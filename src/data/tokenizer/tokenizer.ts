@@ -117,6 +117,16 @@ interface AddedToken {
   lstrip: boolean;
   rstrip: boolean;
   singleWord: boolean;
+  /** matched on the normalized text, as its normalized content (Hugging Face's `normalized`) */
+  normalized: boolean;
+  /** what is matched: content, or (normalized) content through the normalizer */
+  match: string;
+}
+
+/** Added tokens to find in a text: one alternation, longest first, and the token of each match. */
+interface AddedMatcher {
+  re: RegExp;
+  byMatch: Map<string, AddedToken>;
 }
 
 const WS_START = /^\p{White_Space}+/u;
@@ -275,8 +285,12 @@ export class HfTokenizer implements Tokenizer {
   private readonly dec: DecStep[] | null;
   private readonly added: AddedToken[];
   private readonly addedById = new Map<number, AddedToken>();
-  private readonly reAll: RegExp | null; // all added tokens
-  private readonly reNonSpecial: RegExp | null; // non-special ones only
+  // Added tokens as Hugging Face's AddedVocabulary finds them: those with normalized false on the
+  // raw text first, then those with normalized true on each normalized section between them
+  private readonly rawAll: AddedMatcher | null;
+  private readonly rawNonSpecial: AddedMatcher | null; // special ones are text unless splitSpecial
+  private readonly normAll: AddedMatcher | null;
+  private readonly normNonSpecial: AddedMatcher | null;
   private readonly spaceSplit: boolean; // split pieces before "▁" that follows a non-"▁" (proved safe)
   private readonly meta = '\u2581';
   private readonly escapeMeta: boolean; // encodeBytes spells a literal "▁" in byte tokens
@@ -345,6 +359,8 @@ export class HfTokenizer implements Tokenizer {
       const tok: AddedToken = {
         id: a.id as number, content: a.content, special: a.special === true,
         lstrip: a.lstrip === true, rstrip: a.rstrip === true, singleWord: a.single_word === true,
+        // absent: as the Rust crate's AddedToken::from(content, special), normalized = !special
+        normalized: typeof a.normalized === 'boolean' ? a.normalized : a.special !== true, match: a.content,
       };
       this.added.push(tok);
       this.addedById.set(tok.id, tok);
@@ -356,13 +372,21 @@ export class HfTokenizer implements Tokenizer {
     for (const [t, id] of vocab) this.idToTok[id] = t;
     for (const a of this.added) this.idToTok[a.id] = a.content;
     this.specialIds = new Set(this.added.filter((a) => a.special).map((a) => a.id));
-    const altern = (list: AddedToken[]): RegExp | null => list.length === 0 ? null
-      : new RegExp([...list].sort((x, y) => y.content.length - x.content.length).map((a) => escapeRegExp(a.content)).join('|'), 'gu');
-    this.reAll = altern(this.added);
-    this.reNonSpecial = altern(this.added.filter((a) => !a.special));
-
     // ----- normalizer, pre-tokenizer, decoder -----
     this.norm = parseNormalizer(j.normalizer, where);
+    for (const a of this.added) if (a.normalized) a.match = this.normalize(a.content, true);
+    const matcher = (list: AddedToken[]): AddedMatcher | null => {
+      const usable = list.filter((a) => a.match.length > 0);
+      if (usable.length === 0) return null;
+      const byMatch = new Map<string, AddedToken>();
+      for (const a of usable) if (!byMatch.has(a.match)) byMatch.set(a.match, a);
+      const re = new RegExp([...byMatch.keys()].sort((x, y) => y.length - x.length).map(escapeRegExp).join('|'), 'gu');
+      return { re, byMatch };
+    };
+    this.rawAll = matcher(this.added.filter((a) => !a.normalized));
+    this.rawNonSpecial = matcher(this.added.filter((a) => !a.normalized && !a.special));
+    this.normAll = matcher(this.added.filter((a) => a.normalized));
+    this.normNonSpecial = matcher(this.added.filter((a) => a.normalized && !a.special));
     this.pre = parsePreTokenizer(j.pre_tokenizer, where);
     this.byteLevel = this.pre.some((st) => st.t === 'bytelevel');
     this.kind = this.byteLevel ? 'byte-level' : 'byte-fallback';
@@ -472,43 +496,26 @@ export class HfTokenizer implements Tokenizer {
    * prefix ("▁" / " ") so that decoding restores the bytes exactly.
    */
   private encodeWithAdded(text: string, out: IdBuffer, splitSpecial: boolean, first: boolean): void {
-    const re = splitSpecial ? this.reAll : this.reNonSpecial;
-    if (re === null) {
-      this.encodeSection(text, out, first, first);
-      return;
-    }
-    // added tokens are matched on the raw text (leftmost, longest first); lstrip/rstrip eat whitespace
-    re.lastIndex = 0;
-    let prev = 0;
-    let pendingRstrip = false;
-    let m: RegExpExecArray | null;
-    const sections: { text?: string; id?: number; start: number }[] = [];
-    while ((m = re.exec(text)) !== null) {
-      const tok = this.added.find((a) => a.content === m![0])!;
-      const s = m.index;
-      const e = s + m[0].length;
-      if (tok.singleWord && (isWordChar(text, s - 1) || isWordChar(text, e))) continue;
-      let gap = text.slice(prev, s);
-      if (pendingRstrip) gap = gap.replace(WS_START, '');
-      if (tok.lstrip) gap = gap.replace(WS_END, '');
-      if (gap) sections.push({ text: gap, start: prev });
-      sections.push({ id: tok.id, start: s });
-      pendingRstrip = tok.rstrip;
-      prev = e;
-    }
-    let tail = text.slice(prev);
-    if (pendingRstrip) tail = tail.replace(WS_START, '');
-    if (tail) sections.push({ text: tail, start: prev });
-    for (const sec of sections) {
-      if (sec.id !== undefined) out.push(sec.id);
-      else this.encodeSection(sec.text!, out, first && sec.start === 0, first); // each section is normalized on its own, as in Hugging Face
+    const raw = splitSpecial ? this.rawAll : this.rawNonSpecial;
+    const norm = splitSpecial ? this.normAll : this.normNonSpecial;
+    for (const sec of splitOnAdded(text, raw)) {
+      if (sec.id !== undefined) {
+        out.push(sec.id);
+        continue;
+      }
+      // each section between raw-matched tokens is normalized on its own, as in Hugging Face
+      const normalized = this.normalize(sec.text!, first);
+      for (const part of splitOnAdded(normalized, norm)) {
+        if (part.id !== undefined) out.push(part.id);
+        else this.encodeNormalized(part.text!, out, first && sec.start === 0 && part.start === 0, first);
+      }
     }
   }
 
-  /** normalizer -> pre-tokenizer -> model, for text with no added tokens in it. */
-  private encodeSection(text: string, out: IdBuffer, atStart: boolean, prefix: boolean): void {
-    if (text.length === 0) return;
+  /** The normalizer's steps; `prefix`: may Prepend add its prefix (not to a continuation). */
+  private normalize(text: string, prefix: boolean): string {
     let s = text;
+    if (s.length === 0) return s;
     for (const n of this.norm) {
       switch (n.t) {
         case 'prepend': if (prefix && s.length > 0) s = n.s + s; break;
@@ -521,6 +528,11 @@ export class HfTokenizer implements Tokenizer {
           break;
       }
     }
+    return s;
+  }
+
+  /** pre-tokenizer -> model, for normalized text with no added tokens in it. */
+  private encodeNormalized(s: string, out: IdBuffer, atStart: boolean, prefix: boolean): void {
     if (s.length === 0) return;
     const emitModel = (piece: string): void => {
       if (this.spaceSplit) this.emitSpaceSplit(piece, out);
@@ -664,6 +676,38 @@ export class HfTokenizer implements Tokenizer {
     if (this.hashHex === null) this.hashHex = createHash('sha256').update(this.text).digest('hex');
     return this.hashHex;
   }
+}
+
+/**
+ * `text` cut around the added tokens `m` finds in it (leftmost, longest first), as sections of text
+ * and token ids with their offsets; lstrip / rstrip eat the whitespace beside a token, and a
+ * single_word token inside a word is text.
+ */
+function splitOnAdded(text: string, m: AddedMatcher | null): { text?: string; id?: number; start: number }[] {
+  if (m === null) return text ? [{ text, start: 0 }] : [];
+  const re = m.re;
+  re.lastIndex = 0;
+  let prev = 0;
+  let pendingRstrip = false;
+  let hit: RegExpExecArray | null;
+  const sections: { text?: string; id?: number; start: number }[] = [];
+  while ((hit = re.exec(text)) !== null) {
+    const tok = m.byMatch.get(hit[0])!;
+    const s = hit.index;
+    const e = s + hit[0].length;
+    if (tok.singleWord && (isWordChar(text, s - 1) || isWordChar(text, e))) continue;
+    let gap = text.slice(prev, s);
+    if (pendingRstrip) gap = gap.replace(WS_START, '');
+    if (tok.lstrip) gap = gap.replace(WS_END, '');
+    if (gap) sections.push({ text: gap, start: prev });
+    sections.push({ id: tok.id, start: s });
+    pendingRstrip = tok.rstrip;
+    prev = e;
+  }
+  let tail = text.slice(prev);
+  if (pendingRstrip) tail = tail.replace(WS_START, '');
+  if (tail) sections.push({ text: tail, start: prev });
+  return sections;
 }
 
 function isWordChar(s: string, i: number): boolean {
