@@ -134,3 +134,23 @@ test('Metaspace split=true follows the Rust crate: "Hey   friend!" -> ▁Hey ▁
   }
   assert.ok(vocab['\u2581'] !== undefined);
 });
+
+test('decoder chains as the Rust crate runs them on strings: ByteLevel leaves one string, Replace after Fuse, Metaspace on a byte run', () => {
+  const bl = JSON.parse(trained1k('byte-level').json) as Record<string, unknown> & { model: { vocab: Record<string, number> } };
+  const sp = JSON.parse(trained1k().json) as Record<string, unknown> & { model: { vocab: Record<string, number> } };
+  const ids = (json: { model: { vocab: Record<string, number> } }, toks: string[]): number[] => toks.map((t) => { const id = json.model.vocab[t]; assert.ok(id !== undefined, t); return id; });
+  const cases: [string, Record<string, unknown>, string[], string][] = [
+    // (3a) Sequence[ByteLevel, Strip(' ', 1, 0)]: the strip sees the joined text
+    ['ByteLevel then Strip', { ...bl, decoder: { type: 'Sequence', decoders: [{ type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] } }, ['Ġa', 'Ġb'], 'a b'],
+    // (3b) Replace after Fuse applies to the fused text
+    ['Replace after Fuse', { ...sp, decoder: { type: 'Sequence', decoders: [{ type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Replace', pattern: { String: '▁' }, content: ' ' }] } }, ['▁a', '▁a'], ' a a'],
+    // (3c) Metaspace after ByteFallback: "▁" spelled in byte tokens is one token, a space
+    ['Metaspace after ByteFallback', { ...sp, decoder: { type: 'Sequence', decoders: [{ type: 'ByteFallback' }, { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true }] } }, ['▁a', '<0xE2>', '<0x96>', '<0x81>', 'a'], 'a a'],
+  ];
+  for (const [what, json, toks, want] of cases) {
+    const id = ids(json as never, toks);
+    const ours = tokenizerFromJSON(JSON.stringify(json)).decode(id);
+    assert.equal(ours, want, what);
+    assert.equal(new HfJs(json, {}).decode(id, { clean_up_tokenization_spaces: false }), want, `${what}: @huggingface/tokenizers agrees`);
+  }
+});

@@ -593,15 +593,27 @@ export class HfTokenizer implements Tokenizer {
 
   // ---------------------------------------------------------------- decode
 
+  /**
+   * The decoder chain as the Rust crate runs it on strings: a run of byte tokens becomes one token;
+   * ByteLevel and Fuse leave one token; Replace, Strip and Metaspace apply to every token. (One
+   * departure: an invalid run decodes with one U+FFFD per maximal invalid sequence, as a stream
+   * does, where Rust gives one per byte.)
+   */
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
-    return utf8Lossy(this.decodeBytes(ids, opts));
+    return utf8Lossy(this.runDecoder(ids, opts, true));
   }
 
   /**
    * The decoder chain of tokenizer.json run on bytes rather than strings, so byte tokens of invalid
-   * UTF-8 come back exactly. Ids outside the vocabulary are dropped (as Hugging Face does).
+   * UTF-8 come back exactly (and a byte token is never touched by a later Replace). Ids outside the
+   * vocabulary are dropped (as Hugging Face does).
    */
   decodeBytes(ids: ArrayLike<number>, opts: DecodeOptions = {}): Uint8Array {
+    return this.runDecoder(ids, opts, false);
+  }
+
+  /** `asText`: decode's string semantics; else decodeBytes' lossless bytes. */
+  private runDecoder(ids: ArrayLike<number>, opts: DecodeOptions, asText: boolean): Uint8Array {
     const toks: string[] = [];
     for (let k = 0; k < ids.length; k++) {
       const id = ids[k]!;
@@ -617,17 +629,37 @@ export class HfTokenizer implements Tokenizer {
     for (const d of this.dec) {
       switch (d.t) {
         case 'replace':
-          parts = parts.map((b, k) => (isText[k] ? replaceBytes(b, d.from, d.to) : b));
+          parts = parts.map((b, k) => (asText || isText[k] ? replaceBytes(b, d.from, d.to) : b));
           break;
-        case 'bytefallback':
-          parts = parts.map((b, k) => {
-            if (!isText[k] || b.length !== 6) return b;
-            const v = parseByteToken(utf8Lossy(b));
-            if (v < 0) return b;
-            isText[k] = false;
-            return Uint8Array.of(v);
-          });
+        case 'bytefallback': {
+          const bytesOf = parts.map((b, k) => (isText[k] && b.length === 6 ? parseByteToken(utf8Lossy(b)) : -1));
+          const nextParts: Uint8Array[] = [];
+          const nextText: boolean[] = [];
+          for (let k = 0; k < parts.length;) {
+            if (bytesOf[k]! < 0) {
+              nextParts.push(parts[k]!);
+              nextText.push(isText[k]!);
+              k++;
+              continue;
+            }
+            let e = k;
+            while (e < parts.length && bytesOf[e]! >= 0) e++;
+            const run = Uint8Array.from(bytesOf.slice(k, e));
+            if (!asText) {
+              for (const v of run) { nextParts.push(Uint8Array.of(v)); nextText.push(false); }
+            } else {
+              // one token, as in Rust, so a later Metaspace or Replace sees a "▁" spelled in bytes
+              // (an invalid run: Rust gives one U+FFFD per byte; we decode it as the server streams
+              // it, one per maximal invalid sequence, so served text and decode agree)
+              nextParts.push(run);
+              nextText.push(false);
+            }
+            k = e;
+          }
+          parts = nextParts;
+          isText = nextText;
           break;
+        }
         case 'fuse':
           parts = [concatBytes(parts)];
           isText = [false];
@@ -652,6 +684,11 @@ export class HfTokenizer implements Tokenizer {
             }
             return out;
           });
+          // the Rust decoder gives back one string (a later Strip sees the whole text)
+          if (asText) {
+            parts = [utf8(utf8Lossy(concatBytes(parts)))];
+            isText = [false];
+          }
           break;
       }
     }
