@@ -8,7 +8,8 @@
 //   openOpenAIModel(url, { tokenizer?, apiKey?, concurrency?, retries?, timeoutMs? }): an OpenAI-compatible server
 //   metrics.ts: normalizeAnswer, exactMatch, tokenF1, maxOverReferences, rougeN, rougeL, rouge,
 //     rougeGeoMean, corpusRouge, pickChoice, choiceAccuracy, stringMatchAll, stringMatchPart
-//   powerlaw.ts: fitPowerLaw(c[], L[], { loss?, fScale?, gammaMin? }) -> { alpha, beta, gamma, r2, factor, flags };
+//   powerlaw.ts: fitPowerLaw(c[], L[], { loss?, fScale?, gammaMin?, window? }) -> { alpha, beta, gamma, r2, factor, window, flags };
+//     powerLawMean(c, fit): what the fit predicts for a point (the law's mean over c .. c+window-1);
 //     assessFit(fit, c[], L[]) -> { status: ok / flat / failed, reason }
 //   probes/copy.ts: copyExamples / copyTask: repeated-span loss by distance (first vs second copy)
 //   probes/*: xxxExamples(tokenizer, ...) (seeded prompts at exact token lengths), scoreXxx(output, ...),

@@ -2,7 +2,9 @@
 // handful of items (held-out sequences, spans, prompts). Both vary.
 //
 // Several seeds: Student's t on the seeds' means (mean ± t(0.975, S-1) · sd / √S). A seed's mean
-// carries its items' noise, so the seeds are the independent replicates. A bootstrap over seeds and
+// carries its items' noise, so the seeds are the independent replicates; the standard error is
+// floored at the items' own (sqrt(sum_s var_s / n_s) / S), so seeds that tie by chance do not give
+// an interval of zero width. A bootstrap over seeds and
 // items, which this was, covers too little with the 3 seeds a repro has: its spread of S resampled
 // seeds is (S-1)/S of theirs and its quantiles are the normal's, not t's (simulated, 3 seeds x 8
 // items: 78-91% coverage where t gives 93-95%).
@@ -25,6 +27,8 @@ export interface Interval {
 }
 
 const meanOf = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** sample variance (n - 1) */
+const variance = (xs: readonly number[]): number => { const m = meanOf(xs); return xs.reduce((s, x) => s + (x - m) ** 2, 0) / (xs.length - 1); };
 
 // t(0.975, df) for df = 1 .. 30, from the standard tables (e.g. NIST/SEMATECH e-Handbook, 1.3.6.7.2)
 const T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -49,7 +53,11 @@ export function meanInterval(groups: readonly (readonly number[])[], opts: { res
   if (S >= 2) {
     const m = meanOf(seedMeans);
     const sd = Math.sqrt(seedMeans.reduce((s, x) => s + (x - m) ** 2, 0) / (S - 1));
-    const half = t975(S - 1) * sd / Math.sqrt(S);
+    // a few seeds' means can agree by chance (passkey scores over a few prompts tie often): the
+    // standard error is never taken below what the items' own noise gives the mean of seed means
+    const itemVar = gs.reduce((v, g) => v + (g.length > 1 ? variance(g) / g.length : 0), 0) / (S * S);
+    const se = Math.max(sd / Math.sqrt(S), Math.sqrt(itemVar));
+    const half = t975(S - 1) * se;
     return { mean: m, lo: m - half, hi: m + half, seedSd: sd, seeds: S, items, method: 't-over-seeds' };
   }
   const g = gs[0]!;

@@ -5,6 +5,7 @@
 
 import type { EvalResults } from './run.js';
 import { copyGainPerSpan, standardError } from './probes/copy.js';
+import { windowsMean } from './probes/ppl.js';
 
 export interface Score {
   task: string;
@@ -25,11 +26,9 @@ export function headlineScores(r: EvalResults): Score[] {
   const t = r.tasks;
   const out: Score[] = [];
   if (t.ppl?.sequenceWindows) {
-    // per sequence: the mean over every position up to maxLen (windows weighted by their positions:
-    // a last window cut short by maxLen counts for what it holds)
-    const w = t.ppl.positions.map((p) => p.end - p.start);
-    const total = w.reduce((a, b) => a + b, 0);
-    const perSeq = t.ppl.sequenceWindows.map((ws) => ws.reduce((a, x, i) => a + x * w[i]!, 0) / total);
+    // per sequence: the mean over every position up to maxLen
+    const positions = t.ppl.positions;
+    const perSeq = t.ppl.sequenceWindows.map((ws) => windowsMean(ws, positions));
     const loss = score('ppl', 'loss', perSeq, false);
     out.push(...loss);
     // perplexity's standard error by the delta method: d exp(L) = exp(L) dL

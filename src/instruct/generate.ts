@@ -128,13 +128,17 @@ export interface SelfInstructIO {
 
 /** data.jsonl -> data.rejected.jsonl and data.docs.jsonl beside it. */
 export function sidecarPaths(out: string): { pairs: string; rejected: string; docs: string } {
-  const base = out.replace(/\.jsonl$/i, '');
+  const base = outBase(out);
   return { pairs: out, rejected: `${base}.rejected.jsonl`, docs: `${base}.docs.jsonl` };
 }
 
 /** data.jsonl -> data.lock: held by the one process appending to OUT and its sidecars. */
 function lockPath(out: string): string {
-  return `${out.replace(/\.jsonl$/i, '')}.lock`;
+  return `${outBase(out)}.lock`;
+}
+
+function outBase(out: string): string {
+  return out.replace(/\.jsonl$/i, '');
 }
 
 export function recordKey(doc: string, span: readonly [number, number], seed: number): string {
@@ -249,7 +253,9 @@ export async function selfInstruct(model: EvalModel, o: SelfInstructOptions, io:
   // One writer: two processes appending to the same files would both do every chunk.
   fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
   const lock = lockPath(o.out);
-  lockFile(lock, o.out, (pid) => `another process (pid ${pid}) is generating into this file; wait for it to finish or stop it, then run again (finished chunks are kept)`);
+  const busy = (pid: number): string => `another ${pid === process.pid ? 'call in this process' : `process (pid ${pid})`} is generating into this file; wait for it to finish or stop it, then run again (finished chunks are kept)`;
+  // already held by this process: another selfInstruct call is writing it (the lock is not ours to release)
+  if (!lockFile(lock, o.out, busy)) throw new Error(`${o.out}: ${busy(process.pid)}`);
   try {
     return await generateLocked(model, o, io, { files, temperature, sampling, samplingText, ctx, chunkTokens });
   } finally {

@@ -500,6 +500,12 @@ export function tokenizerJsonFromGgml(file: GgufFile): string {
     single: [{ SpecialToken: { id: tokens[bosId], type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
     pair: [{ SpecialToken: { id: tokens[bosId], type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: tokens[bosId], type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
     special_tokens: { [tokens[bosId]!]: { id: tokens[bosId], ids: [bosId], tokens: [tokens[bosId]] } },
+  } : bosId !== null ? {
+    // a BOS the file says not to add: a template without it, so the tokenizer does not add it either
+    type: 'TemplateProcessing',
+    single: [{ Sequence: { id: 'A', type_id: 0 } }],
+    pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+    special_tokens: {},
   } : null;
   const unkId = idOf('unknown_token_id');
   if (model === 'llama') {

@@ -151,7 +151,13 @@ export async function pretrain(o: PretrainOptions, env: TrainEnv): Promise<Train
 }
 
 /** The RoPE of the extended model: the paper's variants (§4.1) and their peers, as HF config fields. */
+/** The old spelling would otherwise be ignored silently (and the model get 500,000). */
+function refuseOldTheta(o: object): void {
+  if ((o as { theta?: unknown }).theta !== undefined) throw new Error('ExtendOptions.theta is now ropeTheta (as PretrainOptions.ropeTheta)');
+}
+
 export function extendedRope(base: LlamaConfig, o: Pick<ExtendOptions, 'rope' | 'ropeTheta' | 'factor' | 'scaleBase'>, newLen: number): Pick<LlamaConfig, 'rope_theta' | 'rope_scaling'> {
+  refuseOldTheta(o);
   const oldLen = base.max_position_embeddings;
   const factor = o.factor ?? Math.max(1, newLen / oldLen);
   const theta = o.ropeTheta ?? PAPER_GEOMETRY.abfTheta;
@@ -176,8 +182,7 @@ export function extendedRope(base: LlamaConfig, o: Pick<ExtendOptions, 'rope' | 
 
 /** Continual pretraining to a longer context with a new RoPE (the paper's §2.1 / §4.1). */
 export async function extend(o: ExtendOptions, env: TrainEnv): Promise<TrainSummary> {
-  // the old spelling would otherwise be ignored silently (and the run trained with 500,000)
-  if ((o as { theta?: unknown }).theta !== undefined) throw new Error('ExtendOptions.theta is now ropeTheta (as PretrainOptions.ropeTheta)');
+  refuseOldTheta(o);
   refuseExisting(o.out);
   const fromRun = fs.existsSync(path.join(o.from, RESOLVED_CONFIG)) ? readRunConfig(o.from) : null;
   const modelDir = fromRun ? path.join(o.from, FINAL_MODEL) : o.from;

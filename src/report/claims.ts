@@ -10,6 +10,7 @@
 
 import type { EvalResults } from '../eval/run.js';
 import { copyGainPerSpan } from '../eval/probes/copy.js';
+import { windowsMean } from '../eval/probes/ppl.js';
 import { meanInterval, type Interval } from '../eval/interval.js';
 
 export type Verdict = 'reproduced' | 'not reproduced' | 'inconclusive';
@@ -73,10 +74,7 @@ export function sequenceLoss(r: EvalResults, a: number, b: number): number[] | n
   if (!p?.sequenceWindows) return null;
   const idx = p.positions.map((w, i) => (w.start >= a && w.end <= b ? i : -1)).filter((i) => i >= 0);
   if (idx.length === 0) return null;
-  // windows weighted by their positions (the last may be cut short by maxLen)
-  const w = idx.map((i) => p.positions[i]!.end - p.positions[i]!.start);
-  const total = w.reduce((x, y) => x + y, 0);
-  return p.sequenceWindows.map((ws) => idx.reduce((s, i, k) => s + ws[i]! * w[k]!, 0) / total);
+  return p.sequenceWindows.map((ws) => windowsMean(ws, p.positions, idx));
 }
 
 /** paired differences f(A) - f(B) per seed, for the seeds both have */

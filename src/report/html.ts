@@ -253,7 +253,7 @@ export function powerLawSection(runs: EvalRun[]): ReportSection | null {
   ], 'fits', undefined, withPpl);
   return {
     heading: 'Power-law fit of loss vs context', id: 'power-law',
-    html: `${html}\n<p class="note">${escapeHtml(`L(c) = (α/c)^β + γ fitted to the loss of each sequence's last K tokens given the c tokens before them (the same tokens at every c, so the curve is the gain from context alone), at the contexts whose input stays within the trained context (c + K ≤ trained); each doubling of the context multiplies (L − γ) by 2^-β (about 0.7 for Llama 2 Long 70B). A fit is flagged flat when the loss does not fall with c, falls by less than ${FIT_MIN_DROP} nats over the fitted range or within 2 standard errors of the paired fall, or β < ${FIT_BETA_MIN}; failed when there is no fit, it does not converge or R² < ${FIT_R2_MIN}. Flagged fits are not drawn.`)}</p>`,
+    html: `${html}\n<p class="note">${escapeHtml(`L(c) = (α/c)^β + γ fitted to the loss of each sequence's last K tokens given the c tokens before them (the same tokens at every c, so the curve is the gain from context alone), as the law's mean over the K tokens' own contexts c … c+K−1, at the contexts whose input stays within the trained context (c + K ≤ trained); each doubling of the context multiplies (L − γ) by 2^-β (about 0.7 for Llama 2 Long 70B). A fit is flagged flat when the loss does not fall with c, falls by less than ${FIT_MIN_DROP} nats over the fitted range or within 2 standard errors of the paired fall, or β < ${FIT_BETA_MIN}; failed when there is no fit, it does not converge or R² < ${FIT_R2_MIN}. Flagged fits are not drawn.`)}</p>`,
   };
 }
 

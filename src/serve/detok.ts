@@ -4,7 +4,10 @@
 // token only; byte-fallback tokens are pieces of one UTF-8 character), so a token's bytes are
 // decode(context + [id]) minus decode(context) over a few preceding ids, and a streaming UTF-8
 // decoder holds back an incomplete character until the token that completes it. Joined, the pieces
-// give decode(ids, { skipSpecial: true }): special tokens (BOS, EOS) add no text, as in vLLM.
+// give the UTF-8 of decodeBytes(ids, { skipSpecial: true }): special tokens (BOS, EOS) add no text,
+// as in vLLM. That is decode(ids)'s text for every decoder chain of the Llama family; it differs
+// only where a Metaspace or Replace decoder comes after ByteFallback / Fuse (decode then turns a
+// "▁" spelled in byte tokens into a space, as Rust does; decodeBytes keeps it, to stay lossless).
 
 import type { Tokenizer } from '../data/tokenizer/tokenizer.js';
 

@@ -45,6 +45,10 @@ export function lockFile(file: string, what: string, busy: (pid: number) => stri
     }
     const text = readLockText(file);
     if (text === undefined) continue; // released meanwhile: try again
+    if (text.trim() === '' && youngerThan(file, 5000)) {
+      sleepMs(5); // created without hard links a moment ago: its pid is on its way
+      continue;
+    }
     const pid = Number(text.trim());
     if (pid === process.pid) {
       hold(file); // ours (or a pid reused across runs, as PID 1 in a container): released at exit like any other
@@ -62,7 +66,7 @@ function createLockFile(file: string): boolean {
   try {
     fs.writeFileSync(tmp, `${process.pid}\n`, { flag: 'wx' });
   } catch (e) {
-    throw new Error(`${file}: cannot write the folder's lock file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new Error(`${file}: cannot write the lock file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   try {
     fs.linkSync(tmp, file);
@@ -70,14 +74,14 @@ function createLockFile(file: string): boolean {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') return false;
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw new Error(`${file}: cannot write the folder's lock file (${code ?? (e as Error).message})`);
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw new Error(`${file}: cannot write the lock file (${code ?? (e as Error).message})`);
     // a file system without hard links: exclusive create, whose pid lands a moment later
     try {
       fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
       return true;
     } catch (e2) {
       if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw new Error(`${file}: cannot write the folder's lock file (${(e2 as NodeJS.ErrnoException).code ?? (e2 as Error).message})`);
+      throw new Error(`${file}: cannot write the lock file (${(e2 as NodeJS.ErrnoException).code ?? (e2 as Error).message})`);
     }
   } finally {
     fs.rmSync(tmp, { force: true });
@@ -115,6 +119,14 @@ function removeStaleLock(what: string, file: string, staleText: string): void {
     if (readLockText(file) === staleText) fs.rmSync(file, { force: true });
   } finally {
     fs.rmSync(guard, { force: true });
+  }
+}
+
+function youngerThan(file: string, ms: number): boolean {
+  try {
+    return Date.now() - fs.statSync(file).mtimeMs < ms;
+  } catch {
+    return false;
   }
 }
 

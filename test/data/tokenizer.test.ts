@@ -227,6 +227,14 @@ test('addsBos follows Hugging Face: the template adds BOS or not, add_bos_token 
       assert.equal(hf[0] === t.bosId, adds, `${what}: HF encode gives ${JSON.stringify(hf)}`);
     }
   }
+  // a save keeps it (tokenizer_config.json's add_bos_token says what the template said)
+  withTempDir((dir) => {
+    const noBos = tokenizerFromJSON(JSON.stringify({ ...base, post_processor: pp([A]) }));
+    saveTokenizer(dir, noBos);
+    assert.equal(loadTokenizer(dir).addsBos, false);
+    saveTokenizer(path.join(dir, 'b'), tokenizerFromJSON(JSON.stringify(base)));
+    assert.equal(loadTokenizer(path.join(dir, 'b')).addsBos, true);
+  });
   // the evaluation's sequences follow it too
   const { pplSequences } = await import('../../src/eval/probes/ppl.js');
   const docs = [{ id: 'd', tokens: Int32Array.from({ length: 100 }, (_, i) => 10 + i) }];

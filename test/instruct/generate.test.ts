@@ -138,6 +138,11 @@ test('one process generates into an --out at a time: a live writer\'s lock refus
   const c = await selfInstruct(gen, opts(out, { maxDocs: 1, perDoc: 1 }));
   assert.equal(c.generated, 1);
   assert.ok(!existsSync(lock), 'released when done');
+  // two calls at once in one process: the second is refused, and the first keeps (then releases) the lock
+  const first = selfInstruct(gen, opts(out, { maxDocs: 2, perDoc: 1 }));
+  await assert.rejects(selfInstruct(gen, opts(out, { maxDocs: 2, perDoc: 1 })), /another call in this process is generating into this file/);
+  assert.equal((await first).generated, 1);
+  assert.ok(!existsSync(lock));
 });
 
 test('longctx instruct generate against a real server prints the counts', async () => {

@@ -15,7 +15,7 @@ import { saveTokenizer } from '../../src/data/tokenizer/load.js';
 import { prepareData } from '../../src/data/prepare.js';
 import { backendChange, latestCheckpoint, lockRun, readMetrics, readRunConfig, unlockRun } from '../../src/train/run.js';
 import { openModelFolder } from '../../src/io/hf.js';
-import { pretrain, extend, type ExtendOptions } from '../../src/recipes/pretrain.js';
+import { pretrain, extend, extendedRope, type ExtendOptions } from '../../src/recipes/pretrain.js';
 import { selectBackend } from '../../src/kernels/native.js';
 
 let dir = '';
@@ -328,6 +328,7 @@ test('library: extend takes ropeTheta, as pretrain; the old spelling theta is re
   const env = { backend: selectBackend(), json: true, quiet: true };
   const o = { out: path.join(dir, 'ext-lib'), schedule: '64', tokens: 256, tokensPerStep: 128, seed: 0, evalSequences: 1, keepCheckpoints: 1, mix: {}, from: path.join(dir, 'full'), rope: 'abf' };
   await assert.rejects(extend({ ...o, theta: 1e6 } as ExtendOptions, env), /^Error: ExtendOptions\.theta is now ropeTheta/);
+  assert.throws(() => extendedRope(openModelFolder(path.join(dir, 'full', 'model')).config, { rope: 'abf', theta: 1e6 } as never, 128), /theta is now ropeTheta/);
   assert.ok(!existsSync(o.out));
   await extend({ ...o, ropeTheta: 1e6 }, env);
   assert.equal(JSON.parse(readFileSync(path.join(o.out, 'model', 'config.json'), 'utf8')).rope_theta, 1e6);

@@ -34,6 +34,10 @@ test('intervals: narrow with more items, widen when seeds disagree, are determin
   assert.equal(split.method, 't-over-seeds');
   assert.ok(Math.abs(split.lo - (1 - 4.303 / Math.sqrt(3))) < 1e-12 && Math.abs(split.hi - (1 + 4.303 / Math.sqrt(3))) < 1e-12, JSON.stringify(split));
   assert.equal(one.method, 'bootstrap-over-items');
+  // seed means that tie by chance: the items' noise still gives the interval its width
+  const tied = meanInterval([[0.5, -0.5, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1]])!;
+  assert.equal(tied.seedSd, 0);
+  assert.ok(tied.hi - tied.lo > 0.5, JSON.stringify(tied));
 });
 
 test('intervals: t(0.975) matches the tables (1e-3), and 3 seeds x 8 items are covered ~95% of the time (the two-level bootstrap covered 78-91%)', () => {

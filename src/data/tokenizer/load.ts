@@ -62,7 +62,7 @@ export function tokenizerConfigObject(tok: Tokenizer, extra: Record<string, unkn
     eos_token: name(tok.eosId),
     unk_token: name(tok.unkId),
     pad_token: null,
-    add_bos_token: true,
+    add_bos_token: tok.addsBos, // what a reload (ours or transformers') must do again
     add_eos_token: false,
     clean_up_tokenization_spaces: false,
     ...extra,

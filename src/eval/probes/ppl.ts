@@ -249,6 +249,21 @@ export function summarizeLosses(losses: Float64Array[], opts: { maxLen: number; 
   };
 }
 
+/**
+ * One sequence's mean loss over some of its windows (`which`, default all), each weighted by the
+ * positions it holds: a last window cut short by maxLen counts for what it holds.
+ */
+export function windowsMean(windowLoss: readonly number[], positions: readonly { start: number; end: number }[], which?: readonly number[]): number {
+  const idx = which ?? positions.map((_, i) => i);
+  let sum = 0, n = 0;
+  for (const i of idx) {
+    const w = positions[i]!.end - positions[i]!.start;
+    sum += windowLoss[i]! * w;
+    n += w;
+  }
+  return sum / n;
+}
+
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 /** standard error of the mean; null below two values */
 function standardError(xs: readonly number[]): number | null {
