@@ -154,3 +154,29 @@ test('decoder chains as the Rust crate runs them on strings: ByteLevel leaves on
     assert.equal(new HfJs(json, {}).decode(id, { clean_up_tokenization_spaces: false }), want, `${what}: @huggingface/tokenizers agrees`);
   }
 });
+
+test('Rust-crate details: partial byte-fallback tables, "#version" merge lines, Lowercase without the final-sigma rule, single_word on whole characters', () => {
+  // a tiny BPE, byte fallback with only the two byte tokens of "é" (the Rust crate's merge_word falls back per character)
+  const model = (vocab: Record<string, number>, merges: string[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+    version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null,
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: true, ignore_merges: false, vocab, merges },
+    ...extra,
+  });
+  const partial = model({ '<unk>': 0, a: 1, '<0xC3>': 2, '<0xA9>': 3 }, []);
+  const tp = tokenizerFromJSON(JSON.stringify(partial));
+  assert.deepEqual(Array.from(tp.encode('aé')), [1, 2, 3]);
+  assert.deepEqual(Array.from(tp.encode('aü')), [1, 0], 'ü has no byte tokens here: <unk>');
+  compare('partial byte fallback', tp, partial, ['aé', 'aüé', 'éa'], { decode: false });
+  // "#version: 0.2" in string merges is skipped, not a merge
+  const versioned = model({ '<unk>': 0, a: 1, b: 2, ab: 3 }, ['#version: 0.2', 'a b']);
+  assert.deepEqual(Array.from(tokenizerFromJSON(JSON.stringify(versioned)).encode('ab')), [3]);
+  // Lowercase: char by char (Rust's char::to_lowercase), so a final capital sigma becomes σ, not ς
+  const lower = model({ '<unk>': 0, 'ο': 1, 'δ': 2, 'σ': 3, 'ς': 4 }, [], { normalizer: { type: 'Lowercase' } });
+  assert.deepEqual(Array.from(tokenizerFromJSON(JSON.stringify(lower)).encode('ΟΔΟΣ')), [1, 2, 1, 3]);
+  // single_word: a character outside the BMP or a zero-width joiner next to the token is a word character (regex crate's \w)
+  const sw = { ...model({ '<unk>': 0, x: 1 }, []), added_tokens: [{ id: 2, content: '<m>', single_word: true, lstrip: false, rstrip: false, normalized: false, special: false }] };
+  const ts = tokenizerFromJSON(JSON.stringify(sw));
+  assert.ok(Array.from(ts.encode('\u{20000}<m>')).every((id) => id !== 2), 'after U+20000 (a letter) <m> is inside a word');
+  assert.ok(Array.from(ts.encode('\u200D<m>')).every((id) => id !== 2), 'after a zero-width joiner too');
+  assert.ok(Array.from(ts.encode('x <m> x')).includes(2));
+});

@@ -76,7 +76,7 @@ export class BpeModel {
   private pairs: PairTable;
   private mergeResult: Int32Array; // (rank) -> merged token id
   private charId: Int32Array; // (65536) vocab id of a one-UTF-16-unit token, -1 if none
-  private byteId: Int32Array | null; // (256) ids of <0x00>..<0xFF> when byte fallback is usable
+  private byteId: Int32Array | null; // (256) ids of <0x00>..<0xFF> (-1: not in the vocabulary) with byte fallback
   private cache = new Map<string, Int32Array>();
   private scratch = new IdBuffer(64);
 
@@ -108,12 +108,9 @@ export class BpeModel {
     for (const [tok, id] of spec.vocab) if (tok.length === 1) this.charId[tok.charCodeAt(0)] = id;
     let bytes: Int32Array | null = null;
     if (spec.byteFallback) {
+      // -1 where the vocabulary lacks a byte's token: a character falls back only if all its bytes have one
       bytes = new Int32Array(256);
-      for (let b = 0; b < 256; b++) {
-        const id = spec.vocab.get(byteTokenName(b));
-        if (id === undefined) { bytes = null; break; }
-        bytes[b] = id;
-      }
+      for (let b = 0; b < 256; b++) bytes[b] = spec.vocab.get(byteTokenName(b)) ?? -1;
     }
     this.byteId = bytes;
   }
@@ -173,9 +170,15 @@ export class BpeModel {
         continue;
       }
       if (this.byteId) {
-        // lone surrogates encode as U+FFFD's bytes (what TextEncoder does)
-        for (const b of utf8(ch!)) sym.push(this.byteId[b]!);
-        continue;
+        // lone surrogates encode as U+FFFD's bytes (what TextEncoder does); as the Rust crate, a
+        // character falls back to its byte tokens only when the vocabulary has all of them
+        const bs = utf8(ch!);
+        const byteIds = this.byteId;
+        if (bs.every((b) => byteIds[b]! >= 0)) {
+          if (pendingUnk) { sym.push(this.unkId); pendingUnk = false; }
+          for (const b of bs) sym.push(byteIds[b]!);
+          continue;
+        }
       }
       if (this.unkId >= 0) {
         if (pendingUnk && !this.fuseUnk) sym.push(this.unkId);

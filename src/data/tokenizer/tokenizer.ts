@@ -325,7 +325,9 @@ export class HfTokenizer implements Tokenizer {
       vocabTok.set(id as number, tok);
     }
     if (!Array.isArray(m.merges)) throw new Error(`${where}: model.merges must be an array`);
-    const merges: [string, string][] = m.merges.map((x: unknown, k: number) => {
+    // a "#version" line of old merges.txt-style lists is not a merge (the Rust crate skips it)
+    const mergeList = (m.merges as unknown[]).filter((x) => !(typeof x === 'string' && x.startsWith('#version')));
+    const merges: [string, string][] = mergeList.map((x: unknown, k: number) => {
       if (typeof x === 'string') {
         const sp = x.indexOf(' ');
         if (sp < 0 || x.indexOf(' ', sp + 1) >= 0) throw new Error(`${where}: merge ${k} ${JSON.stringify(x)} is not two tokens separated by one space`);
@@ -521,7 +523,7 @@ export class HfTokenizer implements Tokenizer {
         case 'prepend': if (prefix && s.length > 0) s = n.s + s; break;
         case 'replace': s = n.re ? s.replace(n.re, () => n.to) : s.replaceAll(n.from, n.to); break;
         case 'nf': s = s.normalize(n.form); break;
-        case 'lower': s = s.toLowerCase(); break;
+        case 'lower': s = lowercaseEachChar(s); break;
         case 'strip':
           if (n.left) s = s.replace(WS_START, '');
           if (n.right) s = s.replace(WS_END, '');
@@ -747,9 +749,26 @@ function splitOnAdded(text: string, m: AddedMatcher | null): { text?: string; id
   return sections;
 }
 
+/** The Rust crate lowercases character by character (char::to_lowercase): no final-sigma rule. */
+function lowercaseEachChar(s: string): string {
+  let out = '';
+  for (const ch of s) out += ch.toLowerCase();
+  return out;
+}
+
+/**
+ * Is the character that ends at index i (i < 0: none) or starts at index i a word character, as
+ * the Rust regex crate's \w (Alphabetic, M, Nd, Pc, Join_Control) on whole characters?
+ */
 function isWordChar(s: string, i: number): boolean {
   if (i < 0 || i >= s.length) return false;
-  return /[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}]/u.test(s[i]!);
+  let cp = s.codePointAt(i)!;
+  // a low surrogate: the character is the pair that ends here (looking back) or a stray one
+  if (cp >= 0xdc00 && cp <= 0xdfff && i > 0) {
+    const hi = s.charCodeAt(i - 1);
+    if (hi >= 0xd800 && hi <= 0xdbff) cp = s.codePointAt(i - 1)!;
+  }
+  return /[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]/u.test(String.fromCodePoint(cp));
 }
 
 function patternOf(p: unknown, path: string, where: string, forSplit = false): { re: RegExp | null; from: string } {
