@@ -43,7 +43,7 @@ export function t975(df: number): number {
 }
 
 /** groups[s] = the item values of seed s (e.g. paired differences per sequence). Empty groups are dropped. */
-export function meanInterval(groups: readonly (readonly number[])[], opts: { resamples?: number; seed?: number } = {}): Interval | null {
+export function meanInterval(groups: readonly (readonly number[])[], opts: { resamples?: number; seed?: number; range?: readonly [number, number] } = {}): Interval | null {
   const gs = groups.filter((g) => g.length > 0);
   if (gs.length === 0) return null;
   for (const g of gs) for (const x of g) if (!Number.isFinite(x)) throw new RangeError(`interval: non-finite value ${x}`);
@@ -58,7 +58,9 @@ export function meanInterval(groups: readonly (readonly number[])[], opts: { res
     const itemVar = gs.reduce((v, g) => v + (g.length > 1 ? variance(g) / g.length : 0), 0) / (S * S);
     const se = Math.max(sd / Math.sqrt(S), Math.sqrt(itemVar));
     const half = t975(S - 1) * se;
-    return { mean: m, lo: m - half, hi: m + half, seedSd: sd, seeds: S, items, method: 't-over-seeds' };
+    // a share cannot leave [0, 1]: the interval is cut at the values the items can take
+    const [min, max] = opts.range ?? [-Infinity, Infinity];
+    return { mean: m, lo: Math.max(min, m - half), hi: Math.min(max, m + half), seedSd: sd, seeds: S, items, method: 't-over-seeds' };
   }
   const g = gs[0]!;
   const R = opts.resamples ?? 2000;

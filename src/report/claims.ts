@@ -176,7 +176,7 @@ function syntheticAblation(inp: ClaimsInput): ClaimRow | null {
   if (withRows.size === 0 || without.size === 0) return null;
   const diff = meanInterval(pairedGroups(withRows, without, copyGainsIn(0, inp.baseLen)));
   const a = meanInterval(groups(withRows, copyGainsIn(0, inp.baseLen))), b = meanInterval(groups(without, copyGainsIn(0, inp.baseLen)));
-  const pk = (m: Map<number, EvalResults>): Interval | null => meanInterval(passkeyGroups(m, inp.baseLen));
+  const pk = (m: Map<number, EvalResults>): Interval | null => meanInterval(passkeyGroups(m, inp.baseLen), SHARE);
   if (!diff) return null;
   const verdict: Verdict = diff.lo > 0 ? 'reproduced' : diff.hi < 0 ? 'not reproduced' : 'inconclusive';
   return {
@@ -249,7 +249,7 @@ function fig5bClaim(inp: ClaimsInput): ClaimRow | null {
   const abf = bySeed(inp.evals, 'abf'), rope = bySeed(inp.evals, 'rope');
   if (abf.size === 0 || rope.size === 0) return null;
   const diff = meanInterval(fsrPaired(abf, rope, B, L));
-  const at = (m: Map<number, EvalResults>, lo: number, hi: number): Interval | null => meanInterval([...m.values()].map((r) => [...(fsrByKey(r, lo, hi)?.values() ?? [])]));
+  const at = (m: Map<number, EvalResults>, lo: number, hi: number): Interval | null => meanInterval([...m.values()].map((r) => [...(fsrByKey(r, lo, hi)?.values() ?? [])]), SHARE);
   const abfShort = at(abf, 0, B), abfLong = at(abf, L / 2, L), ropeLong = at(rope, L / 2, L);
   if (!diff || !abfShort || !abfLong) return null;
   const holds = abfLong.mean >= 0.8 * abfShort.mean;
@@ -275,6 +275,9 @@ function fig5bClaim(inp: ClaimsInput): ClaimRow | null {
   };
 }
 
+/** Intervals of a share (passkey accuracy, ROUGE-L): cut at [0, 1]. */
+const SHARE = { range: [0, 1] as const };
+
 function passkeyGroups(m: Map<number, EvalResults>, hi: number, lo = 0): number[][] {
   return [...m.values()].map((r) => (r.tasks.passkey?.examples ?? []).filter((e) => e.length <= hi && e.length >= lo).map((e) => e.correct)).filter((g) => g.length > 0);
 }
@@ -283,8 +286,8 @@ function passkeyGroups(m: Map<number, EvalResults>, hi: number, lo = 0): number[
 function basePasskeyClaim(inp: ClaimsInput): ClaimRow | null {
   const B = inp.baseLen, far = 4 * inp.baseLen;
   const base = bySeed(inp.evals, 'base');
-  const within = meanInterval(passkeyGroups(base, B));
-  const beyond = meanInterval(passkeyGroups(base, far, far));
+  const within = meanInterval(passkeyGroups(base, B), SHARE);
+  const beyond = meanInterval(passkeyGroups(base, far, far), SHARE);
   if (!within) return null;
   const holds = within.mean >= PASSKEY_PERFECT && (!beyond || beyond.mean < PASSKEY_LOST);
   const fails = within.hi < PASSKEY_PERFECT || (beyond !== null && beyond.lo >= PASSKEY_LOST);
@@ -304,8 +307,8 @@ function passkeyClaim(inp: ClaimsInput): ClaimRow | null {
   const L = inp.longLen;
   const others = (['pi', 'abf', 'xpos-abf'] as const).filter((v) => bySeed(inp.evals, v).size > 0);
   if (others.length === 0) return null;
-  const ivs = others.map((v) => ({ v, iv: meanInterval(passkeyGroups(bySeed(inp.evals, v), L)) })).filter((x) => x.iv);
-  const rope = meanInterval(passkeyGroups(bySeed(inp.evals, 'rope'), L));
+  const ivs = others.map((v) => ({ v, iv: meanInterval(passkeyGroups(bySeed(inp.evals, v), L), SHARE) })).filter((x) => x.iv);
+  const rope = meanInterval(passkeyGroups(bySeed(inp.evals, 'rope'), L), SHARE);
   if (ivs.length === 0) return null;
   const allPerfect = ivs.every((x) => x.iv!.mean >= PASSKEY_PERFECT);
   const someFail = ivs.filter((x) => x.iv!.hi < PASSKEY_PERFECT);

@@ -38,6 +38,9 @@ test('intervals: narrow with more items, widen when seeds disagree, are determin
   const tied = meanInterval([[0.5, -0.5, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1]])!;
   assert.equal(tied.seedSd, 0);
   assert.ok(tied.hi - tied.lo > 0.5, JSON.stringify(tied));
+  // a share's interval stays within [0, 1]
+  const share = meanInterval([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 1]], { range: [0, 1] })!;
+  assert.ok(share.hi === 1 && share.lo > 0 && share.lo < share.mean, JSON.stringify(share));
 });
 
 test('intervals: t(0.975) matches the tables (1e-3), and 3 seeds x 8 items are covered ~95% of the time (the two-level bootstrap covered 78-91%)', () => {
