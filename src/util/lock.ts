@@ -35,7 +35,8 @@ export function lockFolder(dir: string, busy: (pid: number) => string): void {
 /**
  * Takes the lock file `file` (its folder must exist) for this process, as lockFolder does for a
  * whole folder: for writers that share a folder with others, each with its own files (one
- * `instruct generate --out` among others). Errors start with `what`. True if newly taken.
+ * `instruct generate --out` among others). Errors start with `what`. True if newly taken, false if
+ * this process holds it already.
  */
 export function lockFile(file: string, what: string, busy: (pid: number) => string): boolean {
   for (let tries = 0; tries < 200; tries++) {
@@ -51,8 +52,11 @@ export function lockFile(file: string, what: string, busy: (pid: number) => stri
     }
     const pid = Number(text.trim());
     if (pid === process.pid) {
-      hold(file); // ours (or a pid reused across runs, as PID 1 in a container): released at exit like any other
-      return false;
+      // held by this process already (false), or left by an earlier process that had our pid (PID 1
+      // in a container, killed): that one is dead, so the lock is newly ours (true)
+      const mine = held.has(file);
+      hold(file); // released at exit like any other
+      return !mine;
     }
     if (Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid)) throw new Error(`${what}: ${busy(pid)}`);
     removeStaleLock(what, file, text); // its writer died

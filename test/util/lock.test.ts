@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync, readFileSync, existsSync, readdirSync, rmSy
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { lockFolder, unlockFolder } from '../../src/util/lock.js';
+import { lockFile, lockFolder, unlockFolder } from '../../src/util/lock.js';
 
 const LOCK_JS = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/util/lock.js')).href;
 
@@ -68,6 +68,12 @@ test('lockFolder: a lock file holding garbage is stale and taken over; a live wr
     writeFileSync(path.join(dir, 'lock'), 'not a pid');
     lockFolder(dir, () => 'busy');
     assert.equal(readFileSync(path.join(dir, 'lock'), 'utf8'), `${process.pid}\n`);
+    unlockFolder(dir);
+    // a lock with our own pid that we do not hold (an earlier process had our pid: PID 1 in a
+    // container) is newly ours; taking it again while we hold it is not
+    writeFileSync(path.join(dir, 'lock'), `${process.pid}\n`);
+    assert.equal(lockFile(path.join(dir, 'lock'), dir, () => 'busy'), true);
+    assert.equal(lockFile(path.join(dir, 'lock'), dir, () => 'busy'), false);
     unlockFolder(dir);
     const live = process.ppid; // the test runner: alive for as long as this test runs
     writeFileSync(path.join(dir, 'lock'), `${live}\n`);
