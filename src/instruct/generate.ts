@@ -223,6 +223,20 @@ interface Item {
 
 /** Generate, verify and record pairs; see the top of the file. */
 export async function selfInstruct(model: EvalModel, o: SelfInstructOptions, io: SelfInstructIO = {}): Promise<SelfInstructCounts> {
+  // One writer: two processes appending to the same files would both do every chunk.
+  fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
+  const lock = lockPath(o.out);
+  const busy = (pid: number): string => `another ${pid === process.pid ? 'call in this process' : `process (pid ${pid})`} is generating into this file; wait for it to finish or stop it, then run again (finished chunks are kept)`;
+  // already held by this process: another selfInstruct call is writing it (the lock is not ours to release)
+  if (!lockFile(lock, o.out, busy)) throw new Error(`${o.out}: ${busy(process.pid)}`);
+  try {
+    return await generateLocked(model, o, io);
+  } finally {
+    unlockFile(lock);
+  }
+}
+
+async function generateLocked(model: EvalModel, o: SelfInstructOptions, io: SelfInstructIO): Promise<SelfInstructCounts> {
   const tok = model.tokenizer;
   const files = sidecarPaths(o.out);
   if (!(o.shortP >= 0 && o.shortP <= 1)) throw new Error(`--short-p must be in [0, 1], got ${o.shortP}`);
@@ -250,26 +264,6 @@ export async function selfInstruct(model: EvalModel, o: SelfInstructOptions, io:
       'serve the generator with a longer context (--ctx), or lower --max-new');
   }
 
-  // One writer: two processes appending to the same files would both do every chunk.
-  fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
-  const lock = lockPath(o.out);
-  const busy = (pid: number): string => `another ${pid === process.pid ? 'call in this process' : `process (pid ${pid})`} is generating into this file; wait for it to finish or stop it, then run again (finished chunks are kept)`;
-  // already held by this process: another selfInstruct call is writing it (the lock is not ours to release)
-  if (!lockFile(lock, o.out, busy)) throw new Error(`${o.out}: ${busy(process.pid)}`);
-  try {
-    return await generateLocked(model, o, io, { files, temperature, sampling, samplingText, ctx, chunkTokens });
-  } finally {
-    unlockFile(lock);
-  }
-}
-
-async function generateLocked(
-  model: EvalModel, o: SelfInstructOptions, io: SelfInstructIO,
-  r0: { files: ReturnType<typeof sidecarPaths>; temperature: number; sampling: PairRecord['sampling']; samplingText: (x: PairRecord['sampling']) => string; ctx: number; chunkTokens: number },
-): Promise<SelfInstructCounts> {
-  const { files, temperature, sampling, samplingText, ctx, chunkTokens } = r0;
-  const tok = model.tokenizer;
-  const user = (content: string): Int32Array => llama2ChatTokens(tok, [{ role: 'user', content }]);
   // what chose and answers a seed's chunks: a resumed run that changed them would pick other spans
   // of the same documents (a second chunk where --per-doc asked for one) or mix two generators
   const settings = { generator: model.name, chunk_budget: chunkTokens, max_new: o.maxNew, verify_max_new: o.verifyMaxNew };
